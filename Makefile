@@ -1,0 +1,49 @@
+# tqs.h - build the examples, run the tests, train the default model.
+#   make          build the examples
+#   make run      train the default model (4x4, J2 = 0.5) and report its energy
+#   make test     build every test three ways (OpenMP, no OpenMP, sanitizers) and run them
+#   make clean
+CC ?= cc
+MARCH := $(shell $(CC) -march=native -x c -c /dev/null -o /dev/null >/dev/null 2>&1 && echo -march=native)
+CFLAGS ?= -O3 $(MARCH)
+WARN = -std=c99 -Wall -Wextra -Wpedantic -Wshadow -Werror
+OPENMP ?= -fopenmp
+SANITIZE = -DTQS_TEST_SANITIZE -O1 -g -fsanitize=address,undefined -fno-omit-frame-pointer -fno-sanitize-recover=all
+LDLIBS = -lm
+
+EXAMPLES = examples/exact
+TESTS = test_ed
+MODES = omp noomp san
+
+all: $(EXAMPLES)
+
+examples/%: examples/%.c tqs.h examples/flags.h
+	$(CC) $(CFLAGS) $(WARN) $(OPENMP) -I. $< -o $@ $(LDLIBS)
+
+build/omp/%: tests/%.c tqs.h tests/test.h
+	@mkdir -p $(@D)
+	$(CC) $(CFLAGS) $(WARN) $(OPENMP) -I. $< -o $@ $(LDLIBS)
+build/noomp/%: tests/%.c tqs.h tests/test.h
+	@mkdir -p $(@D)
+	$(CC) $(CFLAGS) $(WARN) -I. $< -o $@ $(LDLIBS)
+build/san/%: tests/%.c tqs.h tests/test.h
+	@mkdir -p $(@D)
+	$(CC) $(SANITIZE) $(WARN) $(OPENMP) -I. $< -o $@ $(LDLIBS)
+
+TEST_BINS = $(foreach m,$(MODES),$(addprefix build/$(m)/,$(TESTS)))
+
+# Every test program prints "N passed, N failed" last; a crash counts as a failure.
+test: $(EXAMPLES) $(TEST_BINS)
+	@rm -f build/summary; \
+	for m in $(MODES); do for t in $(TESTS); do \
+	  echo "== $$m/$$t"; \
+	  if ./build/$$m/$$t > build/$$m/$$t.log 2>&1; then :; else echo "1 crashed" >> build/summary; fi; \
+	  grep -v ' passed, ' build/$$m/$$t.log; grep ' passed, ' build/$$m/$$t.log | tail -n 1 | tee -a build/summary; \
+	done; done; \
+	awk '/ passed, /{p+=$$1; f+=$$3} / crashed/{f+=$$1} END{printf "%d passed, %d failed\n", p, f; exit (f>0)}' build/summary
+
+clean:
+	rm -rf build $(EXAMPLES)
+
+.PHONY: all test clean run
+.SECONDARY:

@@ -1,0 +1,90 @@
+/* examples/flags.h - command-line parsing shared by the example programs.
+ * Every error is one line on stderr naming the flag and the rule, and exit
+ * status 2, before anything is written. */
+#ifndef TQS_FLAGS_H
+#define TQS_FLAGS_H
+#include <errno.h>
+#include <math.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+static const char *flags_prog = "tqs";
+
+static inline void flags_die(const char *fmt, ...) {
+    va_list ap;
+    fprintf(stderr, "%s: ", flags_prog);
+    va_start(ap, fmt);
+    vfprintf(stderr, fmt, ap);
+    va_end(ap);
+    fputc('\n', stderr);
+    exit(2);
+}
+
+/* The value after flag argv[*i]; advances *i. */
+static inline const char *flags_value(int argc, char **argv, int *i) {
+    if (*i + 1 >= argc) flags_die("%s needs a value", argv[*i]);
+    return argv[++*i];
+}
+
+static inline long flags_long(const char *flag, const char *v, long lo, long hi) {
+    char *end;
+    long x;
+    errno = 0;
+    x = strtol(v, &end, 10);
+    if (end == v || *end) flags_die("%s: '%s' is not an integer", flag, v);
+    if (errno == ERANGE || x < lo || x > hi)
+        flags_die("%s: %s is out of range [%ld, %ld]", flag, v, lo, hi);
+    return x;
+}
+
+static inline double flags_double(const char *flag, const char *v, double lo, double hi) {
+    char *end;
+    double x;
+    errno = 0;
+    x = strtod(v, &end);
+    if (end == v || *end) flags_die("%s: '%s' is not a number", flag, v);
+    if (errno == ERANGE || !isfinite(x) || x < lo || x > hi)
+        flags_die("%s: %s is out of range [%g, %g]", flag, v, lo, hi);
+    return x;
+}
+
+/* Integer flag: "--name V". Returns 1 (and parses) when argv[*i] is it. */
+static inline int flags_int(int argc, char **argv, int *i, const char *name, int *out, int lo, int hi) {
+    if (strcmp(argv[*i], name)) return 0;
+    *out = (int)flags_long(name, flags_value(argc, argv, i), lo, hi);
+    return 1;
+}
+
+static inline int flags_real(int argc, char **argv, int *i, const char *name, double *out, double lo, double hi) {
+    if (strcmp(argv[*i], name)) return 0;
+    *out = flags_double(name, flags_value(argc, argv, i), lo, hi);
+    return 1;
+}
+
+static inline int flags_str(int argc, char **argv, int *i, const char *name, const char **out) {
+    if (strcmp(argv[*i], name)) return 0;
+    *out = flags_value(argc, argv, i);
+    return 1;
+}
+
+static inline int flags_bool(char **argv, int i, const char *name, int *out) {
+    if (strcmp(argv[i], name)) return 0;
+    *out = 1;
+    return 1;
+}
+
+/* --L sets both sides; --Lx / --Ly one each. */
+static inline int flags_lattice(int argc, char **argv, int *i, int *Lx, int *Ly) {
+    int L;
+    if (flags_int(argc, argv, i, "--L", &L, 1, 4096)) { *Lx = *Ly = L; return 1; }
+    return flags_int(argc, argv, i, "--Lx", Lx, 1, 4096) || flags_int(argc, argv, i, "--Ly", Ly, 1, 4096);
+}
+
+/* The lattice rule of tqs.h, checked here so the message names the flag. */
+static inline void flags_check_lattice(int Lx, int Ly) {
+    if (Lx < 4 || Lx % 2) flags_die("--Lx: must be even and >= 4 (got %d)", Lx);
+    if (Ly < 4 || Ly % 2) flags_die("--Ly: must be even and >= 4 (got %d)", Ly);
+}
+#endif
