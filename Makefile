@@ -11,8 +11,8 @@ OPENMP ?= -fopenmp
 SANITIZE = -DTQS_TEST_SANITIZE -O1 -g -fsanitize=address,undefined -fno-omit-frame-pointer -fno-sanitize-recover=all
 LDLIBS = -lm
 
-EXAMPLES = examples/exact
-TESTS = test_ed
+EXAMPLES = examples/exact examples/model
+TESTS = test_ed test_vit
 MODES = omp noomp san
 
 all: $(EXAMPLES)

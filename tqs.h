@@ -139,6 +139,118 @@ TQSDEF int tqs_hamiltonian_connected(const tqs_hamiltonian *H, const int8_t *s,
                                      int *flips, double *mels);
 
 /* ===================================================================== */
+/* Model parameters: the Vision-Transformer wave function                */
+/* ===================================================================== */
+/* log psi(s) of arXiv:2405.18874 (and NetKet's ViT tutorial):
+ *   patches p_P (b*b spins) -> x_P = W_e p_P + b_e                 (no positional embedding)
+ *   n_l pre-LayerNorm encoder blocks:
+ *     y = LN1(x);  v = W_v y + b_v;  a_P = sum_Q A^mu_PQ v^mu_Q per head mu
+ *       factored:  A^mu_PQ = alpha^mu[disp(P,Q)]                   (positions only)
+ *       standard:  A^mu_PQ = softmax_Q(q^mu_P.k^mu_Q/sqrt(dh) + pos^mu[disp(P,Q)])
+ *     x += W_o a + b_o;   x += W_2 gelu(W_1 LN2(x) + b_1) + b_2
+ *   z = LN_h(sum_P x_P);  r = LN_r(W_r z + b_r);  m = LN_i(W_i z + b_i)
+ *   log psi = sum_a logcosh(r_a + i m_a)
+ * disp(P,Q) = ((QX-PX) mod gx)*gy + ((QY-PY) mod gy) on the periodic patch grid. */
+enum { TQS_ATTN_FACTORED = 0, TQS_ATTN_STANDARD = 1 };
+
+typedef struct tqs_vit_config {
+    int Lx, Ly;      /* lattice */
+    int b;           /* patch size (divides Lx and Ly) */
+    int d;           /* embedding dimension */
+    int h;           /* heads (divides d) */
+    int n_layers;    /* encoder blocks */
+    int ff;          /* feed-forward width multiplier (hidden width ff*d) */
+    int attention;   /* TQS_ATTN_FACTORED or TQS_ATTN_STANDARD */
+} tqs_vit_config;
+
+/* Offsets of one encoder block's tensors in the flat parameter vector.
+ * Matrices are row-major (out, in), so y = W x + b. Tensors absent for the
+ * attention kind (alpha, or W_q b_q W_k b_k pos) have size 0. */
+typedef struct tqs_vit_layer_offsets {
+    size_t ln1_g, ln1_b;        /* (d), (d) */
+    size_t alpha;               /* (h, n)  factored */
+    size_t Wq, bq, Wk, bk, pos; /* (d,d) (d) (d,d) (d) (h,n)  standard */
+    size_t Wv, bv, Wo, bo;      /* (d,d) (d) (d,d) (d) */
+    size_t ln2_g, ln2_b;        /* (d), (d) */
+    size_t W1, b1, W2, b2;      /* (ff*d, d) (ff*d) (d, ff*d) (d) */
+} tqs_vit_layer_offsets;
+
+typedef struct tqs_vit {
+    tqs_vit_config cfg;
+    int N;                  /* sites */
+    int n;                  /* tokens (patches) */
+    int gx, gy;             /* patch grid */
+    int dh;                 /* head size d/h */
+    size_t n_params;
+    double *params;         /* (n_params): every parameter, in file order */
+    size_t We, be;                          /* (d, b*b), (d) */
+    tqs_vit_layer_offsets *layer;           /* (n_layers) */
+    size_t lnh_g, lnh_b, Wr, br, lnr_g, lnr_b, Wi, bi, lni_g, lni_b; /* head */
+    int *patch_site;        /* (n, b*b): site of each patch entry */
+    int *disp;              /* (n, n): displacement index from query P to key Q */
+} tqs_vit;
+
+/* Checks a configuration; returns 0 or TQS_EINVAL with a message naming the field. */
+TQSDEF int    tqs_vit_config_check(const tqs_vit_config *cfg);
+/* Number of parameters implied by cfg (0 if cfg is invalid). */
+TQSDEF size_t tqs_vit_param_count(const tqs_vit_config *cfg);
+/* Allocates a model with Xavier-uniform matrices, zero biases, unit LayerNorm
+ * gains, drawn from the generator stream (seed, 0). */
+TQSDEF int    tqs_vit_init(tqs_vit *model, const tqs_vit_config *cfg, uint64_t seed);
+TQSDEF void   tqs_vit_free(tqs_vit *model);
+
+/* Workspace for batched forward and backward passes, allocated once for at
+ * most max_batch configurations and reused by every call (no allocation per
+ * call). with_backward also reserves the per-thread backward scratch. */
+typedef struct tqs_vit_ws {
+    int max_batch, with_backward, n_slots;
+    size_t slot_size;
+    double *block;          /* every activation, one allocation */
+    double **x, **y1, **mu1, **rs1, **q, **k, **att, **v, **a, **xm, **y2, **mu2, **rs2, **h1, **g;
+    double *xs, *z, *muh, *rsh, *rp, *r, *mur, *rsr, *mp, *m, *mui, *rsi;
+    double *scratch;        /* (n_slots, slot_size) backward scratch */
+    double **ptrs;          /* storage of the pointer arrays above */
+} tqs_vit_ws;
+TQSDEF int  tqs_vit_ws_init(tqs_vit_ws *ws, const tqs_vit *model, int max_batch, int with_backward);
+TQSDEF void tqs_vit_ws_free(tqs_vit_ws *ws);
+
+/* ===================================================================== */
+/* Forward: log psi of a batch                                           */
+/* ===================================================================== */
+/* logpsi[s] = log psi(configs + s*N) for s < B (B <= ws->max_batch). */
+TQSDEF int tqs_vit_forward(const tqs_vit *model, tqs_vit_ws *ws, tqs_complex *logpsi,
+                           const int8_t *configs, int B);
+/* Attention weights A^mu_PQ of every layer and head for one configuration,
+ * out is (n_layers, h, n, n). For factored attention they do not depend on s. */
+TQSDEF int tqs_vit_attention(const tqs_vit *model, tqs_vit_ws *ws, double *out, const int8_t *config);
+
+/* ===================================================================== */
+/* Backward: the Jacobian O_k(s) = d log psi(s) / d theta_k              */
+/* ===================================================================== */
+/* jac is (2B, n_params): row 2s holds d Re log psi(s)/d theta, row 2s+1
+ * d Im log psi(s)/d theta, so O_k(s) = jac[2s][k] + i jac[2s+1][k].
+ * logpsi (may be NULL) receives log psi as in tqs_vit_forward. The workspace
+ * must have been made with with_backward. */
+TQSDEF int tqs_vit_jacobian(const tqs_vit *model, tqs_vit_ws *ws, double *jac, tqs_complex *logpsi,
+                            const int8_t *configs, int B);
+
+/* ===================================================================== */
+/* File I/O: the model file                                              */
+/* ===================================================================== */
+/* Little-endian: "TQSMODEL", uint32 version 1, int32 Lx Ly b d h n_layers ff
+ * attention, uint64 n_params, n_params float64, uint32 CRC-32 (zlib's) of
+ * every byte before it. Saving writes PATH.tmp and renames it over PATH. */
+TQSDEF uint32_t tqs_crc32(uint32_t crc, const void *data, size_t len);
+TQSDEF int tqs_vit_save(const tqs_vit *model, const char *path);
+TQSDEF int tqs_vit_load(tqs_vit *model, const char *path);
+/* Parses a model file held in memory (what tqs_vit_load does after reading). */
+TQSDEF int tqs_vit_from_bytes(tqs_vit *model, const unsigned char *buf, size_t len);
+/* Atomic write of a whole buffer: PATH.tmp, flush, close, rename. */
+TQSDEF int tqs_write_file_atomic(const char *path, const void *buf, size_t len);
+/* Reads a whole file into a fresh TQS_MALLOC buffer (at most max_len bytes). */
+TQSDEF int tqs_read_file(const char *path, unsigned char **buf, size_t *len, size_t max_len);
+
+/* ===================================================================== */
 /* Exact diagonalisation in the Sz = 0 sector (N <= 24)                  */
 /* ===================================================================== */
 #define TQS_ED_MAX_SITES 24
@@ -443,6 +555,833 @@ TQSDEF int tqs_hamiltonian_connected(const tqs_hamiltonian *H, const int8_t *s,
         }
     }
     return K;
+}
+
+/* ===================================================================== */
+/* Model parameters                                                      */
+/* ===================================================================== */
+#define TQS__LN_EPS 1e-6
+
+/* Validates cfg; on success fills the derived sizes. */
+TQSDEF int tqs_vit_config_check(const tqs_vit_config *c) {
+    if (!c) return tqs__fail(TQS_EINVAL, "model: null configuration");
+    if (c->Lx < 4 || c->Ly < 4 || c->Lx % 2 || c->Ly % 2 || c->Lx > 1024 || c->Ly > 1024)
+        return tqs__fail(TQS_EINVAL, "model: Lx and Ly must be even, >= 4 and <= 1024 (got %d x %d)", c->Lx, c->Ly);
+    if (c->b < 1 || c->b > 16 || c->Lx % c->b || c->Ly % c->b)
+        return tqs__fail(TQS_EINVAL, "model: patch size %d must divide Lx = %d and Ly = %d (and be <= 16)", c->b, c->Lx, c->Ly);
+    if (c->d < 1 || c->d > 4096) return tqs__fail(TQS_EINVAL, "model: d must be in [1, 4096] (got %d)", c->d);
+    if (c->h < 1 || c->h > c->d || c->d % c->h)
+        return tqs__fail(TQS_EINVAL, "model: heads %d must divide d = %d", c->h, c->d);
+    if (c->n_layers < 1 || c->n_layers > 64)
+        return tqs__fail(TQS_EINVAL, "model: layers must be in [1, 64] (got %d)", c->n_layers);
+    if (c->ff < 1 || c->ff > 64) return tqs__fail(TQS_EINVAL, "model: ff must be in [1, 64] (got %d)", c->ff);
+    if (c->attention != TQS_ATTN_FACTORED && c->attention != TQS_ATTN_STANDARD)
+        return tqs__fail(TQS_EINVAL, "model: attention must be 0 (factored) or 1 (standard), got %d", c->attention);
+    if ((double)tqs_vit_param_count(c) > 2e9)
+        return tqs__fail(TQS_ETOOBIG, "model: %.3g parameters is too many", (double)tqs_vit_param_count(c));
+    return TQS_OK;
+}
+
+/* Lays out the tensors in file order; returns the total count. */
+static size_t tqs__vit_layout(tqs_vit_layer_offsets *layers, size_t *head, const tqs_vit_config *c) {
+    size_t d = (size_t)c->d, n = (size_t)(c->Lx / c->b) * (size_t)(c->Ly / c->b), h = (size_t)c->h;
+    size_t fd = (size_t)c->ff * d, at = 0;
+    int l;
+#define TQS__TAKE(dst, size) do { if (dst) *(dst) = at; at += (size); } while (0)
+    TQS__TAKE(head ? &head[0] : NULL, d * (size_t)c->b * (size_t)c->b); /* W_e */
+    TQS__TAKE(head ? &head[1] : NULL, d);                               /* b_e */
+    for (l = 0; l < c->n_layers; l++) {
+        tqs_vit_layer_offsets tmp, *L = layers ? &layers[l] : &tmp;
+        memset(L, 0, sizeof *L);
+        TQS__TAKE(&L->ln1_g, d); TQS__TAKE(&L->ln1_b, d);
+        if (c->attention == TQS_ATTN_FACTORED) { TQS__TAKE(&L->alpha, h * n); }
+        else {
+            TQS__TAKE(&L->Wq, d * d); TQS__TAKE(&L->bq, d);
+            TQS__TAKE(&L->Wk, d * d); TQS__TAKE(&L->bk, d);
+            TQS__TAKE(&L->pos, h * n);
+        }
+        TQS__TAKE(&L->Wv, d * d); TQS__TAKE(&L->bv, d);
+        TQS__TAKE(&L->Wo, d * d); TQS__TAKE(&L->bo, d);
+        TQS__TAKE(&L->ln2_g, d); TQS__TAKE(&L->ln2_b, d);
+        TQS__TAKE(&L->W1, fd * d); TQS__TAKE(&L->b1, fd);
+        TQS__TAKE(&L->W2, d * fd); TQS__TAKE(&L->b2, d);
+    }
+    { /* head: gamma_h beta_h, W_r b_r gamma_r beta_r, W_i b_i gamma_i beta_i */
+        static const int sizes_in_d[10] = {1, 1, -1, 1, 1, 1, -1, 1, 1, 1};
+        int k;
+        for (k = 0; k < 10; k++) TQS__TAKE(head ? &head[2 + k] : NULL, sizes_in_d[k] < 0 ? d * d : d);
+    }
+#undef TQS__TAKE
+    return at;
+}
+
+TQSDEF size_t tqs_vit_param_count(const tqs_vit_config *c) {
+    if (!c || c->b < 1 || c->d < 1 || c->h < 1 || c->n_layers < 1 || c->n_layers > 64 || c->ff < 1 ||
+        c->Lx < 1 || c->Ly < 1 || c->Lx > 1024 || c->Ly > 1024 || c->d > 4096 || c->b > 16 || c->ff > 64)
+        return 0;
+    return tqs__vit_layout(NULL, NULL, c);
+}
+
+/* Xavier-uniform: U(-a, a), a = sqrt(6 / (fan_in + fan_out)). */
+static void tqs__xavier(double *w, size_t rows, size_t cols, tqs_rng *rng) {
+    double a = sqrt(6.0 / (double)(rows + cols));
+    size_t i;
+    for (i = 0; i < rows * cols; i++) w[i] = a * (2.0 * tqs_rng_uniform(rng) - 1.0);
+}
+
+static void tqs__fill(double *w, size_t n, double value) {
+    size_t i;
+    for (i = 0; i < n; i++) w[i] = value;
+}
+
+/* Allocates the model's tables and parameter block (parameters not set). */
+static int tqs__vit_alloc(tqs_vit *m, const tqs_vit_config *c) {
+    size_t head[12];
+    int rc, P, Q, e, bb;
+    tqs_lattice lat;
+    memset(m, 0, sizeof *m);
+    if ((rc = tqs_vit_config_check(c)) != 0) return rc;
+    m->cfg = *c;
+    m->N = c->Lx * c->Ly;
+    m->gx = c->Lx / c->b; m->gy = c->Ly / c->b; m->n = m->gx * m->gy;
+    m->dh = c->d / c->h;
+    bb = c->b * c->b;
+    m->layer = (tqs_vit_layer_offsets *)tqs__alloc(sizeof(tqs_vit_layer_offsets) * (size_t)c->n_layers);
+    if (!m->layer) return tqs__fail(TQS_ENOMEM, "model: out of memory");
+    m->n_params = tqs__vit_layout(m->layer, head, c);
+    m->We = head[0]; m->be = head[1];
+    m->lnh_g = head[2]; m->lnh_b = head[3]; m->Wr = head[4]; m->br = head[5];
+    m->lnr_g = head[6]; m->lnr_b = head[7]; m->Wi = head[8]; m->bi = head[9];
+    m->lni_g = head[10]; m->lni_b = head[11];
+    m->params = (double *)tqs__alloc(sizeof(double) * m->n_params);
+    m->patch_site = (int *)tqs__alloc(sizeof(int) * (size_t)m->n * (size_t)bb);
+    m->disp = (int *)tqs__alloc(sizeof(int) * (size_t)m->n * (size_t)m->n);
+    if (!m->params || !m->patch_site || !m->disp) {
+        tqs_vit_free(m);
+        return tqs__fail(TQS_ENOMEM, "model: out of memory for %zu parameters", tqs_vit_param_count(c));
+    }
+    lat.Lx = c->Lx; lat.Ly = c->Ly; lat.N = m->N; lat.n_bonds = 0; lat.bonds = NULL;
+    for (P = 0; P < m->n; P++) {
+        for (e = 0; e < bb; e++) m->patch_site[P * bb + e] = tqs_patch_site(&lat, c->b, P, e);
+        for (Q = 0; Q < m->n; Q++) {
+            int PX = P / m->gy, PY = P % m->gy, QX = Q / m->gy, QY = Q % m->gy;
+            m->disp[P * m->n + Q] = tqs__mod(QX - PX, m->gx) * m->gy + tqs__mod(QY - PY, m->gy);
+        }
+    }
+    return TQS_OK;
+}
+
+TQSDEF int tqs_vit_init(tqs_vit *m, const tqs_vit_config *c, uint64_t seed) {
+    tqs_rng rng;
+    size_t d, n, h, fd, bb;
+    int rc, l;
+    double *p;
+    if (!m) return tqs__fail(TQS_EINVAL, "model: null pointer");
+    if ((rc = tqs__vit_alloc(m, c)) != 0) return rc;
+    d = (size_t)c->d; n = (size_t)m->n; h = (size_t)c->h; fd = (size_t)c->ff * d; bb = (size_t)(c->b * c->b);
+    p = m->params;
+    memset(p, 0, sizeof(double) * m->n_params);   /* biases and betas 0 */
+    tqs_rng_seed(&rng, seed, 0);
+    tqs__xavier(p + m->We, d, bb, &rng);
+    for (l = 0; l < c->n_layers; l++) {
+        const tqs_vit_layer_offsets *L = &m->layer[l];
+        tqs__fill(p + L->ln1_g, d, 1.0);
+        if (c->attention == TQS_ATTN_FACTORED) tqs__xavier(p + L->alpha, h, n, &rng);
+        else {
+            tqs__xavier(p + L->Wq, d, d, &rng);
+            tqs__xavier(p + L->Wk, d, d, &rng);
+            tqs__xavier(p + L->pos, h, n, &rng);
+        }
+        tqs__xavier(p + L->Wv, d, d, &rng);
+        tqs__xavier(p + L->Wo, d, d, &rng);
+        tqs__fill(p + L->ln2_g, d, 1.0);
+        tqs__xavier(p + L->W1, fd, d, &rng);
+        tqs__xavier(p + L->W2, d, fd, &rng);
+    }
+    tqs__fill(p + m->lnh_g, d, 1.0);
+    tqs__xavier(p + m->Wr, d, d, &rng);
+    tqs__fill(p + m->lnr_g, d, 1.0);
+    tqs__xavier(p + m->Wi, d, d, &rng);
+    tqs__fill(p + m->lni_g, d, 1.0);
+    return TQS_OK;
+}
+
+TQSDEF void tqs_vit_free(tqs_vit *m) {
+    if (!m) return;
+    TQS_FREE(m->params); TQS_FREE(m->layer); TQS_FREE(m->patch_site); TQS_FREE(m->disp);
+    memset(m, 0, sizeof *m);
+}
+
+/* Per-thread backward scratch of one sample with its two cotangents. */
+static size_t tqs__vit_slot_size(const tqs_vit *m) {
+    size_t nd = (size_t)m->n * (size_t)m->cfg.d, d = (size_t)m->cfg.d;
+    return 2 * (7 * nd + (size_t)m->n * (size_t)m->cfg.ff * d + 6 * d) + (size_t)m->n * (size_t)m->n;
+}
+
+TQSDEF int tqs_vit_ws_init(tqs_vit_ws *ws, const tqs_vit *m, int max_batch, int with_backward) {
+    size_t Bm, n, d, fd, h, nl, total = 0, nd, per_layer, head;
+    int l, std;
+    double *p;
+    if (!ws || !m || !m->params) return tqs__fail(TQS_EINVAL, "workspace: null pointer or empty model");
+    memset(ws, 0, sizeof *ws);
+    if (max_batch < 1) return tqs__fail(TQS_EINVAL, "workspace: max_batch must be >= 1 (got %d)", max_batch);
+    Bm = (size_t)max_batch; n = (size_t)m->n; d = (size_t)m->cfg.d; fd = (size_t)m->cfg.ff * d;
+    h = (size_t)m->cfg.h; nl = (size_t)m->cfg.n_layers; nd = n * d;
+    std = m->cfg.attention == TQS_ATTN_STANDARD;
+    /* per layer: y1 v a xm y2 (nd each), q k (standard), att (h n n, standard),
+     * mu1 rs1 mu2 rs2 (n each), h1 g (n fd each); x has nl+1 entries */
+    per_layer = Bm * (5 * nd + (std ? 2 * nd + h * n * n : 0) + 4 * n + 2 * n * fd);
+    head = Bm * (6 * d + 6);
+    total = per_layer * nl + Bm * nd * (nl + 1) + head;
+    if ((double)total * 8.0 > 64e9)
+        return tqs__fail(TQS_ETOOBIG, "workspace: %.3g GB of activations for batch %d is too much",
+                         (double)total * 8e-9, max_batch);
+    ws->max_batch = max_batch;
+    ws->with_backward = with_backward;
+    ws->n_slots = with_backward ? tqs_get_threads() : 0;
+    ws->slot_size = with_backward ? tqs__vit_slot_size(m) : 0;
+    ws->block = (double *)tqs__calloc(sizeof(double) * total);
+    ws->ptrs = (double **)tqs__calloc(sizeof(double *) * 15 * (nl + 1));
+    if (with_backward) ws->scratch = (double *)tqs__alloc(sizeof(double) * ws->slot_size * (size_t)ws->n_slots);
+    if (!ws->block || !ws->ptrs || (with_backward && !ws->scratch)) {
+        tqs_vit_ws_free(ws);
+        return tqs__fail(TQS_ENOMEM, "workspace: out of memory (%.3g GB for batch %d)", (double)total * 8e-9, max_batch);
+    }
+    ws->x = ws->ptrs; ws->y1 = ws->x + (nl + 1); ws->mu1 = ws->y1 + (nl + 1); ws->rs1 = ws->mu1 + (nl + 1);
+    ws->q = ws->rs1 + (nl + 1); ws->k = ws->q + (nl + 1); ws->att = ws->k + (nl + 1); ws->v = ws->att + (nl + 1);
+    ws->a = ws->v + (nl + 1); ws->xm = ws->a + (nl + 1); ws->y2 = ws->xm + (nl + 1); ws->mu2 = ws->y2 + (nl + 1);
+    ws->rs2 = ws->mu2 + (nl + 1); ws->h1 = ws->rs2 + (nl + 1); ws->g = ws->h1 + (nl + 1);
+    p = ws->block;
+#define TQS__CARVE(dst, size) do { (dst) = p; p += (size); } while (0)
+    for (l = 0; l <= (int)nl; l++) TQS__CARVE(ws->x[l], Bm * nd);
+    for (l = 0; l < (int)nl; l++) {
+        TQS__CARVE(ws->y1[l], Bm * nd); TQS__CARVE(ws->mu1[l], Bm * n); TQS__CARVE(ws->rs1[l], Bm * n);
+        if (std) { TQS__CARVE(ws->q[l], Bm * nd); TQS__CARVE(ws->k[l], Bm * nd); TQS__CARVE(ws->att[l], Bm * h * n * n); }
+        TQS__CARVE(ws->v[l], Bm * nd); TQS__CARVE(ws->a[l], Bm * nd); TQS__CARVE(ws->xm[l], Bm * nd);
+        TQS__CARVE(ws->y2[l], Bm * nd); TQS__CARVE(ws->mu2[l], Bm * n); TQS__CARVE(ws->rs2[l], Bm * n);
+        TQS__CARVE(ws->h1[l], Bm * n * fd); TQS__CARVE(ws->g[l], Bm * n * fd);
+    }
+    TQS__CARVE(ws->xs, Bm * d); TQS__CARVE(ws->z, Bm * d); TQS__CARVE(ws->muh, Bm); TQS__CARVE(ws->rsh, Bm);
+    TQS__CARVE(ws->rp, Bm * d); TQS__CARVE(ws->r, Bm * d); TQS__CARVE(ws->mur, Bm); TQS__CARVE(ws->rsr, Bm);
+    TQS__CARVE(ws->mp, Bm * d); TQS__CARVE(ws->m, Bm * d); TQS__CARVE(ws->mui, Bm); TQS__CARVE(ws->rsi, Bm);
+#undef TQS__CARVE
+    TQS_ASSERT((size_t)(p - ws->block) == total);
+    return TQS_OK;
+}
+
+TQSDEF void tqs_vit_ws_free(tqs_vit_ws *ws) {
+    if (!ws) return;
+    TQS_FREE(ws->block); TQS_FREE(ws->ptrs); TQS_FREE(ws->scratch);
+    memset(ws, 0, sizeof *ws);
+}
+
+/* ===================================================================== */
+/* Forward                                                               */
+/* ===================================================================== */
+/* out (R, O) = in (R, I) W^T + bias, W (O, I) row-major: every row of the
+ * batch at once, so the layer is one matrix-matrix product. */
+static void tqs__linear_forward(double *out, const double *in, const double *W, const double *bias,
+                                long R, int I, int O) {
+    long r;
+    TQS__OMP(parallel for schedule(static))
+    for (r = 0; r < R; r++) {
+        const double *x = in + (size_t)r * I;
+        double *y = out + (size_t)r * O;
+        int o, i;
+        for (o = 0; o < O; o++) {
+            const double *w = W + (size_t)o * I;
+            double s = bias ? bias[o] : 0.0;
+            for (i = 0; i < I; i++) s += w[i] * x[i];
+            y[o] = s;
+        }
+    }
+}
+
+/* LayerNorm of R rows of width d: y = (u - mean) * rstd * gamma + beta,
+ * rstd = 1/sqrt(var + eps) with the biased variance. */
+static void tqs__layernorm_forward(double *y, double *mean, double *rstd, const double *u,
+                                   const double *gamma, const double *beta, long R, int d) {
+    long r;
+    TQS__OMP(parallel for schedule(static))
+    for (r = 0; r < R; r++) {
+        const double *x = u + (size_t)r * d;
+        double mu = 0, var = 0, rs;
+        int i;
+        for (i = 0; i < d; i++) mu += x[i];
+        mu /= d;
+        for (i = 0; i < d; i++) var += (x[i] - mu) * (x[i] - mu);
+        var /= d;
+        rs = 1.0 / sqrt(var + TQS__LN_EPS);
+        for (i = 0; i < d; i++) y[(size_t)r * d + i] = (x[i] - mu) * rs * gamma[i] + beta[i];
+        mean[r] = mu; rstd[r] = rs;
+    }
+}
+
+#define TQS__GELU_C 0.7978845608028654 /* sqrt(2/pi) */
+static double tqs__gelu(double u) {
+    return 0.5 * u * (1.0 + tanh(TQS__GELU_C * (u + 0.044715 * u * u * u)));
+}
+static double tqs__gelu_grad(double u) {
+    double t = tanh(TQS__GELU_C * (u + 0.044715 * u * u * u));
+    return 0.5 * (1.0 + t) + 0.5 * u * (1.0 - t * t) * TQS__GELU_C * (1.0 + 3 * 0.044715 * u * u);
+}
+
+/* logcosh(w) = w t + log(1 + exp(-2 w t)) - log 2, t = sign(Re w): the
+ * exponential never overflows. Also returns tanh(w) = t (1 - e)/(1 + e). */
+static tqs_complex tqs__logcosh(double re, double im, tqs_complex *tanh_out) {
+    double t = re >= 0 ? 1.0 : -1.0, mag = exp(-2.0 * t * re), ph = -2.0 * t * im;
+    double er = mag * cos(ph), ei = mag * sin(ph);      /* e = exp(-2 w t) */
+    double opr = 1.0 + er, opi = ei;                    /* 1 + e */
+    tqs_complex out;
+    out.re = t * re + 0.5 * log(opr * opr + opi * opi) - 0.6931471805599453;
+    out.im = t * im + atan2(opi, opr);
+    if (tanh_out) {
+        double den = opr * opr + opi * opi, nr = 1.0 - er, ni = -ei;
+        tanh_out->re = t * (nr * opr + ni * opi) / den;
+        tanh_out->im = t * (ni * opr - nr * opi) / den;
+    }
+    return out;
+}
+
+/* Attention of one sample: a (n, d) from v (n, d); for standard attention
+ * also the weights att (h, n, n) from q, k. */
+static void tqs__attention_forward(const tqs_vit *m, const tqs_vit_layer_offsets *L, double *a, double *att,
+                                   const double *q, const double *k, const double *v) {
+    const double *p = m->params;
+    int n = m->n, d = m->cfg.d, h = m->cfg.h, dh = m->dh, mu, P, Q, c;
+    double scale = 1.0 / sqrt((double)dh);
+    memset(a, 0, sizeof(double) * (size_t)n * d);
+    for (mu = 0; mu < h; mu++) {
+        for (P = 0; P < n; P++) {
+            double *aP = a + (size_t)P * d + mu * dh;
+            if (m->cfg.attention == TQS_ATTN_FACTORED) {
+                const double *alpha = p + L->alpha + (size_t)mu * n;
+                for (Q = 0; Q < n; Q++) {
+                    double w = alpha[m->disp[P * n + Q]];
+                    const double *vQ = v + (size_t)Q * d + mu * dh;
+                    for (c = 0; c < dh; c++) aP[c] += w * vQ[c];
+                }
+            } else {
+                double *A = att + ((size_t)mu * n + P) * n, mx = -HUGE_VAL, sum = 0;
+                const double *pos = p + L->pos + (size_t)mu * n, *qP = q + (size_t)P * d + mu * dh;
+                for (Q = 0; Q < n; Q++) {
+                    const double *kQ = k + (size_t)Q * d + mu * dh;
+                    double s = 0;
+                    for (c = 0; c < dh; c++) s += qP[c] * kQ[c];
+                    A[Q] = s * scale + pos[m->disp[P * n + Q]];
+                    if (A[Q] > mx) mx = A[Q];
+                }
+                for (Q = 0; Q < n; Q++) { A[Q] = exp(A[Q] - mx); sum += A[Q]; }
+                for (Q = 0; Q < n; Q++) {
+                    const double *vQ = v + (size_t)Q * d + mu * dh;
+                    A[Q] /= sum;
+                    for (c = 0; c < dh; c++) aP[c] += A[Q] * vQ[c];
+                }
+            }
+        }
+    }
+}
+
+static int tqs__vit_check_call(const tqs_vit *m, const tqs_vit_ws *ws, const void *out, const int8_t *configs, int B) {
+    if (!m || !m->params || !ws || !ws->block || !out || !configs)
+        return tqs__fail(TQS_EINVAL, "model: null pointer or uninitialised model/workspace");
+    if (B < 0 || B > ws->max_batch)
+        return tqs__fail(TQS_EINVAL, "model: batch %d outside [0, %d] of the workspace", B, ws->max_batch);
+    return TQS_OK;
+}
+
+/* The forward pass, keeping every activation in ws for the backward pass. */
+static void tqs__vit_forward(const tqs_vit *m, tqs_vit_ws *ws, tqs_complex *logpsi, const int8_t *configs, int B) {
+    const double *p = m->params;
+    int n = m->n, d = m->cfg.d, bb = m->cfg.b * m->cfg.b, fd = m->cfg.ff * d, N = m->N, l;
+    long R = (long)B * n, s, r;
+    /* 1-2. patches and embedding (b*b inputs: a direct loop) */
+    TQS__OMP(parallel for schedule(static))
+    for (r = 0; r < R; r++) {
+        const int8_t *cfgs = configs + (size_t)(r / n) * N;
+        const int *sites = m->patch_site + (size_t)(r % n) * bb;
+        double *x = ws->x[0] + (size_t)r * d;
+        int o, e;
+        for (o = 0; o < d; o++) {
+            const double *w = p + m->We + (size_t)o * bb;
+            double acc = p[m->be + o];
+            for (e = 0; e < bb; e++) acc += w[e] * cfgs[sites[e]];
+            x[o] = acc;
+        }
+    }
+    /* 3. encoder blocks */
+    for (l = 0; l < m->cfg.n_layers; l++) {
+        const tqs_vit_layer_offsets *L = &m->layer[l];
+        int std = m->cfg.attention == TQS_ATTN_STANDARD;
+        tqs__layernorm_forward(ws->y1[l], ws->mu1[l], ws->rs1[l], ws->x[l], p + L->ln1_g, p + L->ln1_b, R, d);
+        tqs__linear_forward(ws->v[l], ws->y1[l], p + L->Wv, p + L->bv, R, d, d);
+        if (std) {
+            tqs__linear_forward(ws->q[l], ws->y1[l], p + L->Wq, p + L->bq, R, d, d);
+            tqs__linear_forward(ws->k[l], ws->y1[l], p + L->Wk, p + L->bk, R, d, d);
+        }
+        TQS__OMP(parallel for schedule(static))
+        for (s = 0; s < B; s++) {
+            size_t off = (size_t)s * n * d;
+            tqs__attention_forward(m, L, ws->a[l] + off,
+                                   std ? ws->att[l] + (size_t)s * m->cfg.h * n * n : NULL,
+                                   std ? ws->q[l] + off : NULL, std ? ws->k[l] + off : NULL, ws->v[l] + off);
+        }
+        tqs__linear_forward(ws->xm[l], ws->a[l], p + L->Wo, p + L->bo, R, d, d);
+        TQS__OMP(parallel for schedule(static))
+        for (r = 0; r < R * d; r++) ws->xm[l][r] += ws->x[l][r];
+        tqs__layernorm_forward(ws->y2[l], ws->mu2[l], ws->rs2[l], ws->xm[l], p + L->ln2_g, p + L->ln2_b, R, d);
+        tqs__linear_forward(ws->h1[l], ws->y2[l], p + L->W1, p + L->b1, R, d, fd);
+        TQS__OMP(parallel for schedule(static))
+        for (r = 0; r < R * fd; r++) ws->g[l][r] = tqs__gelu(ws->h1[l][r]);
+        tqs__linear_forward(ws->x[l + 1], ws->g[l], p + L->W2, p + L->b2, R, fd, d);
+        TQS__OMP(parallel for schedule(static))
+        for (r = 0; r < R * d; r++) ws->x[l + 1][r] += ws->xm[l][r];
+    }
+    /* 4. output head: z = LN_h(sum_P x_P), r = LN_r(W_r z + b_r), m = LN_i(W_i z + b_i) */
+    TQS__OMP(parallel for schedule(static))
+    for (s = 0; s < B; s++) {
+        const double *x = ws->x[m->cfg.n_layers] + (size_t)s * n * d;
+        double *xs = ws->xs + (size_t)s * d;
+        int P, i;
+        for (i = 0; i < d; i++) xs[i] = 0;
+        for (P = 0; P < n; P++) for (i = 0; i < d; i++) xs[i] += x[(size_t)P * d + i];
+    }
+    tqs__layernorm_forward(ws->z, ws->muh, ws->rsh, ws->xs, p + m->lnh_g, p + m->lnh_b, B, d);
+    tqs__linear_forward(ws->rp, ws->z, p + m->Wr, p + m->br, B, d, d);
+    tqs__linear_forward(ws->mp, ws->z, p + m->Wi, p + m->bi, B, d, d);
+    tqs__layernorm_forward(ws->r, ws->mur, ws->rsr, ws->rp, p + m->lnr_g, p + m->lnr_b, B, d);
+    tqs__layernorm_forward(ws->m, ws->mui, ws->rsi, ws->mp, p + m->lni_g, p + m->lni_b, B, d);
+    for (s = 0; s < B && logpsi; s++) {
+        tqs_complex acc = {0.0, 0.0};
+        int a;
+        for (a = 0; a < d; a++) {
+            tqs_complex lc = tqs__logcosh(ws->r[(size_t)s * d + a], ws->m[(size_t)s * d + a], NULL);
+            acc.re += lc.re; acc.im += lc.im;
+        }
+        logpsi[s] = acc;
+    }
+}
+
+TQSDEF int tqs_vit_forward(const tqs_vit *m, tqs_vit_ws *ws, tqs_complex *logpsi, const int8_t *configs, int B) {
+    int rc = tqs__vit_check_call(m, ws, logpsi, configs, B);
+    if (rc) return rc;
+    if (B > 0) tqs__vit_forward(m, ws, logpsi, configs, B);
+    return TQS_OK;
+}
+
+TQSDEF int tqs_vit_attention(const tqs_vit *m, tqs_vit_ws *ws, double *out, const int8_t *config) {
+    tqs_complex lp;
+    size_t hnn;
+    int l, rc = tqs__vit_check_call(m, ws, out, config, 1);
+    if (rc) return rc;
+    tqs__vit_forward(m, ws, &lp, config, 1);
+    hnn = (size_t)m->cfg.h * m->n * m->n;
+    for (l = 0; l < m->cfg.n_layers; l++) {
+        double *A = out + (size_t)l * hnn;
+        if (m->cfg.attention == TQS_ATTN_STANDARD) memcpy(A, ws->att[l], sizeof(double) * hnn);
+        else {
+            int mu, PQ, n = m->n;
+            for (mu = 0; mu < m->cfg.h; mu++)
+                for (PQ = 0; PQ < n * n; PQ++)
+                    A[(size_t)mu * n * n + PQ] = m->params[m->layer[l].alpha + (size_t)mu * n + m->disp[PQ]];
+        }
+    }
+    return TQS_OK;
+}
+
+/* ===================================================================== */
+/* Backward                                                              */
+/* ===================================================================== */
+/* One sample, C = 2 cotangents (d Re log psi, d Im log psi) carried side by
+ * side; parameter gradients of cotangent c go to grad + c*stride (a row of
+ * the Jacobian), input gradients to din (C, T, I), accumulated.
+ *   y = W x + b:  dx += W^T dy,  dW += dy x^T,  db += dy  (summed over tokens) */
+static void tqs__linear_backward(double *din, double *grad, size_t stride, size_t offW, size_t offb,
+                                 const double *dout, const double *in, const double *W, int T, int I, int O) {
+    int c, t, o, i;
+    for (c = 0; c < 2; c++) {
+        const double *dy = dout + (size_t)c * T * O;
+        double *dW = grad + c * stride + offW, *db = grad + c * stride + offb;
+        for (t = 0; t < T; t++) {
+            const double *dyt = dy + (size_t)t * O, *xt = in + (size_t)t * I;
+            double *dxt = din ? din + ((size_t)c * T + t) * I : NULL;
+            for (o = 0; o < O; o++) {
+                double g = dyt[o];
+                const double *w = W + (size_t)o * I;
+                double *dw = dW + (size_t)o * I;
+                if (g == 0.0) continue;
+                db[o] += g;
+                for (i = 0; i < I; i++) dw[i] += g * xt[i];
+                if (dxt) for (i = 0; i < I; i++) dxt[i] += g * w[i];
+            }
+        }
+    }
+}
+
+/* LayerNorm backward for T rows, both cotangents: with xhat = (u - mean) rstd,
+ *   du = rstd (dxhat - mean(dxhat) - xhat mean(dxhat xhat)),  dxhat = dy gamma */
+static void tqs__layernorm_backward(double *du, double *grad, size_t stride, size_t offg, size_t offb,
+                                    const double *dy, const double *u, const double *mean, const double *rstd,
+                                    const double *gamma, int T, int d) {
+    int c, t, i;
+    for (c = 0; c < 2; c++) {
+        double *dg = grad + c * stride + offg, *db = grad + c * stride + offb;
+        for (t = 0; t < T; t++) {
+            const double *dyt = dy + ((size_t)c * T + t) * d, *ut = u + (size_t)t * d;
+            double *dut = du + ((size_t)c * T + t) * d, m1 = 0, m2 = 0;
+            for (i = 0; i < d; i++) {
+                double xh = (ut[i] - mean[t]) * rstd[t], dxh = dyt[i] * gamma[i];
+                dg[i] += dyt[i] * xh; db[i] += dyt[i];
+                m1 += dxh; m2 += dxh * xh;
+            }
+            m1 /= d; m2 /= d;
+            for (i = 0; i < d; i++) {
+                double xh = (ut[i] - mean[t]) * rstd[t];
+                dut[i] += rstd[t] * (dyt[i] * gamma[i] - m1 - xh * m2);
+            }
+        }
+    }
+}
+
+/* Attention backward of one sample for both cotangents: da (2, n, d) in;
+ * dv, dq, dk (2, n, d) accumulated; alpha or pos gradients to grad. */
+static void tqs__attention_backward(const tqs_vit *m, const tqs_vit_layer_offsets *L, double *dv, double *dq,
+                                    double *dk, double *grad, size_t stride, double *dA, const double *da,
+                                    const double *att, const double *q, const double *k, const double *v) {
+    const double *p = m->params;
+    int n = m->n, d = m->cfg.d, h = m->cfg.h, dh = m->dh, mu, P, Q, c, cc;
+    size_t nd = (size_t)n * d;
+    double scale = 1.0 / sqrt((double)dh);
+    for (cc = 0; cc < 2; cc++) {
+        const double *daC = da + cc * nd;
+        double *dvC = dv + cc * nd, *g = grad + cc * stride;
+        for (mu = 0; mu < h; mu++) {
+            if (m->cfg.attention == TQS_ATTN_FACTORED) {
+                const double *alpha = p + L->alpha + (size_t)mu * n;
+                double *dalpha = g + L->alpha + (size_t)mu * n;
+                for (P = 0; P < n; P++) {
+                    const double *daP = daC + (size_t)P * d + mu * dh;
+                    for (Q = 0; Q < n; Q++) {
+                        const double *vQ = v + (size_t)Q * d + mu * dh;
+                        double *dvQ = dvC + (size_t)Q * d + mu * dh, w = alpha[m->disp[P * n + Q]], s = 0;
+                        for (c = 0; c < dh; c++) { s += daP[c] * vQ[c]; dvQ[c] += w * daP[c]; }
+                        dalpha[m->disp[P * n + Q]] += s;
+                    }
+                }
+            } else {
+                double *dqC = dq + cc * nd, *dkC = dk + cc * nd, *dpos = g + L->pos + (size_t)mu * n;
+                for (P = 0; P < n; P++) {
+                    const double *A = att + ((size_t)mu * n + P) * n, *daP = daC + (size_t)P * d + mu * dh;
+                    const double *qP = q + (size_t)P * d + mu * dh;
+                    double *dqP = dqC + (size_t)P * d + mu * dh, dot = 0;
+                    for (Q = 0; Q < n; Q++) { /* dA_PQ = da_P . v_Q;  dv_Q += A_PQ da_P */
+                        const double *vQ = v + (size_t)Q * d + mu * dh;
+                        double *dvQ = dvC + (size_t)Q * d + mu * dh, s = 0;
+                        for (c = 0; c < dh; c++) { s += daP[c] * vQ[c]; dvQ[c] += A[Q] * daP[c]; }
+                        dA[Q] = s; dot += A[Q] * s;
+                    }
+                    for (Q = 0; Q < n; Q++) { /* softmax: dS = A (dA - sum A dA) */
+                        const double *kQ = k + (size_t)Q * d + mu * dh;
+                        double *dkQ = dkC + (size_t)Q * d + mu * dh, dS = A[Q] * (dA[Q] - dot);
+                        dpos[m->disp[P * n + Q]] += dS;
+                        dS *= scale;
+                        for (c = 0; c < dh; c++) { dqP[c] += dS * kQ[c]; dkQ[c] += dS * qP[c]; }
+                    }
+                }
+            }
+        }
+    }
+}
+
+static void tqs__vit_backward_sample(const tqs_vit *m, const tqs_vit_ws *ws, double *grad, size_t stride,
+                                     double *scratch, const int8_t *config, int s) {
+    const double *p = m->params;
+    int n = m->n, d = m->cfg.d, fd = m->cfg.ff * d, bb = m->cfg.b * m->cfg.b, l, c, a, P, i, e;
+    size_t nd = (size_t)n * d, so = (size_t)s * nd, sfd = (size_t)s * n * fd;
+    int std = m->cfg.attention == TQS_ATTN_STANDARD;
+    /* scratch: (2, n, d) each: dx dxm dy dv dq dk da; (2, n, fd) dh; (2, d) x6; (n) dA */
+    double *dx = scratch, *dxm = dx + 2 * nd, *dy = dxm + 2 * nd, *dv = dy + 2 * nd, *dq = dv + 2 * nd;
+    double *dk = dq + 2 * nd, *da = dk + 2 * nd, *dh = da + 2 * nd, *dr = dh + 2 * (size_t)n * fd;
+    double *dmm = dr + 2 * d, *drp = dmm + 2 * d, *dmp = drp + 2 * d, *dz = dmp + 2 * d, *dxs = dz + 2 * d;
+    double *dA = dxs + 2 * d;
+    /* head: d log psi / d r_a and d m_a for the Re (c=0) and Im (c=1) parts */
+    for (a = 0; a < d; a++) {
+        tqs_complex th;
+        tqs__logcosh(ws->r[(size_t)s * d + a], ws->m[(size_t)s * d + a], &th);
+        dr[a] = th.re;      dmm[a] = -th.im;     /* Re: d/dr = Re tanh, d/dm = -Im tanh */
+        dr[d + a] = th.im;  dmm[d + a] = th.re;  /* Im: d/dr = Im tanh, d/dm =  Re tanh */
+    }
+    memset(drp, 0, sizeof(double) * 8 * d); /* drp dmp dz dxs */
+    tqs__layernorm_backward(drp, grad, stride, m->lnr_g, m->lnr_b, dr, ws->rp + (size_t)s * d,
+                            ws->mur + s, ws->rsr + s, p + m->lnr_g, 1, d);
+    tqs__layernorm_backward(dmp, grad, stride, m->lni_g, m->lni_b, dmm, ws->mp + (size_t)s * d,
+                            ws->mui + s, ws->rsi + s, p + m->lni_g, 1, d);
+    tqs__linear_backward(dz, grad, stride, m->Wr, m->br, drp, ws->z + (size_t)s * d, p + m->Wr, 1, d, d);
+    tqs__linear_backward(dz, grad, stride, m->Wi, m->bi, dmp, ws->z + (size_t)s * d, p + m->Wi, 1, d, d);
+    tqs__layernorm_backward(dxs, grad, stride, m->lnh_g, m->lnh_b, dz, ws->xs + (size_t)s * d,
+                            ws->muh + s, ws->rsh + s, p + m->lnh_g, 1, d);
+    for (c = 0; c < 2; c++) for (P = 0; P < n; P++)  /* x_P all feed the sum */
+        memcpy(dx + c * nd + (size_t)P * d, dxs + (size_t)c * d, sizeof(double) * d);
+    for (l = m->cfg.n_layers - 1; l >= 0; l--) {
+        const tqs_vit_layer_offsets *L = &m->layer[l];
+        /* x_out = xm + W2 gelu(h1) + b2, h1 = W1 LN2(xm) + b1 */
+        memset(dh, 0, sizeof(double) * 2 * (size_t)n * fd);
+        tqs__linear_backward(dh, grad, stride, L->W2, L->b2, dx, ws->g[l] + sfd, p + L->W2, n, fd, d);
+        for (c = 0; c < 2; c++) for (i = 0; i < n * fd; i++) dh[(size_t)c * n * fd + i] *= tqs__gelu_grad(ws->h1[l][sfd + i]);
+        memset(dy, 0, sizeof(double) * 2 * nd);
+        tqs__linear_backward(dy, grad, stride, L->W1, L->b1, dh, ws->y2[l] + so, p + L->W1, n, d, fd);
+        memcpy(dxm, dx, sizeof(double) * 2 * nd);
+        tqs__layernorm_backward(dxm, grad, stride, L->ln2_g, L->ln2_b, dy, ws->xm[l] + so,
+                                ws->mu2[l] + (size_t)s * n, ws->rs2[l] + (size_t)s * n, p + L->ln2_g, n, d);
+        /* xm = x + W_o a + b_o */
+        memset(da, 0, sizeof(double) * 2 * nd);
+        tqs__linear_backward(da, grad, stride, L->Wo, L->bo, dxm, ws->a[l] + so, p + L->Wo, n, d, d);
+        memset(dv, 0, sizeof(double) * 6 * nd); /* dv dq dk */
+        tqs__attention_backward(m, L, dv, dq, dk, grad, stride, dA, da,
+                                std ? ws->att[l] + (size_t)s * m->cfg.h * n * n : NULL,
+                                std ? ws->q[l] + so : NULL, std ? ws->k[l] + so : NULL, ws->v[l] + so);
+        memset(dy, 0, sizeof(double) * 2 * nd);
+        tqs__linear_backward(dy, grad, stride, L->Wv, L->bv, dv, ws->y1[l] + so, p + L->Wv, n, d, d);
+        if (std) {
+            tqs__linear_backward(dy, grad, stride, L->Wq, L->bq, dq, ws->y1[l] + so, p + L->Wq, n, d, d);
+            tqs__linear_backward(dy, grad, stride, L->Wk, L->bk, dk, ws->y1[l] + so, p + L->Wk, n, d, d);
+        }
+        memcpy(dx, dxm, sizeof(double) * 2 * nd);
+        tqs__layernorm_backward(dx, grad, stride, L->ln1_g, L->ln1_b, dy, ws->x[l] + so,
+                                ws->mu1[l] + (size_t)s * n, ws->rs1[l] + (size_t)s * n, p + L->ln1_g, n, d);
+    }
+    /* embedding: x_P = W_e p_P + b_e */
+    for (c = 0; c < 2; c++) {
+        double *dW = grad + c * stride + m->We, *db = grad + c * stride + m->be;
+        for (P = 0; P < n; P++) {
+            const double *g = dx + c * nd + (size_t)P * d;
+            const int *sites = m->patch_site + (size_t)P * bb;
+            for (a = 0; a < d; a++) {
+                db[a] += g[a];
+                for (e = 0; e < bb; e++) dW[(size_t)a * bb + e] += g[a] * config[sites[e]];
+            }
+        }
+    }
+}
+
+TQSDEF int tqs_vit_jacobian(const tqs_vit *m, tqs_vit_ws *ws, double *jac, tqs_complex *logpsi,
+                            const int8_t *configs, int B) {
+    long s;
+    int rc = tqs__vit_check_call(m, ws, jac, configs, B);
+    if (rc) return rc;
+    if (!ws->with_backward || !ws->scratch)
+        return tqs__fail(TQS_EINVAL, "jacobian: the workspace was made without backward scratch");
+    if (B == 0) return TQS_OK;
+    tqs__vit_forward(m, ws, logpsi, configs, B);
+    memset(jac, 0, sizeof(double) * 2 * (size_t)B * m->n_params);
+    TQS__OMP(parallel for schedule(dynamic, 1) num_threads(ws->n_slots))
+    for (s = 0; s < B; s++) {
+        int slot = 0;
+#ifdef _OPENMP
+        slot = omp_get_thread_num();
+#endif
+        tqs__vit_backward_sample(m, ws, jac + 2 * (size_t)s * m->n_params, m->n_params,
+                                 ws->scratch + (size_t)slot * ws->slot_size, configs + (size_t)s * m->N, (int)s);
+    }
+    return TQS_OK;
+}
+
+/* ===================================================================== */
+/* File I/O                                                              */
+/* ===================================================================== */
+TQSDEF uint32_t tqs_crc32(uint32_t crc, const void *data, size_t len) {
+    /* zlib's CRC-32: reflected polynomial 0xEDB88320, bit by bit (small and
+     * fast enough for model files) */
+    const unsigned char *b = (const unsigned char *)data;
+    size_t i;
+    int k;
+    crc = ~crc;
+    for (i = 0; i < len; i++) {
+        crc ^= b[i];
+        for (k = 0; k < 8; k++) crc = (crc >> 1) ^ (0xEDB88320u & (0u - (crc & 1u)));
+    }
+    return ~crc;
+}
+
+/* Little-endian writers into a byte buffer. */
+static unsigned char *tqs__put_u32(unsigned char *p, uint32_t v) {
+    int k;
+    for (k = 0; k < 4; k++) *p++ = (unsigned char)(v >> (8 * k));
+    return p;
+}
+static unsigned char *tqs__put_u64(unsigned char *p, uint64_t v) {
+    int k;
+    for (k = 0; k < 8; k++) *p++ = (unsigned char)(v >> (8 * k));
+    return p;
+}
+static unsigned char *tqs__put_f64(unsigned char *p, double x) {
+    uint64_t v;
+    memcpy(&v, &x, 8);
+    return tqs__put_u64(p, v);
+}
+static uint32_t tqs__get_u32(const unsigned char *p) {
+    return (uint32_t)p[0] | (uint32_t)p[1] << 8 | (uint32_t)p[2] << 16 | (uint32_t)p[3] << 24;
+}
+static uint64_t tqs__get_u64(const unsigned char *p) {
+    return (uint64_t)tqs__get_u32(p) | (uint64_t)tqs__get_u32(p + 4) << 32;
+}
+static double tqs__get_f64(const unsigned char *p) {
+    uint64_t v = tqs__get_u64(p);
+    double x;
+    memcpy(&x, &v, 8);
+    return x;
+}
+
+TQSDEF int tqs_write_file_atomic(const char *path, const void *buf, size_t len) {
+    char *tmp;
+    size_t plen;
+    FILE *f;
+    int ok;
+    if (!path || (!buf && len)) return tqs__fail(TQS_EINVAL, "write: null path or buffer");
+    plen = strlen(path);
+    tmp = (char *)tqs__alloc(plen + 5);
+    if (!tmp) return tqs__fail(TQS_ENOMEM, "write: out of memory");
+    memcpy(tmp, path, plen);
+    memcpy(tmp + plen, ".tmp", 5);
+    f = fopen(tmp, "wb");
+    if (!f) { int rc = tqs__fail(TQS_EIO, "cannot create '%s'", tmp); TQS_FREE(tmp); return rc; }
+    ok = fwrite(buf, 1, len, f) == len;
+    ok = (fflush(f) == 0) && ok;
+    ok = (fclose(f) == 0) && ok;
+    if (ok) {
+#ifdef _WIN32
+        remove(path); /* rename does not replace on Windows */
+#endif
+        ok = rename(tmp, path) == 0;
+    }
+    if (!ok) {
+        remove(tmp);
+        TQS_FREE(tmp);
+        return tqs__fail(TQS_EIO, "could not write '%s' (disk full or not writable?); any previous file is unchanged", path);
+    }
+    TQS_FREE(tmp);
+    return TQS_OK;
+}
+
+TQSDEF int tqs_read_file(const char *path, unsigned char **buf, size_t *len, size_t max_len) {
+    FILE *f;
+    unsigned char *b = NULL;
+    size_t cap = 0, n = 0;
+    if (!path || !buf || !len) return tqs__fail(TQS_EINVAL, "read: null argument");
+    *buf = NULL; *len = 0;
+    f = fopen(path, "rb");
+    if (!f) return tqs__fail(TQS_EIO, "cannot open '%s'", path);
+    for (;;) { /* grow as data arrives: never trust a size before reading it */
+        size_t got;
+        if (n == cap) {
+            size_t ncap = cap ? 2 * cap : 65536;
+            unsigned char *nb;
+            if (cap >= max_len + 1) { TQS_FREE(b); fclose(f); return tqs__fail(TQS_EFORMAT, "'%s' is larger than %zu bytes", path, max_len); }
+            if (ncap > max_len + 1) ncap = max_len + 1;
+            nb = (unsigned char *)tqs__alloc(ncap);
+            if (!nb) { TQS_FREE(b); fclose(f); return tqs__fail(TQS_ENOMEM, "out of memory reading '%s'", path); }
+            if (n) memcpy(nb, b, n);
+            TQS_FREE(b);
+            b = nb; cap = ncap;
+        }
+        got = fread(b + n, 1, cap - n, f);
+        n += got;
+        if (got == 0) break;
+    }
+    if (ferror(f)) { TQS_FREE(b); fclose(f); return tqs__fail(TQS_EIO, "error reading '%s'", path); }
+    fclose(f);
+    if (n > max_len) { TQS_FREE(b); return tqs__fail(TQS_EFORMAT, "'%s' is larger than %zu bytes", path, max_len); }
+    *buf = b; *len = n;
+    return TQS_OK;
+}
+
+#define TQS__MODEL_HEADER 52  /* magic 8 + version 4 + 8 int32 + uint64 */
+
+TQSDEF int tqs_vit_save(const tqs_vit *m, const char *path) {
+    size_t len, i;
+    unsigned char *buf, *p;
+    const int32_t hp[8] = {m ? m->cfg.Lx : 0, m ? m->cfg.Ly : 0, m ? m->cfg.b : 0, m ? m->cfg.d : 0,
+                           m ? m->cfg.h : 0, m ? m->cfg.n_layers : 0, m ? m->cfg.ff : 0, m ? m->cfg.attention : 0};
+    int rc, k;
+    if (!m || !m->params || !path) return tqs__fail(TQS_EINVAL, "save: null model or path");
+    for (i = 0; i < m->n_params; i++)
+        if (!isfinite(m->params[i]))
+            return tqs__fail(TQS_ENUMERIC, "save: parameter %zu is not finite; refusing to write '%s'", i, path);
+    len = TQS__MODEL_HEADER + 8 * m->n_params + 4;
+    buf = (unsigned char *)tqs__alloc(len);
+    if (!buf) return tqs__fail(TQS_ENOMEM, "save: out of memory");
+    memcpy(buf, "TQSMODEL", 8);
+    p = tqs__put_u32(buf + 8, 1);
+    for (k = 0; k < 8; k++) p = tqs__put_u32(p, (uint32_t)hp[k]);
+    p = tqs__put_u64(p, (uint64_t)m->n_params);
+    for (i = 0; i < m->n_params; i++) p = tqs__put_f64(p, m->params[i]);
+    p = tqs__put_u32(p, tqs_crc32(0, buf, len - 4));
+    TQS_ASSERT((size_t)(p - buf) == len);
+    rc = tqs_write_file_atomic(path, buf, len);
+    TQS_FREE(buf);
+    return rc;
+}
+
+TQSDEF int tqs_vit_from_bytes(tqs_vit *m, const unsigned char *buf, size_t len) {
+    tqs_vit_config c;
+    uint32_t version;
+    uint64_t count;
+    size_t i, expected;
+    int rc;
+    if (!m) return tqs__fail(TQS_EINVAL, "load: null model");
+    memset(m, 0, sizeof *m);
+    if (!buf || len < 8 || memcmp(buf, "TQSMODEL", 8))
+        return tqs__fail(TQS_EFORMAT, "not a tqs model file (bad magic)");
+    if (len < TQS__MODEL_HEADER + 4)
+        return tqs__fail(TQS_EFORMAT, "model file truncated: %zu bytes, the header alone is %d", len, TQS__MODEL_HEADER + 4);
+    version = tqs__get_u32(buf + 8);
+    if (version != 1) return tqs__fail(TQS_EFORMAT, "model file version %u, this library reads version 1", version);
+    c.Lx = (int32_t)tqs__get_u32(buf + 12); c.Ly = (int32_t)tqs__get_u32(buf + 16);
+    c.b = (int32_t)tqs__get_u32(buf + 20); c.d = (int32_t)tqs__get_u32(buf + 24);
+    c.h = (int32_t)tqs__get_u32(buf + 28); c.n_layers = (int32_t)tqs__get_u32(buf + 32);
+    c.ff = (int32_t)tqs__get_u32(buf + 36); c.attention = (int32_t)tqs__get_u32(buf + 40);
+    if ((rc = tqs_vit_config_check(&c)) != 0) {
+        char msg[sizeof tqs__errbuf];
+        memcpy(msg, tqs__errbuf, sizeof msg);
+        return tqs__fail(TQS_EFORMAT, "model file has bad hyper-parameters (%s)", msg);
+    }
+    count = tqs__get_u64(buf + 44);
+    expected = tqs_vit_param_count(&c);
+    if (count != (uint64_t)expected)
+        return tqs__fail(TQS_EFORMAT, "model file says %llu parameters, its hyper-parameters imply %zu",
+                         (unsigned long long)count, expected);
+    if (len != TQS__MODEL_HEADER + 8 * expected + 4)
+        return tqs__fail(TQS_EFORMAT, "model file is %zu bytes, expected %zu (truncated or padded)",
+                         len, (size_t)(TQS__MODEL_HEADER + 8 * expected + 4));
+    if (tqs_crc32(0, buf, len - 4) != tqs__get_u32(buf + len - 4))
+        return tqs__fail(TQS_EFORMAT, "model file is corrupt (CRC mismatch)");
+    if ((rc = tqs__vit_alloc(m, &c)) != 0) return rc;
+    for (i = 0; i < expected; i++) {
+        m->params[i] = tqs__get_f64(buf + TQS__MODEL_HEADER + 8 * i);
+        if (!isfinite(m->params[i])) {
+            tqs_vit_free(m);
+            return tqs__fail(TQS_EFORMAT, "model file has a non-finite parameter (index %zu)", i);
+        }
+    }
+    return TQS_OK;
+}
+
+TQSDEF int tqs_vit_load(tqs_vit *m, const char *path) {
+    unsigned char *buf;
+    size_t len;
+    int rc;
+    char msg[sizeof tqs__errbuf];
+    if (!m) return tqs__fail(TQS_EINVAL, "load: null model");
+    memset(m, 0, sizeof *m);
+    rc = tqs_read_file(path, &buf, &len, (size_t)1 << 34);
+    if (rc) return rc;
+    rc = tqs_vit_from_bytes(m, buf, len);
+    TQS_FREE(buf);
+    if (rc) { /* prefix the file name */
+        memcpy(msg, tqs__errbuf, sizeof msg);
+        tqs__fail(rc, "%s: %s", path, msg);
+    }
+    return rc;
 }
 
 /* ===================================================================== */

@@ -1,0 +1,136 @@
+/* model.c - create, inspect and evaluate ViT model files.
+ *   ./examples/model init -o OUT [--L n | --Lx n --Ly n] [--patch b] [--d d] [--heads h]
+ *                          [--layers l] [--ff f] [--attention factored|standard] [--seed s]
+ *   ./examples/model info MODEL
+ *   ./examples/model eval MODEL [CONFIGS | --random K [--seed S]]
+ * eval reads one configuration per line (N integers +1/-1 in site order, from
+ * CONFIGS or standard input) and prints "Re Im" of log psi per line. */
+#define TQS_IMPLEMENTATION
+#include "../tqs.h"
+#include "flags.h"
+
+static int cmd_init(int argc, char **argv) {
+    tqs_vit_config c;
+    tqs_vit m;
+    const char *out = NULL, *att = "factored";
+    int i, seed = 1;
+    c.Lx = c.Ly = 4; c.b = 2; c.d = 16; c.h = 2; c.n_layers = 2; c.ff = 4;
+    for (i = 2; i < argc; i++) {
+        if (flags_str(argc, argv, &i, "-o", &out) || flags_lattice(argc, argv, &i, &c.Lx, &c.Ly) ||
+            flags_int(argc, argv, &i, "--patch", &c.b, 1, 16) || flags_int(argc, argv, &i, "--d", &c.d, 1, 4096) ||
+            flags_int(argc, argv, &i, "--heads", &c.h, 1, 4096) || flags_int(argc, argv, &i, "--layers", &c.n_layers, 1, 64) ||
+            flags_int(argc, argv, &i, "--ff", &c.ff, 1, 64) || flags_str(argc, argv, &i, "--attention", &att) ||
+            flags_int(argc, argv, &i, "--seed", &seed, 0, 2147483647)) continue;
+        flags_die("init: unknown flag '%s'", argv[i]);
+    }
+    if (!out) flags_die("init: -o OUT is required");
+    flags_check_lattice(c.Lx, c.Ly);
+    if (!strcmp(att, "factored")) c.attention = TQS_ATTN_FACTORED;
+    else if (!strcmp(att, "standard")) c.attention = TQS_ATTN_STANDARD;
+    else flags_die("--attention: must be 'factored' or 'standard' (got '%s')", att);
+    if (c.Lx % c.b || c.Ly % c.b) flags_die("--patch: %d must divide Lx = %d and Ly = %d", c.b, c.Lx, c.Ly);
+    if (c.d % c.h) flags_die("--heads: %d must divide --d %d", c.h, c.d);
+    if (tqs_vit_init(&m, &c, (uint64_t)seed)) flags_die("%s", tqs_last_error());
+    if (tqs_vit_save(&m, out)) { fprintf(stderr, "model: %s\n", tqs_last_error()); tqs_vit_free(&m); return 1; }
+    printf("wrote %s: %zu parameters\n", out, m.n_params);
+    tqs_vit_free(&m);
+    return 0;
+}
+
+static int cmd_info(const tqs_vit *m) {
+    const tqs_vit_config *c = &m->cfg;
+    printf("lattice %dx%d, patch %d (%d tokens), d %d, heads %d, layers %d, ff %d, attention %s\n",
+           c->Lx, c->Ly, c->b, m->n, c->d, c->h, c->n_layers, c->ff, c->attention ? "standard" : "factored");
+    printf("parameters %zu\n", m->n_params);
+    return 0;
+}
+
+/* Reads every configuration before evaluating any, so a bad line writes nothing. */
+static int read_configs(FILE *f, const char *name, int N, int8_t **out, int *count) {
+    char line[65536];
+    int n = 0, cap = 0, lineno = 0;
+    int8_t *cf = NULL;
+    while (fgets(line, sizeof line, f)) {
+        char *p = line, *end;
+        int k = 0;
+        lineno++;
+        if (!strchr(line, '\n') && !feof(f)) { fprintf(stderr, "model: %s:%d: line too long\n", name, lineno); free(cf); return 1; }
+        while (*p == ' ' || *p == '\t') p++;
+        if (*p == '\n' || *p == '\r' || *p == 0 || *p == '#') continue;
+        if (n == cap) { cap = cap ? 2 * cap : 256; cf = (int8_t *)realloc(cf, (size_t)cap * N); if (!cf) return 1; }
+        for (;;) {
+            long v = strtol(p, &end, 10);
+            if (end == p) break;
+            if (v != 1 && v != -1) { fprintf(stderr, "model: %s:%d: spin %ld is not +1 or -1\n", name, lineno, v); free(cf); return 1; }
+            if (k < N) cf[(size_t)n * N + k] = (int8_t)v;
+            k++; p = end;
+        }
+        while (*p == ' ' || *p == '\t' || *p == '\r' || *p == '\n') p++;
+        if (*p) { fprintf(stderr, "model: %s:%d: '%c' is not a spin\n", name, lineno, *p); free(cf); return 1; }
+        if (k != N) { fprintf(stderr, "model: %s:%d: %d spins, the model has N = %d sites\n", name, lineno, k, N); free(cf); return 1; }
+        n++;
+    }
+    *out = cf; *count = n;
+    return 0;
+}
+
+static int cmd_eval(const tqs_vit *m, int argc, char **argv) {
+    const char *file = NULL;
+    int i, K = -1, seed = 1, count = 0, N = m->N, s, j;
+    int8_t *cf = NULL;
+    tqs_vit_ws ws;
+    tqs_complex lp[256];
+    for (i = 3; i < argc; i++) {
+        if (flags_int(argc, argv, &i, "--random", &K, 1, 100000000) || flags_int(argc, argv, &i, "--seed", &seed, 0, 2147483647)) continue;
+        if (argv[i][0] == '-' && argv[i][1]) flags_die("eval: unknown flag '%s'", argv[i]);
+        if (file) flags_die("eval: more than one configuration file given");
+        file = argv[i];
+    }
+    if (K > 0) {
+        tqs_rng rng;
+        if (file) flags_die("eval: give either CONFIGS or --random, not both");
+        cf = (int8_t *)malloc((size_t)K * N);
+        if (!cf) { fprintf(stderr, "model: out of memory for %d configurations\n", K); return 1; }
+        tqs_rng_seed(&rng, (uint64_t)seed, 0);
+        for (s = 0; s < K; s++) tqs_random_config(cf + (size_t)s * N, N, &rng);
+        count = K;
+    } else {
+        FILE *f = file && strcmp(file, "-") ? fopen(file, "r") : stdin;
+        if (!f) { fprintf(stderr, "model: cannot open '%s'\n", file); return 1; }
+        if (read_configs(f, file ? file : "stdin", N, &cf, &count)) { if (f != stdin) fclose(f); return 1; }
+        if (f != stdin) fclose(f);
+    }
+    if (tqs_vit_ws_init(&ws, m, 256, 0)) { fprintf(stderr, "model: %s\n", tqs_last_error()); free(cf); return 1; }
+    for (s = 0; s < count; s += 256) {
+        int B = count - s < 256 ? count - s : 256, b;
+        tqs_vit_forward(m, &ws, lp, cf + (size_t)s * N, B);
+        for (b = 0; b < B; b++) {
+            if (K > 0) for (j = 0; j < N; j++) printf("%d ", cf[(size_t)(s + b) * N + j]);
+            printf("%.17g %.17g\n", lp[b].re, lp[b].im);
+        }
+    }
+    tqs_vit_ws_free(&ws);
+    free(cf);
+    return 0;
+}
+
+int main(int argc, char **argv) {
+    tqs_vit m;
+    int rc;
+    flags_prog = "model";
+    if (argc < 2 || !strcmp(argv[1], "--help") || !strcmp(argv[1], "-h")) {
+        printf("usage: model init -o OUT [--L n|--Lx n --Ly n] [--patch b] [--d d] [--heads h] [--layers l]\n"
+               "                  [--ff f] [--attention factored|standard] [--seed s]\n"
+               "       model info MODEL\n"
+               "       model eval MODEL [CONFIGS | --random K [--seed S]]\n");
+        return argc < 2 ? 2 : 0;
+    }
+    if (!strcmp(argv[1], "init")) return cmd_init(argc, argv);
+    if (strcmp(argv[1], "info") && strcmp(argv[1], "eval")) flags_die("unknown command '%s' (init, info or eval)", argv[1]);
+    if (argc < 3) flags_die("%s: MODEL is required", argv[1]);
+    if (!strcmp(argv[1], "info") && argc > 3) flags_die("info: unexpected argument '%s'", argv[3]);
+    if (tqs_vit_load(&m, argv[2])) { fprintf(stderr, "model: %s\n", tqs_last_error()); return 1; }
+    rc = !strcmp(argv[1], "info") ? cmd_info(&m) : cmd_eval(&m, argc, argv);
+    tqs_vit_free(&m);
+    return rc;
+}

@@ -1,0 +1,252 @@
+/* The ViT wave function: parameter count, gradients against finite
+ * differences, batching, threads, translation symmetry, model file. */
+#define TQS_IMPLEMENTATION
+#include "../tqs.h"
+#include "test.h"
+#include <stdlib.h>
+
+static tqs_vit_config make_cfg(int Lx, int Ly, int b, int d, int h, int nl, int attention) {
+    tqs_vit_config c;
+    c.Lx = Lx; c.Ly = Ly; c.b = b; c.d = d; c.h = h; c.n_layers = nl; c.ff = 4; c.attention = attention;
+    return c;
+}
+
+static void test_param_count(void) {
+    tqs_vit_config c = make_cfg(10, 10, 2, 60, 10, 4, TQS_ATTN_FACTORED);
+    tqs_vit m;
+    CHECK_EQ(tqs_vit_param_count(&c), 155620); /* the NetKet tutorial's model */
+    CHECK_EQ(tqs_vit_init(&m, &c, 1), 0);
+    CHECK_EQ(m.n_params, 155620);
+    CHECK_EQ(m.lni_b + 60, 155620);  /* the last tensor ends the vector */
+    tqs_vit_free(&m);
+    /* standard adds W_q b_q W_k b_k and swaps alpha for pos: 2(d*d + d) per layer */
+    c.attention = TQS_ATTN_STANDARD;
+    CHECK_EQ(tqs_vit_param_count(&c), 155620 + 4 * 2 * (3600 + 60));
+    c = make_cfg(4, 4, 2, 6, 4, 1, 0);
+    CHECK_EQ(tqs_vit_config_check(&c), TQS_EINVAL); /* 4 heads do not divide d = 6 */
+    c = make_cfg(6, 6, 4, 8, 2, 1, 0);
+    CHECK_EQ(tqs_vit_config_check(&c), TQS_EINVAL); /* patch 4 does not divide 6 */
+}
+
+/* Gradient of every parameter against a 4-point central difference
+ *   g ~ [8(f(+h) - f(-h)) - (f(+2h) - f(-2h))] / (12 h),
+ * truncation error h^4 f^(5)/30, rounding about 1e-16 |log psi| / h. At
+ * h = 1e-3 some entries with large gradients (|g| ~ 17) showed truncation
+ * errors ~5e-6 relative (large fifth derivatives through the LayerNorms);
+ * h = 2e-4 makes truncation 625 times smaller while rounding stays
+ * ~1e-16 * 20 / 2e-4 = 1e-11. The test demands relative error below 1e-6,
+ * relative to max(|g|, 1e-3): gradients smaller than 1e-3 must be right to
+ * 1e-9 absolutely, still 100 times the finite-difference rounding. */
+static void check_gradients(tqs_vit_config c, uint64_t seed) {
+    enum { B = 3 };
+    tqs_vit m;
+    tqs_vit_ws ws;
+    int8_t cfgs[B * 64];
+    tqs_complex lp[B], f[4][B];
+    double *jac, worst = 0, h = 2e-4;
+    size_t k, N, worst_k = 0;
+    int s, j;
+    tqs_rng rng;
+    CHECK_EQ(tqs_vit_init(&m, &c, seed), 0);
+    N = (size_t)m.N;
+    /* non-trivial biases and LayerNorm gains so every path matters */
+    tqs_rng_seed(&rng, seed, 77);
+    for (k = 0; k < m.n_params; k++) m.params[k] += 0.1 * (tqs_rng_uniform(&rng) - 0.5);
+    CHECK_EQ(tqs_vit_ws_init(&ws, &m, B, 1), 0);
+    for (s = 0; s < B; s++) tqs_random_config(cfgs + s * N, (int)N, &rng);
+    jac = (double *)malloc(sizeof(double) * 2 * B * m.n_params);
+    CHECK_EQ(tqs_vit_jacobian(&m, &ws, jac, lp, cfgs, B), 0);
+    for (k = 0; k < m.n_params; k++) {
+        double keep = m.params[k];
+        static const double steps[4] = {1, -1, 2, -2};
+        for (j = 0; j < 4; j++) {
+            m.params[k] = keep + steps[j] * h;
+            tqs_vit_forward(&m, &ws, f[j], cfgs, B);
+        }
+        m.params[k] = keep;
+        for (s = 0; s < B; s++) {
+            double fd_re = (8 * (f[0][s].re - f[1][s].re) - (f[2][s].re - f[3][s].re)) / (12 * h);
+            double fd_im = (8 * (f[0][s].im - f[1][s].im) - (f[2][s].im - f[3][s].im)) / (12 * h);
+            double g_re = jac[(2 * s) * m.n_params + k], g_im = jac[(2 * s + 1) * m.n_params + k];
+            double e_re = fabs(g_re - fd_re) / fmax(fmax(fabs(g_re), fabs(fd_re)), 1e-3);
+            double e_im = fabs(g_im - fd_im) / fmax(fmax(fabs(g_im), fabs(fd_im)), 1e-3);
+            if (getenv("TQS_DEBUG") && (e_re > 1e-6 || e_im > 1e-6)) printf("k=%zu s=%d re %.12g %.12g im %.12g %.12g\n", k, s, g_re, fd_re, g_im, fd_im);
+            if (e_re > worst) { worst = e_re; worst_k = k; }
+            if (e_im > worst) { worst = e_im; worst_k = k; }
+        }
+    }
+    printf("  gradient check %s %dx%d d=%d: worst relative error %.2e (parameter %zu of %zu)\n",
+           c.attention ? "standard" : "factored", c.Lx, c.Ly, c.d, worst, worst_k, m.n_params);
+    CHECK_BELOW(worst, 1e-6);
+    free(jac);
+    tqs_vit_ws_free(&ws);
+    tqs_vit_free(&m);
+}
+
+/* Batched = one by one; 1 thread = 2 threads; Jacobian rows independent of the batch. */
+static void test_batch_and_threads(int attention) {
+    enum { B = 5 };
+    tqs_vit_config c = make_cfg(4, 4, 2, 8, 2, 2, attention);
+    tqs_vit m;
+    tqs_vit_ws ws;
+    int8_t cfgs[B * 16];
+    tqs_complex lp[B], one, lp2[B];
+    double *jac, *jac1, *jac2, worst = 0;
+    size_t k;
+    int s, same = 1;
+    tqs_rng rng;
+    tqs_rng_seed(&rng, 5, 1);
+    tqs_vit_init(&m, &c, 11);
+    tqs_vit_ws_init(&ws, &m, B, 1);
+    for (s = 0; s < B; s++) tqs_random_config(cfgs + s * 16, 16, &rng);
+    jac = (double *)malloc(sizeof(double) * 2 * B * m.n_params);
+    jac1 = (double *)malloc(sizeof(double) * 2 * m.n_params);
+    jac2 = (double *)malloc(sizeof(double) * 2 * B * m.n_params);
+    tqs_set_threads(1);
+    tqs_vit_forward(&m, &ws, lp, cfgs, B);
+    tqs_vit_jacobian(&m, &ws, jac, NULL, cfgs, B);
+    for (s = 0; s < B; s++) {
+        tqs_vit_forward(&m, &ws, &one, cfgs + s * 16, 1);
+        worst = fmax(worst, fmax(fabs(one.re - lp[s].re), fabs(one.im - lp[s].im)));
+        tqs_vit_jacobian(&m, &ws, jac1, NULL, cfgs + s * 16, 1);
+        for (k = 0; k < 2 * m.n_params; k++) worst = fmax(worst, fabs(jac1[k] - jac[2 * s * m.n_params + k]));
+    }
+    CHECK_BELOW(worst, 1e-12);
+    tqs_set_threads(2);
+    tqs_vit_forward(&m, &ws, lp2, cfgs, B);
+    tqs_vit_jacobian(&m, &ws, jac2, NULL, cfgs, B);
+    for (s = 0; s < B; s++) same &= lp2[s].re == lp[s].re && lp2[s].im == lp[s].im;
+    for (k = 0; k < 2 * B * m.n_params; k++) same &= jac2[k] == jac[k];
+    CHECK(same); /* bitwise: per-row work does not depend on the thread count */
+    free(jac); free(jac1); free(jac2);
+    tqs_vit_ws_free(&ws);
+    tqs_vit_free(&m);
+}
+
+/* Shifting by a whole patch permutes the tokens; factored attention depends
+ * only on displacements and the head sums over tokens, so log psi is
+ * invariant. A shift by one site changes the patches' content. */
+static void test_translation(int attention) {
+    tqs_vit_config c = make_cfg(4, 6, 2, 12, 3, 2, attention);
+    tqs_vit m;
+    tqs_vit_ws ws;
+    tqs_lattice lat;
+    int8_t s[24], t[4][24];
+    tqs_complex lp[5];
+    tqs_rng rng;
+    tqs_rng_seed(&rng, 9, 0);
+    tqs_vit_init(&m, &c, 3);
+    tqs_vit_ws_init(&ws, &m, 5, 0);
+    tqs_lattice_init(&lat, 4, 6);
+    tqs_random_config(s, 24, &rng);
+    tqs_translate(&lat, t[0], s, 2, 0);
+    tqs_translate(&lat, t[1], s, 0, 2);
+    tqs_translate(&lat, t[2], s, 2, 4);
+    tqs_translate(&lat, t[3], s, 1, 0);
+    tqs_vit_forward(&m, &ws, lp, s, 1);
+    tqs_vit_forward(&m, &ws, lp + 1, t[0], 4);
+    CHECK_NEAR(lp[1].re, lp[0].re, 1e-12); CHECK_NEAR(lp[1].im, lp[0].im, 1e-12);
+    CHECK_NEAR(lp[2].re, lp[0].re, 1e-12); CHECK_NEAR(lp[2].im, lp[0].im, 1e-12);
+    CHECK_NEAR(lp[3].re, lp[0].re, 1e-12); CHECK_NEAR(lp[3].im, lp[0].im, 1e-12);
+    CHECK(fabs(lp[4].re - lp[0].re) + fabs(lp[4].im - lp[0].im) > 1e-6);
+    tqs_lattice_free(&lat);
+    tqs_vit_ws_free(&ws);
+    tqs_vit_free(&m);
+}
+
+static void test_attention_readout(void) {
+    tqs_vit_config c = make_cfg(4, 4, 2, 8, 2, 2, TQS_ATTN_STANDARD);
+    tqs_vit m;
+    tqs_vit_ws ws;
+    int8_t s[16];
+    double A[2 * 2 * 4 * 4], worst = 0;
+    int row, Q;
+    tqs_rng rng;
+    tqs_rng_seed(&rng, 2, 0);
+    tqs_random_config(s, 16, &rng);
+    tqs_vit_init(&m, &c, 4);
+    tqs_vit_ws_init(&ws, &m, 1, 0);
+    CHECK_EQ(tqs_vit_attention(&m, &ws, A, s), 0);
+    for (row = 0; row < 2 * 2 * 4; row++) { /* softmax rows sum to one */
+        double sum = 0;
+        for (Q = 0; Q < 4; Q++) sum += A[row * 4 + Q];
+        worst = fmax(worst, fabs(sum - 1));
+    }
+    CHECK_BELOW(worst, 1e-14);
+    tqs_vit_ws_free(&ws); tqs_vit_free(&m);
+    c.attention = TQS_ATTN_FACTORED;
+    tqs_vit_init(&m, &c, 4);
+    tqs_vit_ws_init(&ws, &m, 1, 0);
+    tqs_vit_attention(&m, &ws, A, s);
+    /* layer 1, head 1, query P=3 (X=1,Y=1), key Q=0: displacement (1,1) -> index 3 */
+    CHECK(A[(1 * 2 + 1) * 16 + 3 * 4 + 0] == m.params[m.layer[1].alpha + 4 + 3]);
+    tqs_vit_ws_free(&ws); tqs_vit_free(&m);
+}
+
+static int load_bytes(const unsigned char *buf, size_t len) {
+    tqs_vit m;
+    int rc = tqs_vit_from_bytes(&m, buf, len);
+    if (rc == 0) tqs_vit_free(&m);
+    return rc;
+}
+
+static void put32(unsigned char *p, uint32_t v) { p[0] = (unsigned char)v; p[1] = (unsigned char)(v >> 8); p[2] = (unsigned char)(v >> 16); p[3] = (unsigned char)(v >> 24); }
+
+static void test_model_file(void) {
+    tqs_vit_config c = make_cfg(4, 4, 2, 8, 2, 2, TQS_ATTN_STANDARD);
+    tqs_vit m, m2;
+    unsigned char *buf, *bad;
+    size_t len;
+    const char *path = "build/test_model.tqs";
+    FILE *f;
+    tqs_vit_init(&m, &c, 21);
+    CHECK_EQ(tqs_vit_save(&m, path), 0);
+    CHECK_EQ(tqs_vit_load(&m2, path), 0);
+    CHECK_EQ(m2.n_params, m.n_params);
+    CHECK(memcmp(&m2.cfg, &m.cfg, sizeof m.cfg) == 0);
+    CHECK(m2.params && memcmp(m2.params, m.params, sizeof(double) * m.n_params) == 0);
+    tqs_vit_free(&m2);
+    CHECK_EQ(tqs_read_file(path, &buf, &len, 1 << 20), 0);
+    CHECK_EQ(len, 52 + 8 * m.n_params + 4);
+    CHECK_EQ(tqs_crc32(0, "123456789", 9), 0xCBF43926u); /* the CRC-32 check value */
+    bad = (unsigned char *)malloc(len);
+    CHECK_EQ(load_bytes(buf, len), 0);
+    memcpy(bad, buf, len); bad[0] = 'X';
+    CHECK_EQ(load_bytes(bad, len), TQS_EFORMAT); CHECK(strstr(tqs_last_error(), "magic") != NULL);
+    memcpy(bad, buf, len); put32(bad + 8, 2);
+    CHECK_EQ(load_bytes(bad, len), TQS_EFORMAT); CHECK(strstr(tqs_last_error(), "version") != NULL);
+    CHECK_EQ(load_bytes(buf, len - 1), TQS_EFORMAT); CHECK(strstr(tqs_last_error(), "bytes") != NULL);
+    CHECK_EQ(load_bytes(buf, 30), TQS_EFORMAT); CHECK(strstr(tqs_last_error(), "truncated") != NULL);
+    memcpy(bad, buf, len); bad[100] ^= 0x10;
+    CHECK_EQ(load_bytes(bad, len), TQS_EFORMAT); CHECK(strstr(tqs_last_error(), "CRC") != NULL);
+    memcpy(bad, buf, len); bad[44] ^= 1; /* parameter count off by one */
+    CHECK_EQ(load_bytes(bad, len), TQS_EFORMAT); CHECK(strstr(tqs_last_error(), "imply") != NULL);
+    memcpy(bad, buf, len); put32(bad + 24, 7); /* d = 7: heads 2 do not divide it */
+    CHECK_EQ(load_bytes(bad, len), TQS_EFORMAT); CHECK(strstr(tqs_last_error(), "hyper-parameters") != NULL);
+    memcpy(bad, buf, len); put32(bad + 12, 0x7fffffff); /* absurd lattice */
+    CHECK_EQ(load_bytes(bad, len), TQS_EFORMAT);
+    memcpy(bad, buf, len); put32(bad + 44, 0xffffffffu); put32(bad + 48, 0xffffffffu); /* absurd count */
+    CHECK_EQ(load_bytes(bad, len), TQS_EFORMAT);
+    CHECK_EQ(load_bytes(buf, 0), TQS_EFORMAT);
+    CHECK_EQ(tqs_vit_load(&m2, "build/does-not-exist.tqs"), TQS_EIO);
+    /* a failed save leaves the previous file intact */
+    CHECK_EQ(tqs_vit_save(&m, "build/no-such-dir/x.tqs"), TQS_EIO);
+    f = fopen(path, "rb"); CHECK(f != NULL); if (f) fclose(f);
+    free(bad); free(buf);
+    tqs_vit_free(&m);
+}
+
+int main(void) {
+    test_param_count();
+    check_gradients(make_cfg(4, 4, 2, 8, 2, 2, TQS_ATTN_FACTORED), 1);
+    check_gradients(make_cfg(4, 4, 2, 8, 2, 2, TQS_ATTN_STANDARD), 2);
+    check_gradients(make_cfg(4, 6, 2, 12, 3, 1, TQS_ATTN_FACTORED), 3);
+    check_gradients(make_cfg(4, 6, 2, 12, 3, 1, TQS_ATTN_STANDARD), 4);
+    test_batch_and_threads(TQS_ATTN_FACTORED);
+    test_batch_and_threads(TQS_ATTN_STANDARD);
+    test_translation(TQS_ATTN_FACTORED);
+    test_translation(TQS_ATTN_STANDARD);
+    test_attention_readout();
+    test_model_file();
+    return test_summary();
+}
