@@ -12,7 +12,7 @@ SANITIZE = -DTQS_TEST_SANITIZE -O1 -g -fsanitize=address,undefined -fno-omit-fra
 LDLIBS = -lm
 
 EXAMPLES = examples/exact examples/model
-TESTS = test_ed test_vit
+TESTS = test_ed test_vit test_vmc
 MODES = omp noomp san
 
 all: $(EXAMPLES)

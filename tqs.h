@@ -138,6 +138,29 @@ TQSDEF double tqs_hamiltonian_diagonal(const tqs_hamiltonian *H, const int8_t *s
 TQSDEF int tqs_hamiltonian_connected(const tqs_hamiltonian *H, const int8_t *s,
                                      int *flips, double *mels);
 
+#define TQS_ED_MAX_SITES 24
+/* The Sz = 0 basis of exact diagonalisation and exact enumeration (N <= 24):
+ * states are bit patterns (bit i set = spin up at site i)
+ * in combinatorial order; tqs_basis_index finds a state's index by ranking,
+ * from two small tables, without search or hashing. */
+typedef struct tqs_basis {
+    int N;
+    size_t dim;          /* binomial(N, N/2) */
+    uint32_t *states;    /* (dim) */
+    uint32_t *rank_lo;   /* (2^nlo): rank contribution of the low bits */
+    uint32_t *rank_hi;   /* (nlo+1, 2^(N-nlo)): of the high bits, given the low ones' count */
+    int nlo;
+} tqs_basis;
+TQSDEF int    tqs_basis_init(tqs_basis *basis, int N);
+TQSDEF void   tqs_basis_free(tqs_basis *basis);
+TQSDEF size_t tqs_basis_index(const tqs_basis *basis, uint32_t state);
+TQSDEF uint32_t tqs_config_to_bits(const int8_t *s, int N);
+TQSDEF void   tqs_bits_to_config(int8_t *s, uint32_t bits, int N);
+/* out = H in on the Sz = 0 basis (OpenMP over rows). */
+TQSDEF void   tqs_hamiltonian_apply(const tqs_hamiltonian *H, const tqs_basis *basis,
+                                    double *out, const double *in);
+
+
 /* ===================================================================== */
 /* Model parameters: the Vision-Transformer wave function                */
 /* ===================================================================== */
@@ -235,6 +258,105 @@ TQSDEF int tqs_vit_jacobian(const tqs_vit *model, tqs_vit_ws *ws, double *jac, t
                             const int8_t *configs, int B);
 
 /* ===================================================================== */
+/* Sampler: Metropolis exchange moves from |psi|^2                       */
+/* ===================================================================== */
+/* Any wave function, as a batched log-amplitude callback:
+ * out[s] = log psi(configs + s*N) for s < B, B <= max_batch; returns 0 or a
+ * negative TQS_E... code. */
+typedef int (*tqs_logpsi_fn)(void *ctx, tqs_complex *out, const int8_t *configs, int B);
+typedef struct tqs_amplitude {
+    tqs_logpsi_fn fn;
+    void *ctx;
+    int max_batch;
+} tqs_amplitude;
+
+/* The ViT as an amplitude (ctx points to this struct). */
+typedef struct tqs_vit_amplitude { const tqs_vit *model; tqs_vit_ws *ws; } tqs_vit_amplitude;
+TQSDEF int tqs_vit_logpsi_fn(void *ctx, tqs_complex *out, const int8_t *configs, int B);
+TQSDEF tqs_amplitude tqs_vit_amplitude_make(tqs_vit_amplitude *holder, const tqs_vit *model, tqs_vit_ws *ws);
+
+/* M chains advance in lockstep: at each proposal the proposed configurations of
+ * all chains are evaluated in one batched call. Each chain has its own random
+ * stream (seed, chain index), so the samples do not depend on the threads. A
+ * move exchanges the spins of a pair at lattice distance <= 2 (nearest,
+ * diagonal, straight next-nearest) chosen uniformly; pairs with equal spins
+ * leave the chain unchanged and are not counted as proposals. */
+typedef struct tqs_sampler {
+    int N, n_chains, n_pairs;
+    int *pairs;              /* (n_pairs, 2) */
+    int8_t *state;           /* (n_chains, N) current configuration of every chain */
+    tqs_complex *logpsi;     /* (n_chains) log psi of the current configurations */
+    int have_logpsi;         /* logpsi is valid for the current parameters */
+    tqs_rng *rng;            /* (n_chains) */
+    uint64_t *accepted, *proposed; /* (n_chains) since the last tqs_sampler_run */
+    int8_t *prop;            /* (n_chains, N) workspace: proposals, compacted */
+    int *prop_chain;         /* (n_chains) chain of each proposal */
+    tqs_complex *prop_logpsi;
+} tqs_sampler;
+TQSDEF int  tqs_sampler_init(tqs_sampler *S, const tqs_lattice *lat, int n_chains, uint64_t seed);
+TQSDEF void tqs_sampler_free(tqs_sampler *S);
+/* Call after the parameters change: log psi of the chains is recomputed. */
+TQSDEF void tqs_sampler_invalidate(tqs_sampler *S);
+/* thermalize sweeps, then n_per_chain samples per chain with sweeps_between
+ * sweeps (N proposals each) before each. samples is chain-major:
+ * (n_chains, n_per_chain, N); logpsi (may be NULL) likewise. */
+TQSDEF int tqs_sampler_run(tqs_sampler *S, const tqs_amplitude *amp, int n_per_chain, int sweeps_between,
+                           int thermalize, int8_t *samples, tqs_complex *logpsi);
+/* Acceptance rate of chain c in the last run, or of all chains for c < 0. */
+TQSDEF double tqs_sampler_acceptance(const tqs_sampler *S, int c);
+
+/* ===================================================================== */
+/* Local energy                                                          */
+/* ===================================================================== */
+/* E_loc(s) = H_ss + sum_s' H_ss' exp(log psi(s') - log psi(s)); the connected
+ * configurations of many samples are gathered into batches of
+ * amp->max_batch and evaluated together. */
+typedef struct tqs_eloc_ws {
+    int N, chunk, max_conn;
+    int8_t *batch;           /* (chunk, N) connected configurations */
+    int *owner;              /* (chunk) sample each belongs to */
+    double *mel;             /* (chunk) matrix element */
+    tqs_complex *lp;         /* (chunk) */
+    int *flips;              /* (max_conn, 2) */
+    double *mels;            /* (max_conn) */
+} tqs_eloc_ws;
+TQSDEF int  tqs_eloc_ws_init(tqs_eloc_ws *ws, const tqs_hamiltonian *H, int chunk);
+TQSDEF void tqs_eloc_ws_free(tqs_eloc_ws *ws);
+TQSDEF int  tqs_local_energy(tqs_complex *eloc, const tqs_hamiltonian *H, const tqs_amplitude *amp,
+                             tqs_eloc_ws *ws, const int8_t *configs, const tqs_complex *logpsi, long B);
+
+/* ===================================================================== */
+/* Statistics                                                            */
+/* ===================================================================== */
+typedef struct tqs_stats {
+    double mean;       /* average over all samples */
+    double error;      /* error of the mean, sqrt(var * 2 tau / n) */
+    double variance;   /* sample variance */
+    double tau;        /* integrated autocorrelation time (1/2 for independent samples) */
+    double rhat;       /* split-R-hat across chains (1 when converged) */
+} tqs_stats;
+/* x is chain-major (n_chains, n_per_chain). tau from the chain-averaged
+ * autocorrelation function with Sokal's automatic window (W >= 5 tau). */
+TQSDEF int tqs_statistics(tqs_stats *st, const double *x, int n_chains, int n_per_chain);
+
+/* ===================================================================== */
+/* Exact enumeration (N <= 24): expectation values without sampling     */
+/* ===================================================================== */
+typedef struct tqs_enumeration {
+    tqs_basis basis;
+    int8_t *configs;       /* (dim, N) every Sz = 0 configuration */
+    tqs_complex *logpsi;   /* (dim) */
+    double *weights;       /* (dim) |psi|^2 / sum |psi|^2 */
+    tqs_complex *eloc;     /* (dim) */
+    double energy;         /* sum_s w_s Re E_loc(s) */
+    double variance;       /* sum_s w_s |E_loc(s) - energy|^2 */
+} tqs_enumeration;
+TQSDEF int  tqs_enumeration_init(tqs_enumeration *E, int N);
+TQSDEF void tqs_enumeration_free(tqs_enumeration *E);
+TQSDEF int  tqs_enumeration_evaluate(tqs_enumeration *E, const tqs_hamiltonian *H, const tqs_amplitude *amp,
+                                     tqs_eloc_ws *ws);
+
+/* ===================================================================== */
 /* File I/O: the model file                                              */
 /* ===================================================================== */
 /* Little-endian: "TQSMODEL", uint32 version 1, int32 Lx Ly b d h n_layers ff
@@ -253,27 +375,6 @@ TQSDEF int tqs_read_file(const char *path, unsigned char **buf, size_t *len, siz
 /* ===================================================================== */
 /* Exact diagonalisation in the Sz = 0 sector (N <= 24)                  */
 /* ===================================================================== */
-#define TQS_ED_MAX_SITES 24
-/* The Sz = 0 basis: states are bit patterns (bit i set = spin up at site i)
- * in combinatorial order; tqs_basis_index finds a state's index by ranking,
- * from two small tables, without search or hashing. */
-typedef struct tqs_basis {
-    int N;
-    size_t dim;          /* binomial(N, N/2) */
-    uint32_t *states;    /* (dim) */
-    uint32_t *rank_lo;   /* (2^nlo): rank contribution of the low bits */
-    uint32_t *rank_hi;   /* (nlo+1, 2^(N-nlo)): of the high bits, given the low ones' count */
-    int nlo;
-} tqs_basis;
-TQSDEF int    tqs_basis_init(tqs_basis *basis, int N);
-TQSDEF void   tqs_basis_free(tqs_basis *basis);
-TQSDEF size_t tqs_basis_index(const tqs_basis *basis, uint32_t state);
-TQSDEF uint32_t tqs_config_to_bits(const int8_t *s, int N);
-TQSDEF void   tqs_bits_to_config(int8_t *s, uint32_t bits, int N);
-/* out = H in on the Sz = 0 basis (OpenMP over rows). */
-TQSDEF void   tqs_hamiltonian_apply(const tqs_hamiltonian *H, const tqs_basis *basis,
-                                    double *out, const double *in);
-
 typedef struct tqs_lanczos_options {   /* zero means default */
     int max_iter;        /* default 300 */
     double tol;          /* stop when |H v - E v| < tol; default 1e-10 */
@@ -1183,6 +1284,344 @@ TQSDEF int tqs_vit_jacobian(const tqs_vit *m, tqs_vit_ws *ws, double *jac, tqs_c
         tqs__vit_backward_sample(m, ws, jac + 2 * (size_t)s * m->n_params, m->n_params,
                                  ws->scratch + (size_t)slot * ws->slot_size, configs + (size_t)s * m->N, (int)s);
     }
+    return TQS_OK;
+}
+
+/* ===================================================================== */
+/* Sampler                                                               */
+/* ===================================================================== */
+TQSDEF int tqs_vit_logpsi_fn(void *ctx, tqs_complex *out, const int8_t *configs, int B) {
+    tqs_vit_amplitude *a = (tqs_vit_amplitude *)ctx;
+    return tqs_vit_forward(a->model, a->ws, out, configs, B);
+}
+
+TQSDEF tqs_amplitude tqs_vit_amplitude_make(tqs_vit_amplitude *holder, const tqs_vit *model, tqs_vit_ws *ws) {
+    tqs_amplitude amp;
+    holder->model = model; holder->ws = ws;
+    amp.fn = tqs_vit_logpsi_fn; amp.ctx = holder; amp.max_batch = ws ? ws->max_batch : 0;
+    return amp;
+}
+
+/* Evaluates B configurations in chunks of the amplitude's max_batch. */
+static int tqs__amp_eval(const tqs_amplitude *amp, tqs_complex *out, const int8_t *configs, long B, int N) {
+    long s;
+    for (s = 0; s < B; s += amp->max_batch) {
+        int n = (int)(B - s < amp->max_batch ? B - s : amp->max_batch);
+        int rc = amp->fn(amp->ctx, out + s, configs + (size_t)s * N, n);
+        if (rc) return rc;
+    }
+    return TQS_OK;
+}
+
+TQSDEF int tqs_sampler_init(tqs_sampler *S, const tqs_lattice *lat, int n_chains, uint64_t seed) {
+    static const int moves[6][2] = {{1, 0}, {0, 1}, {1, 1}, {1, -1}, {2, 0}, {0, 2}};
+    int N, c, i, k, np = 0;
+    unsigned char *seen;
+    if (!S || !lat || !lat->N) return tqs__fail(TQS_EINVAL, "sampler: null pointer or empty lattice");
+    memset(S, 0, sizeof *S);
+    if (n_chains < 1 || n_chains > (1 << 24)) return tqs__fail(TQS_EINVAL, "sampler: chains must be in [1, 2^24] (got %d)", n_chains);
+    N = lat->N;
+    S->N = N; S->n_chains = n_chains;
+    S->pairs = (int *)tqs__alloc(sizeof(int) * 12 * (size_t)N);
+    seen = (unsigned char *)tqs__calloc((size_t)N * N);
+    S->state = (int8_t *)tqs__alloc((size_t)n_chains * N);
+    S->prop = (int8_t *)tqs__alloc((size_t)n_chains * N);
+    S->logpsi = (tqs_complex *)tqs__calloc(sizeof(tqs_complex) * n_chains);
+    S->prop_logpsi = (tqs_complex *)tqs__alloc(sizeof(tqs_complex) * n_chains);
+    S->prop_chain = (int *)tqs__alloc(sizeof(int) * 2 * (size_t)n_chains);
+    S->rng = (tqs_rng *)tqs__alloc(sizeof(tqs_rng) * n_chains);
+    S->accepted = (uint64_t *)tqs__calloc(sizeof(uint64_t) * n_chains);
+    S->proposed = (uint64_t *)tqs__calloc(sizeof(uint64_t) * n_chains);
+    if (!S->pairs || !seen || !S->state || !S->prop || !S->logpsi || !S->prop_logpsi || !S->prop_chain ||
+        !S->rng || !S->accepted || !S->proposed) {
+        TQS_FREE(seen); tqs_sampler_free(S);
+        return tqs__fail(TQS_ENOMEM, "sampler: out of memory for %d chains", n_chains);
+    }
+    /* each unordered pair once (on 4-site sides +2 and -2 coincide) */
+    for (i = 0; i < N; i++) for (k = 0; k < 6; k++) {
+        int j = tqs_site(lat, i / lat->Ly + moves[k][0], i % lat->Ly + moves[k][1]);
+        int a = i < j ? i : j, b = i < j ? j : i;
+        if (a == b || seen[(size_t)a * N + b]) continue;
+        seen[(size_t)a * N + b] = 1;
+        S->pairs[2 * np] = a; S->pairs[2 * np + 1] = b; np++;
+    }
+    TQS_FREE(seen);
+    S->n_pairs = np;
+    for (c = 0; c < n_chains; c++) {
+        tqs_rng_seed(&S->rng[c], seed, (uint64_t)c);
+        tqs_random_config(S->state + (size_t)c * N, N, &S->rng[c]);
+    }
+    return TQS_OK;
+}
+
+TQSDEF void tqs_sampler_free(tqs_sampler *S) {
+    if (!S) return;
+    TQS_FREE(S->pairs); TQS_FREE(S->state); TQS_FREE(S->prop); TQS_FREE(S->logpsi); TQS_FREE(S->prop_logpsi);
+    TQS_FREE(S->prop_chain); TQS_FREE(S->rng); TQS_FREE(S->accepted); TQS_FREE(S->proposed);
+    memset(S, 0, sizeof *S);
+}
+
+TQSDEF void tqs_sampler_invalidate(tqs_sampler *S) { if (S) S->have_logpsi = 0; }
+
+/* One proposal for every chain, evaluated in one batch. Each chain draws its
+ * pair and its acceptance number from its own stream, in the same order
+ * whatever the threads. */
+static int tqs__sampler_step(tqs_sampler *S, const tqs_amplitude *amp) {
+    int N = S->N, M = S->n_chains, n_prop = 0, c, rc;
+    int *pair_of = S->prop_chain + M; /* second half: chosen pair per chain (-1: none) */
+    TQS__OMP(parallel for schedule(static))
+    for (c = 0; c < M; c++) {
+        int p = (int)tqs_rng_below(&S->rng[c], (uint64_t)S->n_pairs);
+        const int8_t *st = S->state + (size_t)c * N;
+        pair_of[c] = st[S->pairs[2 * p]] != st[S->pairs[2 * p + 1]] ? p : -1;
+    }
+    for (c = 0; c < M; c++) if (pair_of[c] >= 0) { /* compact: only real moves are evaluated */
+        int8_t *pr = S->prop + (size_t)n_prop * N;
+        int i = S->pairs[2 * pair_of[c]], j = S->pairs[2 * pair_of[c] + 1];
+        memcpy(pr, S->state + (size_t)c * N, (size_t)N);
+        pr[i] = (int8_t)-pr[i]; pr[j] = (int8_t)-pr[j];
+        S->prop_chain[n_prop++] = c;
+    }
+    rc = tqs__amp_eval(amp, S->prop_logpsi, S->prop, n_prop, N);
+    if (rc) return rc;
+    TQS__OMP(parallel for schedule(static))
+    for (c = 0; c < n_prop; c++) {
+        int ch = S->prop_chain[c];
+        double u = tqs_rng_uniform(&S->rng[ch]);
+        /* accept with min(1, |psi'/psi|^2) = min(1, exp(2 Re(log psi' - log psi))) */
+        double log_ratio = 2.0 * (S->prop_logpsi[c].re - S->logpsi[ch].re);
+        S->proposed[ch]++;
+        if (log_ratio >= 0 || u < exp(log_ratio)) {
+            memcpy(S->state + (size_t)ch * N, S->prop + (size_t)c * N, (size_t)N);
+            S->logpsi[ch] = S->prop_logpsi[c];
+            S->accepted[ch]++;
+        }
+    }
+    return TQS_OK;
+}
+
+TQSDEF int tqs_sampler_run(tqs_sampler *S, const tqs_amplitude *amp, int n_per_chain, int sweeps_between,
+                           int thermalize, int8_t *samples, tqs_complex *logpsi) {
+    int N, M, k, c, rc;
+    long step;
+    if (!S || !S->state || !amp || !amp->fn || amp->max_batch < 1 || (n_per_chain > 0 && !samples))
+        return tqs__fail(TQS_EINVAL, "sampler: null pointer or amplitude without batch size");
+    if (n_per_chain < 0 || sweeps_between < 0 || thermalize < 0)
+        return tqs__fail(TQS_EINVAL, "sampler: negative sample or sweep count");
+    N = S->N; M = S->n_chains;
+    memset(S->accepted, 0, sizeof(uint64_t) * M);
+    memset(S->proposed, 0, sizeof(uint64_t) * M);
+    if (!S->have_logpsi) {
+        if ((rc = tqs__amp_eval(amp, S->logpsi, S->state, M, N)) != 0) return rc;
+        S->have_logpsi = 1;
+    }
+    for (step = 0; step < (long)thermalize * N; step++)
+        if ((rc = tqs__sampler_step(S, amp)) != 0) return rc;
+    for (k = 0; k < n_per_chain; k++) {
+        for (step = 0; step < (long)sweeps_between * N; step++)
+            if ((rc = tqs__sampler_step(S, amp)) != 0) return rc;
+        for (c = 0; c < M; c++) {
+            memcpy(samples + ((size_t)c * n_per_chain + k) * N, S->state + (size_t)c * N, (size_t)N);
+            if (logpsi) logpsi[(size_t)c * n_per_chain + k] = S->logpsi[c];
+        }
+    }
+    return TQS_OK;
+}
+
+TQSDEF double tqs_sampler_acceptance(const tqs_sampler *S, int c) {
+    uint64_t a = 0, p = 0;
+    int i;
+    if (c >= 0) { a = S->accepted[c]; p = S->proposed[c]; }
+    else for (i = 0; i < S->n_chains; i++) { a += S->accepted[i]; p += S->proposed[i]; }
+    return p ? (double)a / (double)p : 0.0;
+}
+
+/* ===================================================================== */
+/* Local energy                                                          */
+/* ===================================================================== */
+TQSDEF int tqs_eloc_ws_init(tqs_eloc_ws *ws, const tqs_hamiltonian *H, int chunk) {
+    int N;
+    if (!ws || !H || !H->lat.N) return tqs__fail(TQS_EINVAL, "local energy: null pointer");
+    memset(ws, 0, sizeof *ws);
+    if (chunk < 1) return tqs__fail(TQS_EINVAL, "local energy: chunk must be >= 1 (got %d)", chunk);
+    N = H->lat.N;
+    ws->N = N; ws->chunk = chunk; ws->max_conn = tqs_hamiltonian_max_connected(H);
+    ws->batch = (int8_t *)tqs__alloc((size_t)chunk * N);
+    ws->owner = (int *)tqs__alloc(sizeof(int) * chunk);
+    ws->mel = (double *)tqs__alloc(sizeof(double) * chunk);
+    ws->lp = (tqs_complex *)tqs__alloc(sizeof(tqs_complex) * chunk);
+    ws->flips = (int *)tqs__alloc(sizeof(int) * 2 * (size_t)ws->max_conn);
+    ws->mels = (double *)tqs__alloc(sizeof(double) * ws->max_conn);
+    if (!ws->batch || !ws->owner || !ws->mel || !ws->lp || !ws->flips || !ws->mels) {
+        tqs_eloc_ws_free(ws);
+        return tqs__fail(TQS_ENOMEM, "local energy: out of memory");
+    }
+    return TQS_OK;
+}
+
+TQSDEF void tqs_eloc_ws_free(tqs_eloc_ws *ws) {
+    if (!ws) return;
+    TQS_FREE(ws->batch); TQS_FREE(ws->owner); TQS_FREE(ws->mel); TQS_FREE(ws->lp);
+    TQS_FREE(ws->flips); TQS_FREE(ws->mels);
+    memset(ws, 0, sizeof *ws);
+}
+
+/* Adds H_ss' psi(s')/psi(s) of the n gathered connections to their owners. */
+static int tqs__eloc_flush(tqs_complex *eloc, const tqs_amplitude *amp, tqs_eloc_ws *ws,
+                           const tqs_complex *logpsi, int n, long first) {
+    int k, rc;
+    if (n == 0) return TQS_OK;
+    rc = tqs__amp_eval(amp, ws->lp, ws->batch, n, ws->N);
+    if (rc) return rc;
+    for (k = 0; k < n; k++) { /* fixed order: deterministic sums */
+        long s = first + ws->owner[k];
+        double dre = ws->lp[k].re - logpsi[s].re, dim = ws->lp[k].im - logpsi[s].im, mag = ws->mel[k] * exp(dre);
+        eloc[s].re += mag * cos(dim);
+        eloc[s].im += mag * sin(dim);
+    }
+    return TQS_OK;
+}
+
+TQSDEF int tqs_local_energy(tqs_complex *eloc, const tqs_hamiltonian *H, const tqs_amplitude *amp,
+                            tqs_eloc_ws *ws, const int8_t *configs, const tqs_complex *logpsi, long B) {
+    int N, fill = 0, rc, K, k, chunk;
+    long s, first = 0;
+    if (!eloc || !H || !amp || !amp->fn || !ws || !ws->batch || (B > 0 && (!configs || !logpsi)))
+        return tqs__fail(TQS_EINVAL, "local energy: null pointer");
+    if (ws->N != H->lat.N) return tqs__fail(TQS_EINVAL, "local energy: workspace made for another lattice");
+    N = ws->N;
+    chunk = ws->chunk < amp->max_batch ? ws->chunk : amp->max_batch;
+    if (chunk < 1) return tqs__fail(TQS_EINVAL, "local energy: amplitude without batch size");
+    for (s = 0; s < B; s++) {
+        const int8_t *st = configs + (size_t)s * N;
+        eloc[s].re = tqs_hamiltonian_diagonal(H, st);
+        eloc[s].im = 0.0;
+        K = tqs_hamiltonian_connected(H, st, ws->flips, ws->mels);
+        for (k = 0; k < K; k++) {
+            int8_t *dst;
+            if (fill == chunk) {
+                if ((rc = tqs__eloc_flush(eloc, amp, ws, logpsi, fill, first)) != 0) return rc;
+                fill = 0; first = s;
+            }
+            if (fill == 0) first = s;
+            dst = ws->batch + (size_t)fill * N;
+            memcpy(dst, st, (size_t)N);
+            dst[ws->flips[2 * k]] = st[ws->flips[2 * k + 1]];
+            dst[ws->flips[2 * k + 1]] = st[ws->flips[2 * k]];
+            ws->owner[fill] = (int)(s - first);
+            ws->mel[fill] = ws->mels[k];
+            fill++;
+        }
+    }
+    return tqs__eloc_flush(eloc, amp, ws, logpsi, fill, first);
+}
+
+/* ===================================================================== */
+/* Statistics                                                            */
+/* ===================================================================== */
+TQSDEF int tqs_statistics(tqs_stats *st, const double *x, int n_chains, int n_per_chain) {
+    long n, i;
+    int c, t, W, L = n_per_chain;
+    double mean = 0, var = 0, c0, tau = 0.5;
+    if (!st || !x) return tqs__fail(TQS_EINVAL, "statistics: null pointer");
+    if (n_chains < 1 || n_per_chain < 1) return tqs__fail(TQS_EINVAL, "statistics: no samples");
+    n = (long)n_chains * n_per_chain;
+    for (i = 0; i < n; i++) mean += x[i];
+    mean /= (double)n;
+    for (i = 0; i < n; i++) var += (x[i] - mean) * (x[i] - mean);
+    c0 = var / (double)n;
+    var = n > 1 ? var / (double)(n - 1) : 0.0;
+    /* tau = 1/2 + sum_{t=1..W} rho(t), smallest W with W >= 5 tau (Sokal) */
+    if (c0 > 0 && L > 1) {
+        for (W = 1; W < L / 2 + 1 && W < L; W++) {
+            double ct = 0;
+            for (c = 0; c < n_chains; c++) {
+                const double *xc = x + (size_t)c * L;
+                double sum = 0;
+                for (t = 0; t + W < L; t++) sum += (xc[t] - mean) * (xc[t + W] - mean);
+                ct += sum / (double)(L - W);
+            }
+            tau += ct / n_chains / c0;
+            if (W >= 5 * tau) break;
+        }
+        if (tau < 0.5 / (double)n) tau = 0.5 / (double)n; /* strongly anti-correlated noise: keep it positive */
+    }
+    st->mean = mean;
+    st->variance = var;
+    st->tau = tau;
+    st->error = sqrt(var * 2.0 * tau / (double)n);
+    /* split-R-hat: every chain cut in two halves of length h */
+    st->rhat = NAN;
+    if (L >= 4) {
+        int h = L / 2, m = 2 * n_chains, j;
+        double Wm = 0, Bv = 0, gm = 0;
+        for (j = 0; j < m; j++) {
+            const double *xc = x + (size_t)(j / 2) * L + (j % 2) * (L - h);
+            double mu = 0, v = 0;
+            for (t = 0; t < h; t++) mu += xc[t];
+            mu /= h;
+            for (t = 0; t < h; t++) v += (xc[t] - mu) * (xc[t] - mu);
+            Wm += v / (h - 1);
+            gm += mu; Bv += mu * mu;
+        }
+        Wm /= m; gm /= m;
+        Bv = (Bv / m - gm * gm) * m / (m - 1);   /* variance of the chain means = B/h */
+        if (Wm > 0) st->rhat = sqrt(((h - 1.0) / h * Wm + Bv) / Wm);
+        else st->rhat = Bv > 0 ? HUGE_VAL : 1.0;
+    }
+    return TQS_OK;
+}
+
+/* ===================================================================== */
+/* Exact enumeration                                                     */
+/* ===================================================================== */
+TQSDEF int tqs_enumeration_init(tqs_enumeration *E, int N) {
+    int rc;
+    size_t r;
+    if (!E) return tqs__fail(TQS_EINVAL, "enumeration: null pointer");
+    memset(E, 0, sizeof *E);
+    if ((rc = tqs_basis_init(&E->basis, N)) != 0) return rc;
+    E->configs = (int8_t *)tqs__alloc(E->basis.dim * (size_t)N);
+    E->logpsi = (tqs_complex *)tqs__alloc(sizeof(tqs_complex) * E->basis.dim);
+    E->weights = (double *)tqs__alloc(sizeof(double) * E->basis.dim);
+    E->eloc = (tqs_complex *)tqs__alloc(sizeof(tqs_complex) * E->basis.dim);
+    if (!E->configs || !E->logpsi || !E->weights || !E->eloc) {
+        tqs_enumeration_free(E);
+        return tqs__fail(TQS_ENOMEM, "enumeration: out of memory");
+    }
+    for (r = 0; r < E->basis.dim; r++) tqs_bits_to_config(E->configs + r * N, E->basis.states[r], N);
+    return TQS_OK;
+}
+
+TQSDEF void tqs_enumeration_free(tqs_enumeration *E) {
+    if (!E) return;
+    tqs_basis_free(&E->basis);
+    TQS_FREE(E->configs); TQS_FREE(E->logpsi); TQS_FREE(E->weights); TQS_FREE(E->eloc);
+    memset(E, 0, sizeof *E);
+}
+
+TQSDEF int tqs_enumeration_evaluate(tqs_enumeration *E, const tqs_hamiltonian *H, const tqs_amplitude *amp,
+                                    tqs_eloc_ws *ws) {
+    size_t r, dim;
+    double mx = -HUGE_VAL, z = 0, en = 0, var = 0;
+    int rc;
+    if (!E || !E->configs || !H || !amp) return tqs__fail(TQS_EINVAL, "enumeration: null pointer");
+    if (E->basis.N != H->lat.N) return tqs__fail(TQS_EINVAL, "enumeration: made for %d sites, Hamiltonian has %d", E->basis.N, H->lat.N);
+    dim = E->basis.dim;
+    if ((rc = tqs__amp_eval(amp, E->logpsi, E->configs, (long)dim, E->basis.N)) != 0) return rc;
+    for (r = 0; r < dim; r++) if (E->logpsi[r].re > mx) mx = E->logpsi[r].re;
+    for (r = 0; r < dim; r++) { E->weights[r] = exp(2.0 * (E->logpsi[r].re - mx)); z += E->weights[r]; }
+    if (!(z > 0) || !isfinite(z)) return tqs__fail(TQS_ENUMERIC, "enumeration: |psi|^2 is not normalisable");
+    for (r = 0; r < dim; r++) E->weights[r] /= z;
+    if ((rc = tqs_local_energy(E->eloc, H, amp, ws, E->configs, E->logpsi, (long)dim)) != 0) return rc;
+    for (r = 0; r < dim; r++) en += E->weights[r] * E->eloc[r].re;
+    for (r = 0; r < dim; r++) {
+        double dr = E->eloc[r].re - en, di = E->eloc[r].im;
+        var += E->weights[r] * (dr * dr + di * di);
+    }
+    E->energy = en;
+    E->variance = var;
+    if (!isfinite(en)) return tqs__fail(TQS_ENUMERIC, "enumeration: non-finite energy");
     return TQS_OK;
 }
 

@@ -1,0 +1,312 @@
+/* Sampler, local energy, statistics and exact enumeration. */
+#define TQS_IMPLEMENTATION
+#include "../tqs.h"
+#include "test.h"
+#include <stdlib.h>
+
+/* The exact ground state as an amplitude: log psi = log|v| + i pi [v < 0]. */
+typedef struct { const tqs_basis *basis; const double *v; int N; } exact_amp;
+static int exact_logpsi(void *ctx, tqs_complex *out, const int8_t *configs, int B) {
+    const exact_amp *e = (const exact_amp *)ctx;
+    int s;
+    for (s = 0; s < B; s++) {
+        double a = e->v[tqs_basis_index(e->basis, tqs_config_to_bits(configs + (size_t)s * e->N, e->N))];
+        out[s].re = log(fabs(a));
+        out[s].im = a < 0 ? 3.141592653589793 : 0.0;
+    }
+    return 0;
+}
+
+static tqs_vit_config small_cfg(int attention) {
+    tqs_vit_config c;
+    c.Lx = 4; c.Ly = 4; c.b = 2; c.d = 8; c.h = 2; c.n_layers = 1; c.ff = 2; c.attention = attention;
+    return c;
+}
+
+/* With psi = the exact ground state, E_loc(s) = (H psi)(s)/psi(s) = E0 for
+ * every s. The Lanczos residual |H v - E v| <= 1e-12 (tol below) bounds the
+ * error of E_loc(s) by 1e-12/|psi(s)|; configurations with |psi(s)| < 1e-4
+ * (together less than 12870 * 1e-8 = 1.3e-4 of the probability) could err
+ * by more than 1e-8 and are left out. */
+static void test_eloc_exact_state(void) {
+    tqs_hamiltonian H;
+    tqs_ed_result ed;
+    tqs_lanczos_options opt;
+    tqs_enumeration E;
+    tqs_eloc_ws ws;
+    exact_amp ea;
+    tqs_amplitude amp;
+    size_t r;
+    double worst = 0;
+    int used = 0;
+    memset(&opt, 0, sizeof opt);
+    opt.want_vector = 1; opt.tol = 1e-12;
+    tqs_hamiltonian_init(&H, 4, 4, 1.0, 0.5);
+    CHECK_EQ(tqs_exact_ground_state(&ed, &H, &opt), 0);
+    CHECK_BELOW(ed.residual, 1e-11);
+    tqs_enumeration_init(&E, 16);
+    ea.basis = &E.basis; ea.v = ed.vector; ea.N = 16;
+    amp.fn = exact_logpsi; amp.ctx = &ea; amp.max_batch = 100;
+    tqs_eloc_ws_init(&ws, &H, 37); /* a chunk that does not divide anything */
+    CHECK_EQ(tqs_enumeration_evaluate(&E, &H, &amp, &ws), 0);
+    for (r = 0; r < E.basis.dim; r++) {
+        if (fabs(ed.vector[r]) < 1e-4) continue;
+        used++;
+        worst = fmax(worst, fabs(E.eloc[r].re - ed.energy) + fabs(E.eloc[r].im));
+    }
+    CHECK_BELOW(worst, 1e-8);
+    CHECK(used > 12000);
+    CHECK_NEAR(E.energy, ed.energy, 1e-9);
+    CHECK_BELOW(E.variance, 1e-12);
+    tqs_eloc_ws_free(&ws);
+    tqs_enumeration_free(&E);
+    tqs_ed_result_free(&ed);
+    tqs_hamiltonian_free(&H);
+}
+
+/* Enumeration energy of a ViT equals <psi|H|psi>/<psi|psi> computed with
+ * tqs_hamiltonian_apply on the (real-imaginary) amplitude vector. */
+static void test_enumeration_vs_apply(int attention) {
+    tqs_hamiltonian H;
+    tqs_vit m;
+    tqs_vit_ws vws;
+    tqs_vit_amplitude holder;
+    tqs_amplitude amp;
+    tqs_enumeration E;
+    tqs_eloc_ws ws;
+    tqs_vit_config c = small_cfg(attention);
+    double *re, *im, *Hre, *Him, num = 0, den = 0, wsum = 0, mx = -1e300;
+    size_t r, dim;
+    tqs_hamiltonian_init(&H, 4, 4, 1.0, 0.5);
+    tqs_vit_init(&m, &c, 7);
+    tqs_vit_ws_init(&vws, &m, 64, 0);
+    amp = tqs_vit_amplitude_make(&holder, &m, &vws);
+    tqs_enumeration_init(&E, 16);
+    tqs_eloc_ws_init(&ws, &H, 64);
+    CHECK_EQ(tqs_enumeration_evaluate(&E, &H, &amp, &ws), 0);
+    dim = E.basis.dim;
+    re = (double *)calloc(dim, 8); im = (double *)calloc(dim, 8);
+    Hre = (double *)malloc(dim * 8); Him = (double *)malloc(dim * 8);
+    for (r = 0; r < dim; r++) mx = fmax(mx, E.logpsi[r].re);
+    for (r = 0; r < dim; r++) {
+        double mag = exp(E.logpsi[r].re - mx);
+        re[r] = mag * cos(E.logpsi[r].im); im[r] = mag * sin(E.logpsi[r].im);
+        wsum += E.weights[r];
+    }
+    tqs_hamiltonian_apply(&H, &E.basis, Hre, re);
+    tqs_hamiltonian_apply(&H, &E.basis, Him, im);
+    for (r = 0; r < dim; r++) { num += re[r] * Hre[r] + im[r] * Him[r]; den += re[r] * re[r] + im[r] * im[r]; }
+    CHECK_NEAR(wsum, 1.0, 1e-12);
+    CHECK_NEAR(E.energy, num / den, 1e-11);
+    CHECK(E.variance > 0);
+    free(re); free(im); free(Hre); free(Him);
+    tqs_eloc_ws_free(&ws); tqs_enumeration_free(&E);
+    tqs_vit_ws_free(&vws); tqs_vit_free(&m); tqs_hamiltonian_free(&H);
+}
+
+/* Sampled energy of a random ViT vs exact enumeration; error bar calibration. */
+static void test_sampled_energy(int attention) {
+    enum { RUNS = 10, M = 16, K = 150 };
+    tqs_hamiltonian H;
+    tqs_vit m;
+    tqs_vit_ws vws;
+    tqs_vit_amplitude holder;
+    tqs_amplitude amp;
+    tqs_enumeration E;
+    tqs_eloc_ws ws;
+    tqs_sampler S;
+    tqs_vit_config c = small_cfg(attention);
+    int8_t *samples = (int8_t *)malloc((size_t)M * K * 16);
+    tqs_complex lp[M * K], el[M * K];
+    double e[M * K], means[RUNS], errs[RUNS], spread = 0, avg = 0, avg_err = 0;
+    int run, i, sz_ok = 1, within = 1;
+    tqs_stats st;
+    size_t k;
+    tqs_rng rng;
+    tqs_hamiltonian_init(&H, 4, 4, 1.0, 0.5);
+    tqs_vit_init(&m, &c, 13);
+    /* a far-from-uniform |psi|^2: scale the output layers up */
+    for (k = 0; k < (size_t)c.d * c.d; k++) { m.params[m.Wr + k] *= 3; m.params[m.Wi + k] *= 3; }
+    tqs_rng_seed(&rng, 1, 1);
+    for (k = 0; k < (size_t)c.d; k++) m.params[m.lnr_b + k] = 0.5 * tqs_rng_normal(&rng);
+    tqs_vit_ws_init(&vws, &m, 256, 0);
+    amp = tqs_vit_amplitude_make(&holder, &m, &vws);
+    tqs_enumeration_init(&E, 16);
+    tqs_eloc_ws_init(&ws, &H, 256);
+    tqs_enumeration_evaluate(&E, &H, &amp, &ws);
+    for (run = 0; run < RUNS; run++) {
+        CHECK_EQ(tqs_sampler_init(&S, &H.lat, M, 100 + run), 0);
+        CHECK_EQ(tqs_sampler_run(&S, &amp, K, 1, 20, samples, lp), 0);
+        for (i = 0; i < M * K; i++) {
+            int j, up = 0;
+            for (j = 0; j < 16; j++) up += samples[i * 16 + j] > 0;
+            sz_ok &= up == 8;
+        }
+        tqs_local_energy(el, &H, &amp, &ws, samples, lp, M * K);
+        for (i = 0; i < M * K; i++) e[i] = el[i].re;
+        tqs_statistics(&st, e, M, K);
+        means[run] = st.mean; errs[run] = st.error;
+        within &= fabs(st.mean - E.energy) < 4 * st.error;
+        CHECK(tqs_sampler_acceptance(&S, -1) > 0.01 && tqs_sampler_acceptance(&S, -1) < 1);
+        tqs_sampler_free(&S);
+    }
+    CHECK(sz_ok);
+    CHECK(within); /* every run within 4 error bars of the exact energy */
+    for (run = 0; run < RUNS; run++) { avg += means[run] / RUNS; avg_err += errs[run] / RUNS; }
+    for (run = 0; run < RUNS; run++) spread += (means[run] - avg) * (means[run] - avg) / (RUNS - 1);
+    spread = sqrt(spread);
+    /* the spread of 10 independent runs estimates the true error to ~25%
+     * (1/sqrt(2*9)); a factor 2 either way is 3-4 of those sigmas */
+    printf("  %s: exact E %.6f, runs' spread %.5f, mean reported error %.5f\n",
+           attention ? "standard" : "factored", E.energy, spread, avg_err);
+    CHECK(avg_err < 2 * spread && spread < 2 * avg_err);
+    free(samples);
+    tqs_eloc_ws_free(&ws); tqs_enumeration_free(&E);
+    tqs_vit_ws_free(&vws); tqs_vit_free(&m); tqs_hamiltonian_free(&H);
+}
+
+/* The histogram of the staggered magnetisation's up-count on sublattice A
+ * (0..8) sampled from the exact ground state against its exact distribution. */
+static void test_sampler_distribution(void) {
+    enum { M = 32, K = 400 };
+    tqs_hamiltonian H;
+    tqs_ed_result ed;
+    tqs_lanczos_options opt;
+    tqs_basis B;
+    tqs_sampler S;
+    exact_amp ea;
+    tqs_amplitude amp;
+    double exact[9] = {0}, seen[9] = {0}, chi2 = 0, two_tau = 1;
+    int8_t *samples = (int8_t *)malloc((size_t)M * K * 16), cfg[16];
+    size_t r;
+    int i, j, bins = 0;
+    memset(&opt, 0, sizeof opt);
+    opt.want_vector = 1;
+    tqs_hamiltonian_init(&H, 4, 4, 1.0, 0.5);
+    tqs_exact_ground_state(&ed, &H, &opt);
+    tqs_basis_init(&B, 16);
+    for (r = 0; r < B.dim; r++) {
+        int up = 0;
+        tqs_bits_to_config(cfg, B.states[r], 16);
+        for (j = 0; j < 16; j++) up += ((j / 4 + j % 4) % 2 == 0) && cfg[j] > 0;
+        exact[up] += ed.vector[r] * ed.vector[r];
+    }
+    ea.basis = &B; ea.v = ed.vector; ea.N = 16;
+    amp.fn = exact_logpsi; amp.ctx = &ea; amp.max_batch = M;
+    tqs_sampler_init(&S, &H.lat, M, 5);
+    /* Successive samples of a chain are correlated (tau ~ 2 samples at 3
+     * sweeps apart); the chi-square statistic of correlated counts is
+     * inflated by about 2 tau, so it is divided by the measured 2 tau (the
+     * effective number of independent samples is n / (2 tau)). */
+    CHECK_EQ(tqs_sampler_run(&S, &amp, K, 3, 20, samples, NULL), 0);
+    for (i = 0; i < M * K; i++) {
+        int up = 0;
+        for (j = 0; j < 16; j++) up += ((j / 4 + j % 4) % 2 == 0) && samples[i * 16 + j] > 0;
+        seen[up] += 1;
+    }
+    {
+        double *stat = (double *)malloc(sizeof(double) * M * K);
+        tqs_stats st;
+        for (i = 0; i < M * K; i++) {
+            int up = 0;
+            for (j = 0; j < 16; j++) up += ((j / 4 + j % 4) % 2 == 0) && samples[i * 16 + j] > 0;
+            stat[i] = up;
+        }
+        tqs_statistics(&st, stat, M, K);
+        two_tau = 2 * st.tau;
+        free(stat);
+    }
+    for (i = 0; i < 9; i++) {
+        double expct = exact[i] * M * K;
+        if (expct < 5) continue; /* too few expected counts for the chi-square approximation */
+        chi2 += (seen[i] - expct) * (seen[i] - expct) / expct;
+        bins++;
+    }
+    chi2 /= two_tau;
+    /* 99.9% quantile of chi-square with bins-1 <= 8 degrees of freedom: 26.1 */
+    printf("  sampler chi-square %.2f over %d bins after dividing by 2 tau = %.2f (P(4 up on A): exact %.4f, sampled %.4f)\n",
+           chi2, bins, two_tau, exact[4], seen[4] / (M * K));
+    CHECK(bins >= 5);
+    CHECK_BELOW(chi2, 26.1);
+    free(samples);
+    tqs_sampler_free(&S); tqs_basis_free(&B); tqs_ed_result_free(&ed); tqs_hamiltonian_free(&H);
+}
+
+static void test_sampler_threads(void) {
+    enum { M = 8, K = 20 };
+    tqs_hamiltonian H;
+    tqs_vit m;
+    tqs_vit_ws vws;
+    tqs_vit_amplitude holder;
+    tqs_amplitude amp;
+    tqs_sampler S;
+    tqs_vit_config c = small_cfg(TQS_ATTN_STANDARD);
+    int8_t a[M * K * 16], b[M * K * 16];
+    tqs_complex la[M * K], lb[M * K];
+    tqs_hamiltonian_init(&H, 4, 4, 1.0, 0.5);
+    tqs_vit_init(&m, &c, 3);
+    tqs_vit_ws_init(&vws, &m, M, 0);
+    amp = tqs_vit_amplitude_make(&holder, &m, &vws);
+    tqs_set_threads(1);
+    tqs_sampler_init(&S, &H.lat, M, 9);
+    tqs_sampler_run(&S, &amp, K, 1, 5, a, la);
+    tqs_sampler_free(&S);
+    tqs_set_threads(2);
+    tqs_sampler_init(&S, &H.lat, M, 9);
+    tqs_sampler_run(&S, &amp, K, 1, 5, b, lb);
+    CHECK(memcmp(a, b, sizeof a) == 0 && memcmp(la, lb, sizeof la) == 0);
+    CHECK(S.n_pairs == 16 * 5); /* 4x4: +x,+y,+x+y,+x-y per site; +2x and +2y coincide with -2x, -2y: 16 */
+    tqs_sampler_free(&S);
+    tqs_vit_ws_free(&vws); tqs_vit_free(&m); tqs_hamiltonian_free(&H);
+}
+
+/* AR(1): x_t = phi x_{t-1} + e_t has tau_int = (1 + phi) / (2 (1 - phi)) and
+ * variance 1/(1 - phi^2) for unit noise. */
+static void test_statistics_ar1(void) {
+    enum { C = 8, L = 4000, REP = 40 };
+    static double x[C * L];
+    double phi = 0.8, tau_exact = (1 + phi) / (2 * (1 - phi)), var_exact = 1 / (1 - phi * phi);
+    double means[REP], mean_tau = 0, mean_err = 0, spread = 0, mm = 0;
+    int rep, c, t;
+    tqs_stats st;
+    tqs_rng rng;
+    tqs_rng_seed(&rng, 2024, 0);
+    for (rep = 0; rep < REP; rep++) {
+        for (c = 0; c < C; c++) {
+            double v = tqs_rng_normal(&rng) * sqrt(var_exact);
+            for (t = 0; t < L; t++) { v = phi * v + tqs_rng_normal(&rng); x[c * L + t] = v; }
+        }
+        tqs_statistics(&st, x, C, L);
+        means[rep] = st.mean; mean_tau += st.tau / REP; mean_err += st.error / REP;
+        if (rep == 0) {
+            CHECK_NEAR(st.variance, var_exact, 0.1 * var_exact); /* 32000 samples, tau 9: ~3% */
+            CHECK_NEAR(st.rhat, 1.0, 0.02);
+        }
+    }
+    for (rep = 0; rep < REP; rep++) mm += means[rep] / REP;
+    for (rep = 0; rep < REP; rep++) spread += (means[rep] - mm) * (means[rep] - mm) / (REP - 1);
+    spread = sqrt(spread);
+    printf("  AR(1) phi=0.8: tau %.3f (exact %.3f), error %.5f (exact %.5f, spread of %d runs %.5f)\n",
+           mean_tau, tau_exact, mean_err, sqrt(var_exact * 2 * tau_exact / (C * L)), REP, spread);
+    /* the windowed estimator is biased low by ~exp(-W/tau) + statistical ~5%: 10% */
+    CHECK_NEAR(mean_tau, tau_exact, 0.1 * tau_exact);
+    CHECK_NEAR(mean_err, sqrt(var_exact * 2 * tau_exact / (C * L)), 0.1 * sqrt(var_exact * 2 * tau_exact / (C * L)));
+    /* 40 runs: the spread estimates the true error to 1/sqrt(78) = 11%; 3 sigma */
+    CHECK_NEAR(spread, mean_err, 0.35 * mean_err);
+    /* independent samples: tau = 1/2; chains at different means: R-hat > 1 */
+    for (t = 0; t < C * L; t++) x[t] = tqs_rng_normal(&rng) + (t >= L ? 0 : 3);
+    tqs_statistics(&st, x, C, L);
+    CHECK(st.rhat > 1.1);
+}
+
+int main(void) {
+    test_eloc_exact_state();
+    test_enumeration_vs_apply(TQS_ATTN_FACTORED);
+    test_enumeration_vs_apply(TQS_ATTN_STANDARD);
+    test_sampled_energy(TQS_ATTN_FACTORED);
+    test_sampled_energy(TQS_ATTN_STANDARD);
+    test_sampler_distribution();
+    test_sampler_threads();
+    test_statistics_ar1();
+    return test_summary();
+}
