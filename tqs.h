@@ -357,6 +357,105 @@ TQSDEF int  tqs_enumeration_evaluate(tqs_enumeration *E, const tqs_hamiltonian *
                                      tqs_eloc_ws *ws);
 
 /* ===================================================================== */
+/* Linear algebra and stochastic reconfiguration                         */
+/* ===================================================================== */
+/* C (n x n, full symmetric storage) = A^T A for A = X (R x P, n = P) or
+ * C = X X^T (n = R) when transpose is set. Cache-blocked, OpenMP-parallel,
+ * computes one triangle and mirrors it. */
+TQSDEF int tqs_gram(double *C, const double *X, long R, long P, int transpose);
+/* In-place lower Cholesky A = L L^T of the n x n row-major matrix (blocked,
+ * OpenMP-parallel). TQS_ENOTPD (matrix unchanged in the upper triangle,
+ * lower partially overwritten) at a non-positive or non-finite pivot. */
+TQSDEF int tqs_cholesky(double *A, long n);
+/* Solves L L^T x = b in place (b becomes x). */
+TQSDEF void tqs_cholesky_solve(const double *L, double *b, long n);
+
+enum { TQS_SOLVER_AUTO = 0, TQS_SOLVER_PARAMETER = 1, TQS_SOLVER_SAMPLE = 2, TQS_SOLVER_CG = 3 };
+TQSDEF const char *tqs_solver_name(int solver);
+
+/* SR: X is (R, P) with rows Re, Im of (O(s) - <O>)/sqrt(M) (R = 2M), f (R)
+ * likewise for E_loc. delta = (X^T X + shift I)^{-1} X^T f. */
+typedef struct tqs_sr_options {   /* zero means default */
+    int solver;                   /* TQS_SOLVER_*, default auto */
+    double cg_tol;                /* relative residual, default 1e-8 */
+    int cg_max_iter;              /* default 1000 */
+    double memory_limit;          /* bytes for the matrix, default 4e9 */
+} tqs_sr_options;
+typedef struct tqs_sr_info {
+    int solver;                   /* the solver that ran */
+    int shift_retries;            /* times the shift was raised after a non-positive pivot */
+    double shift;                 /* the shift finally used */
+    int cg_iterations;
+    double cg_residual;           /* |b - A x| / |b| at the end */
+} tqs_sr_info;
+typedef struct tqs_sr_ws {
+    long R, P;
+    int solver;
+    double *mat;                  /* (P, P) or (R, R) for the direct solvers */
+    double *v1, *v2, *v3, *v4, *v5; /* vectors of length max(R, P) */
+} tqs_sr_ws;
+/* Chooses the solver (auto: parameter if P <= R, sample otherwise, cg when the
+ * matrix exceeds memory_limit) and allocates for it. */
+TQSDEF int  tqs_sr_ws_init(tqs_sr_ws *ws, long R, long P, const tqs_sr_options *opt);
+TQSDEF void tqs_sr_ws_free(tqs_sr_ws *ws);
+TQSDEF int  tqs_sr_solve(double *delta, const double *X, const double *f, double shift,
+                         const tqs_sr_options *opt, tqs_sr_ws *ws, tqs_sr_info *info);
+/* y = X^T (X v) + shift v, never forming X^T X (tmp has R entries). */
+TQSDEF void tqs_sr_apply(double *y, const double *X, const double *v, double shift, long R, long P, double *tmp);
+
+/* ===================================================================== */
+/* The optimisation driver                                               */
+/* ===================================================================== */
+typedef struct tqs_vmc_options {  /* zero means default */
+    int n_samples;                /* per step, default 1024 (rounded up to a multiple of n_chains) */
+    int n_chains;                 /* default 16 */
+    int sweeps;                   /* sweeps between samples, default 1 */
+    int thermalize;               /* sweeps before the first step's samples, default 20 */
+    int exact;                    /* exact enumeration instead of sampling (N <= 24) */
+    int n_steps;                  /* length of the schedules, default 100 */
+    double lr, lr_final;          /* learning rate, exponential schedule; default 0.01, final = initial */
+    double diag_shift, diag_shift_final; /* default 1e-3, final = initial */
+    tqs_sr_options sr;
+    uint64_t seed;
+    int jac_batch;                /* configurations per Jacobian call, default 32 */
+} tqs_vmc_options;
+
+typedef struct tqs_step_info {
+    long step;                    /* index of this step (0-based) */
+    double energy, error, variance, tau, rhat, acceptance; /* of the samples before the update */
+    double lr, diag_shift;
+    tqs_sr_info sr;
+    int rejected;                 /* the update was not finite: parameters unchanged */
+} tqs_step_info;
+
+typedef struct tqs_vmc {
+    const tqs_hamiltonian *H;
+    tqs_vit *model;
+    tqs_vmc_options opt;
+    long step;                    /* steps done */
+    int M, per_chain;             /* samples per step (or basis size), per chain */
+    long R;                       /* rows of X: 2M */
+    tqs_sampler sampler;
+    tqs_enumeration en;
+    tqs_vit_ws fwd_ws, jac_ws;
+    tqs_vit_amplitude holder;
+    tqs_amplitude amp;
+    tqs_eloc_ws eloc_ws;
+    tqs_sr_ws sr_ws;
+    int8_t *samples;              /* (M, N) */
+    tqs_complex *logpsi, *eloc;   /* (M) */
+    double *X, *f, *delta, *work; /* (R, P), (R), (P), (M) */
+    double *weights;              /* (M): 1/M, or the enumeration weights */
+} tqs_vmc;
+TQSDEF int  tqs_vmc_init(tqs_vmc *v, const tqs_hamiltonian *H, tqs_vit *model, const tqs_vmc_options *opt);
+TQSDEF void tqs_vmc_free(tqs_vmc *v);
+/* One SR step: sample (or enumerate), local energies, Jacobian, solve, update. */
+TQSDEF int  tqs_vmc_step(tqs_vmc *v, tqs_step_info *info);
+/* Energy statistics of the current model from n_samples fresh samples (the
+ * driver's chains continue), or exactly with opt.exact. */
+TQSDEF int  tqs_vmc_evaluate(tqs_vmc *v, int n_samples, tqs_step_info *info);
+
+/* ===================================================================== */
 /* File I/O: the model file                                              */
 /* ===================================================================== */
 /* Little-endian: "TQSMODEL", uint32 version 1, int32 Lx Ly b d h n_layers ff
@@ -371,6 +470,18 @@ TQSDEF int tqs_vit_from_bytes(tqs_vit *model, const unsigned char *buf, size_t l
 TQSDEF int tqs_write_file_atomic(const char *path, const void *buf, size_t len);
 /* Reads a whole file into a fresh TQS_MALLOC buffer (at most max_len bytes). */
 TQSDEF int tqs_read_file(const char *path, unsigned char **buf, size_t *len, size_t max_len);
+
+/* Checkpoint of a run: everything tqs_vmc_step needs to continue exactly as
+ * if never interrupted (model, step, chain configurations and random
+ * streams). Little-endian: "TQSCKPT1", uint32 version 1, uint64 step,
+ * uint32 n_chains (0 with exact enumeration), uint32 N, n_chains*N int8
+ * spins, n_chains*4 uint64 generator states, uint64 length L, L bytes of a
+ * model file, uint32 CRC-32 of every byte before it. Written atomically.
+ * Loading requires a tqs_vmc made with the same lattice, model shape and
+ * chain count, and replaces its parameters, step and chains. */
+TQSDEF int tqs_vmc_save_checkpoint(const tqs_vmc *v, const char *path);
+TQSDEF int tqs_vmc_load_checkpoint(tqs_vmc *v, const char *path);
+TQSDEF int tqs_vmc_checkpoint_from_bytes(tqs_vmc *v, const unsigned char *buf, size_t len);
 
 /* ===================================================================== */
 /* Exact diagonalisation in the Sz = 0 sector (N <= 24)                  */
@@ -1626,6 +1737,510 @@ TQSDEF int tqs_enumeration_evaluate(tqs_enumeration *E, const tqs_hamiltonian *H
 }
 
 /* ===================================================================== */
+/* Linear algebra and stochastic reconfiguration                         */
+/* ===================================================================== */
+#define TQS__KB 256   /* rows of A per packed block */
+
+/* C = sum_k a_k a_k^T over the rows a_k of A (n_k x n): a sum of rank-one
+ * updates. Each block of KB rows is packed into panels of 8 columns, stored
+ * [k][8] contiguously, and a 4 x 8 register tile of C accumulates over k;
+ * the tiles of the upper triangle are spread over threads, and every entry
+ * of C is summed by one thread in a fixed order. */
+TQSDEF int tqs_gram(double *C, const double *X, long R, long P, int transpose) {
+    long n = transpose ? R : P, nk = transpose ? P : R, npan = (n + 7) / 8, nib = (n + 3) / 4, k0, i;
+    long KB = n > 32768 ? 64 : TQS__KB;
+    double *buf;
+    if (!C || !X || R < 0 || P < 0) return tqs__fail(TQS_EINVAL, "gram: bad arguments");
+    buf = (double *)tqs__alloc(sizeof(double) * (size_t)KB * (size_t)npan * 8);
+    if (!buf && n) return tqs__fail(TQS_ENOMEM, "gram: out of memory for the packing buffer");
+    memset(C, 0, sizeof(double) * (size_t)n * (size_t)n);
+    for (k0 = 0; k0 < nk; k0 += KB) {
+        long kb = nk - k0 < KB ? nk - k0 : KB, p;
+        TQS__OMP(parallel for schedule(static))
+        for (p = 0; p < npan; p++) {
+            double *dst = buf + (size_t)p * kb * 8;
+            long k, jj;
+            for (jj = 0; jj < 8; jj++) {
+                long col = p * 8 + jj;
+                if (col >= n) { for (k = 0; k < kb; k++) dst[k * 8 + jj] = 0.0; continue; }
+                if (transpose) { const double *src = X + (size_t)col * P + k0; for (k = 0; k < kb; k++) dst[k * 8 + jj] = src[k]; }
+                else for (k = 0; k < kb; k++) dst[k * 8 + jj] = X[(size_t)(k0 + k) * P + col];
+            }
+        }
+        TQS__OMP(parallel for schedule(dynamic, 1))
+        for (i = 0; i < nib; i++) {
+            long i0 = 4 * i, pj;
+            const double *a = buf + (size_t)(i0 / 8) * kb * 8 + (i0 % 8);
+            for (pj = i0 / 8; pj < npan; pj++) {
+                const double *b = buf + (size_t)pj * kb * 8;
+                double acc[4][8];
+                long k, ii, jj;
+                memset(acc, 0, sizeof acc);
+                for (k = 0; k < kb; k++) {
+                    const double *ak = a + k * 8, *bk = b + k * 8;
+                    for (ii = 0; ii < 4; ii++)
+                        for (jj = 0; jj < 8; jj++) acc[ii][jj] += ak[ii] * bk[jj];
+                }
+                for (ii = 0; ii < 4 && i0 + ii < n; ii++)
+                    for (jj = 0; jj < 8 && pj * 8 + jj < n; jj++)
+                        C[(size_t)(i0 + ii) * n + pj * 8 + jj] += acc[ii][jj];
+            }
+        }
+    }
+    TQS_FREE(buf);
+    /* mirror the upper triangle (computed tiles cover j >= i) */
+    TQS__OMP(parallel for schedule(static))
+    for (i = 0; i < n; i++) {
+        long j;
+        for (j = 0; j < i; j++) C[(size_t)i * n + j] = C[(size_t)j * n + i];
+    }
+    return TQS_OK;
+}
+
+#define TQS__NB 64
+
+/* Right-looking blocked Cholesky: factor a 64-wide diagonal block, solve the
+ * panel below it, update the trailing matrix (in parallel over rows). */
+TQSDEF int tqs_cholesky(double *A, long n) {
+    long k0, i;
+    if (!A || n < 0) return tqs__fail(TQS_EINVAL, "cholesky: bad arguments");
+    for (k0 = 0; k0 < n; k0 += TQS__NB) {
+        long nb = n - k0 < TQS__NB ? n - k0 : TQS__NB, j, k, end = k0 + nb;
+        for (j = k0; j < end; j++) { /* diagonal block, unblocked */
+            double d = A[(size_t)j * n + j];
+            for (k = k0; k < j; k++) d -= A[(size_t)j * n + k] * A[(size_t)j * n + k];
+            if (!(d > 0) || !isfinite(d))
+                return tqs__fail(TQS_ENOTPD, "cholesky: pivot %ld is %g (matrix not positive definite)", j, d);
+            d = sqrt(d);
+            A[(size_t)j * n + j] = d;
+            for (i = j + 1; i < end; i++) {
+                double s = A[(size_t)i * n + j];
+                for (k = k0; k < j; k++) s -= A[(size_t)i * n + k] * A[(size_t)j * n + k];
+                A[(size_t)i * n + j] = s / d;
+            }
+        }
+        /* panel: rows below, L21 = A21 L11^{-T} (one row per iteration) */
+        TQS__OMP(parallel for schedule(static))
+        for (i = end; i < n; i++) {
+            double *ai = A + (size_t)i * n;
+            long jj, kk;
+            for (jj = k0; jj < end; jj++) {
+                double s = ai[jj];
+                for (kk = k0; kk < jj; kk++) s -= ai[kk] * A[(size_t)jj * n + kk];
+                ai[jj] = s / A[(size_t)jj * n + jj];
+            }
+        }
+        /* trailing update A22 -= L21 L21^T, lower triangle, 2 rows x 4 columns at a time */
+        TQS__OMP(parallel for schedule(dynamic, 8))
+        for (i = end; i < n; i++) {
+            double *ai = A + (size_t)i * n;
+            const double *li = ai + k0;
+            long jj, kk;
+            for (jj = end; jj + 3 <= i; jj += 4) {
+                const double *l0 = A + (size_t)jj * n + k0, *l1 = l0 + n, *l2 = l1 + n, *l3 = l2 + n;
+                double s0 = 0, s1 = 0, s2 = 0, s3 = 0;
+                for (kk = 0; kk < nb; kk++) { double x = li[kk]; s0 += x * l0[kk]; s1 += x * l1[kk]; s2 += x * l2[kk]; s3 += x * l3[kk]; }
+                ai[jj] -= s0; ai[jj + 1] -= s1; ai[jj + 2] -= s2; ai[jj + 3] -= s3;
+            }
+            for (; jj <= i; jj++) {
+                const double *lj = A + (size_t)jj * n + k0;
+                double s = 0;
+                for (kk = 0; kk < nb; kk++) s += li[kk] * lj[kk];
+                ai[jj] -= s;
+            }
+        }
+    }
+    return TQS_OK;
+}
+
+TQSDEF void tqs_cholesky_solve(const double *L, double *b, long n) {
+    long i, k;
+    for (i = 0; i < n; i++) { /* L y = b */
+        double s = b[i];
+        for (k = 0; k < i; k++) s -= L[(size_t)i * n + k] * b[k];
+        b[i] = s / L[(size_t)i * n + i];
+    }
+    for (i = n - 1; i >= 0; i--) { /* L^T x = y */
+        double s = b[i];
+        for (k = i + 1; k < n; k++) s -= L[(size_t)k * n + i] * b[k];
+        b[i] = s / L[(size_t)i * n + i];
+    }
+}
+
+TQSDEF const char *tqs_solver_name(int solver) {
+    switch (solver) {
+    case TQS_SOLVER_AUTO: return "auto";
+    case TQS_SOLVER_PARAMETER: return "parameter";
+    case TQS_SOLVER_SAMPLE: return "sample";
+    case TQS_SOLVER_CG: return "cg";
+    default: return "unknown";
+    }
+}
+
+/* y = X v (R entries), one row per iteration. */
+static void tqs__matvec(double *y, const double *X, const double *v, long R, long P) {
+    long r;
+    TQS__OMP(parallel for schedule(static))
+    for (r = 0; r < R; r++) {
+        const double *x = X + (size_t)r * P;
+        double s = 0;
+        long k;
+        for (k = 0; k < P; k++) s += x[k] * v[k];
+        y[r] = s;
+    }
+}
+
+/* y = X^T u (P entries): each thread owns a range of columns and sums the
+ * rows in order, so the result does not depend on the threads. */
+static void tqs__matvec_t(double *y, const double *X, const double *u, long R, long P) {
+    long nblk = (P + 511) / 512, blk;
+    TQS__OMP(parallel for schedule(static))
+    for (blk = 0; blk < nblk; blk++) {
+        long c0 = blk * 512, c1 = c0 + 512 < P ? c0 + 512 : P, r, c;
+        for (c = c0; c < c1; c++) y[c] = 0;
+        for (r = 0; r < R; r++) {
+            const double *x = X + (size_t)r * P;
+            double ur = u[r];
+            for (c = c0; c < c1; c++) y[c] += ur * x[c];
+        }
+    }
+}
+
+TQSDEF void tqs_sr_apply(double *y, const double *X, const double *v, double shift, long R, long P, double *tmp) {
+    long k;
+    tqs__matvec(tmp, X, v, R, P);
+    tqs__matvec_t(y, X, tmp, R, P);
+    for (k = 0; k < P; k++) y[k] += shift * v[k];
+}
+
+TQSDEF int tqs_sr_ws_init(tqs_sr_ws *ws, long R, long P, const tqs_sr_options *opt) {
+    tqs_sr_options o;
+    long nv;
+    double limit;
+    if (!ws) return tqs__fail(TQS_EINVAL, "sr: null workspace");
+    memset(ws, 0, sizeof *ws);
+    if (R < 1 || P < 1) return tqs__fail(TQS_EINVAL, "sr: empty problem (%ld x %ld)", R, P);
+    if (opt) o = *opt; else memset(&o, 0, sizeof o);
+    limit = o.memory_limit > 0 ? o.memory_limit : 4e9;
+    ws->R = R; ws->P = P; ws->solver = o.solver;
+    if (o.solver < TQS_SOLVER_AUTO || o.solver > TQS_SOLVER_CG) return tqs__fail(TQS_EINVAL, "sr: unknown solver %d", o.solver);
+    if (o.solver == TQS_SOLVER_AUTO) {
+        double n = P <= R ? (double)P : (double)R;
+        ws->solver = n * n * 8.0 <= limit ? (P <= R ? TQS_SOLVER_PARAMETER : TQS_SOLVER_SAMPLE) : TQS_SOLVER_CG;
+    }
+    if (ws->solver == TQS_SOLVER_PARAMETER || ws->solver == TQS_SOLVER_SAMPLE) {
+        double n = ws->solver == TQS_SOLVER_PARAMETER ? (double)P : (double)R;
+        if (n * n * 8.0 > limit)
+            return tqs__fail(TQS_ETOOBIG, "sr: the %s solver needs a %.0f x %.0f matrix (%.3g GB), above the %.3g GB limit; use the cg solver or fewer %s",
+                             tqs_solver_name(ws->solver), n, n, n * n * 8e-9, limit * 1e-9,
+                             ws->solver == TQS_SOLVER_PARAMETER ? "parameters" : "samples");
+        ws->mat = (double *)tqs__alloc(sizeof(double) * (size_t)n * (size_t)n);
+        if (!ws->mat) return tqs__fail(TQS_ENOMEM, "sr: out of memory for a %.0f x %.0f matrix", n, n);
+    }
+    nv = R > P ? R : P;
+    ws->v1 = (double *)tqs__alloc(sizeof(double) * (size_t)nv);
+    ws->v2 = (double *)tqs__alloc(sizeof(double) * (size_t)nv);
+    ws->v3 = (double *)tqs__alloc(sizeof(double) * (size_t)nv);
+    ws->v4 = (double *)tqs__alloc(sizeof(double) * (size_t)nv);
+    ws->v5 = (double *)tqs__alloc(sizeof(double) * (size_t)nv);
+    if (!ws->v1 || !ws->v2 || !ws->v3 || !ws->v4 || !ws->v5) { tqs_sr_ws_free(ws); return tqs__fail(TQS_ENOMEM, "sr: out of memory"); }
+    return TQS_OK;
+}
+
+TQSDEF void tqs_sr_ws_free(tqs_sr_ws *ws) {
+    if (!ws) return;
+    TQS_FREE(ws->mat); TQS_FREE(ws->v1); TQS_FREE(ws->v2); TQS_FREE(ws->v3); TQS_FREE(ws->v4); TQS_FREE(ws->v5);
+    memset(ws, 0, sizeof *ws);
+}
+
+static double tqs__dotn(const double *a, const double *b, long n) {
+    double s = 0;
+    long i;
+    for (i = 0; i < n; i++) s += a[i] * b[i];
+    return s;
+}
+
+/* Conjugate gradient on (X^T X + shift) x = b, with the true residual
+ * recomputed every 25 iterations against drift. */
+static int tqs__cg(double *x, const double *X, const double *b, double shift, long R, long P,
+                   double tol, int max_iter, tqs_sr_ws *ws, tqs_sr_info *info) {
+    double *r = ws->v3, *p = ws->v4, *Ap = ws->v5, *tmp = ws->v1;
+    double bn = sqrt(tqs__dotn(b, b, P)), rs, rs_new;
+    long k;
+    int it = 0;
+    for (k = 0; k < P; k++) { x[k] = 0; r[k] = b[k]; p[k] = b[k]; }
+    rs = tqs__dotn(r, r, P);
+    if (bn == 0) { info->cg_iterations = 0; info->cg_residual = 0; return TQS_OK; }
+    while (sqrt(rs) > tol * bn && it < max_iter) {
+        double alpha, pAp;
+        tqs_sr_apply(Ap, X, p, shift, R, P, tmp);
+        pAp = tqs__dotn(p, Ap, P);
+        if (!(pAp > 0)) break;
+        alpha = rs / pAp;
+        for (k = 0; k < P; k++) { x[k] += alpha * p[k]; r[k] -= alpha * Ap[k]; }
+        it++;
+        if (it % 25 == 0) { /* true residual */
+            tqs_sr_apply(Ap, X, x, shift, R, P, tmp);
+            for (k = 0; k < P; k++) r[k] = b[k] - Ap[k];
+        }
+        rs_new = tqs__dotn(r, r, P);
+        for (k = 0; k < P; k++) p[k] = r[k] + (rs_new / rs) * p[k];
+        rs = rs_new;
+    }
+    tqs_sr_apply(Ap, X, x, shift, R, P, tmp); /* report the true residual */
+    for (k = 0; k < P; k++) r[k] = b[k] - Ap[k];
+    info->cg_iterations = it;
+    info->cg_residual = sqrt(tqs__dotn(r, r, P)) / bn;
+    return TQS_OK;
+}
+
+TQSDEF int tqs_sr_solve(double *delta, const double *X, const double *f, double shift,
+                        const tqs_sr_options *opt, tqs_sr_ws *ws, tqs_sr_info *info) {
+    tqs_sr_options o;
+    tqs_sr_info local;
+    long R, P, n, i;
+    int rc, attempt;
+    if (!delta || !X || !f || !ws || !ws->v1) return tqs__fail(TQS_EINVAL, "sr: null pointer");
+    if (!(shift >= 0) || !isfinite(shift)) return tqs__fail(TQS_EINVAL, "sr: the diagonal shift must be finite and >= 0");
+    if (opt) o = *opt; else memset(&o, 0, sizeof o);
+    if (!info) info = &local;
+    memset(info, 0, sizeof *info);
+    R = ws->R; P = ws->P;
+    info->solver = ws->solver;
+    info->shift = shift;
+    /* b = X^T f, the (half) energy gradient */
+    tqs__matvec_t(ws->v2, X, f, R, P);
+    if (ws->solver == TQS_SOLVER_CG)
+        return tqs__cg(delta, X, ws->v2, shift, R, P, o.cg_tol > 0 ? o.cg_tol : 1e-8,
+                       o.cg_max_iter > 0 ? o.cg_max_iter : 1000, ws, info);
+    n = ws->solver == TQS_SOLVER_PARAMETER ? P : R;
+    if ((rc = tqs_gram(ws->mat, X, R, P, ws->solver == TQS_SOLVER_SAMPLE)) != 0) return rc;
+    for (attempt = 0;; attempt++) {
+        /* a non-positive pivot (rounding can make S indefinite when shift is
+         * tiny): rebuild and retry with ten times the shift, at most 6 times */
+        double s = info->shift;
+        for (i = 0; i < n; i++) ws->mat[(size_t)i * n + i] += s;
+        rc = tqs_cholesky(ws->mat, n);
+        if (rc == 0) break;
+        if (rc != TQS_ENOTPD || attempt == 6) return rc;
+        info->shift_retries++;
+        info->shift = s > 0 ? 10 * s : 1e-10;
+        if ((rc = tqs_gram(ws->mat, X, R, P, ws->solver == TQS_SOLVER_SAMPLE)) != 0) return rc;
+    }
+    if (ws->solver == TQS_SOLVER_PARAMETER) {
+        memcpy(delta, ws->v2, sizeof(double) * (size_t)P);
+        tqs_cholesky_solve(ws->mat, delta, P);
+    } else { /* delta = X^T (X X^T + shift)^{-1} f */
+        memcpy(ws->v3, f, sizeof(double) * (size_t)R);
+        tqs_cholesky_solve(ws->mat, ws->v3, R);
+        tqs__matvec_t(delta, X, ws->v3, R, P);
+    }
+    return TQS_OK;
+}
+
+/* ===================================================================== */
+/* The optimisation driver                                               */
+/* ===================================================================== */
+static void tqs__vmc_defaults(tqs_vmc_options *o) {
+    if (o->n_chains <= 0) o->n_chains = 16;
+    if (o->n_samples <= 0) o->n_samples = 1024;
+    if (o->sweeps <= 0) o->sweeps = 1;
+    if (o->thermalize < 0) o->thermalize = 0;
+    else if (o->thermalize == 0) o->thermalize = 20;
+    if (o->n_steps <= 0) o->n_steps = 100;
+    if (!(o->lr > 0)) o->lr = 0.01;
+    if (!(o->lr_final > 0)) o->lr_final = o->lr;
+    if (!(o->diag_shift > 0)) o->diag_shift = 1e-3;
+    if (!(o->diag_shift_final > 0)) o->diag_shift_final = o->diag_shift;
+    if (o->jac_batch <= 0) o->jac_batch = 32;
+}
+
+TQSDEF int tqs_vmc_init(tqs_vmc *v, const tqs_hamiltonian *H, tqs_vit *model, const tqs_vmc_options *opt) {
+    tqs_vmc_options o;
+    int rc, N;
+    long P;
+    if (!v || !H || !model || !model->params) return tqs__fail(TQS_EINVAL, "vmc: null pointer or empty model");
+    memset(v, 0, sizeof *v);
+    if (opt) o = *opt; else memset(&o, 0, sizeof o);
+    tqs__vmc_defaults(&o);
+    N = H->lat.N;
+    if (model->cfg.Lx != H->lat.Lx || model->cfg.Ly != H->lat.Ly)
+        return tqs__fail(TQS_EINVAL, "vmc: the model is for %dx%d, the Hamiltonian for %dx%d",
+                         model->cfg.Lx, model->cfg.Ly, H->lat.Lx, H->lat.Ly);
+    if (!o.exact && o.n_chains > o.n_samples)
+        return tqs__fail(TQS_EINVAL, "vmc: more chains (%d) than samples (%d)", o.n_chains, o.n_samples);
+    if (o.exact && N > TQS_ED_MAX_SITES)
+        return tqs__fail(TQS_ETOOBIG, "vmc: exact enumeration needs N <= %d (got %d)", TQS_ED_MAX_SITES, N);
+    v->H = H; v->model = model; v->opt = o;
+    P = (long)model->n_params;
+    if (o.exact) {
+        if ((rc = tqs_enumeration_init(&v->en, N)) != 0) return rc;
+        v->M = (int)v->en.basis.dim; v->per_chain = v->M;
+    } else {
+        v->per_chain = (o.n_samples + o.n_chains - 1) / o.n_chains;
+        v->M = v->per_chain * o.n_chains;
+        if ((rc = tqs_sampler_init(&v->sampler, &H->lat, o.n_chains, o.seed)) != 0) return rc;
+    }
+    v->R = 2L * v->M;
+    if ((double)v->R * (double)P * 8.0 > 32e9) {
+        tqs_vmc_free(v);
+        return tqs__fail(TQS_ETOOBIG, "vmc: the Jacobian of %d samples x %ld parameters needs %.3g GB; use fewer samples or a smaller model",
+                         v->M, P, (double)v->R * P * 8e-9);
+    }
+    rc = tqs_vit_ws_init(&v->fwd_ws, model, o.exact ? 1024 : (o.n_chains > 256 ? o.n_chains : 256), 0);
+    if (!rc) rc = tqs_vit_ws_init(&v->jac_ws, model, o.jac_batch, 1);
+    if (!rc) { v->amp = tqs_vit_amplitude_make(&v->holder, model, &v->fwd_ws); rc = tqs_eloc_ws_init(&v->eloc_ws, H, v->fwd_ws.max_batch); }
+    if (!rc) rc = tqs_sr_ws_init(&v->sr_ws, v->R, P, &o.sr);
+    if (rc) { tqs_vmc_free(v); return rc; }
+    v->samples = o.exact ? NULL : (int8_t *)tqs__alloc((size_t)v->M * N);
+    v->logpsi = o.exact ? NULL : (tqs_complex *)tqs__alloc(sizeof(tqs_complex) * v->M);
+    v->eloc = o.exact ? NULL : (tqs_complex *)tqs__alloc(sizeof(tqs_complex) * v->M);
+    v->X = (double *)tqs__alloc(sizeof(double) * (size_t)v->R * (size_t)P);
+    v->f = (double *)tqs__alloc(sizeof(double) * (size_t)v->R);
+    v->delta = (double *)tqs__alloc(sizeof(double) * (size_t)P);
+    v->work = (double *)tqs__alloc(sizeof(double) * (size_t)(v->M > P ? v->M : P) * 2);
+    v->weights = (double *)tqs__alloc(sizeof(double) * v->M);
+    if ((!o.exact && (!v->samples || !v->logpsi || !v->eloc)) || !v->X || !v->f || !v->delta || !v->work || !v->weights) {
+        tqs_vmc_free(v);
+        return tqs__fail(TQS_ENOMEM, "vmc: out of memory (Jacobian %.3g GB)", (double)v->R * P * 8e-9);
+    }
+    return TQS_OK;
+}
+
+TQSDEF void tqs_vmc_free(tqs_vmc *v) {
+    if (!v) return;
+    tqs_sampler_free(&v->sampler); tqs_enumeration_free(&v->en);
+    tqs_vit_ws_free(&v->fwd_ws); tqs_vit_ws_free(&v->jac_ws); tqs_eloc_ws_free(&v->eloc_ws); tqs_sr_ws_free(&v->sr_ws);
+    TQS_FREE(v->samples); TQS_FREE(v->logpsi); TQS_FREE(v->eloc);
+    TQS_FREE(v->X); TQS_FREE(v->f); TQS_FREE(v->delta); TQS_FREE(v->work); TQS_FREE(v->weights);
+    memset(v, 0, sizeof *v);
+}
+
+/* Exponential interpolation from a to b over the run: a (b/a)^(t/(T-1)). */
+static double tqs__schedule(double a, double b, long t, int T) {
+    double x = T > 1 ? (double)t / (double)(T - 1) : 1.0;
+    if (x > 1) x = 1;
+    return a * pow(b / a, x);
+}
+
+/* Samples (or enumerates) and computes local energies and statistics. */
+static int tqs__vmc_measure(tqs_vmc *v, tqs_step_info *info, int8_t **cfgs, tqs_complex **lp, tqs_complex **el) {
+    int rc, i;
+    memset(info, 0, sizeof *info);
+    if (v->opt.exact) {
+        tqs_enumeration *E = &v->en;
+        if ((rc = tqs_enumeration_evaluate(E, v->H, &v->amp, &v->eloc_ws)) != 0) return rc;
+        info->energy = E->energy; info->variance = E->variance;
+        info->error = 0; info->tau = 0.5; info->rhat = 1; info->acceptance = 1;
+        *cfgs = E->configs; *lp = E->logpsi; *el = E->eloc;
+        for (i = 0; i < v->M; i++) v->weights[i] = E->weights[i];
+        return TQS_OK;
+    } else {
+        tqs_stats st;
+        rc = tqs_sampler_run(&v->sampler, &v->amp, v->per_chain, v->opt.sweeps,
+                             v->step == 0 ? v->opt.thermalize : 0, v->samples, v->logpsi);
+        if (rc) return rc;
+        if ((rc = tqs_local_energy(v->eloc, v->H, &v->amp, &v->eloc_ws, v->samples, v->logpsi, v->M)) != 0) return rc;
+        for (i = 0; i < v->M; i++) { v->work[i] = v->eloc[i].re; v->weights[i] = 1.0 / v->M; }
+        tqs_statistics(&st, v->work, v->opt.n_chains, v->per_chain);
+        info->energy = st.mean; info->error = st.error; info->variance = st.variance;
+        info->tau = st.tau; info->rhat = st.rhat;
+        info->acceptance = tqs_sampler_acceptance(&v->sampler, -1);
+        *cfgs = v->samples; *lp = v->logpsi; *el = v->eloc;
+        return TQS_OK;
+    }
+}
+
+TQSDEF int tqs_vmc_step(tqs_vmc *v, tqs_step_info *info) {
+    tqs_step_info local;
+    int8_t *cfgs;
+    tqs_complex *lp, *el;
+    long P, r, k, s;
+    int rc, N;
+    double emean_re = 0, emean_im = 0, *Omean;
+    if (!v || !v->X) return tqs__fail(TQS_EINVAL, "vmc: not initialised");
+    if (!info) info = &local;
+    P = (long)v->model->n_params; N = v->H->lat.N;
+    if ((rc = tqs__vmc_measure(v, info, &cfgs, &lp, &el)) != 0) return rc;
+    info->step = v->step;
+    info->lr = tqs__schedule(v->opt.lr, v->opt.lr_final, v->step, v->opt.n_steps);
+    info->diag_shift = tqs__schedule(v->opt.diag_shift, v->opt.diag_shift_final, v->step, v->opt.n_steps);
+    if (!isfinite(info->energy)) { /* nothing to learn from: keep the parameters */
+        info->rejected = 1; v->step++;
+        tqs_sampler_invalidate(&v->sampler);
+        return TQS_OK;
+    }
+    /* Jacobian rows 2s (Re) and 2s+1 (Im), in batches */
+    for (s = 0; s < v->M; s += v->opt.jac_batch) {
+        int B = (int)(v->M - s < v->opt.jac_batch ? v->M - s : v->opt.jac_batch);
+        if ((rc = tqs_vit_jacobian(v->model, &v->jac_ws, v->X + 2 * (size_t)s * P, NULL, cfgs + (size_t)s * N, B)) != 0) return rc;
+    }
+    /* centre with the weights and scale rows by sqrt(w):
+     * X = sqrt(w_s) (O(s) - <O>), f = sqrt(w_s) (E_loc(s) - <E>) */
+    Omean = v->delta; /* used as scratch before the solve writes it */
+    for (s = 0; s < v->M; s++) { emean_re += v->weights[s] * el[s].re; emean_im += v->weights[s] * el[s].im; }
+    for (r = 0; r < 2; r++) {
+        for (k = 0; k < P; k++) Omean[k] = 0;
+        for (s = 0; s < v->M; s++) { /* fixed order over samples */
+            const double *row = v->X + (2 * (size_t)s + r) * P;
+            double w = v->weights[s];
+            for (k = 0; k < P; k++) Omean[k] += w * row[k];
+        }
+        TQS__OMP(parallel for schedule(static))
+        for (s = 0; s < v->M; s++) {
+            double *row = v->X + (2 * (size_t)s + r) * P, sw = sqrt(v->weights[s]);
+            long kk;
+            for (kk = 0; kk < P; kk++) row[kk] = sw * (row[kk] - Omean[kk]);
+        }
+    }
+    for (s = 0; s < v->M; s++) {
+        double sw = sqrt(v->weights[s]);
+        v->f[2 * s] = sw * (el[s].re - emean_re);
+        v->f[2 * s + 1] = sw * (el[s].im - emean_im);
+    }
+    rc = tqs_sr_solve(v->delta, v->X, v->f, info->diag_shift, &v->opt.sr, &v->sr_ws, &info->sr);
+    if (rc && rc != TQS_ENOTPD) return rc;
+    for (k = 0; k < P && !rc; k++) if (!isfinite(v->delta[k])) rc = TQS_ENUMERIC;
+    if (rc) info->rejected = 1;
+    else for (k = 0; k < P; k++) v->model->params[k] -= info->lr * v->delta[k];
+    tqs_sampler_invalidate(&v->sampler);
+    v->step++;
+    return TQS_OK;
+}
+
+TQSDEF int tqs_vmc_evaluate(tqs_vmc *v, int n_samples, tqs_step_info *info) {
+    tqs_step_info local;
+    int rc, per, M, i;
+    int8_t *cfgs;
+    tqs_complex *lp, *el;
+    double *e;
+    tqs_stats st;
+    if (!v || !v->X) return tqs__fail(TQS_EINVAL, "vmc: not initialised");
+    if (!info) info = &local;
+    if (v->opt.exact) return tqs__vmc_measure(v, info, &cfgs, &lp, &el);
+    if (n_samples < v->opt.n_chains) return tqs__fail(TQS_EINVAL, "evaluate: fewer samples (%d) than chains (%d)", n_samples, v->opt.n_chains);
+    per = (n_samples + v->opt.n_chains - 1) / v->opt.n_chains;
+    M = per * v->opt.n_chains;
+    cfgs = (int8_t *)tqs__alloc((size_t)M * v->H->lat.N);
+    lp = (tqs_complex *)tqs__alloc(sizeof(tqs_complex) * M);
+    el = (tqs_complex *)tqs__alloc(sizeof(tqs_complex) * M);
+    e = (double *)tqs__alloc(sizeof(double) * M);
+    rc = (!cfgs || !lp || !el || !e) ? tqs__fail(TQS_ENOMEM, "evaluate: out of memory for %d samples", M) : 0;
+    if (!rc) rc = tqs_sampler_run(&v->sampler, &v->amp, per, v->opt.sweeps, v->step == 0 ? v->opt.thermalize : 0, cfgs, lp);
+    if (!rc) rc = tqs_local_energy(el, v->H, &v->amp, &v->eloc_ws, cfgs, lp, M);
+    if (!rc) {
+        for (i = 0; i < M; i++) e[i] = el[i].re;
+        tqs_statistics(&st, e, v->opt.n_chains, per);
+        memset(info, 0, sizeof *info);
+        info->step = v->step;
+        info->energy = st.mean; info->error = st.error; info->variance = st.variance;
+        info->tau = st.tau; info->rhat = st.rhat; info->acceptance = tqs_sampler_acceptance(&v->sampler, -1);
+    }
+    TQS_FREE(cfgs); TQS_FREE(lp); TQS_FREE(el); TQS_FREE(e);
+    return rc;
+}
+
+/* ===================================================================== */
 /* File I/O                                                              */
 /* ===================================================================== */
 TQSDEF uint32_t tqs_crc32(uint32_t crc, const void *data, size_t len) {
@@ -1736,19 +2351,15 @@ TQSDEF int tqs_read_file(const char *path, unsigned char **buf, size_t *len, siz
 
 #define TQS__MODEL_HEADER 52  /* magic 8 + version 4 + 8 int32 + uint64 */
 
-TQSDEF int tqs_vit_save(const tqs_vit *m, const char *path) {
-    size_t len, i;
-    unsigned char *buf, *p;
-    const int32_t hp[8] = {m ? m->cfg.Lx : 0, m ? m->cfg.Ly : 0, m ? m->cfg.b : 0, m ? m->cfg.d : 0,
-                           m ? m->cfg.h : 0, m ? m->cfg.n_layers : 0, m ? m->cfg.ff : 0, m ? m->cfg.attention : 0};
-    int rc, k;
-    if (!m || !m->params || !path) return tqs__fail(TQS_EINVAL, "save: null model or path");
-    for (i = 0; i < m->n_params; i++)
-        if (!isfinite(m->params[i]))
-            return tqs__fail(TQS_ENUMERIC, "save: parameter %zu is not finite; refusing to write '%s'", i, path);
-    len = TQS__MODEL_HEADER + 8 * m->n_params + 4;
-    buf = (unsigned char *)tqs__alloc(len);
+/* Serialises a model into a fresh buffer (the model file format). */
+static int tqs__vit_to_bytes(const tqs_vit *m, unsigned char **out, size_t *out_len) {
+    size_t len = TQS__MODEL_HEADER + 8 * m->n_params + 4, i;
+    unsigned char *buf = (unsigned char *)tqs__alloc(len), *p;
+    const int32_t hp[8] = {m->cfg.Lx, m->cfg.Ly, m->cfg.b, m->cfg.d, m->cfg.h, m->cfg.n_layers, m->cfg.ff, m->cfg.attention};
+    int k;
     if (!buf) return tqs__fail(TQS_ENOMEM, "save: out of memory");
+    for (i = 0; i < m->n_params; i++)
+        if (!isfinite(m->params[i])) { TQS_FREE(buf); return tqs__fail(TQS_ENUMERIC, "save: parameter %zu is not finite; refusing to write it", i); }
     memcpy(buf, "TQSMODEL", 8);
     p = tqs__put_u32(buf + 8, 1);
     for (k = 0; k < 8; k++) p = tqs__put_u32(p, (uint32_t)hp[k]);
@@ -1756,6 +2367,16 @@ TQSDEF int tqs_vit_save(const tqs_vit *m, const char *path) {
     for (i = 0; i < m->n_params; i++) p = tqs__put_f64(p, m->params[i]);
     p = tqs__put_u32(p, tqs_crc32(0, buf, len - 4));
     TQS_ASSERT((size_t)(p - buf) == len);
+    *out = buf; *out_len = len;
+    return TQS_OK;
+}
+
+TQSDEF int tqs_vit_save(const tqs_vit *m, const char *path) {
+    unsigned char *buf;
+    size_t len;
+    int rc;
+    if (!m || !m->params || !path) return tqs__fail(TQS_EINVAL, "save: null model or path");
+    if ((rc = tqs__vit_to_bytes(m, &buf, &len)) != 0) return rc;
     rc = tqs_write_file_atomic(path, buf, len);
     TQS_FREE(buf);
     return rc;
@@ -1820,6 +2441,89 @@ TQSDEF int tqs_vit_load(tqs_vit *m, const char *path) {
         memcpy(msg, tqs__errbuf, sizeof msg);
         tqs__fail(rc, "%s: %s", path, msg);
     }
+    return rc;
+}
+
+TQSDEF int tqs_vmc_save_checkpoint(const tqs_vmc *v, const char *path) {
+    unsigned char *mbuf, *buf, *p;
+    size_t mlen, len;
+    int rc, c, k, M, N;
+    if (!v || !v->model || !path) return tqs__fail(TQS_EINVAL, "checkpoint: null argument");
+    if ((rc = tqs__vit_to_bytes(v->model, &mbuf, &mlen)) != 0) return rc;
+    M = v->opt.exact ? 0 : v->sampler.n_chains; N = v->H->lat.N;
+    len = 8 + 4 + 8 + 4 + 4 + (size_t)M * N + (size_t)M * 32 + 8 + mlen + 4;
+    buf = (unsigned char *)tqs__alloc(len);
+    if (!buf) { TQS_FREE(mbuf); return tqs__fail(TQS_ENOMEM, "checkpoint: out of memory"); }
+    memcpy(buf, "TQSCKPT1", 8);
+    p = tqs__put_u32(buf + 8, 1);
+    p = tqs__put_u64(p, (uint64_t)v->step);
+    p = tqs__put_u32(p, (uint32_t)M);
+    p = tqs__put_u32(p, (uint32_t)N);
+    if (M) memcpy(p, v->sampler.state, (size_t)M * N);
+    p += (size_t)M * N;
+    for (c = 0; c < M; c++) for (k = 0; k < 4; k++) p = tqs__put_u64(p, v->sampler.rng[c].s[k]);
+    p = tqs__put_u64(p, (uint64_t)mlen);
+    memcpy(p, mbuf, mlen); p += mlen;
+    p = tqs__put_u32(p, tqs_crc32(0, buf, len - 4));
+    TQS_ASSERT((size_t)(p - buf) == len);
+    rc = tqs_write_file_atomic(path, buf, len);
+    TQS_FREE(mbuf); TQS_FREE(buf);
+    return rc;
+}
+
+TQSDEF int tqs_vmc_checkpoint_from_bytes(tqs_vmc *v, const unsigned char *buf, size_t len) {
+    uint64_t step, mlen;
+    uint32_t M, N;
+    size_t fixed, i;
+    const unsigned char *p;
+    tqs_vit m;
+    int rc, c, k;
+    if (!v || !v->model) return tqs__fail(TQS_EINVAL, "checkpoint: null argument");
+    if (!buf || len < 8 || memcmp(buf, "TQSCKPT1", 8)) return tqs__fail(TQS_EFORMAT, "not a tqs checkpoint (bad magic)");
+    if (len < 8 + 4 + 8 + 4 + 4 + 8 + 4) return tqs__fail(TQS_EFORMAT, "checkpoint truncated (%zu bytes)", len);
+    if (tqs__get_u32(buf + 8) != 1) return tqs__fail(TQS_EFORMAT, "checkpoint version %u, this library reads version 1", tqs__get_u32(buf + 8));
+    step = tqs__get_u64(buf + 12);
+    M = tqs__get_u32(buf + 20); N = tqs__get_u32(buf + 24);
+    if ((int)N != v->H->lat.N || N == 0 || N > (1u << 22))
+        return tqs__fail(TQS_EFORMAT, "checkpoint is for %u sites, this run has %d", N, v->H->lat.N);
+    if (M != (uint32_t)(v->opt.exact ? 0 : v->sampler.n_chains))
+        return tqs__fail(TQS_EFORMAT, "checkpoint has %u chains, this run has %d%s", M,
+                         v->opt.exact ? 0 : v->sampler.n_chains, v->opt.exact ? " (exact enumeration)" : "");
+    fixed = 28 + (size_t)M * N + (size_t)M * 32;
+    if (len < fixed + 8 + 4) return tqs__fail(TQS_EFORMAT, "checkpoint truncated (%zu bytes)", len);
+    mlen = tqs__get_u64(buf + fixed);
+    if (mlen != len - fixed - 8 - 4) return tqs__fail(TQS_EFORMAT, "checkpoint length does not match its model section (truncated?)");
+    if (tqs_crc32(0, buf, len - 4) != tqs__get_u32(buf + len - 4)) return tqs__fail(TQS_EFORMAT, "checkpoint is corrupt (CRC mismatch)");
+    if (step > (uint64_t)1 << 40) return tqs__fail(TQS_EFORMAT, "checkpoint step %llu is absurd", (unsigned long long)step);
+    p = buf + 28;
+    for (i = 0; i < (size_t)M * N; i++)
+        if (p[i] != 1 && p[i] != 0xFF) return tqs__fail(TQS_EFORMAT, "checkpoint has a spin that is not +1 or -1");
+    if ((rc = tqs_vit_from_bytes(&m, buf + fixed + 8, (size_t)mlen)) != 0) return rc;
+    if (memcmp(&m.cfg, &v->model->cfg, sizeof m.cfg)) {
+        tqs_vit_free(&m);
+        return tqs__fail(TQS_EFORMAT, "checkpoint model has other hyper-parameters than this run's model");
+    }
+    /* everything checked: now change the run */
+    memcpy(v->model->params, m.params, sizeof(double) * m.n_params);
+    tqs_vit_free(&m);
+    v->step = (long)step;
+    if (M) memcpy(v->sampler.state, p, (size_t)M * N);
+    p += (size_t)M * N;
+    for (c = 0; c < (int)M; c++) for (k = 0; k < 4; k++) { v->sampler.rng[c].s[k] = tqs__get_u64(p); p += 8; }
+    tqs_sampler_invalidate(&v->sampler);
+    return TQS_OK;
+}
+
+TQSDEF int tqs_vmc_load_checkpoint(tqs_vmc *v, const char *path) {
+    unsigned char *buf;
+    size_t len;
+    int rc;
+    char msg[sizeof tqs__errbuf];
+    rc = tqs_read_file(path, &buf, &len, (size_t)1 << 34);
+    if (rc) return rc;
+    rc = tqs_vmc_checkpoint_from_bytes(v, buf, len);
+    TQS_FREE(buf);
+    if (rc) { memcpy(msg, tqs__errbuf, sizeof msg); tqs__fail(rc, "%s: %s", path, msg); }
     return rc;
 }
 
