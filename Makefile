@@ -11,8 +11,8 @@ OPENMP ?= -fopenmp
 SANITIZE = -DTQS_TEST_SANITIZE -O1 -g -fsanitize=address,undefined -fno-omit-frame-pointer -fno-sanitize-recover=all
 LDLIBS = -lm
 
-EXAMPLES = examples/exact examples/model
-TESTS = test_ed test_vit test_vmc
+EXAMPLES = examples/exact examples/model examples/ground_state examples/minimal
+TESTS = test_ed test_vit test_vmc test_sr
 MODES = omp noomp san
 
 all: $(EXAMPLES)

@@ -342,16 +342,24 @@ TQSDEF int tqs_statistics(tqs_stats *st, const double *x, int n_chains, int n_pe
 /* ===================================================================== */
 /* Exact enumeration (N <= 24): expectation values without sampling     */
 /* ===================================================================== */
+/* With b >= 2 the basis is reduced to orbits under the lattice translations
+ * by multiples of b, under which the ViT (patch size b) is exactly invariant
+ * and so are psi, O(s) and E_loc(s): one representative per orbit, weighted
+ * by the orbit's size, gives the same expectation values b^2-fold cheaper
+ * or so. b = 1 keeps every configuration. */
 typedef struct tqs_enumeration {
     tqs_basis basis;
-    int8_t *configs;       /* (dim, N) every Sz = 0 configuration */
-    tqs_complex *logpsi;   /* (dim) */
-    double *weights;       /* (dim) |psi|^2 / sum |psi|^2 */
-    tqs_complex *eloc;     /* (dim) */
+    long n;                /* entries: orbit representatives (all dim states for b = 1) */
+    uint32_t *slot;        /* (dim) entry of each basis state's orbit */
+    double *mult;          /* (n) orbit sizes */
+    int8_t *configs;       /* (n, N) representative configurations */
+    tqs_complex *logpsi;   /* (n) */
+    double *weights;       /* (n) mult |psi|^2 / sum over all states of |psi|^2 */
+    tqs_complex *eloc;     /* (n) */
     double energy;         /* sum_s w_s Re E_loc(s) */
     double variance;       /* sum_s w_s |E_loc(s) - energy|^2 */
 } tqs_enumeration;
-TQSDEF int  tqs_enumeration_init(tqs_enumeration *E, int N);
+TQSDEF int  tqs_enumeration_init(tqs_enumeration *E, const tqs_lattice *lat, int b);
 TQSDEF void tqs_enumeration_free(tqs_enumeration *E);
 TQSDEF int  tqs_enumeration_evaluate(tqs_enumeration *E, const tqs_hamiltonian *H, const tqs_amplitude *amp,
                                      tqs_eloc_ws *ws);
@@ -364,8 +372,8 @@ TQSDEF int  tqs_enumeration_evaluate(tqs_enumeration *E, const tqs_hamiltonian *
  * computes one triangle and mirrors it. */
 TQSDEF int tqs_gram(double *C, const double *X, long R, long P, int transpose);
 /* In-place lower Cholesky A = L L^T of the n x n row-major matrix (blocked,
- * OpenMP-parallel). TQS_ENOTPD (matrix unchanged in the upper triangle,
- * lower partially overwritten) at a non-positive or non-finite pivot. */
+ * OpenMP-parallel); only the lower triangle is read and written. Returns
+ * TQS_ENOTPD (A partially overwritten) at a non-positive or non-finite pivot. */
 TQSDEF int tqs_cholesky(double *A, long n);
 /* Solves L L^T x = b in place (b becomes x). */
 TQSDEF void tqs_cholesky_solve(const double *L, double *b, long n);
@@ -667,6 +675,35 @@ TQSDEF int tqs_get_threads(void) {
     return omp_get_max_threads();
 #else
     return 1;
+#endif
+}
+
+/* Bit helpers (basis ranking, exact diagonalisation, enumeration) */
+static uint64_t tqs__binom(int n, int k) {
+    uint64_t r = 1;
+    int i;
+    if (k < 0 || k > n) return 0;
+    for (i = 1; i <= k; i++) r = r * (uint64_t)(n - k + i) / (uint64_t)i;
+    return r;
+}
+
+static int tqs__popcount(uint32_t x) {
+#if defined(__GNUC__) || defined(__clang__)
+    return __builtin_popcount(x);
+#else
+    int c = 0;
+    while (x) { x &= x - 1; c++; }
+    return c;
+#endif
+}
+
+static int tqs__ctz(uint32_t x) {
+#if defined(__GNUC__) || defined(__clang__)
+    return __builtin_ctz(x);
+#else
+    int c = 0;
+    while (!(x & 1u)) { x >>= 1; c++; }
+    return c;
 #endif
 }
 
@@ -1686,27 +1723,56 @@ TQSDEF int tqs_statistics(tqs_stats *st, const double *x, int n_chains, int n_pe
 /* ===================================================================== */
 /* Exact enumeration                                                     */
 /* ===================================================================== */
-TQSDEF int tqs_enumeration_init(tqs_enumeration *E, int N) {
-    int rc;
-    size_t r;
-    if (!E) return tqs__fail(TQS_EINVAL, "enumeration: null pointer");
+TQSDEF int tqs_enumeration_init(tqs_enumeration *E, const tqs_lattice *lat, int b) {
+    int rc, N, t, nt, tx, ty, i;
+    size_t r, dim;
+    int *perm = NULL;
+    if (!E || !lat) return tqs__fail(TQS_EINVAL, "enumeration: null pointer");
     memset(E, 0, sizeof *E);
+    if (b < 1 || lat->Lx % b || lat->Ly % b) return tqs__fail(TQS_EINVAL, "enumeration: b = %d must divide Lx and Ly", b);
+    N = lat->N;
     if ((rc = tqs_basis_init(&E->basis, N)) != 0) return rc;
-    E->configs = (int8_t *)tqs__alloc(E->basis.dim * (size_t)N);
-    E->logpsi = (tqs_complex *)tqs__alloc(sizeof(tqs_complex) * E->basis.dim);
-    E->weights = (double *)tqs__alloc(sizeof(double) * E->basis.dim);
-    E->eloc = (tqs_complex *)tqs__alloc(sizeof(tqs_complex) * E->basis.dim);
-    if (!E->configs || !E->logpsi || !E->weights || !E->eloc) {
+    dim = E->basis.dim;
+    nt = (lat->Lx / b) * (lat->Ly / b);
+    if (b == 1) nt = 1;
+    E->slot = (uint32_t *)tqs__alloc(sizeof(uint32_t) * dim);
+    perm = (int *)tqs__alloc(sizeof(int) * (size_t)nt * N);
+    if (!E->slot || !perm) { TQS_FREE(perm); tqs_enumeration_free(E); return tqs__fail(TQS_ENOMEM, "enumeration: out of memory"); }
+    for (t = 0, tx = 0; tx < (b == 1 ? 1 : lat->Lx / b); tx++) for (ty = 0; ty < (b == 1 ? 1 : lat->Ly / b); ty++, t++)
+        for (i = 0; i < N; i++) perm[t * N + i] = tqs_site(lat, i / lat->Ly + tx * b, i % lat->Ly + ty * b);
+    /* representative = the smallest state of the orbit; states are sorted,
+     * so a representative is met before the rest of its orbit */
+    for (r = 0; r < dim; r++) {
+        uint32_t st = E->basis.states[r], best = st;
+        for (t = 1; t < nt; t++) {
+            uint32_t moved = 0, rest = st;
+            while (rest) { int a = tqs__ctz(rest); rest &= rest - 1; moved |= 1u << perm[t * N + a]; }
+            if (moved < best) best = moved;
+        }
+        E->slot[r] = best == st ? (uint32_t)E->n++ : E->slot[tqs_basis_index(&E->basis, best)];
+    }
+    TQS_FREE(perm);
+    E->mult = (double *)tqs__calloc(sizeof(double) * (size_t)E->n);
+    E->configs = (int8_t *)tqs__alloc((size_t)E->n * (size_t)N);
+    E->logpsi = (tqs_complex *)tqs__alloc(sizeof(tqs_complex) * (size_t)E->n);
+    E->weights = (double *)tqs__alloc(sizeof(double) * (size_t)E->n);
+    E->eloc = (tqs_complex *)tqs__alloc(sizeof(tqs_complex) * (size_t)E->n);
+    if (!E->mult || !E->configs || !E->logpsi || !E->weights || !E->eloc) {
         tqs_enumeration_free(E);
         return tqs__fail(TQS_ENOMEM, "enumeration: out of memory");
     }
-    for (r = 0; r < E->basis.dim; r++) tqs_bits_to_config(E->configs + r * N, E->basis.states[r], N);
+    for (r = 0; r < dim; r++) {
+        uint32_t k = E->slot[r];
+        if (E->mult[k] == 0) tqs_bits_to_config(E->configs + (size_t)k * N, E->basis.states[r], N);
+        E->mult[k] += 1;
+    }
     return TQS_OK;
 }
 
 TQSDEF void tqs_enumeration_free(tqs_enumeration *E) {
     if (!E) return;
     tqs_basis_free(&E->basis);
+    TQS_FREE(E->slot); TQS_FREE(E->mult);
     TQS_FREE(E->configs); TQS_FREE(E->logpsi); TQS_FREE(E->weights); TQS_FREE(E->eloc);
     memset(E, 0, sizeof *E);
 }
@@ -1718,13 +1784,46 @@ TQSDEF int tqs_enumeration_evaluate(tqs_enumeration *E, const tqs_hamiltonian *H
     int rc;
     if (!E || !E->configs || !H || !amp) return tqs__fail(TQS_EINVAL, "enumeration: null pointer");
     if (E->basis.N != H->lat.N) return tqs__fail(TQS_EINVAL, "enumeration: made for %d sites, Hamiltonian has %d", E->basis.N, H->lat.N);
-    dim = E->basis.dim;
+    dim = (size_t)E->n;
     if ((rc = tqs__amp_eval(amp, E->logpsi, E->configs, (long)dim, E->basis.N)) != 0) return rc;
     for (r = 0; r < dim; r++) if (E->logpsi[r].re > mx) mx = E->logpsi[r].re;
-    for (r = 0; r < dim; r++) { E->weights[r] = exp(2.0 * (E->logpsi[r].re - mx)); z += E->weights[r]; }
+    for (r = 0; r < dim; r++) { E->weights[r] = E->mult[r] * exp(2.0 * (E->logpsi[r].re - mx)); z += E->weights[r]; }
     if (!(z > 0) || !isfinite(z)) return tqs__fail(TQS_ENUMERIC, "enumeration: |psi|^2 is not normalisable");
     for (r = 0; r < dim; r++) E->weights[r] /= z;
-    if ((rc = tqs_local_energy(E->eloc, H, amp, ws, E->configs, E->logpsi, (long)dim)) != 0) return rc;
+    /* every connected configuration is itself in the basis: its log psi is
+     * already known, found by ranking, so no further amplitude evaluation */
+    (void)ws;
+    {
+        long rr;
+        int N = E->basis.N, maxc = 4 * N, fail = 0;
+        TQS__OMP(parallel)
+        {
+            int *flips = (int *)tqs__alloc(sizeof(int) * 2 * (size_t)maxc);
+            double *mels = (double *)tqs__alloc(sizeof(double) * (size_t)maxc);
+            if (!flips || !mels) {
+                TQS__OMP(atomic write)
+                fail = 1;
+            } else {
+                TQS__OMP(for schedule(static))
+                for (rr = 0; rr < (long)dim; rr++) {
+                    const int8_t *st = E->configs + (size_t)rr * N;
+                    uint32_t bits = tqs_config_to_bits(st, N);
+                    int K = tqs_hamiltonian_connected(H, st, flips, mels), k;
+                    tqs_complex acc;
+                    acc.re = tqs_hamiltonian_diagonal(H, st); acc.im = 0;
+                    for (k = 0; k < K; k++) {
+                        size_t j = E->slot[tqs_basis_index(&E->basis, bits ^ (1u << flips[2 * k]) ^ (1u << flips[2 * k + 1]))];
+                        double dre = E->logpsi[j].re - E->logpsi[rr].re, dim_ = E->logpsi[j].im - E->logpsi[rr].im;
+                        double mag = mels[k] * exp(dre);
+                        acc.re += mag * cos(dim_); acc.im += mag * sin(dim_);
+                    }
+                    E->eloc[rr] = acc;
+                }
+            }
+            TQS_FREE(flips); TQS_FREE(mels);
+        }
+        if (fail) return tqs__fail(TQS_ENOMEM, "enumeration: out of memory");
+    }
     for (r = 0; r < dim; r++) en += E->weights[r] * E->eloc[r].re;
     for (r = 0; r < dim; r++) {
         double dr = E->eloc[r].re - en, di = E->eloc[r].im;
@@ -1741,19 +1840,18 @@ TQSDEF int tqs_enumeration_evaluate(tqs_enumeration *E, const tqs_hamiltonian *H
 /* ===================================================================== */
 #define TQS__KB 256   /* rows of A per packed block */
 
-/* C = sum_k a_k a_k^T over the rows a_k of A (n_k x n): a sum of rank-one
- * updates. Each block of KB rows is packed into panels of 8 columns, stored
- * [k][8] contiguously, and a 4 x 8 register tile of C accumulates over k;
- * the tiles of the upper triangle are spread over threads, and every entry
- * of C is summed by one thread in a fixed order. */
-TQSDEF int tqs_gram(double *C, const double *X, long R, long P, int transpose) {
-    long n = transpose ? R : P, nk = transpose ? P : R, npan = (n + 7) / 8, nib = (n + 3) / 4, k0, i;
-    long KB = n > 32768 ? 64 : TQS__KB;
-    double *buf;
-    if (!C || !X || R < 0 || P < 0) return tqs__fail(TQS_EINVAL, "gram: bad arguments");
-    buf = (double *)tqs__alloc(sizeof(double) * (size_t)KB * (size_t)npan * 8);
-    if (!buf && n) return tqs__fail(TQS_ENOMEM, "gram: out of memory for the packing buffer");
-    memset(C, 0, sizeof(double) * (size_t)n * (size_t)n);
+/* The symmetric rank-k kernel behind X^T X, X X^T and the Cholesky update:
+ *   C[i][j] += sign * sum_k a_k[i] a_k[j],   k < nk, i, j < n,
+ * where a_k[i] = X[k*ldx + i] (rows of X are the a_k) or, with transpose,
+ * a_k[i] = X[i*ldx + k] (rows of X are the n vectors). Each block of KB
+ * values of k is packed into panels of 8 columns stored [k][8]; a 4 x 8
+ * register tile of C accumulates over k. Only tiles with j >= i are
+ * computed, spread over threads; each entry is summed by one thread in a
+ * fixed order. upper: entry (i, j >= i) is added to C[i][j]; otherwise to
+ * C[j][i] (the lower triangle). buf holds KB * 8 * ceil(n/8) doubles. */
+static void tqs__syrk(double *C, long ldc, const double *X, long ldx, long n, long nk, int transpose,
+                      double sign, int upper, double *buf) {
+    long npan = (n + 7) / 8, nib = (n + 3) / 4, KB = n > 32768 ? 64 : TQS__KB, k0, i;
     for (k0 = 0; k0 < nk; k0 += KB) {
         long kb = nk - k0 < KB ? nk - k0 : KB, p;
         TQS__OMP(parallel for schedule(static))
@@ -1763,8 +1861,8 @@ TQSDEF int tqs_gram(double *C, const double *X, long R, long P, int transpose) {
             for (jj = 0; jj < 8; jj++) {
                 long col = p * 8 + jj;
                 if (col >= n) { for (k = 0; k < kb; k++) dst[k * 8 + jj] = 0.0; continue; }
-                if (transpose) { const double *src = X + (size_t)col * P + k0; for (k = 0; k < kb; k++) dst[k * 8 + jj] = src[k]; }
-                else for (k = 0; k < kb; k++) dst[k * 8 + jj] = X[(size_t)(k0 + k) * P + col];
+                if (transpose) { const double *src = X + (size_t)col * ldx + k0; for (k = 0; k < kb; k++) dst[k * 8 + jj] = src[k]; }
+                else for (k = 0; k < kb; k++) dst[k * 8 + jj] = X[(size_t)(k0 + k) * ldx + col];
             }
         }
         TQS__OMP(parallel for schedule(dynamic, 1))
@@ -1782,15 +1880,32 @@ TQSDEF int tqs_gram(double *C, const double *X, long R, long P, int transpose) {
                         for (jj = 0; jj < 8; jj++) acc[ii][jj] += ak[ii] * bk[jj];
                 }
                 for (ii = 0; ii < 4 && i0 + ii < n; ii++)
-                    for (jj = 0; jj < 8 && pj * 8 + jj < n; jj++)
-                        C[(size_t)(i0 + ii) * n + pj * 8 + jj] += acc[ii][jj];
+                    for (jj = 0; jj < 8 && pj * 8 + jj < n; jj++) {
+                        long r = i0 + ii, c = pj * 8 + jj;
+                        if (c < r) continue;
+                        if (upper) C[(size_t)r * ldc + c] += sign * acc[ii][jj];
+                        else C[(size_t)c * ldc + r] += sign * acc[ii][jj];
+                    }
             }
         }
     }
+}
+
+static size_t tqs__syrk_buf_size(long n) {
+    return (size_t)(n > 32768 ? 64 : TQS__KB) * 8 * (size_t)((n + 7) / 8);
+}
+
+TQSDEF int tqs_gram(double *C, const double *X, long R, long P, int transpose) {
+    long n = transpose ? R : P, i;
+    double *buf;
+    if (!C || !X || R < 0 || P < 0) return tqs__fail(TQS_EINVAL, "gram: bad arguments");
+    buf = (double *)tqs__alloc(sizeof(double) * tqs__syrk_buf_size(n));
+    if (!buf && n) return tqs__fail(TQS_ENOMEM, "gram: out of memory for the packing buffer");
+    memset(C, 0, sizeof(double) * (size_t)n * (size_t)n);
+    tqs__syrk(C, n, X, P, n, transpose ? P : R, transpose, 1.0, 1, buf);
     TQS_FREE(buf);
-    /* mirror the upper triangle (computed tiles cover j >= i) */
     TQS__OMP(parallel for schedule(static))
-    for (i = 0; i < n; i++) {
+    for (i = 0; i < n; i++) { /* mirror the upper triangle */
         long j;
         for (j = 0; j < i; j++) C[(size_t)i * n + j] = C[(size_t)j * n + i];
     }
@@ -1800,17 +1915,24 @@ TQSDEF int tqs_gram(double *C, const double *X, long R, long P, int transpose) {
 #define TQS__NB 64
 
 /* Right-looking blocked Cholesky: factor a 64-wide diagonal block, solve the
- * panel below it, update the trailing matrix (in parallel over rows). */
+ * panel below it (in parallel over rows), then the trailing update
+ * A22 -= L21 L21^T with the rank-k kernel above. Only the lower triangle is
+ * read and written. */
 TQSDEF int tqs_cholesky(double *A, long n) {
     long k0, i;
+    double *buf;
     if (!A || n < 0) return tqs__fail(TQS_EINVAL, "cholesky: bad arguments");
+    buf = (double *)tqs__alloc(sizeof(double) * tqs__syrk_buf_size(n));
+    if (!buf && n) return tqs__fail(TQS_ENOMEM, "cholesky: out of memory");
     for (k0 = 0; k0 < n; k0 += TQS__NB) {
         long nb = n - k0 < TQS__NB ? n - k0 : TQS__NB, j, k, end = k0 + nb;
         for (j = k0; j < end; j++) { /* diagonal block, unblocked */
             double d = A[(size_t)j * n + j];
             for (k = k0; k < j; k++) d -= A[(size_t)j * n + k] * A[(size_t)j * n + k];
-            if (!(d > 0) || !isfinite(d))
+            if (!(d > 0) || !isfinite(d)) {
+                TQS_FREE(buf);
                 return tqs__fail(TQS_ENOTPD, "cholesky: pivot %ld is %g (matrix not positive definite)", j, d);
+            }
             d = sqrt(d);
             A[(size_t)j * n + j] = d;
             for (i = j + 1; i < end; i++) {
@@ -1819,7 +1941,7 @@ TQSDEF int tqs_cholesky(double *A, long n) {
                 A[(size_t)i * n + j] = s / d;
             }
         }
-        /* panel: rows below, L21 = A21 L11^{-T} (one row per iteration) */
+        /* panel: L21 = A21 L11^{-T}, one row per iteration */
         TQS__OMP(parallel for schedule(static))
         for (i = end; i < n; i++) {
             double *ai = A + (size_t)i * n;
@@ -1830,26 +1952,10 @@ TQSDEF int tqs_cholesky(double *A, long n) {
                 ai[jj] = s / A[(size_t)jj * n + jj];
             }
         }
-        /* trailing update A22 -= L21 L21^T, lower triangle, 2 rows x 4 columns at a time */
-        TQS__OMP(parallel for schedule(dynamic, 8))
-        for (i = end; i < n; i++) {
-            double *ai = A + (size_t)i * n;
-            const double *li = ai + k0;
-            long jj, kk;
-            for (jj = end; jj + 3 <= i; jj += 4) {
-                const double *l0 = A + (size_t)jj * n + k0, *l1 = l0 + n, *l2 = l1 + n, *l3 = l2 + n;
-                double s0 = 0, s1 = 0, s2 = 0, s3 = 0;
-                for (kk = 0; kk < nb; kk++) { double x = li[kk]; s0 += x * l0[kk]; s1 += x * l1[kk]; s2 += x * l2[kk]; s3 += x * l3[kk]; }
-                ai[jj] -= s0; ai[jj + 1] -= s1; ai[jj + 2] -= s2; ai[jj + 3] -= s3;
-            }
-            for (; jj <= i; jj++) {
-                const double *lj = A + (size_t)jj * n + k0;
-                double s = 0;
-                for (kk = 0; kk < nb; kk++) s += li[kk] * lj[kk];
-                ai[jj] -= s;
-            }
-        }
+        if (end < n) /* A22 -= L21 L21^T, lower triangle */
+            tqs__syrk(A + (size_t)end * n + end, n, A + (size_t)end * n + k0, n, n - end, nb, 1, -1.0, 0, buf);
     }
+    TQS_FREE(buf);
     return TQS_OK;
 }
 
@@ -2074,8 +2180,8 @@ TQSDEF int tqs_vmc_init(tqs_vmc *v, const tqs_hamiltonian *H, tqs_vit *model, co
     v->H = H; v->model = model; v->opt = o;
     P = (long)model->n_params;
     if (o.exact) {
-        if ((rc = tqs_enumeration_init(&v->en, N)) != 0) return rc;
-        v->M = (int)v->en.basis.dim; v->per_chain = v->M;
+        if ((rc = tqs_enumeration_init(&v->en, &H->lat, model->cfg.b)) != 0) return rc;
+        v->M = (int)v->en.n; v->per_chain = v->M;
     } else {
         v->per_chain = (o.n_samples + o.n_chains - 1) / o.n_chains;
         v->M = v->per_chain * o.n_chains;
@@ -2535,24 +2641,6 @@ TQSDEF int tqs_vmc_load_checkpoint(tqs_vmc *v, const char *path) {
  * is increasing in the state's value. The sum splits into the low nlo bits
  * (a table over their 2^nlo patterns) and the high bits (a table over their
  * patterns, for each count of up spins among the low bits). */
-static uint64_t tqs__binom(int n, int k) {
-    uint64_t r = 1;
-    int i;
-    if (k < 0 || k > n) return 0;
-    for (i = 1; i <= k; i++) r = r * (uint64_t)(n - k + i) / (uint64_t)i;
-    return r;
-}
-
-static int tqs__popcount(uint32_t x) {
-#if defined(__GNUC__) || defined(__clang__)
-    return __builtin_popcount(x);
-#else
-    int c = 0;
-    while (x) { x &= x - 1; c++; }
-    return c;
-#endif
-}
-
 TQSDEF int tqs_basis_init(tqs_basis *basis, int N) {
     int nlo, nhi, c;
     uint32_t m, n_lo, n_hi;
@@ -2619,16 +2707,6 @@ TQSDEF uint32_t tqs_config_to_bits(const int8_t *s, int N) {
 TQSDEF void tqs_bits_to_config(int8_t *s, uint32_t bits, int N) {
     int i;
     for (i = 0; i < N; i++) s[i] = (int8_t)((bits >> i & 1) ? 1 : -1);
-}
-
-static int tqs__ctz(uint32_t x) {
-#if defined(__GNUC__) || defined(__clang__)
-    return __builtin_ctz(x);
-#else
-    int c = 0;
-    while (!(x & 1u)) { x >>= 1; c++; }
-    return c;
-#endif
 }
 
 /* The state "seen from the partner": bit i of tqs__shift(st, f) is the bit

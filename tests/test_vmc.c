@@ -44,7 +44,7 @@ static void test_eloc_exact_state(void) {
     tqs_hamiltonian_init(&H, 4, 4, 1.0, 0.5);
     CHECK_EQ(tqs_exact_ground_state(&ed, &H, &opt), 0);
     CHECK_BELOW(ed.residual, 1e-11);
-    tqs_enumeration_init(&E, 16);
+    tqs_enumeration_init(&E, &H.lat, 1);
     ea.basis = &E.basis; ea.v = ed.vector; ea.N = 16;
     amp.fn = exact_logpsi; amp.ctx = &ea; amp.max_batch = 100;
     tqs_eloc_ws_init(&ws, &H, 37); /* a chunk that does not divide anything */
@@ -81,7 +81,7 @@ static void test_enumeration_vs_apply(int attention) {
     tqs_vit_init(&m, &c, 7);
     tqs_vit_ws_init(&vws, &m, 64, 0);
     amp = tqs_vit_amplitude_make(&holder, &m, &vws);
-    tqs_enumeration_init(&E, 16);
+    tqs_enumeration_init(&E, &H.lat, 1);
     tqs_eloc_ws_init(&ws, &H, 64);
     CHECK_EQ(tqs_enumeration_evaluate(&E, &H, &amp, &ws), 0);
     dim = E.basis.dim;
@@ -99,6 +99,19 @@ static void test_enumeration_vs_apply(int attention) {
     CHECK_NEAR(wsum, 1.0, 1e-12);
     CHECK_NEAR(E.energy, num / den, 1e-11);
     CHECK(E.variance > 0);
+    {   /* orbits under translations by the patch size: same expectation values */
+        tqs_enumeration E2;
+        double w2 = 0;
+        long k;
+        CHECK_EQ(tqs_enumeration_init(&E2, &H.lat, 2), 0);
+        CHECK(E2.n > (long)dim / 4 && E2.n < (long)dim / 3); /* orbits of size <= 4, most of size 4 */
+        CHECK_EQ(tqs_enumeration_evaluate(&E2, &H, &amp, &ws), 0);
+        for (k = 0; k < E2.n; k++) w2 += E2.weights[k];
+        CHECK_NEAR(w2, 1.0, 1e-12);
+        CHECK_NEAR(E2.energy, E.energy, 1e-12);
+        CHECK_NEAR(E2.variance, E.variance, 1e-12);
+        tqs_enumeration_free(&E2);
+    }
     free(re); free(im); free(Hre); free(Him);
     tqs_eloc_ws_free(&ws); tqs_enumeration_free(&E);
     tqs_vit_ws_free(&vws); tqs_vit_free(&m); tqs_hamiltonian_free(&H);
@@ -131,7 +144,7 @@ static void test_sampled_energy(int attention) {
     for (k = 0; k < (size_t)c.d; k++) m.params[m.lnr_b + k] = 0.5 * tqs_rng_normal(&rng);
     tqs_vit_ws_init(&vws, &m, 256, 0);
     amp = tqs_vit_amplitude_make(&holder, &m, &vws);
-    tqs_enumeration_init(&E, 16);
+    tqs_enumeration_init(&E, &H.lat, 1);
     tqs_eloc_ws_init(&ws, &H, 256);
     tqs_enumeration_evaluate(&E, &H, &amp, &ws);
     for (run = 0; run < RUNS; run++) {

@@ -1,0 +1,296 @@
+/* Linear algebra, the three SR solvers, one SR step against a dense
+ * reference, short optimisations, checkpoint/resume. */
+#define TQS_IMPLEMENTATION
+#include "../tqs.h"
+#include "test.h"
+#include <stdlib.h>
+
+static double *random_matrix(long r, long c, uint64_t seed) {
+    double *m = (double *)malloc(sizeof(double) * r * c);
+    tqs_rng g;
+    long i;
+    tqs_rng_seed(&g, seed, 0);
+    for (i = 0; i < r * c; i++) m[i] = tqs_rng_normal(&g);
+    return m;
+}
+
+/* Gaussian elimination with partial pivoting: the test's own dense solver. */
+static void dense_solve(double *A, double *b, int n) {
+    int i, j, k;
+    for (k = 0; k < n; k++) {
+        int p = k;
+        for (i = k + 1; i < n; i++) if (fabs(A[i * n + k]) > fabs(A[p * n + k])) p = i;
+        for (j = 0; j < n; j++) { double t = A[k * n + j]; A[k * n + j] = A[p * n + j]; A[p * n + j] = t; }
+        { double t = b[k]; b[k] = b[p]; b[p] = t; }
+        for (i = k + 1; i < n; i++) {
+            double f = A[i * n + k] / A[k * n + k];
+            for (j = k; j < n; j++) A[i * n + j] -= f * A[k * n + j];
+            b[i] -= f * b[k];
+        }
+    }
+    for (i = n - 1; i >= 0; i--) {
+        double s = b[i];
+        for (j = i + 1; j < n; j++) s -= A[i * n + j] * b[j];
+        b[i] = s / A[i * n + i];
+    }
+}
+
+static void test_gram(long R, long P) {
+    double *X = random_matrix(R, P, (uint64_t)(R * 1000 + P)), *C1 = (double *)malloc(8 * P * P), *C2 = (double *)malloc(8 * R * R);
+    double worst = 0;
+    long i, j, k;
+    CHECK_EQ(tqs_gram(C1, X, R, P, 0), 0);
+    CHECK_EQ(tqs_gram(C2, X, R, P, 1), 0);
+    /* naive sums of R (or P) products of unit normals: rounding ~1e-16 * sqrt(k) * k */
+    for (i = 0; i < P; i++) for (j = 0; j < P; j++) {
+        double s = 0;
+        for (k = 0; k < R; k++) s += X[k * P + i] * X[k * P + j];
+        worst = fmax(worst, fabs(s - C1[i * P + j]) / R);
+    }
+    for (i = 0; i < R; i++) for (j = 0; j < R; j++) {
+        double s = 0;
+        for (k = 0; k < P; k++) s += X[i * P + k] * X[j * P + k];
+        worst = fmax(worst, fabs(s - C2[i * R + j]) / P);
+    }
+    CHECK_BELOW(worst, 1e-14);
+    free(X); free(C1); free(C2);
+}
+
+static void test_cholesky(long n) {
+    double *X = random_matrix(n + 5, n, (uint64_t)n), *A = (double *)malloc(8 * n * n), *L = (double *)malloc(8 * n * n);
+    double worst = 0, scale = 0, *b, *x;
+    long i, j, k;
+    tqs_gram(A, X, n + 5, n, 0);   /* A = X^T X: SPD, condition number ~ (sqrt(n+5)+sqrt(n))^2/5^2 */
+    for (i = 0; i < n; i++) A[i * n + i] += 1.0;
+    memcpy(L, A, 8 * n * n);
+    CHECK_EQ(tqs_cholesky(L, n), 0);
+    for (i = 0; i < n; i++) for (j = 0; j <= i; j++) {
+        double s = 0;
+        for (k = 0; k <= j; k++) s += L[i * n + k] * L[j * n + k];
+        worst = fmax(worst, fabs(s - A[i * n + j]));
+        scale = fmax(scale, fabs(A[i * n + j]));
+    }
+    /* backward stability: |L L^T - A| <= c n eps |A| */
+    CHECK_BELOW(worst / scale, 1e-13);
+    b = random_matrix(n, 1, 3); x = (double *)malloc(8 * n);
+    memcpy(x, b, 8 * n);
+    tqs_cholesky_solve(L, x, n);
+    worst = 0;
+    for (i = 0; i < n; i++) {
+        double s = 0;
+        for (j = 0; j < n; j++) s += A[i * n + j] * x[j];
+        worst = fmax(worst, fabs(s - b[i]));
+    }
+    CHECK_BELOW(worst, 1e-9);
+    /* indefinite: flip the sign of one diagonal entry far below the rest */
+    memcpy(L, A, 8 * n * n);
+    L[(n / 2) * n + n / 2] = -1.0;
+    CHECK_EQ(tqs_cholesky(L, n), TQS_ENOTPD);
+    for (i = 0, k = 1; i < n * n; i++) k &= !isnan(L[i]);
+    CHECK(k); /* no NaN produced */
+    free(X); free(A); free(L); free(b); free(x);
+}
+
+/* The three solvers and a dense reference agree. */
+static void test_solvers(long R, long P) {
+    double *X = random_matrix(R, P, 11), *f = random_matrix(R, 1, 12), *S = (double *)calloc(P * P, 8), *ref = (double *)calloc(P, 8);
+    double *d1 = (double *)malloc(8 * P), *d2 = (double *)malloc(8 * P), *d3 = (double *)malloc(8 * P);
+    double shift = 0.1, e12 = 0, e13 = 0, e1r = 0, nr = 0;
+    long i, j, k;
+    tqs_sr_options o;
+    tqs_sr_ws ws;
+    tqs_sr_info info;
+    for (i = 0; i < P; i++) {
+        for (j = 0; j < P; j++) for (k = 0; k < R; k++) S[i * P + j] += X[k * P + i] * X[k * P + j];
+        S[i * P + i] += shift;
+        for (k = 0; k < R; k++) ref[i] += X[k * P + i] * f[k];
+    }
+    dense_solve(S, ref, (int)P);
+    memset(&o, 0, sizeof o);
+    o.solver = TQS_SOLVER_PARAMETER; tqs_sr_ws_init(&ws, R, P, &o); CHECK_EQ(tqs_sr_solve(d1, X, f, shift, &o, &ws, &info), 0); tqs_sr_ws_free(&ws);
+    o.solver = TQS_SOLVER_SAMPLE; tqs_sr_ws_init(&ws, R, P, &o); CHECK_EQ(tqs_sr_solve(d2, X, f, shift, &o, &ws, &info), 0); tqs_sr_ws_free(&ws);
+    o.solver = TQS_SOLVER_CG; o.cg_tol = 1e-12; o.cg_max_iter = 5000;
+    tqs_sr_ws_init(&ws, R, P, &o); CHECK_EQ(tqs_sr_solve(d3, X, f, shift, &o, &ws, &info), 0); tqs_sr_ws_free(&ws);
+    CHECK_BELOW(info.cg_residual, 1e-11); /* reached its tolerance (true residual) */
+    for (i = 0; i < P; i++) {
+        e12 = fmax(e12, fabs(d1[i] - d2[i])); e13 = fmax(e13, fabs(d1[i] - d3[i]));
+        e1r = fmax(e1r, fabs(d1[i] - ref[i])); nr = fmax(nr, fabs(ref[i]));
+    }
+    /* condition number of S + 0.1 <= (sqrt(R)+sqrt(P))^2/0.1 ~ 4e3: 1e-8 leaves a wide margin */
+    CHECK_BELOW(e12 / nr, 1e-8);
+    CHECK_BELOW(e13 / nr, 1e-8);
+    CHECK_BELOW(e1r / nr, 1e-8);
+    free(X); free(f); free(S); free(ref); free(d1); free(d2); free(d3);
+}
+
+static tqs_vit_config tiny_cfg(void) {
+    tqs_vit_config c;
+    c.Lx = 4; c.Ly = 4; c.b = 2; c.d = 4; c.h = 1; c.n_layers = 1; c.ff = 1; c.attention = TQS_ATTN_FACTORED;
+    return c;
+}
+
+/* One exact SR step against a dense complex-arithmetic reference:
+ *   S_kl = Re sum_s w_s conj(dO_k) dO_l,  F_k = Re sum_s w_s conj(dO_k) dE,
+ *   theta' = theta - lr (S + shift)^{-1} F. */
+static void test_exact_step(void) {
+    tqs_hamiltonian H;
+    tqs_vit m;
+    tqs_vit_config c = tiny_cfg();
+    tqs_vmc v;
+    tqs_vmc_options o;
+    tqs_step_info info;
+    double *theta0, *theta1, *S, *F, *Ore, *Oim, *Ore_m, *Oim_m, *jac, Ere = 0, Eim = 0, worst = 0, scale = 0;
+    long P, M, s, k, l;
+    tqs_vit_ws ws;
+    tqs_hamiltonian_init(&H, 4, 4, 1.0, 0.5);
+    tqs_vit_init(&m, &c, 5);
+    memset(&o, 0, sizeof o);
+    o.exact = 1; o.lr = 0.1; o.diag_shift = 0.01; o.n_steps = 10; o.sr.solver = TQS_SOLVER_PARAMETER;
+    CHECK_EQ(tqs_vmc_init(&v, &H, &m, &o), 0);
+    P = (long)m.n_params;
+    theta0 = (double *)malloc(8 * P);
+    memcpy(theta0, m.params, 8 * P);
+    CHECK_EQ(tqs_vmc_step(&v, &info), 0);
+    CHECK(!info.rejected);
+    theta1 = (double *)malloc(8 * P);
+    memcpy(theta1, m.params, 8 * P); /* v.model is &m: keep the updated parameters */
+    /* the reference, from the enumeration the step used (weights, E_loc) and
+     * the Jacobian recomputed here at theta0 */
+    M = v.en.n;
+    memcpy(m.params, theta0, 8 * P);
+    tqs_vit_ws_init(&ws, &m, 64, 1);
+    jac = (double *)malloc(8 * 2 * 64 * P);
+    Ore = (double *)malloc(8 * M * P); Oim = (double *)malloc(8 * M * P);
+    Ore_m = (double *)calloc(P, 8); Oim_m = (double *)calloc(P, 8);
+    S = (double *)calloc(P * P, 8); F = (double *)calloc(P, 8);
+    for (s = 0; s < M; s += 64) {
+        int B = (int)(M - s < 64 ? M - s : 64), b;
+        tqs_vit_jacobian(&m, &ws, jac, NULL, v.en.configs + s * 16, B);
+        for (b = 0; b < B; b++) for (k = 0; k < P; k++) {
+            Ore[(s + b) * P + k] = jac[(2 * b) * P + k];
+            Oim[(s + b) * P + k] = jac[(2 * b + 1) * P + k];
+        }
+    }
+    for (s = 0; s < M; s++) {
+        double w = v.en.weights[s];
+        Ere += w * v.en.eloc[s].re; Eim += w * v.en.eloc[s].im;
+        for (k = 0; k < P; k++) { Ore_m[k] += w * Ore[s * P + k]; Oim_m[k] += w * Oim[s * P + k]; }
+    }
+    for (s = 0; s < M; s++) {
+        double w = v.en.weights[s], dEr = v.en.eloc[s].re - Ere, dEi = v.en.eloc[s].im - Eim;
+        for (k = 0; k < P; k++) {
+            double ak = Ore[s * P + k] - Ore_m[k], bk = Oim[s * P + k] - Oim_m[k];
+            F[k] += w * (ak * dEr + bk * dEi);           /* Re(conj(a + ib)(dEr + i dEi)) */
+            for (l = 0; l < P; l++)
+                S[k * P + l] += w * (ak * (Ore[s * P + l] - Ore_m[l]) + bk * (Oim[s * P + l] - Oim_m[l]));
+        }
+    }
+    for (k = 0; k < P; k++) S[k * P + k] += 0.01;
+    dense_solve(S, F, (int)P);
+    for (k = 0; k < P; k++) {
+        double expect = theta0[k] - 0.1 * F[k];
+        worst = fmax(worst, fabs(theta1[k] - expect));
+        scale = fmax(scale, fabs(0.1 * F[k]));
+    }
+    /* the update itself must agree to 1e-8 relative */
+    CHECK_BELOW(worst / scale, 1e-8);
+    /* in exact mode the step's energy is the enumeration energy */
+    CHECK_NEAR(info.energy, Ere, 1e-12);
+    free(theta0); free(theta1); free(S); free(F); free(Ore); free(Oim); free(Ore_m); free(Oim_m); free(jac);
+    tqs_vit_ws_free(&ws);
+    tqs_vmc_free(&v); tqs_vit_free(&m); tqs_hamiltonian_free(&H);
+}
+
+/* Short optimisations lower the energy well below every product state: the
+ * best product state of the 4x4 J2 = 0.5 model has E/N = -0.25 (Neel or
+ * stripes, classical spins of length 1/2), the initial random ViT about 0.
+ * Under the sanitizers (20x slower) the runs are 6 steps long and only the
+ * memory checks count; the thresholds are asserted by the optimised builds. */
+#ifdef TQS_TEST_SANITIZE
+#define SHORT_STEPS 6
+#define SHORT_CHECK(x) (void)0
+#else
+#define SHORT_STEPS 60
+#define SHORT_CHECK(x) x
+#endif
+static void test_short_runs(void) {
+    tqs_hamiltonian H;
+    tqs_vit m;
+    tqs_vit_config c = tiny_cfg();
+    tqs_vmc v;
+    tqs_vmc_options o;
+    tqs_step_info info, first;
+    memset(&first, 0, sizeof first);
+    int step;
+    c.d = 8; c.h = 2; c.ff = 2;
+    tqs_hamiltonian_init(&H, 4, 4, 1.0, 0.5);
+    /* exact enumeration, 60 steps */
+    tqs_vit_init(&m, &c, 3);
+    memset(&o, 0, sizeof o);
+    o.exact = 1; o.lr = 0.1; o.diag_shift = 1e-2; o.n_steps = SHORT_STEPS;
+    CHECK_EQ(tqs_vmc_init(&v, &H, &m, &o), 0);
+    for (step = 0; step < o.n_steps; step++) { tqs_vmc_step(&v, &info); if (step == 0) first = info; }
+    tqs_vmc_evaluate(&v, 0, &info);
+    printf("  exact-enumeration run: E/N %.4f -> %.4f in %d steps\n", first.energy / 16, info.energy / 16, o.n_steps);
+    SHORT_CHECK(CHECK_BELOW(info.energy / 16, -0.40));
+    tqs_vmc_free(&v); tqs_vit_free(&m);
+    /* sampled, 60 steps of 256 samples */
+    tqs_vit_init(&m, &c, 3);
+    memset(&o, 0, sizeof o);
+    o.n_samples = 256; o.n_chains = 16; o.lr = 0.1; o.diag_shift = 1e-2; o.n_steps = SHORT_STEPS; o.seed = 4;
+    CHECK_EQ(tqs_vmc_init(&v, &H, &m, &o), 0);
+    for (step = 0; step < o.n_steps; step++) { tqs_vmc_step(&v, &info); if (step == 0) first = info; }
+    tqs_vmc_evaluate(&v, 4096, &info);
+    printf("  sampled run: E/N %.4f -> %.4f +- %.4f in %d steps\n", first.energy / 16, info.energy / 16, info.error / 16, o.n_steps);
+    SHORT_CHECK(CHECK_BELOW(info.energy / 16 + 4 * info.error / 16, -0.30));
+    tqs_vmc_free(&v); tqs_vit_free(&m);
+    tqs_hamiltonian_free(&H);
+}
+
+/* 2K steps = K steps, checkpoint, resume in a fresh driver, K steps: every
+ * energy equal to the last bit; and the same with 1 and 2 threads. */
+static void run_steps(double *energies, int from, int to, const char *save_path, const char *resume_path, int threads) {
+    tqs_hamiltonian H;
+    tqs_vit m;
+    tqs_vit_config c = tiny_cfg();
+    tqs_vmc v;
+    tqs_vmc_options o;
+    tqs_step_info info;
+    int step;
+    tqs_set_threads(threads);
+    c.attention = TQS_ATTN_STANDARD; c.d = 8; c.h = 2;
+    tqs_hamiltonian_init(&H, 4, 4, 1.0, 0.5);
+    tqs_vit_init(&m, &c, 8);
+    memset(&o, 0, sizeof o);
+    o.n_samples = 128; o.n_chains = 8; o.lr = 0.05; o.lr_final = 0.01; o.diag_shift = 1e-2; o.n_steps = 6; o.seed = 77;
+    tqs_vmc_init(&v, &H, &m, &o);
+    if (resume_path) CHECK_EQ(tqs_vmc_load_checkpoint(&v, resume_path), 0);
+    CHECK_EQ(v.step, from);
+    for (step = from; step < to; step++) { tqs_vmc_step(&v, &info); energies[step] = info.energy; }
+    if (save_path) CHECK_EQ(tqs_vmc_save_checkpoint(&v, save_path), 0);
+    tqs_vmc_free(&v); tqs_vit_free(&m); tqs_hamiltonian_free(&H);
+}
+
+static void test_checkpoint_resume(void) {
+    double straight[6], split[6], two[6];
+    run_steps(straight, 0, 6, NULL, NULL, 2);
+    run_steps(split, 0, 3, "build/test_ckpt.bin", NULL, 2);
+    run_steps(split, 3, 6, NULL, "build/test_ckpt.bin", 2);
+    CHECK(memcmp(straight, split, sizeof straight) == 0);
+    run_steps(two, 0, 6, NULL, NULL, 1);
+    CHECK(memcmp(straight, two, sizeof straight) == 0);
+    CHECK(straight[5] != straight[0]); /* it did move */
+}
+
+int main(void) {
+    test_gram(37, 53);
+    test_gram(300, 70);
+    test_cholesky(50);
+    test_cholesky(333);
+    test_solvers(40, 100);   /* P > 2M */
+    test_solvers(120, 30);   /* P < 2M */
+    test_exact_step();
+    test_short_runs();
+    test_checkpoint_resume();
+    return test_summary();
+}
