@@ -42,6 +42,10 @@ test: $(EXAMPLES) $(TEST_BINS)
 	done; done; \
 	awk '/ passed, /{p+=$$1; f+=$$3} / crashed/{f+=$$1} END{printf "%d passed, %d failed\n", p, f; exit (f>0)}' build/summary
 
+# The main job: train the default model (see README) and report its energy.
+run: examples/ground_state
+	./examples/ground_state --exact --ff 2
+
 clean:
 	rm -rf build $(EXAMPLES)
 

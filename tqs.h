@@ -595,6 +595,14 @@ static int tqs__fail(int code, const char *fmt, ...) {
     return code;
 }
 
+/* Prefixes the last error with a file name (for loaders); passes rc through. */
+static int tqs__fail_in_file(int rc, const char *path) {
+    char msg[sizeof tqs__errbuf];
+    if (rc == TQS_OK) return rc;
+    memcpy(msg, tqs__errbuf, sizeof msg);
+    return tqs__fail(rc, "%s: %s", path, msg);
+}
+
 static void *tqs__alloc(size_t bytes) {
     return bytes ? TQS_MALLOC(bytes) : NULL;
 }
@@ -1849,39 +1857,43 @@ TQSDEF int tqs_enumeration_evaluate(tqs_enumeration *E, const tqs_hamiltonian *H
  * computed, spread over threads; each entry is summed by one thread in a
  * fixed order. upper: entry (i, j >= i) is added to C[i][j]; otherwise to
  * C[j][i] (the lower triangle). buf holds KB * 8 * ceil(n/8) doubles. */
+#ifndef TQS__MR
+#define TQS__MR 4   /* register tile rows (divides TQS__NR) */
+#define TQS__NR 8   /* register tile columns = packed panel width */
+#endif
 static void tqs__syrk(double *C, long ldc, const double *X, long ldx, long n, long nk, int transpose,
                       double sign, int upper, double *buf) {
-    long npan = (n + 7) / 8, nib = (n + 3) / 4, KB = n > 32768 ? 64 : TQS__KB, k0, i;
+    long npan = (n + TQS__NR - 1) / TQS__NR, nib = (n + TQS__MR - 1) / TQS__MR, KB = n > 32768 ? 64 : TQS__KB, k0, i;
     for (k0 = 0; k0 < nk; k0 += KB) {
         long kb = nk - k0 < KB ? nk - k0 : KB, p;
         TQS__OMP(parallel for schedule(static))
         for (p = 0; p < npan; p++) {
-            double *dst = buf + (size_t)p * kb * 8;
+            double *dst = buf + (size_t)p * kb * TQS__NR;
             long k, jj;
-            for (jj = 0; jj < 8; jj++) {
-                long col = p * 8 + jj;
-                if (col >= n) { for (k = 0; k < kb; k++) dst[k * 8 + jj] = 0.0; continue; }
-                if (transpose) { const double *src = X + (size_t)col * ldx + k0; for (k = 0; k < kb; k++) dst[k * 8 + jj] = src[k]; }
-                else for (k = 0; k < kb; k++) dst[k * 8 + jj] = X[(size_t)(k0 + k) * ldx + col];
+            for (jj = 0; jj < TQS__NR; jj++) {
+                long col = p * TQS__NR + jj;
+                if (col >= n) { for (k = 0; k < kb; k++) dst[k * TQS__NR + jj] = 0.0; continue; }
+                if (transpose) { const double *src = X + (size_t)col * ldx + k0; for (k = 0; k < kb; k++) dst[k * TQS__NR + jj] = src[k]; }
+                else for (k = 0; k < kb; k++) dst[k * TQS__NR + jj] = X[(size_t)(k0 + k) * ldx + col];
             }
         }
         TQS__OMP(parallel for schedule(dynamic, 1))
         for (i = 0; i < nib; i++) {
-            long i0 = 4 * i, pj;
-            const double *a = buf + (size_t)(i0 / 8) * kb * 8 + (i0 % 8);
-            for (pj = i0 / 8; pj < npan; pj++) {
-                const double *b = buf + (size_t)pj * kb * 8;
-                double acc[4][8];
+            long i0 = TQS__MR * i, pj;
+            const double *a = buf + (size_t)(i0 / TQS__NR) * kb * TQS__NR + (i0 % TQS__NR);
+            for (pj = i0 / TQS__NR; pj < npan; pj++) {
+                const double *b = buf + (size_t)pj * kb * TQS__NR;
+                double acc[TQS__MR][TQS__NR];
                 long k, ii, jj;
                 memset(acc, 0, sizeof acc);
                 for (k = 0; k < kb; k++) {
-                    const double *ak = a + k * 8, *bk = b + k * 8;
-                    for (ii = 0; ii < 4; ii++)
-                        for (jj = 0; jj < 8; jj++) acc[ii][jj] += ak[ii] * bk[jj];
+                    const double *ak = a + k * TQS__NR, *bk = b + k * TQS__NR;
+                    for (ii = 0; ii < TQS__MR; ii++)
+                        for (jj = 0; jj < TQS__NR; jj++) acc[ii][jj] += ak[ii] * bk[jj];
                 }
-                for (ii = 0; ii < 4 && i0 + ii < n; ii++)
-                    for (jj = 0; jj < 8 && pj * 8 + jj < n; jj++) {
-                        long r = i0 + ii, c = pj * 8 + jj;
+                for (ii = 0; ii < TQS__MR && i0 + ii < n; ii++)
+                    for (jj = 0; jj < TQS__NR && pj * TQS__NR + jj < n; jj++) {
+                        long r = i0 + ii, c = pj * TQS__NR + jj;
                         if (c < r) continue;
                         if (upper) C[(size_t)r * ldc + c] += sign * acc[ii][jj];
                         else C[(size_t)c * ldc + r] += sign * acc[ii][jj];
@@ -1892,7 +1904,7 @@ static void tqs__syrk(double *C, long ldc, const double *X, long ldx, long n, lo
 }
 
 static size_t tqs__syrk_buf_size(long n) {
-    return (size_t)(n > 32768 ? 64 : TQS__KB) * 8 * (size_t)((n + 7) / 8);
+    return (size_t)(n > 32768 ? 64 : TQS__KB) * TQS__NR * (size_t)((n + TQS__NR - 1) / TQS__NR);
 }
 
 TQSDEF int tqs_gram(double *C, const double *X, long R, long P, int transpose) {
@@ -2536,18 +2548,13 @@ TQSDEF int tqs_vit_load(tqs_vit *m, const char *path) {
     unsigned char *buf;
     size_t len;
     int rc;
-    char msg[sizeof tqs__errbuf];
     if (!m) return tqs__fail(TQS_EINVAL, "load: null model");
     memset(m, 0, sizeof *m);
     rc = tqs_read_file(path, &buf, &len, (size_t)1 << 34);
     if (rc) return rc;
     rc = tqs_vit_from_bytes(m, buf, len);
     TQS_FREE(buf);
-    if (rc) { /* prefix the file name */
-        memcpy(msg, tqs__errbuf, sizeof msg);
-        tqs__fail(rc, "%s: %s", path, msg);
-    }
-    return rc;
+    return tqs__fail_in_file(rc, path);
 }
 
 TQSDEF int tqs_vmc_save_checkpoint(const tqs_vmc *v, const char *path) {
@@ -2624,13 +2631,11 @@ TQSDEF int tqs_vmc_load_checkpoint(tqs_vmc *v, const char *path) {
     unsigned char *buf;
     size_t len;
     int rc;
-    char msg[sizeof tqs__errbuf];
     rc = tqs_read_file(path, &buf, &len, (size_t)1 << 34);
     if (rc) return rc;
     rc = tqs_vmc_checkpoint_from_bytes(v, buf, len);
     TQS_FREE(buf);
-    if (rc) { memcpy(msg, tqs__errbuf, sizeof msg); tqs__fail(rc, "%s: %s", path, msg); }
-    return rc;
+    return tqs__fail_in_file(rc, path);
 }
 
 /* ===================================================================== */

@@ -29,11 +29,11 @@ static double table_6x6(double J2) {
 static const char *usage =
     "usage: ground_state [flags]\n"
     "  lattice   --L n | --Lx n --Ly n (4)   --J1 x (1)   --J2 x (0.5)\n"
-    "  model     --patch b (2)  --d n (16)  --heads n (2)  --layers n (2)  --ff n (4)\n"
+    "  model     --patch b (2)  --d n (8)  --heads n (2)  --layers n (2)  --ff n (4)\n"
     "            --attention factored|standard (factored)  --init MODEL (start from a model file)\n"
     "  sampling  --samples n (1024)  --chains n (16)  --sweeps n (1)  --thermalize n (20)\n"
     "            --exact (enumerate the Sz=0 basis instead, N <= 24)\n"
-    "  SR        --steps n (300)  --lr x (0.05)  --lr-final x  --diag-shift x (0.01)  --diag-shift-final x (1e-4)\n"
+    "  SR        --steps n (500)  --lr x (0.03)  --lr-final x (= lr)  --diag-shift x (0.01)  --diag-shift-final x (= shift)\n"
     "            --solver auto|parameter|sample|cg (auto)\n"
     "  output    --log FILE.csv  --save MODEL  --checkpoint FILE  --checkpoint-every k (50)  --resume FILE\n"
     "            --eval-samples n (16384)  --print-every k  --json  --quiet\n"
@@ -56,9 +56,9 @@ int main(int argc, char **argv) {
 
     flags_prog = "ground_state";
     memset(&cfg, 0, sizeof cfg); memset(&opt, 0, sizeof opt);
-    cfg.Lx = cfg.Ly = 4; cfg.b = 2; cfg.d = 16; cfg.h = 2; cfg.n_layers = 2; cfg.ff = 4;
-    opt.n_samples = 1024; opt.n_chains = 16; opt.sweeps = 1; opt.thermalize = 20; opt.n_steps = 300;
-    opt.lr = 0.05; opt.lr_final = -1; opt.diag_shift = 0.01; opt.diag_shift_final = 1e-4;
+    cfg.Lx = cfg.Ly = 4; cfg.b = 2; cfg.d = 8; cfg.h = 2; cfg.n_layers = 2; cfg.ff = 4;
+    opt.n_samples = 1024; opt.n_chains = 16; opt.sweeps = 1; opt.thermalize = 20; opt.n_steps = 500;
+    opt.lr = 0.03; opt.lr_final = -1; opt.diag_shift = 0.01; opt.diag_shift_final = -1;
     for (i = 1; i < argc; i++) {
         if (flags_lattice(argc, argv, &i, &cfg.Lx, &cfg.Ly) || flags_real(argc, argv, &i, "--J1", &J1, -1e3, 1e3) ||
             flags_real(argc, argv, &i, "--J2", &J2, -1e3, 1e3) || flags_int(argc, argv, &i, "--patch", &cfg.b, 1, 16) ||
@@ -103,6 +103,7 @@ int main(int argc, char **argv) {
     if (!exact_mode && opt.n_chains > opt.n_samples) flags_die("--chains: %d chains for %d samples; need chains <= samples", opt.n_chains, opt.n_samples);
     if (!exact_mode && opt.n_chains > eval_samples) flags_die("--eval-samples: %d is fewer than --chains %d", eval_samples, opt.n_chains);
     if (opt.lr_final < 0) opt.lr_final = opt.lr;
+    if (opt.diag_shift_final < 0) opt.diag_shift_final = opt.diag_shift;
     opt.exact = exact_mode; opt.seed = (uint64_t)seed;
     if (threads) tqs_set_threads(threads);
 

@@ -18,22 +18,22 @@ int main(void) {
 
     cfg.Lx = 4; cfg.Ly = 4;      /* lattice */
     cfg.b = 2;                   /* 2x2 patches: 4 tokens */
-    cfg.d = 16; cfg.h = 2;       /* embedding dimension, heads */
-    cfg.n_layers = 2; cfg.ff = 4;
+    cfg.d = 8; cfg.h = 2;        /* embedding dimension, heads */
+    cfg.n_layers = 2; cfg.ff = 2;
     cfg.attention = TQS_ATTN_FACTORED;
     if (tqs_vit_init(&model, &cfg, 1)) goto fail;
 
-    opt.n_samples = 1024;        /* per step, over 16 Markov chains */
+    opt.n_samples = 512;         /* per step, over 16 Markov chains */
     opt.n_chains = 16;
-    opt.n_steps = 200;
-    opt.lr = 0.02;               /* SR learning rate and diagonal shift */
-    opt.diag_shift = 1e-3;
+    opt.n_steps = 100;
+    opt.lr = 0.05;               /* SR learning rate and diagonal shift */
+    opt.diag_shift = 1e-2;
     opt.seed = 1;
     if (tqs_vmc_init(&vmc, &H, &model, &opt)) goto fail;
 
     for (step = 0; step < opt.n_steps; step++) {
         if (tqs_vmc_step(&vmc, &info)) goto fail;
-        if (step % 20 == 0)
+        if (step % 10 == 0)
             printf("step %3d  E/N = %.5f +- %.5f\n", step, info.energy / 16, info.error / 16);
     }
     if (tqs_vmc_evaluate(&vmc, 8192, &info)) goto fail;
