@@ -400,6 +400,7 @@ typedef struct tqs_sr_ws {
     long R, P;
     int solver;
     double *mat;                  /* (P, P) or (R, R) for the direct solvers */
+    double *pack;                 /* packing buffer of the rank-k kernel */
     double *v1, *v2, *v3, *v4, *v5; /* vectors of length max(R, P) */
 } tqs_sr_ws;
 /* Chooses the solver (auto: parameter if P <= R, sample otherwise, cg when the
@@ -1907,20 +1908,26 @@ static size_t tqs__syrk_buf_size(long n) {
     return (size_t)(n > 32768 ? 64 : TQS__KB) * TQS__NR * (size_t)((n + TQS__NR - 1) / TQS__NR);
 }
 
-TQSDEF int tqs_gram(double *C, const double *X, long R, long P, int transpose) {
+/* tqs_gram with a caller's packing buffer (tqs__syrk_buf_size doubles). */
+static void tqs__gram_with(double *C, const double *X, long R, long P, int transpose, double *buf) {
     long n = transpose ? R : P, i;
-    double *buf;
-    if (!C || !X || R < 0 || P < 0) return tqs__fail(TQS_EINVAL, "gram: bad arguments");
-    buf = (double *)tqs__alloc(sizeof(double) * tqs__syrk_buf_size(n));
-    if (!buf && n) return tqs__fail(TQS_ENOMEM, "gram: out of memory for the packing buffer");
     memset(C, 0, sizeof(double) * (size_t)n * (size_t)n);
     tqs__syrk(C, n, X, P, n, transpose ? P : R, transpose, 1.0, 1, buf);
-    TQS_FREE(buf);
     TQS__OMP(parallel for schedule(static))
     for (i = 0; i < n; i++) { /* mirror the upper triangle */
         long j;
         for (j = 0; j < i; j++) C[(size_t)i * n + j] = C[(size_t)j * n + i];
     }
+}
+
+TQSDEF int tqs_gram(double *C, const double *X, long R, long P, int transpose) {
+    long n = transpose ? R : P;
+    double *buf;
+    if (!C || !X || R < 0 || P < 0) return tqs__fail(TQS_EINVAL, "gram: bad arguments");
+    buf = (double *)tqs__alloc(sizeof(double) * tqs__syrk_buf_size(n));
+    if (!buf && n) return tqs__fail(TQS_ENOMEM, "gram: out of memory for the packing buffer");
+    tqs__gram_with(C, X, R, P, transpose, buf);
+    TQS_FREE(buf);
     return TQS_OK;
 }
 
@@ -1930,21 +1937,15 @@ TQSDEF int tqs_gram(double *C, const double *X, long R, long P, int transpose) {
  * panel below it (in parallel over rows), then the trailing update
  * A22 -= L21 L21^T with the rank-k kernel above. Only the lower triangle is
  * read and written. */
-TQSDEF int tqs_cholesky(double *A, long n) {
+static int tqs__cholesky_with(double *A, long n, double *buf) {
     long k0, i;
-    double *buf;
-    if (!A || n < 0) return tqs__fail(TQS_EINVAL, "cholesky: bad arguments");
-    buf = (double *)tqs__alloc(sizeof(double) * tqs__syrk_buf_size(n));
-    if (!buf && n) return tqs__fail(TQS_ENOMEM, "cholesky: out of memory");
     for (k0 = 0; k0 < n; k0 += TQS__NB) {
         long nb = n - k0 < TQS__NB ? n - k0 : TQS__NB, j, k, end = k0 + nb;
         for (j = k0; j < end; j++) { /* diagonal block, unblocked */
             double d = A[(size_t)j * n + j];
             for (k = k0; k < j; k++) d -= A[(size_t)j * n + k] * A[(size_t)j * n + k];
-            if (!(d > 0) || !isfinite(d)) {
-                TQS_FREE(buf);
+            if (!(d > 0) || !isfinite(d))
                 return tqs__fail(TQS_ENOTPD, "cholesky: pivot %ld is %g (matrix not positive definite)", j, d);
-            }
             d = sqrt(d);
             A[(size_t)j * n + j] = d;
             for (i = j + 1; i < end; i++) {
@@ -1967,8 +1968,18 @@ TQSDEF int tqs_cholesky(double *A, long n) {
         if (end < n) /* A22 -= L21 L21^T, lower triangle */
             tqs__syrk(A + (size_t)end * n + end, n, A + (size_t)end * n + k0, n, n - end, nb, 1, -1.0, 0, buf);
     }
-    TQS_FREE(buf);
     return TQS_OK;
+}
+
+TQSDEF int tqs_cholesky(double *A, long n) {
+    double *buf;
+    int rc;
+    if (!A || n < 0) return tqs__fail(TQS_EINVAL, "cholesky: bad arguments");
+    buf = (double *)tqs__alloc(sizeof(double) * tqs__syrk_buf_size(n));
+    if (!buf && n) return tqs__fail(TQS_ENOMEM, "cholesky: out of memory");
+    rc = tqs__cholesky_with(A, n, buf);
+    TQS_FREE(buf);
+    return rc;
 }
 
 TQSDEF void tqs_cholesky_solve(const double *L, double *b, long n) {
@@ -2053,7 +2064,8 @@ TQSDEF int tqs_sr_ws_init(tqs_sr_ws *ws, long R, long P, const tqs_sr_options *o
                              tqs_solver_name(ws->solver), n, n, n * n * 8e-9, limit * 1e-9,
                              ws->solver == TQS_SOLVER_PARAMETER ? "parameters" : "samples");
         ws->mat = (double *)tqs__alloc(sizeof(double) * (size_t)n * (size_t)n);
-        if (!ws->mat) return tqs__fail(TQS_ENOMEM, "sr: out of memory for a %.0f x %.0f matrix", n, n);
+        ws->pack = (double *)tqs__alloc(sizeof(double) * tqs__syrk_buf_size((long)n));
+        if (!ws->mat || !ws->pack) { tqs_sr_ws_free(ws); return tqs__fail(TQS_ENOMEM, "sr: out of memory for a %.0f x %.0f matrix", n, n); }
     }
     nv = R > P ? R : P;
     ws->v1 = (double *)tqs__alloc(sizeof(double) * (size_t)nv);
@@ -2067,7 +2079,7 @@ TQSDEF int tqs_sr_ws_init(tqs_sr_ws *ws, long R, long P, const tqs_sr_options *o
 
 TQSDEF void tqs_sr_ws_free(tqs_sr_ws *ws) {
     if (!ws) return;
-    TQS_FREE(ws->mat); TQS_FREE(ws->v1); TQS_FREE(ws->v2); TQS_FREE(ws->v3); TQS_FREE(ws->v4); TQS_FREE(ws->v5);
+    TQS_FREE(ws->mat); TQS_FREE(ws->pack); TQS_FREE(ws->v1); TQS_FREE(ws->v2); TQS_FREE(ws->v3); TQS_FREE(ws->v4); TQS_FREE(ws->v5);
     memset(ws, 0, sizeof *ws);
 }
 
@@ -2132,18 +2144,18 @@ TQSDEF int tqs_sr_solve(double *delta, const double *X, const double *f, double 
         return tqs__cg(delta, X, ws->v2, shift, R, P, o.cg_tol > 0 ? o.cg_tol : 1e-8,
                        o.cg_max_iter > 0 ? o.cg_max_iter : 1000, ws, info);
     n = ws->solver == TQS_SOLVER_PARAMETER ? P : R;
-    if ((rc = tqs_gram(ws->mat, X, R, P, ws->solver == TQS_SOLVER_SAMPLE)) != 0) return rc;
+    tqs__gram_with(ws->mat, X, R, P, ws->solver == TQS_SOLVER_SAMPLE, ws->pack);
     for (attempt = 0;; attempt++) {
         /* a non-positive pivot (rounding can make S indefinite when shift is
          * tiny): rebuild and retry with ten times the shift, at most 6 times */
         double s = info->shift;
         for (i = 0; i < n; i++) ws->mat[(size_t)i * n + i] += s;
-        rc = tqs_cholesky(ws->mat, n);
+        rc = tqs__cholesky_with(ws->mat, n, ws->pack);
         if (rc == 0) break;
         if (rc != TQS_ENOTPD || attempt == 6) return rc;
         info->shift_retries++;
         info->shift = s > 0 ? 10 * s : 1e-10;
-        if ((rc = tqs_gram(ws->mat, X, R, P, ws->solver == TQS_SOLVER_SAMPLE)) != 0) return rc;
+        tqs__gram_with(ws->mat, X, R, P, ws->solver == TQS_SOLVER_SAMPLE, ws->pack);
     }
     if (ws->solver == TQS_SOLVER_PARAMETER) {
         memcpy(delta, ws->v2, sizeof(double) * (size_t)P);

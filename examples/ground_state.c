@@ -29,7 +29,7 @@ static double table_6x6(double J2) {
 static const char *usage =
     "usage: ground_state [flags]\n"
     "  lattice   --L n | --Lx n --Ly n (4)   --J1 x (1)   --J2 x (0.5)\n"
-    "  model     --patch b (2)  --d n (8)  --heads n (2)  --layers n (2)  --ff n (4)\n"
+    "  model     --patch b (2)  --d n (8)  --heads n (1)  --layers n (2)  --ff n (4)\n"
     "            --attention factored|standard (factored)  --init MODEL (start from a model file)\n"
     "  sampling  --samples n (1024)  --chains n (16)  --sweeps n (1)  --thermalize n (20)\n"
     "            --exact (enumerate the Sz=0 basis instead, N <= 24)\n"
@@ -56,7 +56,7 @@ int main(int argc, char **argv) {
 
     flags_prog = "ground_state";
     memset(&cfg, 0, sizeof cfg); memset(&opt, 0, sizeof opt);
-    cfg.Lx = cfg.Ly = 4; cfg.b = 2; cfg.d = 8; cfg.h = 2; cfg.n_layers = 2; cfg.ff = 4;
+    cfg.Lx = cfg.Ly = 4; cfg.b = 2; cfg.d = 8; cfg.h = 1; cfg.n_layers = 2; cfg.ff = 4;
     opt.n_samples = 1024; opt.n_chains = 16; opt.sweeps = 1; opt.thermalize = 20; opt.n_steps = 500;
     opt.lr = 0.03; opt.lr_final = -1; opt.diag_shift = 0.01; opt.diag_shift_final = -1;
     for (i = 1; i < argc; i++) {
