@@ -342,11 +342,11 @@ TQSDEF int tqs_statistics(tqs_stats *st, const double *x, int n_chains, int n_pe
 /* ===================================================================== */
 /* Exact enumeration (N <= 24): expectation values without sampling     */
 /* ===================================================================== */
-/* With b >= 2 the basis is reduced to orbits under the lattice translations
+/* With b >= 1 the basis is reduced to orbits under the lattice translations
  * by multiples of b, under which the ViT (patch size b) is exactly invariant
  * and so are psi, O(s) and E_loc(s): one representative per orbit, weighted
- * by the orbit's size, gives the same expectation values b^2-fold cheaper
- * or so. b = 1 keeps every configuration. */
+ * by the orbit's size, gives the same expectation values with about
+ * N / b^2 times fewer configurations. b = 0 keeps every configuration. */
 typedef struct tqs_enumeration {
     tqs_basis basis;
     long n;                /* entries: orbit representatives (all dim states for b = 1) */
@@ -427,6 +427,8 @@ typedef struct tqs_vmc_options {  /* zero means default */
     tqs_sr_options sr;
     uint64_t seed;
     int jac_batch;                /* configurations per Jacobian call, default 32 */
+    double max_distance;          /* if > 0: the update's Fubini-Study length
+                                     lr sqrt(delta^T S delta) is capped at it */
 } tqs_vmc_options;
 
 typedef struct tqs_step_info {
@@ -435,6 +437,8 @@ typedef struct tqs_step_info {
     double lr, diag_shift;
     tqs_sr_info sr;
     int rejected;                 /* the update was not finite: parameters unchanged */
+    double distance;              /* lr sqrt(delta^T S delta) of the update (before any cap) */
+    int capped;                   /* the update was scaled down to max_distance */
 } tqs_step_info;
 
 typedef struct tqs_vmc {
@@ -1738,16 +1742,16 @@ TQSDEF int tqs_enumeration_init(tqs_enumeration *E, const tqs_lattice *lat, int 
     int *perm = NULL;
     if (!E || !lat) return tqs__fail(TQS_EINVAL, "enumeration: null pointer");
     memset(E, 0, sizeof *E);
-    if (b < 1 || lat->Lx % b || lat->Ly % b) return tqs__fail(TQS_EINVAL, "enumeration: b = %d must divide Lx and Ly", b);
+    if (b < 0 || (b > 0 && (lat->Lx % b || lat->Ly % b)))
+        return tqs__fail(TQS_EINVAL, "enumeration: b = %d must be 0 or divide Lx and Ly", b);
     N = lat->N;
     if ((rc = tqs_basis_init(&E->basis, N)) != 0) return rc;
     dim = E->basis.dim;
-    nt = (lat->Lx / b) * (lat->Ly / b);
-    if (b == 1) nt = 1;
+    nt = b ? (lat->Lx / b) * (lat->Ly / b) : 1;
     E->slot = (uint32_t *)tqs__alloc(sizeof(uint32_t) * dim);
     perm = (int *)tqs__alloc(sizeof(int) * (size_t)nt * N);
     if (!E->slot || !perm) { TQS_FREE(perm); tqs_enumeration_free(E); return tqs__fail(TQS_ENOMEM, "enumeration: out of memory"); }
-    for (t = 0, tx = 0; tx < (b == 1 ? 1 : lat->Lx / b); tx++) for (ty = 0; ty < (b == 1 ? 1 : lat->Ly / b); ty++, t++)
+    for (t = 0, tx = 0; tx < (b ? lat->Lx / b : 1); tx++) for (ty = 0; ty < (b ? lat->Ly / b : 1); ty++, t++)
         for (i = 0; i < N; i++) perm[t * N + i] = tqs_site(lat, i / lat->Ly + tx * b, i % lat->Ly + ty * b);
     /* representative = the smallest state of the orbit; states are sorted,
      * so a representative is met before the rest of its orbit */
@@ -2228,7 +2232,7 @@ TQSDEF int tqs_vmc_init(tqs_vmc *v, const tqs_hamiltonian *H, tqs_vit *model, co
     v->X = (double *)tqs__alloc(sizeof(double) * (size_t)v->R * (size_t)P);
     v->f = (double *)tqs__alloc(sizeof(double) * (size_t)v->R);
     v->delta = (double *)tqs__alloc(sizeof(double) * (size_t)P);
-    v->work = (double *)tqs__alloc(sizeof(double) * (size_t)(v->M > P ? v->M : P) * 2);
+    v->work = (double *)tqs__alloc(sizeof(double) * (size_t)(v->R > P ? v->R : P));
     v->weights = (double *)tqs__alloc(sizeof(double) * v->M);
     if ((!o.exact && (!v->samples || !v->logpsi || !v->eloc)) || !v->X || !v->f || !v->delta || !v->work || !v->weights) {
         tqs_vmc_free(v);
@@ -2332,7 +2336,18 @@ TQSDEF int tqs_vmc_step(tqs_vmc *v, tqs_step_info *info) {
     if (rc && rc != TQS_ENOTPD) return rc;
     for (k = 0; k < P && !rc; k++) if (!isfinite(v->delta[k])) rc = TQS_ENUMERIC;
     if (rc) info->rejected = 1;
-    else for (k = 0; k < P; k++) v->model->params[k] -= info->lr * v->delta[k];
+    else {
+        /* length of the step in the metric S: |X delta| = sqrt(delta^T S delta) */
+        double q = 0, scale = 1;
+        tqs__matvec(v->work, v->X, v->delta, v->R, P);
+        for (r = 0; r < v->R; r++) q += v->work[r] * v->work[r];
+        info->distance = info->lr * sqrt(q);
+        if (v->opt.max_distance > 0 && info->distance > v->opt.max_distance) {
+            scale = v->opt.max_distance / info->distance;
+            info->capped = 1;
+        }
+        for (k = 0; k < P; k++) v->model->params[k] -= scale * info->lr * v->delta[k];
+    }
     tqs_sampler_invalidate(&v->sampler);
     v->step++;
     return TQS_OK;

@@ -34,7 +34,7 @@ static const char *usage =
     "  sampling  --samples n (1024)  --chains n (16)  --sweeps n (1)  --thermalize n (20)\n"
     "            --exact (enumerate the Sz=0 basis instead, N <= 24)\n"
     "  SR        --steps n (500)  --lr x (0.03)  --lr-final x (= lr)  --diag-shift x (0.01)  --diag-shift-final x (= shift)\n"
-    "            --solver auto|parameter|sample|cg (auto)\n"
+    "            --solver auto|parameter|sample|cg (auto)  --max-distance x (0: off; cap on lr*sqrt(d^T S d))\n"
     "  output    --log FILE.csv  --save MODEL  --checkpoint FILE  --checkpoint-every k (50)  --resume FILE\n"
     "            --eval-samples n (16384)  --print-every k  --json  --quiet\n"
     "  other     --seed n (1)  --threads n  --help\n";
@@ -74,7 +74,8 @@ int main(int argc, char **argv) {
             flags_real(argc, argv, &i, "--lr", &opt.lr, 1e-12, 1e3) || flags_real(argc, argv, &i, "--lr-final", &opt.lr_final, 1e-12, 1e3) ||
             flags_real(argc, argv, &i, "--diag-shift", &opt.diag_shift, 1e-14, 1e6) ||
             flags_real(argc, argv, &i, "--diag-shift-final", &opt.diag_shift_final, 1e-14, 1e6) ||
-            flags_str(argc, argv, &i, "--solver", &solver) || flags_str(argc, argv, &i, "--log", &log_path) ||
+            flags_str(argc, argv, &i, "--solver", &solver) ||
+            flags_real(argc, argv, &i, "--max-distance", &opt.max_distance, 0, 1e6) || flags_str(argc, argv, &i, "--log", &log_path) ||
             flags_str(argc, argv, &i, "--save", &save) || flags_str(argc, argv, &i, "--checkpoint", &ckpt) ||
             flags_int(argc, argv, &i, "--checkpoint-every", &ckpt_every, 1, 100000000) ||
             flags_str(argc, argv, &i, "--resume", &resume) ||
@@ -151,8 +152,9 @@ int main(int argc, char **argv) {
         }
         if (!quiet && (info.step % print_every == 0 || vmc.step == opt.n_steps || info.rejected || info.sr.shift_retries)) {
             double per_step = t_train / (double)done_here;
-            fprintf(stderr, "step %5ld  E/N %.6f +- %.6f  var/N %.5f  acc %.3f  Rhat %.3f  %.3fs/step  left %.0fs%s%s\n",
-                    info.step, info.energy / N, info.error / N, info.variance / N, info.acceptance, info.rhat, dt,
+            fprintf(stderr, "step %5ld  E/N %.6f +- %.6f  var/N %.5f  acc %.3f  Rhat %.3f  dist %.3g%s  %.3fs/step  left %.0fs%s%s\n",
+                    info.step, info.energy / N, info.error / N, info.variance / N, info.acceptance, info.rhat,
+                    info.distance, info.capped ? " (capped)" : "", dt,
                     (opt.n_steps - vmc.step) * per_step,
                     info.rejected ? "  REJECTED (non-finite update)" : "",
                     info.sr.shift_retries ? "  (shift raised after a non-positive pivot)" : "");

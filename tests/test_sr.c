@@ -282,6 +282,42 @@ static void test_checkpoint_resume(void) {
     CHECK(straight[5] != straight[0]); /* it did move */
 }
 
+/* With max_distance the update is the uncapped one scaled to that length
+ * in the metric S: same state, same samples (exact), so the two parameter
+ * changes must be parallel with ratio cap / distance. */
+static void test_max_distance(void) {
+    tqs_hamiltonian H;
+    tqs_vit m1, m2;
+    tqs_vit_config c = tiny_cfg();
+    tqs_vmc v1, v2;
+    tqs_vmc_options o;
+    tqs_step_info i1, i2;
+    double *theta0, worst = 0, scale = 0, ratio;
+    long k, P;
+    tqs_hamiltonian_init(&H, 4, 4, 1.0, 0.5);
+    tqs_vit_init(&m1, &c, 6); tqs_vit_init(&m2, &c, 6);
+    P = (long)m1.n_params;
+    theta0 = (double *)malloc(8 * P);
+    memcpy(theta0, m1.params, 8 * P);
+    memset(&o, 0, sizeof o);
+    o.exact = 1; o.lr = 0.1; o.diag_shift = 0.01;
+    tqs_vmc_init(&v1, &H, &m1, &o);
+    o.max_distance = 1e-3;
+    tqs_vmc_init(&v2, &H, &m2, &o);
+    tqs_vmc_step(&v1, &i1); tqs_vmc_step(&v2, &i2);
+    CHECK(!i1.capped && i2.capped);
+    CHECK(i1.distance > 1e-3);
+    CHECK_NEAR(i2.distance, i1.distance, 1e-12 * i1.distance); /* reported before the cap */
+    ratio = 1e-3 / i1.distance;
+    for (k = 0; k < P; k++) {
+        worst = fmax(worst, fabs((m2.params[k] - theta0[k]) - ratio * (m1.params[k] - theta0[k])));
+        scale = fmax(scale, fabs(m1.params[k] - theta0[k]));
+    }
+    CHECK_BELOW(worst, 1e-12 * scale + 1e-15);
+    free(theta0);
+    tqs_vmc_free(&v1); tqs_vmc_free(&v2); tqs_vit_free(&m1); tqs_vit_free(&m2); tqs_hamiltonian_free(&H);
+}
+
 int main(void) {
     test_gram(37, 53);
     test_gram(300, 70);
@@ -292,5 +328,6 @@ int main(void) {
     test_exact_step();
     test_short_runs();
     test_checkpoint_resume();
+    test_max_distance();
     return test_summary();
 }

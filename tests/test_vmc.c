@@ -44,7 +44,7 @@ static void test_eloc_exact_state(void) {
     tqs_hamiltonian_init(&H, 4, 4, 1.0, 0.5);
     CHECK_EQ(tqs_exact_ground_state(&ed, &H, &opt), 0);
     CHECK_BELOW(ed.residual, 1e-11);
-    tqs_enumeration_init(&E, &H.lat, 1);
+    tqs_enumeration_init(&E, &H.lat, 0);
     ea.basis = &E.basis; ea.v = ed.vector; ea.N = 16;
     amp.fn = exact_logpsi; amp.ctx = &ea; amp.max_batch = 100;
     tqs_eloc_ws_init(&ws, &H, 37); /* a chunk that does not divide anything */
@@ -81,7 +81,7 @@ static void test_enumeration_vs_apply(int attention) {
     tqs_vit_init(&m, &c, 7);
     tqs_vit_ws_init(&vws, &m, 64, 0);
     amp = tqs_vit_amplitude_make(&holder, &m, &vws);
-    tqs_enumeration_init(&E, &H.lat, 1);
+    tqs_enumeration_init(&E, &H.lat, 0);
     tqs_eloc_ws_init(&ws, &H, 64);
     CHECK_EQ(tqs_enumeration_evaluate(&E, &H, &amp, &ws), 0);
     dim = E.basis.dim;
@@ -111,6 +111,28 @@ static void test_enumeration_vs_apply(int attention) {
         CHECK_NEAR(E2.energy, E.energy, 1e-12);
         CHECK_NEAR(E2.variance, E.variance, 1e-12);
         tqs_enumeration_free(&E2);
+        /* every translation (b = 1): orbits of size <= 16, for a ViT with
+         * patch 1, which is invariant under all of them */
+        {
+            tqs_vit m1;
+            tqs_vit_ws ws1;
+            tqs_vit_amplitude h1;
+            tqs_amplitude amp1;
+            tqs_vit_config c1 = small_cfg(attention);
+            c1.b = 1;
+            tqs_vit_init(&m1, &c1, 9);
+            tqs_vit_ws_init(&ws1, &m1, 64, 0);
+            amp1 = tqs_vit_amplitude_make(&h1, &m1, &ws1);
+            CHECK_EQ(tqs_enumeration_init(&E2, &H.lat, 1), 0);
+            CHECK(E2.n > (long)dim / 16 && E2.n < (long)dim / 15);
+            CHECK_EQ(tqs_enumeration_evaluate(&E2, &H, &amp1, &ws), 0);
+            CHECK_EQ(tqs_enumeration_evaluate(&E, &H, &amp1, &ws), 0); /* full basis, same model */
+            CHECK_NEAR(E2.energy, E.energy, 1e-12);
+            CHECK_NEAR(E2.variance, E.variance, 1e-12);
+            tqs_enumeration_free(&E2);
+            tqs_vit_ws_free(&ws1);
+            tqs_vit_free(&m1);
+        }
     }
     free(re); free(im); free(Hre); free(Him);
     tqs_eloc_ws_free(&ws); tqs_enumeration_free(&E);
@@ -144,7 +166,7 @@ static void test_sampled_energy(int attention) {
     for (k = 0; k < (size_t)c.d; k++) m.params[m.lnr_b + k] = 0.5 * tqs_rng_normal(&rng);
     tqs_vit_ws_init(&vws, &m, 256, 0);
     amp = tqs_vit_amplitude_make(&holder, &m, &vws);
-    tqs_enumeration_init(&E, &H.lat, 1);
+    tqs_enumeration_init(&E, &H.lat, 0);
     tqs_eloc_ws_init(&ws, &H, 256);
     tqs_enumeration_evaluate(&E, &H, &amp, &ws);
     for (run = 0; run < RUNS; run++) {
