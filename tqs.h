@@ -358,6 +358,9 @@ typedef struct tqs_enumeration {
     tqs_complex *eloc;     /* (n) */
     double energy;         /* sum_s w_s Re E_loc(s) */
     double variance;       /* sum_s w_s |E_loc(s) - energy|^2 */
+    int n_slots;           /* per-thread scratch for the connected configurations */
+    int *flips;            /* (n_slots, 4N, 2) */
+    double *mels;          /* (n_slots, 4N) */
 } tqs_enumeration;
 TQSDEF int  tqs_enumeration_init(tqs_enumeration *E, const tqs_lattice *lat, int b);
 TQSDEF void tqs_enumeration_free(tqs_enumeration *E);
@@ -1770,7 +1773,10 @@ TQSDEF int tqs_enumeration_init(tqs_enumeration *E, const tqs_lattice *lat, int 
     E->logpsi = (tqs_complex *)tqs__alloc(sizeof(tqs_complex) * (size_t)E->n);
     E->weights = (double *)tqs__alloc(sizeof(double) * (size_t)E->n);
     E->eloc = (tqs_complex *)tqs__alloc(sizeof(tqs_complex) * (size_t)E->n);
-    if (!E->mult || !E->configs || !E->logpsi || !E->weights || !E->eloc) {
+    E->n_slots = tqs_get_threads();
+    E->flips = (int *)tqs__alloc(sizeof(int) * 8 * (size_t)N * (size_t)E->n_slots);
+    E->mels = (double *)tqs__alloc(sizeof(double) * 4 * (size_t)N * (size_t)E->n_slots);
+    if (!E->mult || !E->configs || !E->logpsi || !E->weights || !E->eloc || !E->flips || !E->mels) {
         tqs_enumeration_free(E);
         return tqs__fail(TQS_ENOMEM, "enumeration: out of memory");
     }
@@ -1787,6 +1793,7 @@ TQSDEF void tqs_enumeration_free(tqs_enumeration *E) {
     tqs_basis_free(&E->basis);
     TQS_FREE(E->slot); TQS_FREE(E->mult);
     TQS_FREE(E->configs); TQS_FREE(E->logpsi); TQS_FREE(E->weights); TQS_FREE(E->eloc);
+    TQS_FREE(E->flips); TQS_FREE(E->mels);
     memset(E, 0, sizeof *E);
 }
 
@@ -1808,34 +1815,30 @@ TQSDEF int tqs_enumeration_evaluate(tqs_enumeration *E, const tqs_hamiltonian *H
     (void)ws;
     {
         long rr;
-        int N = E->basis.N, maxc = 4 * N, fail = 0;
-        TQS__OMP(parallel)
-        {
-            int *flips = (int *)tqs__alloc(sizeof(int) * 2 * (size_t)maxc);
-            double *mels = (double *)tqs__alloc(sizeof(double) * (size_t)maxc);
-            if (!flips || !mels) {
-                TQS__OMP(atomic write)
-                fail = 1;
-            } else {
-                TQS__OMP(for schedule(static))
-                for (rr = 0; rr < (long)dim; rr++) {
-                    const int8_t *st = E->configs + (size_t)rr * N;
-                    uint32_t bits = tqs_config_to_bits(st, N);
-                    int K = tqs_hamiltonian_connected(H, st, flips, mels), k;
-                    tqs_complex acc;
-                    acc.re = tqs_hamiltonian_diagonal(H, st); acc.im = 0;
-                    for (k = 0; k < K; k++) {
-                        size_t j = E->slot[tqs_basis_index(&E->basis, bits ^ (1u << flips[2 * k]) ^ (1u << flips[2 * k + 1]))];
-                        double dre = E->logpsi[j].re - E->logpsi[rr].re, dim_ = E->logpsi[j].im - E->logpsi[rr].im;
-                        double mag = mels[k] * exp(dre);
-                        acc.re += mag * cos(dim_); acc.im += mag * sin(dim_);
-                    }
-                    E->eloc[rr] = acc;
-                }
+        int N = E->basis.N;
+        TQS__OMP(parallel for schedule(static) num_threads(E->n_slots))
+        for (rr = 0; rr < (long)dim; rr++) {
+            int slot = 0, K, k;
+            const int8_t *st = E->configs + (size_t)rr * N;
+            uint32_t bits = tqs_config_to_bits(st, N);
+            int *flips;
+            double *mels;
+            tqs_complex acc;
+#ifdef _OPENMP
+            slot = omp_get_thread_num();
+#endif
+            flips = E->flips + (size_t)slot * 8 * N;
+            mels = E->mels + (size_t)slot * 4 * N;
+            K = tqs_hamiltonian_connected(H, st, flips, mels);
+            acc.re = tqs_hamiltonian_diagonal(H, st); acc.im = 0;
+            for (k = 0; k < K; k++) {
+                size_t j = E->slot[tqs_basis_index(&E->basis, bits ^ (1u << flips[2 * k]) ^ (1u << flips[2 * k + 1]))];
+                double dre = E->logpsi[j].re - E->logpsi[rr].re, dph = E->logpsi[j].im - E->logpsi[rr].im;
+                double mag = mels[k] * exp(dre);
+                acc.re += mag * cos(dph); acc.im += mag * sin(dph);
             }
-            TQS_FREE(flips); TQS_FREE(mels);
+            E->eloc[rr] = acc;
         }
-        if (fail) return tqs__fail(TQS_ENOMEM, "enumeration: out of memory");
     }
     for (r = 0; r < dim; r++) en += E->weights[r] * E->eloc[r].re;
     for (r = 0; r < dim; r++) {
