@@ -364,8 +364,7 @@ typedef struct tqs_enumeration {
 } tqs_enumeration;
 TQSDEF int  tqs_enumeration_init(tqs_enumeration *E, const tqs_lattice *lat, int b);
 TQSDEF void tqs_enumeration_free(tqs_enumeration *E);
-TQSDEF int  tqs_enumeration_evaluate(tqs_enumeration *E, const tqs_hamiltonian *H, const tqs_amplitude *amp,
-                                     tqs_eloc_ws *ws);
+TQSDEF int  tqs_enumeration_evaluate(tqs_enumeration *E, const tqs_hamiltonian *H, const tqs_amplitude *amp);
 
 /* ===================================================================== */
 /* Linear algebra and stochastic reconfiguration                         */
@@ -1797,8 +1796,7 @@ TQSDEF void tqs_enumeration_free(tqs_enumeration *E) {
     memset(E, 0, sizeof *E);
 }
 
-TQSDEF int tqs_enumeration_evaluate(tqs_enumeration *E, const tqs_hamiltonian *H, const tqs_amplitude *amp,
-                                    tqs_eloc_ws *ws) {
+TQSDEF int tqs_enumeration_evaluate(tqs_enumeration *E, const tqs_hamiltonian *H, const tqs_amplitude *amp) {
     size_t r, dim;
     double mx = -HUGE_VAL, z = 0, en = 0, var = 0;
     int rc;
@@ -1812,7 +1810,6 @@ TQSDEF int tqs_enumeration_evaluate(tqs_enumeration *E, const tqs_hamiltonian *H
     for (r = 0; r < dim; r++) E->weights[r] /= z;
     /* every connected configuration is itself in the basis: its log psi is
      * already known, found by ranking, so no further amplitude evaluation */
-    (void)ws;
     {
         long rr;
         int N = E->basis.N;
@@ -1869,9 +1866,12 @@ TQSDEF int tqs_enumeration_evaluate(tqs_enumeration *E, const tqs_hamiltonian *H
 #define TQS__MR 4   /* register tile rows (divides TQS__NR) */
 #define TQS__NR 8   /* register tile columns = packed panel width */
 #endif
+/* Values of k packed per block: fewer when n is large, to bound the buffer. */
+static long tqs__syrk_kb(long n) { return n > 32768 ? 64 : TQS__KB; }
+
 static void tqs__syrk(double *C, long ldc, const double *X, long ldx, long n, long nk, int transpose,
                       double sign, int upper, double *buf) {
-    long npan = (n + TQS__NR - 1) / TQS__NR, nib = (n + TQS__MR - 1) / TQS__MR, KB = n > 32768 ? 64 : TQS__KB, k0, i;
+    long npan = (n + TQS__NR - 1) / TQS__NR, nib = (n + TQS__MR - 1) / TQS__MR, KB = tqs__syrk_kb(n), k0, i;
     for (k0 = 0; k0 < nk; k0 += KB) {
         long kb = nk - k0 < KB ? nk - k0 : KB, p;
         TQS__OMP(parallel for schedule(static))
@@ -1912,7 +1912,7 @@ static void tqs__syrk(double *C, long ldc, const double *X, long ldx, long n, lo
 }
 
 static size_t tqs__syrk_buf_size(long n) {
-    return (size_t)(n > 32768 ? 64 : TQS__KB) * TQS__NR * (size_t)((n + TQS__NR - 1) / TQS__NR);
+    return (size_t)tqs__syrk_kb(n) * TQS__NR * (size_t)((n + TQS__NR - 1) / TQS__NR);
 }
 
 /* tqs_gram with a caller's packing buffer (tqs__syrk_buf_size doubles). */
@@ -2266,7 +2266,7 @@ static int tqs__vmc_measure(tqs_vmc *v, tqs_step_info *info, int8_t **cfgs, tqs_
     memset(info, 0, sizeof *info);
     if (v->opt.exact) {
         tqs_enumeration *E = &v->en;
-        if ((rc = tqs_enumeration_evaluate(E, v->H, &v->amp, &v->eloc_ws)) != 0) return rc;
+        if ((rc = tqs_enumeration_evaluate(E, v->H, &v->amp)) != 0) return rc;
         info->energy = E->energy; info->variance = E->variance;
         info->error = 0; info->tau = 0.5; info->rhat = 1; info->acceptance = 1;
         *cfgs = E->configs; *lp = E->logpsi; *el = E->eloc;

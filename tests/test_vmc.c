@@ -48,7 +48,7 @@ static void test_eloc_exact_state(void) {
     ea.basis = &E.basis; ea.v = ed.vector; ea.N = 16;
     amp.fn = exact_logpsi; amp.ctx = &ea; amp.max_batch = 100;
     tqs_eloc_ws_init(&ws, &H, 37); /* a chunk that does not divide anything */
-    CHECK_EQ(tqs_enumeration_evaluate(&E, &H, &amp, &ws), 0);
+    CHECK_EQ(tqs_enumeration_evaluate(&E, &H, &amp), 0);
     for (r = 0; r < E.basis.dim; r++) {
         if (fabs(ed.vector[r]) < 1e-4) continue;
         used++;
@@ -83,7 +83,7 @@ static void test_enumeration_vs_apply(int attention) {
     amp = tqs_vit_amplitude_make(&holder, &m, &vws);
     tqs_enumeration_init(&E, &H.lat, 0);
     tqs_eloc_ws_init(&ws, &H, 64);
-    CHECK_EQ(tqs_enumeration_evaluate(&E, &H, &amp, &ws), 0);
+    CHECK_EQ(tqs_enumeration_evaluate(&E, &H, &amp), 0);
     dim = E.basis.dim;
     re = (double *)calloc(dim, 8); im = (double *)calloc(dim, 8);
     Hre = (double *)malloc(dim * 8); Him = (double *)malloc(dim * 8);
@@ -105,7 +105,7 @@ static void test_enumeration_vs_apply(int attention) {
         long k;
         CHECK_EQ(tqs_enumeration_init(&E2, &H.lat, 2), 0);
         CHECK(E2.n > (long)dim / 4 && E2.n < (long)dim / 3); /* orbits of size <= 4, most of size 4 */
-        CHECK_EQ(tqs_enumeration_evaluate(&E2, &H, &amp, &ws), 0);
+        CHECK_EQ(tqs_enumeration_evaluate(&E2, &H, &amp), 0);
         for (k = 0; k < E2.n; k++) w2 += E2.weights[k];
         CHECK_NEAR(w2, 1.0, 1e-12);
         CHECK_NEAR(E2.energy, E.energy, 1e-12);
@@ -125,8 +125,8 @@ static void test_enumeration_vs_apply(int attention) {
             amp1 = tqs_vit_amplitude_make(&h1, &m1, &ws1);
             CHECK_EQ(tqs_enumeration_init(&E2, &H.lat, 1), 0);
             CHECK(E2.n > (long)dim / 16 && E2.n < (long)dim / 15);
-            CHECK_EQ(tqs_enumeration_evaluate(&E2, &H, &amp1, &ws), 0);
-            CHECK_EQ(tqs_enumeration_evaluate(&E, &H, &amp1, &ws), 0); /* full basis, same model */
+            CHECK_EQ(tqs_enumeration_evaluate(&E2, &H, &amp1), 0);
+            CHECK_EQ(tqs_enumeration_evaluate(&E, &H, &amp1), 0); /* full basis, same model */
             CHECK_NEAR(E2.energy, E.energy, 1e-12);
             CHECK_NEAR(E2.variance, E.variance, 1e-12);
             tqs_enumeration_free(&E2);
@@ -168,7 +168,7 @@ static void test_sampled_energy(int attention) {
     amp = tqs_vit_amplitude_make(&holder, &m, &vws);
     tqs_enumeration_init(&E, &H.lat, 0);
     tqs_eloc_ws_init(&ws, &H, 256);
-    tqs_enumeration_evaluate(&E, &H, &amp, &ws);
+    tqs_enumeration_evaluate(&E, &H, &amp);
     for (run = 0; run < RUNS; run++) {
         CHECK_EQ(tqs_sampler_init(&S, &H.lat, M, 100 + run), 0);
         CHECK_EQ(tqs_sampler_run(&S, &amp, K, 1, 20, samples, lp), 0);
