@@ -5,7 +5,7 @@
 #   make clean
 CC ?= cc
 MARCH := $(shell $(CC) -march=native -x c -c /dev/null -o /dev/null >/dev/null 2>&1 && echo -march=native)
-CFLAGS ?= -O3 $(MARCH)
+CFLAGS ?= -O3 $(MARCH) -ffp-contract=fast
 WARN = -std=c99 -Wall -Wextra -Wpedantic -Wshadow -Werror
 OPENMP ?= -fopenmp
 SANITIZE = -DTQS_TEST_SANITIZE -O1 -g -fsanitize=address,undefined -fno-omit-frame-pointer -fno-sanitize-recover=all

@@ -231,6 +231,8 @@ typedef struct tqs_vit_ws {
     double *block;          /* every activation, one allocation */
     double **x, **y1, **mu1, **rs1, **q, **k, **att, **v, **a, **xm, **y2, **mu2, **rs2, **h1, **g;
     double *xs, *z, *muh, *rsh, *rp, *r, *mur, *rsr, *mp, *m, *mui, *rsi;
+    double *wt;             /* (I, O) one weight matrix transposed, for the linear layers */
+    double *wexp;           /* (n, n, d) factored attention weights expanded over channels */
     double *scratch;        /* (n_slots, slot_size) backward scratch */
     double **ptrs;          /* storage of the pointer arrays above */
 } tqs_vit_ws;
@@ -1006,8 +1008,10 @@ TQSDEF int tqs_vit_ws_init(tqs_vit_ws *ws, const tqs_vit *m, int max_batch, int 
     ws->slot_size = with_backward ? tqs__vit_slot_size(m) : 0;
     ws->block = (double *)tqs__calloc(sizeof(double) * total);
     ws->ptrs = (double **)tqs__calloc(sizeof(double *) * 15 * (nl + 1));
+    ws->wt = (double *)tqs__alloc(sizeof(double) * d * (fd > d ? fd : d));
+    ws->wexp = (double *)tqs__alloc(sizeof(double) * n * n * d);
     if (with_backward) ws->scratch = (double *)tqs__alloc(sizeof(double) * ws->slot_size * (size_t)ws->n_slots);
-    if (!ws->block || !ws->ptrs || (with_backward && !ws->scratch)) {
+    if (!ws->block || !ws->ptrs || !ws->wt || !ws->wexp || (with_backward && !ws->scratch)) {
         tqs_vit_ws_free(ws);
         return tqs__fail(TQS_ENOMEM, "workspace: out of memory (%.3g GB for batch %d)", (double)total * 8e-9, max_batch);
     }
@@ -1035,29 +1039,56 @@ TQSDEF int tqs_vit_ws_init(tqs_vit_ws *ws, const tqs_vit *m, int max_batch, int 
 
 TQSDEF void tqs_vit_ws_free(tqs_vit_ws *ws) {
     if (!ws) return;
-    TQS_FREE(ws->block); TQS_FREE(ws->ptrs); TQS_FREE(ws->scratch);
+    TQS_FREE(ws->block); TQS_FREE(ws->ptrs); TQS_FREE(ws->wt); TQS_FREE(ws->wexp); TQS_FREE(ws->scratch);
     memset(ws, 0, sizeof *ws);
 }
 
 /* ===================================================================== */
 /* Forward                                                               */
 /* ===================================================================== */
-/* out (R, O) = in (R, I) W^T + bias, W (O, I) row-major: every row of the
- * batch at once, so the layer is one matrix-matrix product. */
+/* out (R, O) = in (R, I) W^T + bias, W (O, I) row-major (PyTorch's layout).
+ * W is first copied transposed into wt (I, O), so the innermost loop runs over
+ * consecutive outputs (vector lanes), and each tile of TQS__LR rows x TQS__LO
+ * outputs keeps its sums in registers while i runs over the inputs: every
+ * weight loaded is used TQS__LR times, every input TQS__LO times. Each output
+ * is bias + sum_i in the order i = 0, 1, ..., whatever the tile or the number of
+ * threads, so results are bitwise independent of both. */
+#define TQS__LR 4
+#define TQS__LO 16
 static void tqs__linear_forward(double *out, const double *in, const double *W, const double *bias,
-                                long R, int I, int O) {
-    long r;
-    TQS__OMP(parallel for schedule(static))
-    for (r = 0; r < R; r++) {
-        const double *x = in + (size_t)r * I;
-        double *y = out + (size_t)r * O;
-        int o, i;
-        for (o = 0; o < O; o++) {
-            const double *w = W + (size_t)o * I;
-            double s = bias ? bias[o] : 0.0;
-            for (i = 0; i < I; i++) s += w[i] * x[i];
-            y[o] = s;
+                                double *wt, long R, int I, int O) {
+    long nrb = (R + TQS__LR - 1) / TQS__LR, t, nob = (O + TQS__LO - 1) / TQS__LO;
+    int i, o;
+    for (o = 0; o < O; o++) for (i = 0; i < I; i++) wt[(size_t)i * O + o] = W[(size_t)o * I + i];
+    TQS__OMP(parallel for schedule(static) if (R * I * O > 32768))
+    for (t = 0; t < nrb * nob; t++) {
+        long r0 = (t / nob) * TQS__LR;
+        int o0 = (int)(t % nob) * TQS__LO, r, c, k;
+        int nr = R - r0 < TQS__LR ? (int)(R - r0) : TQS__LR, nc = O - o0 < TQS__LO ? O - o0 : TQS__LO;
+        const double *x = in + (size_t)r0 * I;
+        double acc[TQS__LR][TQS__LO];
+        if (nr == TQS__LR && nc == TQS__LO) {  /* full tile: four rows of sums, vectorised over c */
+            double a0[TQS__LO], a1[TQS__LO], a2[TQS__LO], a3[TQS__LO];
+            for (c = 0; c < TQS__LO; c++) a0[c] = a1[c] = a2[c] = a3[c] = bias ? bias[o0 + c] : 0.0;
+            for (k = 0; k < I; k++) {
+                const double *w = wt + (size_t)k * O + o0;
+                double x0 = x[k], x1 = x[(size_t)I + k], x2 = x[2 * (size_t)I + k], x3 = x[3 * (size_t)I + k];
+                for (c = 0; c < TQS__LO; c++) {
+                    a0[c] += x0 * w[c]; a1[c] += x1 * w[c]; a2[c] += x2 * w[c]; a3[c] += x3 * w[c];
+                }
+            }
+            for (c = 0; c < TQS__LO; c++) { acc[0][c] = a0[c]; acc[1][c] = a1[c]; acc[2][c] = a2[c]; acc[3][c] = a3[c]; }
+        } else {                                  /* edge tile: same sums, same order */
+            for (r = 0; r < nr; r++) for (c = 0; c < nc; c++) acc[r][c] = bias ? bias[o0 + c] : 0.0;
+            for (k = 0; k < I; k++) {
+                const double *w = wt + (size_t)k * O + o0;
+                for (r = 0; r < nr; r++) {
+                    double xr = x[(size_t)r * I + k];
+                    for (c = 0; c < nc; c++) acc[r][c] += xr * w[c];
+                }
+            }
         }
+        for (r = 0; r < nr; r++) for (c = 0; c < nc; c++) out[(size_t)(r0 + r) * O + o0 + c] = acc[r][c];
     }
 }
 
@@ -1082,12 +1113,16 @@ static void tqs__layernorm_forward(double *y, double *mean, double *rstd, const 
 }
 
 #define TQS__GELU_C 0.7978845608028654 /* sqrt(2/pi) */
+/* GELU, tanh form: gelu(u) = u (1 + tanh z)/2 with z = C (u + 0.044715 u^3).
+ * Since (1 + tanh z)/2 = sigma(2z) = 1/(1 + exp(-2z)), one exp does it (much
+ * cheaper than tanh, and exact to rounding: exp(-2z) = inf gives 0 correctly).
+ * gelu'(u) = sigma + u 2 sigma (1 - sigma) C (1 + 3 0.044715 u^2). */
 static double tqs__gelu(double u) {
-    return 0.5 * u * (1.0 + tanh(TQS__GELU_C * (u + 0.044715 * u * u * u)));
+    return u / (1.0 + exp(-2.0 * TQS__GELU_C * (u + 0.044715 * u * u * u)));
 }
 static double tqs__gelu_grad(double u) {
-    double t = tanh(TQS__GELU_C * (u + 0.044715 * u * u * u));
-    return 0.5 * (1.0 + t) + 0.5 * u * (1.0 - t * t) * TQS__GELU_C * (1.0 + 3 * 0.044715 * u * u);
+    double sg = 1.0 / (1.0 + exp(-2.0 * TQS__GELU_C * (u + 0.044715 * u * u * u)));
+    return sg + 2.0 * u * sg * (1.0 - sg) * TQS__GELU_C * (1.0 + 3 * 0.044715 * u * u);
 }
 
 /* logcosh(w) = w t + log(1 + exp(-2 w t)) - log 2, t = sign(Re w): the
@@ -1107,10 +1142,32 @@ static tqs_complex tqs__logcosh(double re, double im, tqs_complex *tanh_out) {
     return out;
 }
 
-/* Attention of one sample: a (n, d) from v (n, d); for standard attention
- * also the weights att (h, n, n) from q, k. */
-static void tqs__attention_forward(const tqs_vit *m, const tqs_vit_layer_offsets *L, double *a, double *att,
-                                   const double *q, const double *k, const double *v) {
+/* Factored attention of one sample: a_P = sum_Q alpha_mu(P - Q) v_Q for the
+ * head mu of each channel. wexp (n, n, d) holds alpha_mu(P - Q) expanded over
+ * the channels of head mu (the same for every sample), so the innermost loop
+ * runs over all d channels rather than the dh of one head. */
+static void tqs__factored_attention_expand(const tqs_vit *m, const tqs_vit_layer_offsets *L, double *wexp) {
+    int n = m->n, d = m->cfg.d, dh = m->dh, PQ, c;
+    const double *alpha = m->params + L->alpha;
+    for (PQ = 0; PQ < n * n; PQ++)
+        for (c = 0; c < d; c++) wexp[(size_t)PQ * d + c] = alpha[(size_t)(c / dh) * n + m->disp[PQ]];
+}
+static void tqs__factored_attention_forward(double *a, const double *v, const double *wexp, int n, int d) {
+    int P, Q, c;
+    for (P = 0; P < n; P++) {
+        double *aP = a + (size_t)P * d;
+        for (c = 0; c < d; c++) aP[c] = 0.0;
+        for (Q = 0; Q < n; Q++) {
+            const double *w = wexp + ((size_t)P * n + Q) * d, *vQ = v + (size_t)Q * d;
+            for (c = 0; c < d; c++) aP[c] += w[c] * vQ[c];
+        }
+    }
+}
+
+/* Standard attention of one sample: weights att (h, n, n) = softmax over Q of
+ * q_P.k_Q / sqrt(dh) + pos_mu(P - Q), and a (n, d) = att v per head. */
+static void tqs__standard_attention_forward(const tqs_vit *m, const tqs_vit_layer_offsets *L, double *a, double *att,
+                                            const double *q, const double *k, const double *v) {
     const double *p = m->params;
     int n = m->n, d = m->cfg.d, h = m->cfg.h, dh = m->dh, mu, P, Q, c;
     double scale = 1.0 / sqrt((double)dh);
@@ -1118,29 +1175,20 @@ static void tqs__attention_forward(const tqs_vit *m, const tqs_vit_layer_offsets
     for (mu = 0; mu < h; mu++) {
         for (P = 0; P < n; P++) {
             double *aP = a + (size_t)P * d + mu * dh;
-            if (m->cfg.attention == TQS_ATTN_FACTORED) {
-                const double *alpha = p + L->alpha + (size_t)mu * n;
-                for (Q = 0; Q < n; Q++) {
-                    double w = alpha[m->disp[P * n + Q]];
-                    const double *vQ = v + (size_t)Q * d + mu * dh;
-                    for (c = 0; c < dh; c++) aP[c] += w * vQ[c];
-                }
-            } else {
-                double *A = att + ((size_t)mu * n + P) * n, mx = -HUGE_VAL, sum = 0;
-                const double *pos = p + L->pos + (size_t)mu * n, *qP = q + (size_t)P * d + mu * dh;
-                for (Q = 0; Q < n; Q++) {
-                    const double *kQ = k + (size_t)Q * d + mu * dh;
-                    double s = 0;
-                    for (c = 0; c < dh; c++) s += qP[c] * kQ[c];
-                    A[Q] = s * scale + pos[m->disp[P * n + Q]];
-                    if (A[Q] > mx) mx = A[Q];
-                }
-                for (Q = 0; Q < n; Q++) { A[Q] = exp(A[Q] - mx); sum += A[Q]; }
-                for (Q = 0; Q < n; Q++) {
-                    const double *vQ = v + (size_t)Q * d + mu * dh;
-                    A[Q] /= sum;
-                    for (c = 0; c < dh; c++) aP[c] += A[Q] * vQ[c];
-                }
+            double *A = att + ((size_t)mu * n + P) * n, mx = -HUGE_VAL, sum = 0;
+            const double *pos = p + L->pos + (size_t)mu * n, *qP = q + (size_t)P * d + mu * dh;
+            for (Q = 0; Q < n; Q++) {
+                const double *kQ = k + (size_t)Q * d + mu * dh;
+                double sc = 0;
+                for (c = 0; c < dh; c++) sc += qP[c] * kQ[c];
+                A[Q] = sc * scale + pos[m->disp[P * n + Q]];
+                if (A[Q] > mx) mx = A[Q];
+            }
+            for (Q = 0; Q < n; Q++) { A[Q] = exp(A[Q] - mx); sum += A[Q]; }
+            for (Q = 0; Q < n; Q++) {
+                const double *vQ = v + (size_t)Q * d + mu * dh;
+                A[Q] /= sum;
+                for (c = 0; c < dh; c++) aP[c] += A[Q] * vQ[c];
             }
         }
     }
@@ -1178,26 +1226,29 @@ static void tqs__vit_forward(const tqs_vit *m, tqs_vit_ws *ws, tqs_complex *logp
         const tqs_vit_layer_offsets *L = &m->layer[l];
         int std = m->cfg.attention == TQS_ATTN_STANDARD;
         tqs__layernorm_forward(ws->y1[l], ws->mu1[l], ws->rs1[l], ws->x[l], p + L->ln1_g, p + L->ln1_b, R, d);
-        tqs__linear_forward(ws->v[l], ws->y1[l], p + L->Wv, p + L->bv, R, d, d);
+        tqs__linear_forward(ws->v[l], ws->y1[l], p + L->Wv, p + L->bv, ws->wt, R, d, d);
         if (std) {
-            tqs__linear_forward(ws->q[l], ws->y1[l], p + L->Wq, p + L->bq, R, d, d);
-            tqs__linear_forward(ws->k[l], ws->y1[l], p + L->Wk, p + L->bk, R, d, d);
+            tqs__linear_forward(ws->q[l], ws->y1[l], p + L->Wq, p + L->bq, ws->wt, R, d, d);
+            tqs__linear_forward(ws->k[l], ws->y1[l], p + L->Wk, p + L->bk, ws->wt, R, d, d);
         }
+        if (!std) tqs__factored_attention_expand(m, L, ws->wexp);
         TQS__OMP(parallel for schedule(static))
         for (s = 0; s < B; s++) {
             size_t off = (size_t)s * n * d;
-            tqs__attention_forward(m, L, ws->a[l] + off,
-                                   std ? ws->att[l] + (size_t)s * m->cfg.h * n * n : NULL,
-                                   std ? ws->q[l] + off : NULL, std ? ws->k[l] + off : NULL, ws->v[l] + off);
+            if (std)
+                tqs__standard_attention_forward(m, L, ws->a[l] + off, ws->att[l] + (size_t)s * m->cfg.h * n * n,
+                                                ws->q[l] + off, ws->k[l] + off, ws->v[l] + off);
+            else
+                tqs__factored_attention_forward(ws->a[l] + off, ws->v[l] + off, ws->wexp, n, d);
         }
-        tqs__linear_forward(ws->xm[l], ws->a[l], p + L->Wo, p + L->bo, R, d, d);
+        tqs__linear_forward(ws->xm[l], ws->a[l], p + L->Wo, p + L->bo, ws->wt, R, d, d);
         TQS__OMP(parallel for schedule(static))
         for (r = 0; r < R * d; r++) ws->xm[l][r] += ws->x[l][r];
         tqs__layernorm_forward(ws->y2[l], ws->mu2[l], ws->rs2[l], ws->xm[l], p + L->ln2_g, p + L->ln2_b, R, d);
-        tqs__linear_forward(ws->h1[l], ws->y2[l], p + L->W1, p + L->b1, R, d, fd);
+        tqs__linear_forward(ws->h1[l], ws->y2[l], p + L->W1, p + L->b1, ws->wt, R, d, fd);
         TQS__OMP(parallel for schedule(static))
         for (r = 0; r < R * fd; r++) ws->g[l][r] = tqs__gelu(ws->h1[l][r]);
-        tqs__linear_forward(ws->x[l + 1], ws->g[l], p + L->W2, p + L->b2, R, fd, d);
+        tqs__linear_forward(ws->x[l + 1], ws->g[l], p + L->W2, p + L->b2, ws->wt, R, fd, d);
         TQS__OMP(parallel for schedule(static))
         for (r = 0; r < R * d; r++) ws->x[l + 1][r] += ws->xm[l][r];
     }
@@ -1211,8 +1262,8 @@ static void tqs__vit_forward(const tqs_vit *m, tqs_vit_ws *ws, tqs_complex *logp
         for (P = 0; P < n; P++) for (i = 0; i < d; i++) xs[i] += x[(size_t)P * d + i];
     }
     tqs__layernorm_forward(ws->z, ws->muh, ws->rsh, ws->xs, p + m->lnh_g, p + m->lnh_b, B, d);
-    tqs__linear_forward(ws->rp, ws->z, p + m->Wr, p + m->br, B, d, d);
-    tqs__linear_forward(ws->mp, ws->z, p + m->Wi, p + m->bi, B, d, d);
+    tqs__linear_forward(ws->rp, ws->z, p + m->Wr, p + m->br, ws->wt, B, d, d);
+    tqs__linear_forward(ws->mp, ws->z, p + m->Wi, p + m->bi, ws->wt, B, d, d);
     tqs__layernorm_forward(ws->r, ws->mur, ws->rsr, ws->rp, p + m->lnr_g, p + m->lnr_b, B, d);
     tqs__layernorm_forward(ws->m, ws->mui, ws->rsi, ws->mp, p + m->lni_g, p + m->lni_b, B, d);
     for (s = 0; s < B && logpsi; s++) {
