@@ -12,7 +12,7 @@ SANITIZE = -DTQS_TEST_SANITIZE -O1 -g -fsanitize=address,undefined -fno-omit-fra
 LDLIBS = -lm
 
 EXAMPLES = examples/exact examples/model examples/ground_state examples/minimal
-TESTS = test_ed test_vit test_vmc test_sr
+TESTS = test_ed test_vit test_vmc test_sr test_sym
 MODES = omp noomp san
 
 all: $(EXAMPLES)

@@ -351,7 +351,7 @@ TQSDEF int tqs_statistics(tqs_stats *st, const double *x, int n_chains, int n_pe
  * N / b^2 times fewer configurations. b = 0 keeps every configuration. */
 typedef struct tqs_enumeration {
     tqs_basis basis;
-    long n;                /* entries: orbit representatives (all dim states for b = 1) */
+    long n;                /* entries: orbit representatives (all dim states for b = 0) */
     uint32_t *slot;        /* (dim) entry of each basis state's orbit */
     double *mult;          /* (n) orbit sizes */
     int8_t *configs;       /* (n, N) representative configurations */
@@ -526,6 +526,104 @@ TQSDEF void tqs_ed_result_free(tqs_ed_result *r);
  * eigenvector of eigenvalue j.
  * d is overwritten by the eigenvalues, e is destroyed. */
 TQSDEF int  tqs_tridiag_eigen(double *d, double *e, double *z, int n);
+
+/* ===================================================================== */
+/* Symmetrised wave function                                             */
+/* ===================================================================== */
+/* psi_sym(s) = sum_{g in G} chi(g) psi(g s), G = translations x point group
+ * (C4v for Lx = Ly, C2v otherwise) x global spin flip, chi a one-dimensional
+ * character: the projection of psi onto one symmetry sector.
+ * An element is (dx, dy, p, f): (g s)_i = (-1)^f s_j, j = p(site i) + (dx, dy).
+ * Point elements p: for C4v p = 4 m + k is "mirror x -> -x (if m), then k
+ * quarter turns (x, y) -> (-y, x)"; for C2v p = 2 my + mx, mirrors x -> -x, y -> -y.
+ * chi(g) = chi_x^dx chi_y^dy chi_point[p] chi_flip^f.
+ * A ViT with patch b is already invariant under translations by multiples of
+ * b, so with b > 0 only the b*b translations inside a patch are summed
+ * (psi_sym changes by the constant factor (N/b^2), which cancels everywhere);
+ * this needs chi_x^b = chi_y^b = 1, which set_characters checks. b = 0 sums
+ * every translation. */
+typedef struct tqs_symmetry {
+    int Lx, Ly, N, b;
+    int n_point;             /* 8 (C4v) or 4 (C2v) */
+    int n_full;              /* |G| = N * n_point * 2 */
+    int n;                   /* elements summed (b*b or N translations) x n_point x 2 */
+    double chi_x, chi_y, chi_flip, chi_point[8];
+    int *perm;               /* (n, N) j of each site i */
+    int8_t *flip;            /* (n) f */
+    double *chi;             /* (n) chi(g) */
+} tqs_symmetry;
+TQSDEF int  tqs_symmetry_init(tqs_symmetry *G, int Lx, int Ly, int b);  /* every character +1 */
+TQSDEF void tqs_symmetry_free(tqs_symmetry *G);
+/* out = g in for the element (dx, dy, p, f). */
+TQSDEF void tqs_symmetry_apply(const tqs_symmetry *G, int8_t *out, const int8_t *in, int dx, int dy, int p, int f);
+/* Sets the characters (each +1 or -1) and the per-element table. */
+TQSDEF int  tqs_symmetry_set_characters(tqs_symmetry *G, double chi_x, double chi_y, const double *chi_point, double chi_flip);
+/* <psi|g|psi> / <psi|psi> for a real state psi on the Sz = 0 basis (e.g. the
+ * Lanczos ground state), for the element (dx, dy, p, f). */
+TQSDEF double tqs_symmetry_expectation(const tqs_symmetry *G, const tqs_basis *basis, const double *psi,
+                                       int dx, int dy, int p, int f);
+/* Characters of an exact eigenstate: <g> of each generator (unit translations,
+ * the point elements, the flip), which must be +1 or -1 up to tol; *worst
+ * receives the largest | |<g>| - 1 | over the generators. */
+TQSDEF int  tqs_symmetry_characters_exact(tqs_symmetry *G, const tqs_basis *basis, const double *psi, double tol, double *worst);
+/* Characters of a variational state from M samples of |psi|^2 (taken far
+ * enough apart to be nearly independent): <g> = E[psi(g s)/psi(s)] (real part)
+ * for each generator (0: x translation, 1: y translation, 2: flip, 3..: point
+ * elements 1..), rounded to +-1. expect and error (may be NULL; 2 + n_point
+ * entries) receive <g> and its standard error. Fails with TQS_ENUMERIC when
+ * some |<g>| is below 3 standard errors: the sign is not determined (psi is
+ * not close to one sector). */
+TQSDEF int  tqs_symmetry_characters_sampled(tqs_symmetry *G, const tqs_amplitude *amp, const int8_t *samples,
+                                            const tqs_complex *logpsi, int M, double *expect, double *error);
+
+/* psi_sym as an amplitude: each configuration costs G->n evaluations of the
+ * inner amplitude, made in batches of inner->max_batch. */
+typedef struct tqs_symmetric_amplitude {
+    const tqs_symmetry *G;
+    tqs_amplitude inner;
+    int chunk;               /* configurations per inner batch */
+    int8_t *buf;             /* (chunk * G->n, N) */
+    tqs_complex *lp;         /* (chunk * G->n) */
+} tqs_symmetric_amplitude;
+TQSDEF int  tqs_symmetric_amplitude_init(tqs_symmetric_amplitude *sa, tqs_amplitude *out,
+                                         const tqs_symmetry *G, const tqs_amplitude *inner);
+TQSDEF void tqs_symmetric_amplitude_free(tqs_symmetric_amplitude *sa);
+
+/* ===================================================================== */
+/* Attention analysis                                                    */
+/* ===================================================================== */
+/* Over K configurations (e.g. samples of |psi|^2) the attention weights
+ * A(s) of every layer and head, (n_layers, h, n, n):
+ *   mean = (1/K) sum_s A(s),  std = sqrt((1/K) sum_s (A(s) - mean)^2)  elementwise,
+ *   dep[l h + mu] = (1/K) sum_s ||A(s) - mean||_F / ||mean||_F   (input dependence),
+ * the last 0 for factored attention by construction. Any output may be NULL. */
+TQSDEF int tqs_vit_attention_stats(const tqs_vit *model, tqs_vit_ws *ws, double *dep, double *mean, double *std,
+                                   const int8_t *configs, int K);
+/* A map over (query P, key Q), (n, n), averaged over P at fixed displacement
+ * Q - P: out (gx, gy), out[dx * gy + dy] (gx = Lx / b, gy = Ly / b). */
+TQSDEF void tqs_vit_displacement_map(const tqs_vit *model, double *out, const double *map);
+
+/* ===================================================================== */
+/* Plots (SVG, no dependencies)                                          */
+/* ===================================================================== */
+typedef struct tqs_plot_series {
+    const char *label;
+    const double *x, *y;     /* n points */
+    const double *err;       /* optional: band y +- err */
+    int n;
+} tqs_plot_series;
+typedef struct tqs_plot_options { /* zero means default */
+    const char *title, *xlabel, *ylabel;
+    double ref;              /* horizontal reference line (used when ref_label != NULL) */
+    const char *ref_label;
+    double ymin, ymax;       /* y range (automatic when ymin == ymax) */
+} tqs_plot_options;
+/* Line plot with axes, ticks, labels, legend and error bands; written atomically. */
+TQSDEF int tqs_svg_line_plot(const char *path, const tqs_plot_series *series, int n_series, const tqs_plot_options *opt);
+/* n_maps heat maps of rows x cols side by side, one shared colour scale and a
+ * colour bar; labels (may be NULL) name each map. */
+TQSDEF int tqs_svg_heat_maps(const char *path, const char *title, const double *maps, int n_maps, int rows, int cols,
+                             const char *const *labels, const char *colorbar_label);
 
 #ifdef __cplusplus
 }
@@ -1875,6 +1973,7 @@ TQSDEF int tqs_enumeration_evaluate(tqs_enumeration *E, const tqs_hamiltonian *H
 #ifdef _OPENMP
             slot = omp_get_thread_num();
 #endif
+            if (E->weights[rr] == 0.0) { E->eloc[rr].re = E->eloc[rr].im = 0; continue; }  /* psi = 0 (e.g. projected out) */
             flips = E->flips + (size_t)slot * 8 * N;
             mels = E->mels + (size_t)slot * 4 * N;
             K = tqs_hamiltonian_connected(H, st, flips, mels);
@@ -3057,6 +3156,490 @@ TQSDEF void tqs_ed_result_free(tqs_ed_result *r) {
     if (!r) return;
     TQS_FREE(r->vector);
     memset(r, 0, sizeof *r);
+}
+
+
+/* ===================================================================== */
+/* Symmetrised wave function                                             */
+/* ===================================================================== */
+/* Where the point element p sends (x, y). */
+static void tqs__point_map(const tqs_symmetry *G, int p, int *x, int *y) {
+    int k, t;
+    if (G->n_point == 8) {
+        if (p >= 4) *x = -*x;
+        for (k = 0; k < p % 4; k++) { t = *x; *x = -*y; *y = t; }
+    } else {
+        if (p & 1) *x = -*x;
+        if (p & 2) *y = -*y;
+    }
+}
+
+static void tqs__symmetry_perm(const tqs_symmetry *G, int *perm, int dx, int dy, int p) {
+    int i;
+    for (i = 0; i < G->N; i++) {
+        int x = i / G->Ly, y = i % G->Ly;
+        tqs__point_map(G, p, &x, &y);
+        perm[i] = tqs__mod(x + dx, G->Lx) * G->Ly + tqs__mod(y + dy, G->Ly);
+    }
+}
+
+TQSDEF int tqs_symmetry_init(tqs_symmetry *G, int Lx, int Ly, int b) {
+    int nt, t, p, f, g;
+    double ones[8] = {1, 1, 1, 1, 1, 1, 1, 1};
+    if (!G) return tqs__fail(TQS_EINVAL, "symmetry: null pointer");
+    memset(G, 0, sizeof *G);
+    if (Lx < 2 || Ly < 2 || Lx > 4096 || Ly > 4096 || (long)Lx * Ly > (1L << 20))
+        return tqs__fail(TQS_EINVAL, "symmetry: lattice %dx%d out of range", Lx, Ly);
+    if (b < 0 || (b > 0 && (Lx % b || Ly % b)))
+        return tqs__fail(TQS_EINVAL, "symmetry: patch %d must divide Lx = %d and Ly = %d", b, Lx, Ly);
+    G->Lx = Lx; G->Ly = Ly; G->N = Lx * Ly; G->b = b;
+    G->n_point = Lx == Ly ? 8 : 4;
+    G->n_full = G->N * G->n_point * 2;
+    nt = b > 0 ? b * b : G->N;
+    G->n = nt * G->n_point * 2;
+    G->perm = (int *)tqs__alloc(sizeof(int) * (size_t)G->n * G->N);
+    G->flip = (int8_t *)tqs__alloc((size_t)G->n);
+    G->chi = (double *)tqs__alloc(sizeof(double) * (size_t)G->n);
+    if (!G->perm || !G->flip || !G->chi) { tqs_symmetry_free(G); return tqs__fail(TQS_ENOMEM, "symmetry: out of memory"); }
+    /* element g = (t, p, f) in that order; translations (dx, dy) < (b, b) */
+    for (t = 0, g = 0; t < nt; t++)
+        for (p = 0; p < G->n_point; p++)
+            for (f = 0; f < 2; f++, g++) {
+                int dx = b > 0 ? t / b : t / Ly, dy = b > 0 ? t % b : t % Ly;
+                tqs__symmetry_perm(G, G->perm + (size_t)g * G->N, dx, dy, p);
+                G->flip[g] = (int8_t)f;
+            }
+    return tqs_symmetry_set_characters(G, 1, 1, ones, 1);
+}
+
+TQSDEF void tqs_symmetry_free(tqs_symmetry *G) {
+    if (!G) return;
+    TQS_FREE(G->perm); TQS_FREE(G->flip); TQS_FREE(G->chi);
+    memset(G, 0, sizeof *G);
+}
+
+TQSDEF void tqs_symmetry_apply(const tqs_symmetry *G, int8_t *out, const int8_t *in, int dx, int dy, int p, int f) {
+    int i;
+    for (i = 0; i < G->N; i++) {
+        int x = i / G->Ly, y = i % G->Ly;
+        tqs__point_map(G, p, &x, &y);
+        out[i] = (int8_t)(f ? -in[tqs__mod(x + dx, G->Lx) * G->Ly + tqs__mod(y + dy, G->Ly)]
+                            :  in[tqs__mod(x + dx, G->Lx) * G->Ly + tqs__mod(y + dy, G->Ly)]);
+    }
+}
+
+static double tqs__ipow(double c, int k) { double r = 1; while (k-- > 0) r *= c; return r; }
+
+TQSDEF int tqs_symmetry_set_characters(tqs_symmetry *G, double chi_x, double chi_y, const double *chi_point, double chi_flip) {
+    int p, g;
+    if (!G || !G->perm || !chi_point) return tqs__fail(TQS_EINVAL, "symmetry: null pointer");
+    if (fabs(chi_x) != 1 || fabs(chi_y) != 1 || fabs(chi_flip) != 1 || chi_point[0] != 1)
+        return tqs__fail(TQS_EINVAL, "symmetry: characters must be +1 or -1 (and +1 for the identity)");
+    for (p = 0; p < G->n_point; p++) {
+        /* a one-dimensional representation of the point group: C4v is made of
+         * the quarter turn r (p = 1) and the mirror m (p = 4), p = 4 m + k is r^k m;
+         * C2v of the two mirrors (p = 1, 2) */
+        double want = G->n_point == 8 ? tqs__ipow(chi_point[1], p % 4) * (p >= 4 ? chi_point[4] : 1.0)
+                                      : (p & 1 ? chi_point[1] : 1.0) * (p & 2 ? chi_point[2] : 1.0);
+        if (fabs(chi_point[p]) != 1 || chi_point[p] != want)
+            return tqs__fail(TQS_EINVAL, "symmetry: point-group characters are not a one-dimensional representation");
+    }
+    if (G->b > 0 && (tqs__ipow(chi_x, G->b) != 1 || tqs__ipow(chi_y, G->b) != 1))
+        return tqs__fail(TQS_EINVAL, "symmetry: the sector (chi_x %+g, chi_y %+g) is odd under translations by the patch %d, "
+                         "which the ViT cannot represent", chi_x, chi_y, G->b);
+    G->chi_x = chi_x; G->chi_y = chi_y; G->chi_flip = chi_flip;
+    for (p = 0; p < 8; p++) G->chi_point[p] = p < G->n_point ? chi_point[p] : 0.0;
+    for (g = 0; g < G->n; g++) {
+        int t = g / (2 * G->n_point), pp = (g / 2) % G->n_point, f = g % 2;
+        int dx = G->b > 0 ? t / G->b : t / G->Ly, dy = G->b > 0 ? t % G->b : t % G->Ly;
+        G->chi[g] = tqs__ipow(chi_x, dx) * tqs__ipow(chi_y, dy) * chi_point[pp] * (f ? chi_flip : 1.0);
+    }
+    return TQS_OK;
+}
+
+TQSDEF double tqs_symmetry_expectation(const tqs_symmetry *G, const tqs_basis *basis, const double *psi,
+                                       int dx, int dy, int p, int f) {
+    /* sum_s psi(s) psi(g s) / sum_s psi(s)^2, serially (fixed order) */
+    int8_t s[32], gs[32];
+    double num = 0, den = 0;
+    size_t r;
+    for (r = 0; r < basis->dim; r++) {
+        tqs_bits_to_config(s, basis->states[r], G->N);
+        tqs_symmetry_apply(G, gs, s, dx, dy, p, f);
+        num += psi[r] * psi[tqs_basis_index(basis, tqs_config_to_bits(gs, G->N))];
+        den += psi[r] * psi[r];
+    }
+    return num / den;
+}
+
+/* The generators, in the order the two character routines use:
+ * 0 = unit x translation, 1 = unit y translation, 2 = flip, 3.. = point p = 1.. */
+static void tqs__generator(const tqs_symmetry *G, int k, int *dx, int *dy, int *p, int *f) {
+    *dx = k == 0; *dy = k == 1; *f = k == 2; *p = k >= 3 ? k - 2 : 0;
+    (void)G;
+}
+
+static int tqs__set_from_expectations(tqs_symmetry *G, const double *ex, int ng) {
+    double chi_point[8] = {1, 1, 1, 1, 1, 1, 1, 1};
+    int k;
+    for (k = 3; k < ng; k++) chi_point[k - 2] = ex[k] >= 0 ? 1.0 : -1.0;
+    return tqs_symmetry_set_characters(G, ex[0] >= 0 ? 1.0 : -1.0, ex[1] >= 0 ? 1.0 : -1.0, chi_point, ex[2] >= 0 ? 1.0 : -1.0);
+}
+
+TQSDEF int tqs_symmetry_characters_exact(tqs_symmetry *G, const tqs_basis *basis, const double *psi, double tol, double *worst) {
+    double ex[11], w = 0;
+    int k, ng, dx, dy, p, f;
+    if (!G || !G->perm || !basis || !psi) return tqs__fail(TQS_EINVAL, "symmetry: null pointer");
+    if (basis->N != G->N) return tqs__fail(TQS_EINVAL, "symmetry: basis of %d sites for a %d-site lattice", basis->N, G->N);
+    ng = 2 + G->n_point;
+    for (k = 0; k < ng; k++) {
+        tqs__generator(G, k, &dx, &dy, &p, &f);
+        ex[k] = tqs_symmetry_expectation(G, basis, psi, dx, dy, p, f);
+        if (fabs(fabs(ex[k]) - 1.0) > w) w = fabs(fabs(ex[k]) - 1.0);
+    }
+    if (worst) *worst = w;
+    if (!(w <= tol))
+        return tqs__fail(TQS_ENUMERIC, "symmetry: the state is not an eigenvector of every generator (| |<g>| - 1 | = %.2e)", w);
+    return tqs__set_from_expectations(G, ex, ng);
+}
+
+TQSDEF int tqs_symmetry_characters_sampled(tqs_symmetry *G, const tqs_amplitude *amp, const int8_t *samples,
+                                           const tqs_complex *logpsi, int M, double *expect, double *error) {
+    double ex[10], er[10];
+    int k, ng, dx, dy, p, f, s, rc = TQS_OK;
+    int8_t *buf;
+    tqs_complex *lp;
+    if (!G || !G->perm || !amp || !amp->fn || !samples || !logpsi || M < 2)
+        return tqs__fail(TQS_EINVAL, "symmetry: null pointer or fewer than 2 samples");
+    buf = (int8_t *)tqs__alloc((size_t)M * G->N);
+    lp = (tqs_complex *)tqs__alloc(sizeof(tqs_complex) * (size_t)M);
+    if (!buf || !lp) { TQS_FREE(buf); TQS_FREE(lp); return tqs__fail(TQS_ENOMEM, "symmetry: out of memory for %d samples", M); }
+    ng = 2 + G->n_point;
+    for (k = 0; k < ng && !rc; k++) {
+        double acc = 0, acc2 = 0;
+        tqs__generator(G, k, &dx, &dy, &p, &f);
+        for (s = 0; s < M; s++) tqs_symmetry_apply(G, buf + (size_t)s * G->N, samples + (size_t)s * G->N, dx, dy, p, f);
+        if ((rc = tqs__amp_eval(amp, lp, buf, M, G->N)) != 0) break;
+        /* psi(g s)/psi(s) = exp(lp' - lp); its mean over |psi|^2 is <psi|g|psi>/<psi|psi> */
+        for (s = 0; s < M; s++) {
+            double r = exp(lp[s].re - logpsi[s].re) * cos(lp[s].im - logpsi[s].im);
+            acc += r; acc2 += r * r;
+        }
+        ex[k] = acc / M;
+        er[k] = sqrt(fmax(acc2 / M - ex[k] * ex[k], 0.0) / (M - 1));
+        if (expect) expect[k] = ex[k];
+        if (error) error[k] = er[k];
+    }
+    TQS_FREE(buf); TQS_FREE(lp);
+    if (rc) return rc;
+    for (k = 0; k < ng; k++)
+        if (!(fabs(ex[k]) >= 3 * er[k]))
+            return tqs__fail(TQS_ENUMERIC, "symmetry: <g> = %.3g +- %.2g for generator %d: the sector is not determined by the samples",
+                             ex[k], er[k], k);
+    return tqs__set_from_expectations(G, ex, ng);
+}
+
+static int tqs__symmetric_logpsi_fn(void *ctx, tqs_complex *out, const int8_t *configs, int B) {
+    tqs_symmetric_amplitude *sa = (tqs_symmetric_amplitude *)ctx;
+    const tqs_symmetry *G = sa->G;
+    int N = G->N, n = G->n, s0, rc;
+    for (s0 = 0; s0 < B; s0 += sa->chunk) {
+        int cnt = B - s0 < sa->chunk ? B - s0 : sa->chunk, s;
+        long t;
+        TQS__OMP(parallel for schedule(static))
+        for (t = 0; t < (long)cnt * n; t++) {
+            const int8_t *in = configs + (size_t)(s0 + t / n) * N;
+            const int *perm = G->perm + (size_t)(t % n) * N;
+            int8_t *o = sa->buf + (size_t)t * N;
+            int i;
+            if (G->flip[t % n]) for (i = 0; i < N; i++) o[i] = (int8_t)-in[perm[i]];
+            else for (i = 0; i < N; i++) o[i] = in[perm[i]];
+        }
+        if ((rc = tqs__amp_eval(&sa->inner, sa->lp, sa->buf, (long)cnt * n, N)) != 0) return rc;
+        for (s = 0; s < cnt; s++) {
+            /* log sum_g chi(g) exp(lp_g), shifted by the largest Re lp_g */
+            const tqs_complex *l = sa->lp + (size_t)s * n;
+            double mx = -HUGE_VAL, re = 0, im = 0;
+            int g;
+            for (g = 0; g < n; g++) if (l[g].re > mx) mx = l[g].re;
+            if (mx == -HUGE_VAL) { out[s0 + s].re = -HUGE_VAL; out[s0 + s].im = 0; continue; }
+            for (g = 0; g < n; g++) {
+                double mag = G->chi[g] * exp(l[g].re - mx);
+                re += mag * cos(l[g].im); im += mag * sin(l[g].im);
+            }
+            out[s0 + s].re = mx + 0.5 * log(re * re + im * im);  /* -inf if the sum vanishes */
+            out[s0 + s].im = atan2(im, re);
+        }
+    }
+    return TQS_OK;
+}
+
+TQSDEF int tqs_symmetric_amplitude_init(tqs_symmetric_amplitude *sa, tqs_amplitude *out,
+                                        const tqs_symmetry *G, const tqs_amplitude *inner) {
+    size_t T;
+    if (!sa || !out || !G || !G->perm || !inner || !inner->fn || inner->max_batch < 1)
+        return tqs__fail(TQS_EINVAL, "symmetric amplitude: null pointer or amplitude without batch size");
+    memset(sa, 0, sizeof *sa);
+    sa->G = G; sa->inner = *inner;
+    sa->chunk = inner->max_batch / G->n > 0 ? inner->max_batch / G->n : 1;
+    T = (size_t)sa->chunk * G->n;
+    sa->buf = (int8_t *)tqs__alloc(T * G->N);
+    sa->lp = (tqs_complex *)tqs__alloc(sizeof(tqs_complex) * T);
+    if (!sa->buf || !sa->lp) { tqs_symmetric_amplitude_free(sa); return tqs__fail(TQS_ENOMEM, "symmetric amplitude: out of memory"); }
+    out->fn = tqs__symmetric_logpsi_fn; out->ctx = sa; out->max_batch = inner->max_batch;
+    return TQS_OK;
+}
+
+TQSDEF void tqs_symmetric_amplitude_free(tqs_symmetric_amplitude *sa) {
+    if (!sa) return;
+    TQS_FREE(sa->buf); TQS_FREE(sa->lp);
+    memset(sa, 0, sizeof *sa);
+}
+
+/* ===================================================================== */
+/* Attention analysis                                                    */
+/* ===================================================================== */
+TQSDEF int tqs_vit_attention_stats(const tqs_vit *m, tqs_vit_ws *ws, double *dep, double *mean, double *std,
+                                   const int8_t *configs, int K) {
+    size_t nm, nn, i;
+    int s, lh, nlh, rc = TQS_OK;
+    double *A, *mn, *sd;
+    if (!m || !m->params || !ws || !configs || K < 1) return tqs__fail(TQS_EINVAL, "attention stats: null pointer or no configurations");
+    nn = (size_t)m->n * m->n; nlh = m->cfg.n_layers * m->cfg.h; nm = (size_t)nlh * nn;
+    A = (double *)tqs__alloc(sizeof(double) * nm);
+    mn = mean ? mean : (double *)tqs__alloc(sizeof(double) * nm);
+    sd = std ? std : (double *)tqs__alloc(sizeof(double) * nm);
+    if (!A || !mn || !sd) { rc = tqs__fail(TQS_ENOMEM, "attention stats: out of memory"); goto done; }
+    /* two passes (mean, then deviations): no cancellation in the variance */
+    for (i = 0; i < nm; i++) mn[i] = sd[i] = 0;
+    if (dep) for (lh = 0; lh < nlh; lh++) dep[lh] = 0;
+    for (s = 0; s < K && !rc; s++) {
+        if ((rc = tqs_vit_attention(m, ws, A, configs + (size_t)s * m->N)) != 0) break;
+        for (i = 0; i < nm; i++) mn[i] += A[i] / K;
+    }
+    for (s = 0; s < K && !rc; s++) {
+        if ((rc = tqs_vit_attention(m, ws, A, configs + (size_t)s * m->N)) != 0) break;
+        for (lh = 0; lh < nlh; lh++) {
+            double dev = 0, nrm = 0;
+            for (i = (size_t)lh * nn; i < (size_t)(lh + 1) * nn; i++) {
+                double e = A[i] - mn[i];
+                dev += e * e; nrm += mn[i] * mn[i];
+                sd[i] += e * e / K;
+            }
+            if (dep) dep[lh] += (nrm > 0 ? sqrt(dev / nrm) : 0.0) / K;
+        }
+    }
+    if (!rc) for (i = 0; i < nm; i++) sd[i] = sqrt(sd[i]);
+done:
+    TQS_FREE(A);
+    if (!mean) TQS_FREE(mn);
+    if (!std) TQS_FREE(sd);
+    return rc;
+}
+
+TQSDEF void tqs_vit_displacement_map(const tqs_vit *m, double *out, const double *map) {
+    int n = m->n, PQ;
+    for (PQ = 0; PQ < n; PQ++) out[PQ] = 0;
+    for (PQ = 0; PQ < n * n; PQ++) out[m->disp[PQ]] += map[PQ] / n;
+}
+
+/* ===================================================================== */
+/* Plots (SVG, no dependencies)                                          */
+/* ===================================================================== */
+typedef struct tqs__text { char *buf; size_t len, cap; int failed; } tqs__text;
+
+static void tqs__put(tqs__text *t, const char *fmt, ...) {
+    va_list ap;
+    int k;
+    if (t->failed) return;
+    for (;;) {
+        size_t room = t->cap - t->len;
+        va_start(ap, fmt);
+        k = vsnprintf(t->buf ? t->buf + t->len : NULL, room, fmt, ap);
+        va_end(ap);
+        if (k < 0) { t->failed = 1; return; }
+        if ((size_t)k < room) { t->len += (size_t)k; return; }
+        {
+            size_t cap = 2 * t->cap + (size_t)k + 4096;
+            char *nb = (char *)tqs__alloc(cap);
+            if (!nb) { t->failed = 1; return; }
+            if (t->buf) { memcpy(nb, t->buf, t->len); TQS_FREE(t->buf); }
+            t->buf = nb; t->cap = cap;
+        }
+    }
+}
+
+/* Text for SVG: &, <, > and quotes escaped. */
+static void tqs__put_escaped(tqs__text *t, const char *s) {
+    for (; s && *s; s++) {
+        switch (*s) {
+        case '&': tqs__put(t, "&amp;"); break;
+        case '<': tqs__put(t, "&lt;"); break;
+        case '>': tqs__put(t, "&gt;"); break;
+        case '"': tqs__put(t, "&quot;"); break;
+        default: tqs__put(t, "%c", *s);
+        }
+    }
+}
+
+static int tqs__text_write(tqs__text *t, const char *path) {
+    int rc = t->failed ? tqs__fail(TQS_ENOMEM, "plot: out of memory") : tqs_write_file_atomic(path, t->buf, t->len);
+    TQS_FREE(t->buf);
+    return rc;
+}
+
+/* Tick spacing: 1, 2 or 5 times a power of ten, about 5 ticks over [lo, hi]. */
+static double tqs__tick_step(double lo, double hi) {
+    double raw = (hi - lo) / 5, p = pow(10.0, floor(log10(raw))), f = raw / p;
+    return (f < 1.5 ? 1 : f < 3.5 ? 2 : f < 7.5 ? 5 : 10) * p;
+}
+
+static const char *tqs__palette[8] = {"#1f77b4", "#d62728", "#2ca02c", "#9467bd", "#ff7f0e", "#17becf", "#8c564b", "#e377c2"};
+
+TQSDEF int tqs_svg_line_plot(const char *path, const tqs_plot_series *series, int n_series, const tqs_plot_options *opt) {
+    const double W = 760, H = 460, L = 80, R = 200, T = 40, B = 60, pw = W - L - R, ph = H - T - B;
+    double x0 = HUGE_VAL, x1 = -HUGE_VAL, y0 = HUGE_VAL, y1 = -HUGE_VAL, step, v;
+    tqs_plot_options o;
+    tqs__text t = {NULL, 0, 0, 0};
+    int k, i;
+    if (!path || (!series && n_series > 0) || n_series < 0) return tqs__fail(TQS_EINVAL, "plot: null pointer");
+    if (opt) o = *opt; else memset(&o, 0, sizeof o);
+    for (k = 0; k < n_series; k++)
+        for (i = 0; i < series[k].n; i++) {
+            if (!isfinite(series[k].x[i]) || !isfinite(series[k].y[i])) continue;
+            if (series[k].x[i] < x0) x0 = series[k].x[i];
+            if (series[k].x[i] > x1) x1 = series[k].x[i];
+            if (series[k].y[i] < y0) y0 = series[k].y[i];
+            if (series[k].y[i] > y1) y1 = series[k].y[i];
+        }
+    if (o.ref_label && isfinite(o.ref)) { if (o.ref < y0) y0 = o.ref; if (o.ref > y1) y1 = o.ref; }
+    if (o.ymin < o.ymax) { y0 = o.ymin; y1 = o.ymax; }
+    if (!(x0 <= x1) || !(y0 <= y1)) return tqs__fail(TQS_EINVAL, "plot: no finite points to draw");
+    if (x1 - x0 < 1e-300) { x0 -= 0.5; x1 += 0.5; }
+    if (y1 - y0 < 1e-12 * (fabs(y0) + 1e-300)) { y0 -= 0.5 * fabs(y0) + 1e-3; y1 += 0.5 * fabs(y1) + 1e-3; }
+    { double pad = 0.04 * (y1 - y0); if (!(o.ymin < o.ymax)) { y0 -= pad; y1 += pad; } }
+#define TQS__PX(x) (L + ((x) - x0) / (x1 - x0) * pw)
+#define TQS__PY(y) (T + (y1 - (y)) / (y1 - y0) * ph)
+    tqs__put(&t, "<svg xmlns=\"http://www.w3.org/2000/svg\" width=\"%g\" height=\"%g\" viewBox=\"0 0 %g %g\" "
+                 "font-family=\"sans-serif\" font-size=\"13\">\n<rect width=\"100%%\" height=\"100%%\" fill=\"white\"/>\n", W, H, W, H);
+    tqs__put(&t, "<defs><clipPath id=\"area\"><rect x=\"%g\" y=\"%g\" width=\"%g\" height=\"%g\"/></clipPath></defs>\n", L, T, pw, ph);
+    if (o.title) { tqs__put(&t, "<text x=\"%g\" y=\"24\" text-anchor=\"middle\" font-size=\"15\">", L + pw / 2); tqs__put_escaped(&t, o.title); tqs__put(&t, "</text>\n"); }
+    /* ticks and grid */
+    step = tqs__tick_step(x0, x1);
+    for (v = ceil(x0 / step) * step; v <= x1 + 1e-9 * step; v += step)
+        tqs__put(&t, "<line x1=\"%.2f\" y1=\"%g\" x2=\"%.2f\" y2=\"%g\" stroke=\"#e6e6e6\"/><text x=\"%.2f\" y=\"%g\" text-anchor=\"middle\">%g</text>\n",
+                 TQS__PX(v), T, TQS__PX(v), T + ph, TQS__PX(v), T + ph + 18, fabs(v) < 1e-12 * step ? 0.0 : v);
+    step = tqs__tick_step(y0, y1);
+    for (v = ceil(y0 / step) * step; v <= y1 + 1e-9 * step; v += step)
+        tqs__put(&t, "<line x1=\"%g\" y1=\"%.2f\" x2=\"%g\" y2=\"%.2f\" stroke=\"#e6e6e6\"/><text x=\"%g\" y=\"%.2f\" text-anchor=\"end\">%g</text>\n",
+                 L, TQS__PY(v), L + pw, TQS__PY(v), L - 6, TQS__PY(v) + 4, fabs(v) < 1e-12 * step ? 0.0 : v);
+    tqs__put(&t, "<rect x=\"%g\" y=\"%g\" width=\"%g\" height=\"%g\" fill=\"none\" stroke=\"black\"/>\n", L, T, pw, ph);
+    if (o.xlabel) { tqs__put(&t, "<text x=\"%g\" y=\"%g\" text-anchor=\"middle\">", L + pw / 2, H - 16); tqs__put_escaped(&t, o.xlabel); tqs__put(&t, "</text>\n"); }
+    if (o.ylabel) { tqs__put(&t, "<text transform=\"translate(20 %g) rotate(-90)\" text-anchor=\"middle\">", T + ph / 2); tqs__put_escaped(&t, o.ylabel); tqs__put(&t, "</text>\n"); }
+    /* bands, then lines, clipped to the plot area */
+    tqs__put(&t, "<g clip-path=\"url(#area)\">\n");
+    for (k = 0; k < n_series; k++) {
+        const tqs_plot_series *s = &series[k];
+        if (!s->err) continue;
+        tqs__put(&t, "<path fill=\"%s\" fill-opacity=\"0.25\" stroke=\"none\" d=\"", tqs__palette[k % 8]);
+        for (i = 0; i < s->n; i++) if (isfinite(s->y[i]) && isfinite(s->err[i])) tqs__put(&t, "%s%.2f %.2f ", i ? "L" : "M", TQS__PX(s->x[i]), TQS__PY(s->y[i] + s->err[i]));
+        for (i = s->n - 1; i >= 0; i--) if (isfinite(s->y[i]) && isfinite(s->err[i])) tqs__put(&t, "L%.2f %.2f ", TQS__PX(s->x[i]), TQS__PY(s->y[i] - s->err[i]));
+        tqs__put(&t, "Z\"/>\n");
+    }
+    for (k = 0; k < n_series; k++) {
+        const tqs_plot_series *s = &series[k];
+        int pen = 0;
+        tqs__put(&t, "<path fill=\"none\" stroke=\"%s\" stroke-width=\"1.6\" d=\"", tqs__palette[k % 8]);
+        for (i = 0; i < s->n; i++) {
+            if (!isfinite(s->y[i]) || !isfinite(s->x[i])) { pen = 0; continue; }
+            tqs__put(&t, "%s%.2f %.2f ", pen ? "L" : "M", TQS__PX(s->x[i]), TQS__PY(s->y[i]));
+            pen = 1;
+        }
+        tqs__put(&t, "\"/>\n");
+    }
+    if (o.ref_label && isfinite(o.ref))
+        tqs__put(&t, "<line x1=\"%g\" y1=\"%.2f\" x2=\"%g\" y2=\"%.2f\" stroke=\"black\" stroke-dasharray=\"6 4\"/>\n", L, TQS__PY(o.ref), L + pw, TQS__PY(o.ref));
+    tqs__put(&t, "</g>\n");
+    /* legend */
+    for (k = 0; k <= n_series; k++) {
+        double ly = T + 12 + 22 * k;
+        if (k == n_series) {
+            if (!o.ref_label || !isfinite(o.ref)) break;
+            tqs__put(&t, "<line x1=\"%g\" y1=\"%g\" x2=\"%g\" y2=\"%g\" stroke=\"black\" stroke-dasharray=\"6 4\"/>", L + pw + 14, ly, L + pw + 40, ly);
+            tqs__put(&t, "<text x=\"%g\" y=\"%g\">", L + pw + 46, ly + 4); tqs__put_escaped(&t, o.ref_label); tqs__put(&t, "</text>\n");
+            break;
+        }
+        tqs__put(&t, "<line x1=\"%g\" y1=\"%g\" x2=\"%g\" y2=\"%g\" stroke=\"%s\" stroke-width=\"3\"/>", L + pw + 14, ly, L + pw + 40, ly, tqs__palette[k % 8]);
+        tqs__put(&t, "<text x=\"%g\" y=\"%g\">", L + pw + 46, ly + 4); tqs__put_escaped(&t, series[k].label ? series[k].label : "");
+        tqs__put(&t, "</text>\n");
+    }
+#undef TQS__PX
+#undef TQS__PY
+    tqs__put(&t, "</svg>\n");
+    return tqs__text_write(&t, path);
+}
+
+/* A viridis-like colour map through five anchors, u in [0, 1]. */
+static void tqs__colour(double u, int *r, int *g, int *b) {
+    static const double a[5][3] = {{68, 1, 84}, {59, 82, 139}, {33, 145, 140}, {94, 201, 98}, {253, 231, 37}};
+    double x = (u < 0 ? 0 : u > 1 ? 1 : u) * 4, f;
+    int k = x >= 4 ? 3 : (int)x;
+    f = x - k;
+    *r = (int)(a[k][0] + f * (a[k + 1][0] - a[k][0]) + 0.5);
+    *g = (int)(a[k][1] + f * (a[k + 1][1] - a[k][1]) + 0.5);
+    *b = (int)(a[k][2] + f * (a[k + 1][2] - a[k][2]) + 0.5);
+}
+
+TQSDEF int tqs_svg_heat_maps(const char *path, const char *title, const double *maps, int n_maps, int rows, int cols,
+                             const char *const *labels, const char *colorbar_label) {
+    double lo = HUGE_VAL, hi = -HUGE_VAL, cell, pw, phh, W, H;
+    int per_row, k, i, j, nr;
+    size_t e;
+    tqs__text t = {NULL, 0, 0, 0};
+    if (!path || !maps || n_maps < 1 || rows < 1 || cols < 1) return tqs__fail(TQS_EINVAL, "heat map: null pointer or empty map");
+    for (e = 0; e < (size_t)n_maps * rows * cols; e++) {
+        if (!isfinite(maps[e])) continue;
+        if (maps[e] < lo) lo = maps[e];
+        if (maps[e] > hi) hi = maps[e];
+    }
+    if (!(lo <= hi)) return tqs__fail(TQS_EINVAL, "heat map: no finite values");
+    if (hi - lo < 1e-300) hi = lo + 1;
+    cell = 200.0 / (rows > cols ? rows : cols);
+    if (cell > 40) cell = 40;
+    pw = cell * cols; phh = cell * rows;
+    per_row = n_maps < 4 ? n_maps : 4;
+    nr = (n_maps + per_row - 1) / per_row;
+    W = 20 + per_row * (pw + 30) + 110; H = 50 + nr * (phh + 40) + 10;
+    tqs__put(&t, "<svg xmlns=\"http://www.w3.org/2000/svg\" width=\"%g\" height=\"%g\" viewBox=\"0 0 %g %g\" "
+                 "font-family=\"sans-serif\" font-size=\"12\">\n<rect width=\"100%%\" height=\"100%%\" fill=\"white\"/>\n", W, H, W, H);
+    if (title) { tqs__put(&t, "<text x=\"%g\" y=\"24\" text-anchor=\"middle\" font-size=\"15\">", (W - 110) / 2 + 10); tqs__put_escaped(&t, title); tqs__put(&t, "</text>\n"); }
+    for (k = 0; k < n_maps; k++) {
+        double ox = 20 + (k % per_row) * (pw + 30), oy = 50 + (k / per_row) * (phh + 40) + 16;
+        if (labels && labels[k]) { tqs__put(&t, "<text x=\"%g\" y=\"%g\" text-anchor=\"middle\">", ox + pw / 2, oy - 5); tqs__put_escaped(&t, labels[k]); tqs__put(&t, "</text>\n"); }
+        for (i = 0; i < rows; i++)
+            for (j = 0; j < cols; j++) {
+                double v = maps[((size_t)k * rows + i) * cols + j];
+                int r, g, b;
+                tqs__colour((v - lo) / (hi - lo), &r, &g, &b);
+                tqs__put(&t, "<rect x=\"%.2f\" y=\"%.2f\" width=\"%.2f\" height=\"%.2f\" fill=\"rgb(%d,%d,%d)\"><title>%.4g</title></rect>\n",
+                         ox + j * cell, oy + i * cell, cell + 0.3, cell + 0.3, r, g, b, v);
+            }
+        tqs__put(&t, "<rect x=\"%g\" y=\"%g\" width=\"%g\" height=\"%g\" fill=\"none\" stroke=\"black\"/>\n", ox, oy, pw, phh);
+    }
+    {   /* colour bar: 32 steps from lo (bottom) to hi (top) */
+        double bx = W - 100, by = 50, bh = 200 > H - 70 ? H - 70 : 200;
+        for (i = 0; i < 32; i++) {
+            int r, g, b;
+            tqs__colour((i + 0.5) / 32, &r, &g, &b);
+            tqs__put(&t, "<rect x=\"%g\" y=\"%.2f\" width=\"16\" height=\"%.2f\" fill=\"rgb(%d,%d,%d)\"/>\n", bx, by + bh - (i + 1) * bh / 32, bh / 32 + 0.3, r, g, b);
+        }
+        tqs__put(&t, "<rect x=\"%g\" y=\"%g\" width=\"16\" height=\"%g\" fill=\"none\" stroke=\"black\"/>\n", bx, by, bh);
+        for (i = 0; i <= 4; i++)
+            tqs__put(&t, "<text x=\"%g\" y=\"%.2f\">%.3g</text>\n", bx + 20, by + bh - i * bh / 4 + 4, lo + i * (hi - lo) / 4);
+        if (colorbar_label) { tqs__put(&t, "<text x=\"%g\" y=\"%g\">", bx - 4, by + bh + 20); tqs__put_escaped(&t, colorbar_label); tqs__put(&t, "</text>\n"); }
+    }
+    tqs__put(&t, "</svg>\n");
+    return tqs__text_write(&t, path);
 }
 
 #ifdef __cplusplus

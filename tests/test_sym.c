@@ -1,0 +1,261 @@
+/* Symmetry sectors from exact diagonalisation, the symmetrised wave function,
+ * attention statistics and the SVG writer. */
+#define TQS_IMPLEMENTATION
+#include "../tqs.h"
+#include "test.h"
+#include <stdlib.h>
+
+#define PI 3.14159265358979323846
+
+/* Characters of the exact ground state, then <g> = chi(g) for every element of
+ * the full group (N translations x point group x flip), not just generators. */
+static void test_sector(int Lx, int Ly, double J2) {
+    tqs_hamiltonian H;
+    tqs_lanczos_options lo;
+    tqs_ed_result ed;
+    tqs_basis basis;
+    tqs_symmetry G;
+    double worst = 0, w0;
+    int dx, dy, p, f;
+    tqs_hamiltonian_init(&H, Lx, Ly, 1.0, J2);
+    memset(&lo, 0, sizeof lo);
+    lo.want_vector = 1; lo.tol = 1e-12;
+    CHECK_EQ(tqs_exact_ground_state(&ed, &H, &lo), 0);
+    tqs_basis_init(&basis, Lx * Ly);
+    CHECK_EQ(tqs_symmetry_init(&G, Lx, Ly, 0), 0);
+    /* the eigenvector error is about residual / gap (residual < 1e-9, gap ~ 0.1-1):
+     * <g> is within ~1e-8 of +-1; 1e-6 is far below any value a mixed sector gives */
+    CHECK_EQ(tqs_symmetry_characters_exact(&G, &basis, ed.vector, 1e-6, &w0), 0);
+    /* every element for small lattices; the generators (checked by characters_exact) otherwise */
+    for (dx = 0; dx < Lx && Lx * Ly <= 16; dx++) for (dy = 0; dy < Ly; dy++) for (p = 0; p < G.n_point; p++) for (f = 0; f < 2; f++) {
+        double ex = tqs_symmetry_expectation(&G, &basis, ed.vector, dx, dy, p, f);
+        double chi = pow(G.chi_x, dx) * pow(G.chi_y, dy) * G.chi_point[p] * (f ? G.chi_flip : 1.0);
+        worst = fmax(worst, fabs(ex - chi));
+    }
+    if (Lx * Ly > 16) worst = w0;
+    printf("  %dx%d J2=%g: chi_x %+g chi_y %+g flip %+g point", Lx, Ly, J2, G.chi_x, G.chi_y, G.chi_flip);
+    for (p = 0; p < G.n_point; p++) printf(" %+g", G.chi_point[p]);
+    printf("; max |<g> - chi(g)| over %s %.2e\n", Lx * Ly <= 16 ? "all elements" : "the generators", worst);
+    CHECK_BELOW(worst, 1e-6);
+    tqs_symmetry_free(&G); tqs_basis_free(&basis); tqs_ed_result_free(&ed); tqs_hamiltonian_free(&H);
+}
+
+/* |exp(a) - chi exp(b + shift)|, for log amplitudes a and b. */
+static double cabs_diff(tqs_complex a, tqs_complex b, double shift, double chi) {
+    double ar = exp(a.re) * cos(a.im), ai = exp(a.re) * sin(a.im);
+    double br = chi * exp(b.re + shift) * cos(b.im), bi = chi * exp(b.re + shift) * sin(b.im);
+    return hypot(ar - br, ai - bi);
+}
+
+/* A random model of patch b: psi_sym(g s) = chi(g) psi_sym(s) for every g of the
+ * full group, and summing only the b*b translations inside a patch equals the
+ * full sum divided by N / b^2. */
+static void test_invariance(int b, int attention) {
+    tqs_vit_config c;
+    tqs_vit m;
+    tqs_vit_ws ws;
+    tqs_vit_amplitude h;
+    tqs_amplitude inner, amp_b, amp_0;
+    tqs_symmetric_amplitude sb, s0;
+    tqs_symmetry Gb, G0;
+    tqs_rng rng;
+    double chi_point[8] = {1, -1, 1, -1, -1, 1, -1, 1}, worst = 0, worst_factor = 0;
+    int8_t s[16], gs[16];
+    int k, dx, dy, p, f;
+    memset(&c, 0, sizeof c);
+    c.Lx = c.Ly = 4; c.b = b; c.d = 8; c.h = 2; c.n_layers = 1; c.ff = 2; c.attention = attention;
+    tqs_vit_init(&m, &c, 5);
+    tqs_vit_ws_init(&ws, &m, 64, 0);
+    inner = tqs_vit_amplitude_make(&h, &m, &ws);
+    tqs_symmetry_init(&Gb, 4, 4, b); tqs_symmetry_init(&G0, 4, 4, 0);
+    /* a non-trivial sector (B1-like point characters, odd under the flip, momentum (pi, pi)
+     * when b is even) so that every sign is exercised; (pi, pi) is allowed for b = 2 since
+     * (-1)^2 = 1, not for b = 1 (checked below) */
+    CHECK_EQ(tqs_symmetry_set_characters(&Gb, b % 2 ? 1 : -1, b % 2 ? 1 : -1, chi_point, -1), 0);
+    CHECK_EQ(tqs_symmetry_set_characters(&G0, b % 2 ? 1 : -1, b % 2 ? 1 : -1, chi_point, -1), 0);
+    CHECK_EQ(tqs_symmetric_amplitude_init(&sb, &amp_b, &Gb, &inner), 0);
+    CHECK_EQ(tqs_symmetric_amplitude_init(&s0, &amp_0, &G0, &inner), 0);
+    tqs_rng_seed(&rng, 9, 0);
+    for (k = 0; k < 4; k++) {
+        tqs_complex l0, lb, lg, l1;
+        double scale;
+        tqs_random_config(s, 16, &rng);
+        amp_b.fn(amp_b.ctx, &lb, s, 1);
+        amp_0.fn(amp_0.ctx, &l0, s, 1);
+        /* psi_sym is a sum of up to 256 terms psi(g s) that may nearly cancel in a
+         * non-trivial sector: compare on the linear scale, relative to the largest
+         * term (rounding ~1e-16 per term, times 256 terms, plus the exp and log of the
+         * log-sum-exp: up to ~1e-13; 1e-12 still catches any wrong sign or factor) */
+        scale = 0;
+        for (dx = 0; dx < 4; dx++) for (dy = 0; dy < 4; dy++) for (p = 0; p < 8; p++) for (f = 0; f < 2; f++) {
+            tqs_symmetry_apply(&Gb, gs, s, dx, dy, p, f);
+            inner.fn(inner.ctx, &l1, gs, 1);
+            scale = fmax(scale, exp(l1.re));
+        }
+        worst_factor = fmax(worst_factor, cabs_diff(l0, lb, log(16.0 / (b * b)), 1.0) / scale);
+        for (dx = 0; dx < 4; dx++) for (dy = 0; dy < 4; dy++) for (p = 0; p < 8; p++) for (f = 0; f < 2; f++) {
+            double chi = pow(Gb.chi_x, dx) * pow(Gb.chi_y, dy) * chi_point[p] * (f ? -1.0 : 1.0);
+            tqs_symmetry_apply(&Gb, gs, s, dx, dy, p, f);
+            amp_b.fn(amp_b.ctx, &lg, gs, 1);
+            worst = fmax(worst, cabs_diff(lg, lb, 0.0, chi) / scale);
+        }
+    }
+    printf("  %s b=%d: |psi_sym(g s) - chi(g) psi_sym(s)| / max_g |psi(g s)| worst %.2e, b-reduced vs full sum %.2e\n",
+           attention ? "standard" : "factored", b, worst, worst_factor);
+    CHECK_BELOW(worst, 1e-12);
+    CHECK_BELOW(worst_factor, 1e-12);
+    /* a sector the patch cannot represent is refused */
+    if (b == 1) CHECK_EQ(tqs_symmetry_set_characters(&Gb, -1, 1, chi_point, 1), TQS_EINVAL);
+    chi_point[3] = 1; /* no longer a representation of C4v */
+    CHECK_EQ(tqs_symmetry_set_characters(&Gb, 1, 1, chi_point, 1), TQS_EINVAL);
+    tqs_symmetric_amplitude_free(&sb); tqs_symmetric_amplitude_free(&s0);
+    tqs_symmetry_free(&Gb); tqs_symmetry_free(&G0);
+    tqs_vit_ws_free(&ws); tqs_vit_free(&m);
+}
+
+/* A model trained on exact enumeration: the symmetrised energy (enumerated in
+ * the full basis) is not above the plain one and stays variational; the
+ * characters estimated from samples of the model match the exact ones. */
+static void test_trained(void) {
+    tqs_hamiltonian H;
+    tqs_vit_config c;
+    tqs_vit m;
+    tqs_vmc v;
+    tqs_vmc_options o;
+    tqs_step_info info;
+    tqs_lanczos_options lo;
+    tqs_ed_result ed;
+    tqs_symmetry G, Gs;
+    tqs_symmetric_amplitude sa;
+    tqs_amplitude amp;
+    tqs_enumeration E;
+    double w0, e_plain, e_sym;
+    int step, p, same;
+#ifdef TQS_TEST_SANITIZE
+    const int steps = 15;
+#else
+    const int steps = 60;
+#endif
+    tqs_hamiltonian_init(&H, 4, 4, 1.0, 0.5);
+    memset(&c, 0, sizeof c);
+    c.Lx = c.Ly = 4; c.b = 2; c.d = 8; c.h = 2; c.n_layers = 2; c.ff = 2; c.attention = TQS_ATTN_FACTORED;
+    tqs_vit_init(&m, &c, 3);
+    memset(&o, 0, sizeof o);
+    o.exact = 1; o.lr = 0.1; o.diag_shift = 0.05; o.n_steps = steps;
+    CHECK_EQ(tqs_vmc_init(&v, &H, &m, &o), 0);
+    for (step = 0; step < steps; step++) tqs_vmc_step(&v, &info);
+    tqs_vmc_evaluate(&v, 0, &info);
+    e_plain = info.energy;
+    memset(&lo, 0, sizeof lo);
+    lo.want_vector = 1;
+    tqs_exact_ground_state(&ed, &H, &lo);
+    tqs_symmetry_init(&G, 4, 4, 2);
+    CHECK_EQ(tqs_symmetry_characters_exact(&G, &v.en.basis, ed.vector, 1e-6, &w0), 0);
+    CHECK_EQ(tqs_symmetric_amplitude_init(&sa, &amp, &G, &v.amp), 0);
+    tqs_enumeration_init(&E, &H.lat, 0);
+    CHECK_EQ(tqs_enumeration_evaluate(&E, &H, &amp), 0);
+    e_sym = E.energy;
+    printf("  trained 4x4 (E/N %.5f): symmetrised E/N %.5f, exact %.5f\n", e_plain / 16, e_sym / 16, ed.energy / 16);
+    /* both are exact sums over the basis (rounding ~1e-13): the projection onto the
+     * ground state's sector removes components of other sectors, and the energy
+     * stays above E0 (variational principle) */
+    CHECK(e_sym <= e_plain + 1e-10);
+    CHECK(e_sym >= ed.energy - 1e-10);
+    /* characters from 4096 samples of the trained model (taken 2 sweeps apart): the
+     * library refuses unless every |<g>| exceeds 3 standard errors, so a sign
+     * decided by noise fails this check */
+    {
+        tqs_sampler S;
+        int8_t *smp = (int8_t *)malloc(4096 * 16);
+        tqs_complex *lp = (tqs_complex *)malloc(sizeof(tqs_complex) * 4096);
+        double ex[10], er[10];
+        tqs_symmetry_init(&Gs, 4, 4, 2);
+        tqs_sampler_init(&S, &H.lat, 16, 11);
+        tqs_sampler_run(&S, &v.amp, 256, 2, 50, smp, lp);
+        CHECK_EQ(tqs_symmetry_characters_sampled(&Gs, &v.amp, smp, lp, 4096, ex, er), 0);
+        same = Gs.chi_x == G.chi_x && Gs.chi_y == G.chi_y && Gs.chi_flip == G.chi_flip;
+        for (p = 0; p < 8; p++) same &= Gs.chi_point[p] == G.chi_point[p];
+        printf("  characters from samples of the trained model: %s the exact ones; <g> =", same ? "equal" : "DIFFER from");
+        for (p = 0; p < 10; p++) printf(" %.3f(%.0e)", ex[p], er[p]);
+        printf("\n");
+        CHECK(same);
+        tqs_sampler_free(&S); free(smp); free(lp); tqs_symmetry_free(&Gs);
+    }
+    tqs_enumeration_free(&E); tqs_symmetric_amplitude_free(&sa); tqs_symmetry_free(&G);
+    tqs_ed_result_free(&ed); tqs_vmc_free(&v); tqs_vit_free(&m); tqs_hamiltonian_free(&H);
+}
+
+/* Attention statistics: zero input dependence for factored attention, a
+ * positive one for standard attention, and the mean map of a single
+ * configuration equals its own attention. Displacement maps sum to n / n = 1
+ * per head for softmax rows (each row sums to one). */
+static void test_attention_stats(void) {
+    tqs_vit_config c;
+    tqs_vit m;
+    tqs_vit_ws ws;
+    tqs_rng rng;
+    int8_t cf[64 * 16];
+    double dep[4], mean[4 * 16], sd[4 * 16], A[4 * 16], dm[4], tot;
+    int k, a;
+    for (a = 0; a < 2; a++) {
+        memset(&c, 0, sizeof c);
+        c.Lx = c.Ly = 4; c.b = 2; c.d = 8; c.h = 2; c.n_layers = 2; c.ff = 2; c.attention = a;
+        tqs_vit_init(&m, &c, 2);
+        tqs_vit_ws_init(&ws, &m, 1, 0);
+        tqs_rng_seed(&rng, 1, 0);
+        for (k = 0; k < 64; k++) tqs_random_config(cf + 16 * k, 16, &rng);
+        CHECK_EQ(tqs_vit_attention_stats(&m, &ws, dep, mean, sd, cf, 64), 0);
+        printf("  %s: input dependence per layer/head %.3g %.3g %.3g %.3g\n", a ? "standard" : "factored", dep[0], dep[1], dep[2], dep[3]);
+        if (a == 0) { CHECK_EQ(dep[0] + dep[1] + dep[2] + dep[3], 0); }
+        else { CHECK(dep[0] > 1e-3 && dep[3] > 1e-3); }
+        CHECK_EQ(tqs_vit_attention_stats(&m, &ws, dep, mean, sd, cf, 1), 0);
+        tqs_vit_attention(&m, &ws, A, cf);
+        for (k = 0; k < 64; k++) CHECK_NEAR(mean[k], A[k], 1e-15);
+        CHECK_EQ(dep[0] + dep[1] + dep[2] + dep[3], 0);
+        if (a == 1) {
+            tqs_vit_displacement_map(&m, dm, mean);
+            tot = dm[0] + dm[1] + dm[2] + dm[3];
+            CHECK_NEAR(tot, 1.0, 1e-14);
+        }
+        tqs_vit_ws_free(&ws); tqs_vit_free(&m);
+    }
+}
+
+/* The SVG writer produces well-formed files with the expected pieces. */
+static void test_svg(void) {
+    double x[5] = {0, 1, 2, 3, 4}, y[5] = {-0.1, -0.3, -0.4, -0.45, -0.48}, e[5] = {0.05, 0.03, 0.02, 0.01, 0.01}, maps[2 * 6];
+    tqs_plot_series s[1];
+    tqs_plot_options o;
+    const char *labels[2] = {"a<1>", "b"};
+    unsigned char *buf;
+    size_t len;
+    int k;
+    s[0].label = "run & co"; s[0].x = x; s[0].y = y; s[0].err = e; s[0].n = 5;
+    memset(&o, 0, sizeof o);
+    o.title = "E/N"; o.xlabel = "step"; o.ylabel = "E/N"; o.ref = -0.5; o.ref_label = "exact";
+    CHECK_EQ(tqs_svg_line_plot("build/test_plot.svg", s, 1, &o), 0);
+    CHECK_EQ(tqs_read_file("build/test_plot.svg", &buf, &len, 1 << 20), 0);
+    CHECK(strstr((char *)buf, "<svg") && strstr((char *)buf, "</svg>") && strstr((char *)buf, "run &amp; co") &&
+          strstr((char *)buf, "stroke-dasharray") && !strstr((char *)buf, "nan"));
+    free(buf);
+    for (k = 0; k < 12; k++) maps[k] = k;
+    CHECK_EQ(tqs_svg_heat_maps("build/test_heat.svg", "maps", maps, 2, 2, 3, labels, "A"), 0);
+    CHECK_EQ(tqs_read_file("build/test_heat.svg", &buf, &len, 1 << 20), 0);
+    CHECK(strstr((char *)buf, "a&lt;1&gt;") && strstr((char *)buf, "rgb(68,1,84)") && strstr((char *)buf, "rgb(253,231,37)"));
+    free(buf);
+    CHECK_EQ(tqs_svg_line_plot("build/no_such_dir/x.svg", s, 1, &o), TQS_EIO);
+}
+
+int main(void) {
+    test_sector(4, 4, 0.0);
+    test_sector(4, 4, 0.5);
+#ifndef TQS_TEST_SANITIZE
+    test_sector(6, 4, 0.5);   /* C2v; 2.7 million states */
+#endif
+    test_invariance(2, TQS_ATTN_FACTORED);
+    test_invariance(1, TQS_ATTN_STANDARD);
+    test_trained();
+    test_attention_stats();
+    test_svg();
+    return test_summary();
+}
