@@ -11,7 +11,7 @@ OPENMP ?= -fopenmp
 SANITIZE = -DTQS_TEST_SANITIZE -O1 -g -fsanitize=address,undefined -fno-omit-frame-pointer -fno-sanitize-recover=all
 LDLIBS = -lm
 
-EXAMPLES = examples/exact examples/model examples/ground_state examples/minimal
+EXAMPLES = examples/exact examples/model examples/ground_state examples/minimal examples/attention
 TESTS = test_ed test_vit test_vmc test_sr test_sym
 MODES = omp noomp san
 

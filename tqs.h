@@ -566,6 +566,8 @@ TQSDEF double tqs_symmetry_expectation(const tqs_symmetry *G, const tqs_basis *b
  * the point elements, the flip), which must be +1 or -1 up to tol; *worst
  * receives the largest | |<g>| - 1 | over the generators. */
 TQSDEF int  tqs_symmetry_characters_exact(tqs_symmetry *G, const tqs_basis *basis, const double *psi, double tol, double *worst);
+/* Characters of the ground state of H, from the library's Lanczos (N <= 24). */
+TQSDEF int  tqs_symmetry_characters_ground_state(tqs_symmetry *G, const tqs_hamiltonian *H);
 /* Characters of a variational state from M samples of |psi|^2 (taken far
  * enough apart to be nearly independent): <g> = E[psi(g s)/psi(s)] (real part)
  * for each generator (0: x translation, 1: y translation, 2: flip, 3..: point
@@ -3339,6 +3341,25 @@ TQSDEF int tqs_symmetry_characters_sampled(tqs_symmetry *G, const tqs_amplitude 
     return tqs__set_from_expectations(G, ex, ng);
 }
 
+TQSDEF int tqs_symmetry_characters_ground_state(tqs_symmetry *G, const tqs_hamiltonian *H) {
+    tqs_lanczos_options lo;
+    tqs_ed_result ed;
+    tqs_basis basis;
+    int rc;
+    if (!G || !G->perm || !H) return tqs__fail(TQS_EINVAL, "symmetry: null pointer");
+    if (H->lat.N != G->N) return tqs__fail(TQS_EINVAL, "symmetry: %d sites, the Hamiltonian has %d", G->N, H->lat.N);
+    memset(&lo, 0, sizeof lo);
+    lo.want_vector = 1;
+    if ((rc = tqs_exact_ground_state(&ed, H, &lo)) != 0) return rc;
+    if ((rc = tqs_basis_init(&basis, G->N)) == 0) {
+        /* Lanczos residual < 1e-10: <g> within ~1e-9 of +-1 in a nondegenerate sector */
+        rc = tqs_symmetry_characters_exact(G, &basis, ed.vector, 1e-6, NULL);
+        tqs_basis_free(&basis);
+    }
+    tqs_ed_result_free(&ed);
+    return rc;
+}
+
 static int tqs__symmetric_logpsi_fn(void *ctx, tqs_complex *out, const int8_t *configs, int B) {
     tqs_symmetric_amplitude *sa = (tqs_symmetric_amplitude *)ctx;
     const tqs_symmetry *G = sa->G;
@@ -3610,9 +3631,11 @@ TQSDEF int tqs_svg_heat_maps(const char *path, const char *title, const double *
     per_row = n_maps < 4 ? n_maps : 4;
     nr = (n_maps + per_row - 1) / per_row;
     W = 20 + per_row * (pw + 30) + 110; H = 50 + nr * (phh + 40) + 10;
+    if (title && W < 7.5 * strlen(title) + 40) W = 7.5 * strlen(title) + 40;   /* room for the title */
+    if (H < 280) H = 280;                                                        /* and the colour bar */
     tqs__put(&t, "<svg xmlns=\"http://www.w3.org/2000/svg\" width=\"%g\" height=\"%g\" viewBox=\"0 0 %g %g\" "
                  "font-family=\"sans-serif\" font-size=\"12\">\n<rect width=\"100%%\" height=\"100%%\" fill=\"white\"/>\n", W, H, W, H);
-    if (title) { tqs__put(&t, "<text x=\"%g\" y=\"24\" text-anchor=\"middle\" font-size=\"15\">", (W - 110) / 2 + 10); tqs__put_escaped(&t, title); tqs__put(&t, "</text>\n"); }
+    if (title) { tqs__put(&t, "<text x=\"%g\" y=\"24\" text-anchor=\"middle\" font-size=\"15\">", W / 2); tqs__put_escaped(&t, title); tqs__put(&t, "</text>\n"); }
     for (k = 0; k < n_maps; k++) {
         double ox = 20 + (k % per_row) * (pw + 30), oy = 50 + (k / per_row) * (phh + 40) + 16;
         if (labels && labels[k]) { tqs__put(&t, "<text x=\"%g\" y=\"%g\" text-anchor=\"middle\">", ox + pw / 2, oy - 5); tqs__put_escaped(&t, labels[k]); tqs__put(&t, "</text>\n"); }

@@ -26,6 +26,161 @@ static double table_6x6(double J2) {
     return NAN;
 }
 
+/* Exact E/N for the reference line: Lanczos (N <= 24) or the published 6x6 table. */
+static double exact_per_site(const tqs_hamiltonian *H, double J1, double J2) {
+    tqs_ed_result ed;
+    double e = NAN;
+    if (H->lat.N <= TQS_ED_MAX_SITES) {
+        if (tqs_exact_ground_state(&ed, H, NULL) == 0) { e = ed.energy / H->lat.N; tqs_ed_result_free(&ed); }
+    } else if (H->lat.Lx == 6 && H->lat.Ly == 6 && J1 == 1.0) e = table_6x6(J2);
+    return e;
+}
+
+/* Reads step, energy_per_site and error from a CSV log written by --log. */
+static int read_log(const char *path, double **x, double **y, double **err, int *n) {
+    FILE *f = fopen(path, "r");
+    char line[1024];
+    int cap = 0, lineno = 1;
+    *x = *y = *err = NULL; *n = 0;
+    if (!f) { fprintf(stderr, "ground_state: --plot: cannot open '%s'\n", path); return 1; }
+    if (!fgets(line, sizeof line, f) || strncmp(line, "step,energy_per_site,error,", 27)) {
+        fprintf(stderr, "ground_state: --plot: '%s' is not a ground_state log (no step,energy_per_site,error header)\n", path);
+        fclose(f); return 1;
+    }
+    while (fgets(line, sizeof line, f)) {
+        double a, b, c;
+        lineno++;
+        if (sscanf(line, "%lf,%lf,%lf", &a, &b, &c) != 3) {
+            fprintf(stderr, "ground_state: --plot: %s:%d: not three numbers\n", path, lineno);
+            fclose(f); return 1;
+        }
+        if (*n == cap) {
+            cap = cap ? 2 * cap : 1024;
+            *x = (double *)realloc(*x, sizeof(double) * cap); *y = (double *)realloc(*y, sizeof(double) * cap);
+            *err = (double *)realloc(*err, sizeof(double) * cap);
+            if (!*x || !*y || !*err) { fprintf(stderr, "ground_state: --plot: out of memory\n"); fclose(f); return 1; }
+        }
+        (*x)[*n] = a; (*y)[*n] = b; (*err)[*n] = c; (*n)++;
+    }
+    fclose(f);
+    return 0;
+}
+
+/* Plots the logs (labels: their file names) with the exact value as a dashed line. */
+static int plot_logs(const char *svg, const char *const *logs, int n_logs, double exact, const char *title) {
+    tqs_plot_series *s = (tqs_plot_series *)calloc((size_t)n_logs, sizeof *s);
+    tqs_plot_options o;
+    int k, rc = 0;
+    double lo = HUGE_VAL, hi = -HUGE_VAL;
+    for (k = 0; k < n_logs && !rc; k++) {
+        double *x, *y, *e;
+        int i;
+        rc = read_log(logs[k], &x, &y, &e, &s[k].n);
+        s[k].x = x; s[k].y = y; s[k].err = e; s[k].label = strrchr(logs[k], '/') ? strrchr(logs[k], '/') + 1 : logs[k];
+        for (i = 0; !rc && i < s[k].n; i++) if (y[i] < lo) lo = y[i];
+        if (!rc && s[k].n > 0 && y[s[k].n / 10] > hi) hi = y[s[k].n / 10];
+    }
+    memset(&o, 0, sizeof o);
+    o.title = title; o.xlabel = "optimisation step"; o.ylabel = "energy per site E/N";
+    if (isfinite(exact)) { o.ref = exact; o.ref_label = "exact"; }
+    /* the interesting range: from just below the lowest point (or the exact value)
+     * to where the curves are a tenth of the way into the run */
+    if (isfinite(lo) && hi > lo) {
+        double bottom = isfinite(exact) && exact < lo ? exact : lo;
+        o.ymin = bottom - 0.03 * (hi - bottom); o.ymax = hi;
+    }
+    if (!rc && tqs_svg_line_plot(svg, s, n_logs, &o)) { fprintf(stderr, "ground_state: --plot: %s\n", tqs_last_error()); rc = 1; }
+    for (k = 0; k < n_logs; k++) { free((void *)s[k].x); free((void *)s[k].y); free((void *)s[k].err); }
+    free(s);
+    return rc;
+}
+
+/* Input dependence of the attention (average over layers and heads) on up to
+ * 256 configurations of the current step: the samples, or, for exact
+ * enumeration, configurations drawn from the weights by systematic resampling. */
+static double attention_dependence(tqs_vmc *v, tqs_vit_ws *ws, int8_t *buf, double *dep) {
+    const tqs_vit *m = v->model;
+    int K = v->M < 256 ? v->M : 256, k, nlh = m->cfg.n_layers * m->cfg.h;
+    double avg = 0;
+    if (v->opt.exact) {
+        double c = 0;
+        long r = 0;
+        for (k = 0; k < K; k++) {
+            double u = (k + 0.5) / K;
+            while (r < v->en.n - 1 && c + v->en.weights[r] < u) c += v->en.weights[r++];
+            memcpy(buf + (size_t)k * m->N, v->en.configs + (size_t)r * m->N, (size_t)m->N);
+        }
+    } else memcpy(buf, v->samples, (size_t)K * m->N);
+    if (tqs_vit_attention_stats(m, ws, dep, NULL, NULL, buf, K)) return NAN;
+    for (k = 0; k < nlh; k++) avg += dep[k] / nlh;
+    return avg;
+}
+
+/* Energy of psi_sym: exact enumeration over the whole basis, or sampling.
+ * The characters come from exact diagonalisation (N <= 24) or from samples of
+ * the trained model. */
+static int evaluate_symmetrized(tqs_vmc *v, tqs_hamiltonian *H, int n_samples, uint64_t seed, tqs_step_info *out, int quiet) {
+    tqs_symmetry G;
+    tqs_symmetric_amplitude sa;
+    tqs_amplitude amp;
+    tqs_sampler S;
+    int rc, chains = v->opt.n_chains, per, i, N = H->lat.N, M;
+    int8_t *cf = NULL;
+    tqs_complex *lp = NULL, *el = NULL;
+    double *e = NULL;
+    tqs_stats st;
+    if ((rc = tqs_symmetry_init(&G, H->lat.Lx, H->lat.Ly, v->model->cfg.b)) != 0) return rc;
+    per = (n_samples + chains - 1) / chains; M = per * chains;
+    if (N > TQS_ED_MAX_SITES && M < 4096) M = 4096, per = M / chains;
+    cf = (int8_t *)malloc((size_t)M * N); lp = (tqs_complex *)malloc(sizeof(tqs_complex) * M);
+    el = (tqs_complex *)malloc(sizeof(tqs_complex) * M); e = (double *)malloc(sizeof(double) * M);
+    if (!cf || !lp || !el || !e) { fprintf(stderr, "ground_state: --symmetrize: out of memory for %d samples\n", M); rc = TQS_ENOMEM; goto done; }
+    memset(&S, 0, sizeof S);
+    if ((rc = tqs_sampler_init(&S, &H->lat, chains, seed + 1000)) != 0) goto done;
+    if (N <= TQS_ED_MAX_SITES) rc = tqs_symmetry_characters_ground_state(&G, H);
+    else {
+        /* 4096 samples of the plain model, two sweeps apart */
+        rc = tqs_sampler_run(&S, &v->amp, 4096 / chains, 2, 50, cf, lp);
+        if (!rc) rc = tqs_symmetry_characters_sampled(&G, &v->amp, cf, lp, 4096 / chains * chains, NULL, NULL);
+        per = (n_samples + chains - 1) / chains; M = per * chains;
+        tqs_sampler_invalidate(&S);
+    }
+    if (rc) goto done_sampler;
+    if (!quiet) {
+        int p;
+        fprintf(stderr, "symmetrising over %d of %d group elements (%s): chi_x %+g chi_y %+g flip %+g point", G.n, G.n_full,
+                N <= TQS_ED_MAX_SITES ? "sector of the exact ground state" : "sector estimated from samples", G.chi_x, G.chi_y, G.chi_flip);
+        for (p = 0; p < G.n_point; p++) fprintf(stderr, " %+g", G.chi_point[p]);
+        fprintf(stderr, "\n");
+    }
+    if ((rc = tqs_symmetric_amplitude_init(&sa, &amp, &G, &v->amp)) != 0) goto done_sampler;
+    memset(out, 0, sizeof *out);
+    if (v->opt.exact) {
+        tqs_enumeration E;
+        if ((rc = tqs_enumeration_init(&E, &H->lat, 0)) == 0) {
+            if ((rc = tqs_enumeration_evaluate(&E, H, &amp)) == 0) { out->energy = E.energy; out->variance = E.variance; }
+            tqs_enumeration_free(&E);
+        }
+    } else {
+        rc = tqs_sampler_run(&S, &amp, per, v->opt.sweeps, 50, cf, lp);
+        if (!rc) rc = tqs_local_energy(el, H, &amp, &v->eloc_ws, cf, lp, M);
+        if (!rc) {
+            for (i = 0; i < M; i++) e[i] = el[i].re;
+            tqs_statistics(&st, e, chains, per);
+            out->energy = st.mean; out->error = st.error; out->variance = st.variance; out->rhat = st.rhat;
+            out->acceptance = tqs_sampler_acceptance(&S, -1);
+        }
+    }
+    tqs_symmetric_amplitude_free(&sa);
+done_sampler:
+    tqs_sampler_free(&S);
+done:
+    tqs_symmetry_free(&G);
+    if (rc && cf && lp && el && e) fprintf(stderr, "ground_state: --symmetrize: %s\n", tqs_last_error());
+    free(cf); free(lp); free(el); free(e);
+    return rc;
+}
+
 static const char *usage =
     "usage: ground_state [flags]\n"
     "  lattice   --L n | --Lx n --Ly n (4)   --J1 x (1)   --J2 x (0.5)\n"
@@ -37,6 +192,10 @@ static const char *usage =
     "            --solver auto|parameter|sample|cg (auto)  --max-distance x (0: off; cap on lr*sqrt(d^T S d))\n"
     "  output    --log FILE.csv  --save MODEL  --checkpoint FILE  --checkpoint-every k (50)  --resume FILE\n"
     "            --eval-samples n (16384)  --print-every k  --json  --quiet\n"
+    "  paper     --symmetrize (also evaluate psi_sym, projected on the ground state's sector)  --sym-samples n (1024)\n"
+    "            --attention-log k (input dependence of the attention every k steps, standard attention)\n"
+    "            --plot FILE.svg (E/N per step with error band and exact line; with LOG.csv arguments:\n"
+    "                             plot those logs only, for the lattice and J2 given, and exit)\n"
     "  other     --seed n (1)  --threads n  --help\n";
 
 int main(int argc, char **argv) {
@@ -47,10 +206,14 @@ int main(int argc, char **argv) {
     tqs_vmc vmc;
     tqs_step_info info;
     const char *att = "factored", *solver = "auto", *log_path = NULL, *save = NULL, *init = NULL;
-    const char *ckpt = NULL, *resume = NULL;
+    const char *ckpt = NULL, *resume = NULL, *plot = NULL;
+    const char **logs = (const char **)calloc((size_t)argc, sizeof(char *));
     double J1 = 1.0, J2 = 0.5, t_start, t_train = 0, exact = NAN;
     int i, seed = 1, threads = 0, exact_mode = 0, json = 0, quiet = 0, ckpt_every = 50, eval_samples = 16384;
-    int print_every = 0, rc, status = 0, N;
+    int print_every = 0, rc, status = 0, N, symmetrize = 0, sym_samples = 1024, att_every = 0, n_logs = 0;
+    double *hist_x = NULL, *hist_y = NULL, *hist_e = NULL, *dep = NULL, dep_avg = NAN;
+    int8_t *dep_buf = NULL;
+    tqs_vit_ws att_ws;
     long done_here = 0;
     FILE *log = NULL;
 
@@ -83,9 +246,12 @@ int main(int argc, char **argv) {
             flags_int(argc, argv, &i, "--print-every", &print_every, 1, 100000000) ||
             flags_bool(argv, i, "--json", &json) || flags_bool(argv, i, "--quiet", &quiet) ||
             flags_int(argc, argv, &i, "--seed", &seed, 0, 2147483647) ||
-            flags_int(argc, argv, &i, "--threads", &threads, 1, 1024)) continue;
+            flags_int(argc, argv, &i, "--threads", &threads, 1, 1024) ||
+            flags_bool(argv, i, "--symmetrize", &symmetrize) || flags_int(argc, argv, &i, "--sym-samples", &sym_samples, 16, 1 << 24) ||
+            flags_int(argc, argv, &i, "--attention-log", &att_every, 1, 100000000) || flags_str(argc, argv, &i, "--plot", &plot)) continue;
         if (!strcmp(argv[i], "--help") || !strcmp(argv[i], "-h")) { fputs(usage, stdout); return 0; }
-        flags_die("unknown flag '%s' (try --help)", argv[i]);
+        if (argv[i][0] == '-') flags_die("unknown flag '%s' (try --help)", argv[i]);
+        logs[n_logs++] = argv[i];   /* a CSV log to plot */
     }
     /* every rule checked before anything is allocated or written */
     flags_check_lattice(cfg.Lx, cfg.Ly);
@@ -103,12 +269,23 @@ int main(int argc, char **argv) {
     if (exact_mode && N > TQS_ED_MAX_SITES) flags_die("--exact: needs N <= %d sites (got %dx%d)", TQS_ED_MAX_SITES, cfg.Lx, cfg.Ly);
     if (!exact_mode && opt.n_chains > opt.n_samples) flags_die("--chains: %d chains for %d samples; need chains <= samples", opt.n_chains, opt.n_samples);
     if (!exact_mode && opt.n_chains > eval_samples) flags_die("--eval-samples: %d is fewer than --chains %d", eval_samples, opt.n_chains);
+    if (n_logs && !plot) flags_die("unexpected argument '%s' (CSV logs are plotted with --plot FILE.svg)", logs[0]);
+    if (att_every && cfg.attention != TQS_ATTN_STANDARD && !init)
+        flags_die("--attention-log: needs --attention standard (factored attention does not depend on the input)");
+    if (symmetrize && !exact_mode && opt.n_chains > sym_samples) flags_die("--sym-samples: %d is fewer than --chains %d", sym_samples, opt.n_chains);
     if (opt.lr_final < 0) opt.lr_final = opt.lr;
     if (opt.diag_shift_final < 0) opt.diag_shift_final = opt.diag_shift;
     opt.exact = exact_mode; opt.seed = (uint64_t)seed;
     if (threads) tqs_set_threads(threads);
 
     if (tqs_hamiltonian_init(&H, cfg.Lx, cfg.Ly, J1, J2)) flags_die("%s", tqs_last_error());
+    if (n_logs) {   /* plot only */
+        char title[128];
+        snprintf(title, sizeof title, "%dx%d J1-J2, J2 = %g", cfg.Lx, cfg.Ly, J2);
+        status = plot_logs(plot, logs, n_logs, exact_per_site(&H, J1, J2), title);
+        tqs_hamiltonian_free(&H); free(logs);
+        return status ? 1 : 0;
+    }
     if (init) {
         if (tqs_vit_load(&model, init)) { fprintf(stderr, "ground_state: --init: %s\n", tqs_last_error()); return 2; }
         if (model.cfg.Lx != cfg.Lx || model.cfg.Ly != cfg.Ly)
@@ -126,7 +303,18 @@ int main(int argc, char **argv) {
     if (log_path) {
         log = fopen(log_path, vmc.step > 0 ? "a" : "w");
         if (!log) { fprintf(stderr, "ground_state: --log: cannot open '%s'\n", log_path); return 2; }
-        if (vmc.step == 0) fprintf(log, "step,energy_per_site,error,variance,acceptance,rhat,lr,diag_shift,solver,seconds\n");
+        if (vmc.step == 0) fprintf(log, "step,energy_per_site,error,variance,acceptance,rhat,lr,diag_shift,solver,seconds,input_dependence\n");
+    }
+    if (att_every && model.cfg.attention != TQS_ATTN_STANDARD) flags_die("--attention-log: the --init model has factored attention");
+    if (att_every) {
+        dep = (double *)malloc(sizeof(double) * model.cfg.n_layers * model.cfg.h);
+        dep_buf = (int8_t *)malloc((size_t)256 * N);
+        if (!dep || !dep_buf || tqs_vit_ws_init(&att_ws, &model, 1, 0)) { fprintf(stderr, "ground_state: --attention-log: out of memory\n"); return 1; }
+    }
+    if (plot && !log_path) {   /* this run's curve, kept in memory */
+        hist_x = (double *)malloc(sizeof(double) * (opt.n_steps + 1)); hist_y = (double *)malloc(sizeof(double) * (opt.n_steps + 1));
+        hist_e = (double *)malloc(sizeof(double) * (opt.n_steps + 1));
+        if (!hist_x || !hist_y || !hist_e) { fprintf(stderr, "ground_state: --plot: out of memory for %d steps\n", opt.n_steps); return 1; }
     }
     if (!print_every) print_every = opt.n_steps <= 100 ? 1 : opt.n_steps / 100;
     if (!quiet)
@@ -144,17 +332,24 @@ int main(int argc, char **argv) {
         }
         dt = now() - t0;
         t_train += dt;
+        if (hist_x) { hist_x[done_here] = (double)info.step; hist_y[done_here] = info.energy / N; hist_e[done_here] = info.error / N; }
         done_here++;
+        /* measured on the samples the step used (before its update) */
+        if (att_every) dep_avg = info.step % att_every == 0 ? attention_dependence(&vmc, &att_ws, dep_buf, dep) : NAN;
         if (log) {
-            fprintf(log, "%ld,%.12g,%.6g,%.6g,%.4f,%.4f,%.6g,%.6g,%s,%.4f\n", info.step, info.energy / N, info.error / N,
+            fprintf(log, "%ld,%.12g,%.6g,%.6g,%.4f,%.4f,%.6g,%.6g,%s,%.4f,", info.step, info.energy / N, info.error / N,
                     info.variance, info.acceptance, info.rhat, info.lr, info.diag_shift, tqs_solver_name(info.sr.solver), dt);
+            if (isfinite(dep_avg)) fprintf(log, "%.6g", dep_avg);
+            fprintf(log, "\n");
             fflush(log);
         }
         if (!quiet && (info.step % print_every == 0 || vmc.step == opt.n_steps || info.rejected || info.sr.shift_retries)) {
             double per_step = t_train / (double)done_here;
-            fprintf(stderr, "step %5ld  E/N %.6f +- %.6f  var/N %.5f  acc %.3f  Rhat %.3f  dist %.3g%s  %.3fs/step  left %.0fs%s%s\n",
+            char depstr[32] = "";
+            if (isfinite(dep_avg)) snprintf(depstr, sizeof depstr, "  att.dep %.4f", dep_avg);
+            fprintf(stderr, "step %5ld  E/N %.6f +- %.6f  var/N %.5f  acc %.3f  Rhat %.3f  dist %.3g%s%s  %.3fs/step  left %.0fs%s%s\n",
                     info.step, info.energy / N, info.error / N, info.variance / N, info.acceptance, info.rhat,
-                    info.distance, info.capped ? " (capped)" : "", dt,
+                    info.distance, info.capped ? " (capped)" : "", depstr, dt,
                     (opt.n_steps - vmc.step) * per_step,
                     info.rejected ? "  REJECTED (non-finite update)" : "",
                     info.sr.shift_retries ? "  (shift raised after a non-positive pivot)" : "");
@@ -166,31 +361,65 @@ int main(int argc, char **argv) {
     }
     if (log) fclose(log);
     if (status == 0) {
+        tqs_step_info sym;
+        int have_sym = 0;
         if (save && tqs_vit_save(&model, save)) { fprintf(stderr, "ground_state: --save: %s\n", tqs_last_error()); status = 1; }
         if (tqs_vmc_evaluate(&vmc, eval_samples, &info)) { fprintf(stderr, "ground_state: evaluation: %s\n", tqs_last_error()); status = 1; }
-        if (N <= TQS_ED_MAX_SITES) {
-            tqs_ed_result ed;
-            if (tqs_exact_ground_state(&ed, &H, NULL) == 0) { exact = ed.energy / N; tqs_ed_result_free(&ed); }
-        } else if (cfg.Lx == 6 && cfg.Ly == 6 && J1 == 1.0) exact = table_6x6(J2);
+        if (status == 0 && symmetrize) {
+            if (evaluate_symmetrized(&vmc, &H, sym_samples, (uint64_t)seed, &sym, quiet)) status = 1;
+            else have_sym = 1;
+        }
+        exact = exact_per_site(&H, J1, J2);
+        if (status == 0 && plot) {
+            char title[128];
+            snprintf(title, sizeof title, "%dx%d J1-J2, J2 = %g, %s ViT", cfg.Lx, cfg.Ly, J2, cfg.attention ? "standard" : "factored");
+            if (log_path) status = plot_logs(plot, &log_path, 1, exact, title);
+            else {
+                tqs_plot_series ps;
+                tqs_plot_options po;
+                double lo = exact, hi = done_here > 0 ? hist_y[done_here / 10] : NAN;
+                for (i = 0; i < done_here; i++) if (!(hist_y[i] >= lo)) lo = hist_y[i];
+                ps.label = "this run"; ps.x = hist_x; ps.y = hist_y; ps.err = hist_e; ps.n = (int)done_here;
+                memset(&po, 0, sizeof po);
+                po.title = title; po.xlabel = "optimisation step"; po.ylabel = "energy per site E/N";
+                if (isfinite(exact)) { po.ref = exact; po.ref_label = "exact"; }
+                if (isfinite(lo) && hi > lo) { po.ymin = lo - 0.03 * (hi - lo); po.ymax = hi; }   /* as in plot_logs */
+                if (tqs_svg_line_plot(plot, &ps, 1, &po)) { fprintf(stderr, "ground_state: --plot: %s\n", tqs_last_error()); status = 1; }
+            }
+        }
         if (status == 0) {
             double e = info.energy / N, err = info.error / N, var = info.variance / N, vscore = N * info.variance / (info.energy * info.energy);
             double rel = isfinite(exact) ? fabs((e - exact) / exact) : NAN, secs = now() - t_start;
+            double per_step = done_here > 0 ? t_train / (double)done_here : 0.0;
+            double se = have_sym ? sym.energy / N : NAN, serr = have_sym ? sym.error / N : NAN;
+            double svs = have_sym ? N * sym.variance / (sym.energy * sym.energy) : NAN, srel = isfinite(exact) ? fabs((se - exact) / exact) : NAN;
             if (json) {
                 printf("{\"Lx\":%d,\"Ly\":%d,\"J1\":%.10g,\"J2\":%.10g,\"attention\":\"%s\",\"params\":%zu,\"samples\":%d,\"steps\":%d,"
-                       "\"energy_per_site\":%.10g,\"error\":%.4g,\"variance_per_site\":%.6g,\"v_score\":%.6g,",
+                       "\"seconds_per_step\":%.4g,\"energy_per_site\":%.10g,\"error\":%.4g,\"variance_per_site\":%.6g,\"v_score\":%.6g,",
                        cfg.Lx, cfg.Ly, J1, J2, cfg.attention ? "standard" : "factored", model.n_params,
-                       exact_mode ? (int)vmc.en.basis.dim : eval_samples, opt.n_steps, e, err, var, vscore);
+                       exact_mode ? (int)vmc.en.basis.dim : eval_samples, opt.n_steps, per_step, e, err, var, vscore);
                 if (isfinite(exact)) printf("\"exact_per_site\":%.10g,\"relative_error\":%.4g,", exact, rel);
                 else printf("\"exact_per_site\":null,\"relative_error\":null,");
+                if (have_sym) {
+                    printf("\"sym_energy_per_site\":%.10g,\"sym_error\":%.4g,\"sym_v_score\":%.6g,", se, serr, svs);
+                    if (isfinite(srel)) printf("\"sym_relative_error\":%.4g,", srel); else printf("\"sym_relative_error\":null,");
+                }
                 printf("\"seconds\":%.2f}\n", secs);
             } else {
                 printf("E/N = %.6f +- %.6f  (%s)\n", e, err, exact_mode ? "exact enumeration" : "fresh samples");
                 printf("variance/N = %.6f   V-score = %.4g\n", var, vscore);
                 if (isfinite(exact)) printf("exact E/N = %.10f   relative error = %.2e\n", exact, rel);
-                printf("%d steps in %.1f s (%.3f s/step)\n", opt.n_steps, secs, vmc.step > 0 ? t_train / (double)vmc.step : 0.0);
+                if (have_sym) {
+                    printf("symmetrised: E/N = %.6f +- %.6f   V-score = %.4g", se, serr, svs);
+                    if (isfinite(srel)) printf("   relative error = %.2e", srel);
+                    printf("\n");
+                }
+                printf("%ld steps in %.1f s (%.3f s/step)\n", done_here, t_train, per_step);
             }
         }
     }
+    if (att_every) tqs_vit_ws_free(&att_ws);
+    free(dep); free(dep_buf); free(hist_x); free(hist_y); free(hist_e); free(logs);
     tqs_vmc_free(&vmc);
     tqs_vit_free(&model);
     tqs_hamiltonian_free(&H);

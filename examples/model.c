@@ -2,9 +2,12 @@
  *   ./examples/model init -o OUT [--L n | --Lx n --Ly n] [--patch b] [--d d] [--heads h]
  *                          [--layers l] [--ff f] [--attention factored|standard] [--seed s]
  *   ./examples/model info MODEL
- *   ./examples/model eval MODEL [CONFIGS | --random K [--seed S]]
+ *   ./examples/model eval MODEL [CONFIGS | --random K [--seed S]] [--symmetrize [--J2 x]]
  * eval reads one configuration per line (N integers +1/-1 in site order, from
- * CONFIGS or standard input) and prints "Re Im" of log psi per line. */
+ * CONFIGS or standard input) and prints "Re Im" of log psi per line.
+ * --symmetrize evaluates psi_sym instead, in the symmetry sector of the exact
+ * ground state of the J1-J2 model at J2 (N <= 24), or, for larger lattices,
+ * the sector estimated from 4096 samples of the model. */
 #define TQS_IMPLEMENTATION
 #include "../tqs.h"
 #include "flags.h"
@@ -74,14 +77,41 @@ static int read_configs(FILE *f, const char *name, int N, int8_t **out, int *cou
     return 0;
 }
 
+/* Characters of the sector psi_sym is projected on (see the top of the file). */
+static int sector(tqs_symmetry *G, const tqs_vit *m, tqs_amplitude *amp, double J2) {
+    tqs_hamiltonian H;
+    int rc;
+    if (tqs_hamiltonian_init(&H, m->cfg.Lx, m->cfg.Ly, 1.0, J2)) return 1;
+    if (m->N <= TQS_ED_MAX_SITES) rc = tqs_symmetry_characters_ground_state(G, &H);
+    else {
+        tqs_sampler S;
+        int8_t *cf = (int8_t *)malloc((size_t)4096 * m->N);
+        tqs_complex *lp = (tqs_complex *)malloc(sizeof(tqs_complex) * 4096);
+        rc = !cf || !lp || tqs_sampler_init(&S, &H.lat, 16, 1);
+        if (!rc) {
+            rc = tqs_sampler_run(&S, amp, 256, 2, 50, cf, lp) || tqs_symmetry_characters_sampled(G, amp, cf, lp, 4096, NULL, NULL);
+            tqs_sampler_free(&S);
+        }
+        free(cf); free(lp);
+    }
+    tqs_hamiltonian_free(&H);
+    return rc;
+}
+
 static int cmd_eval(const tqs_vit *m, int argc, char **argv) {
     const char *file = NULL;
-    int i, K = -1, seed = 1, count = 0, N = m->N, s, j;
+    int i, K = -1, seed = 1, count = 0, N = m->N, s, j, symmetrize = 0, rc = 0;
+    double J2 = 0.5;
     int8_t *cf = NULL;
     tqs_vit_ws ws;
     tqs_complex lp[256];
+    tqs_vit_amplitude holder;
+    tqs_amplitude amp, sym_amp;
+    tqs_symmetry G;
+    tqs_symmetric_amplitude sa;
     for (i = 3; i < argc; i++) {
-        if (flags_int(argc, argv, &i, "--random", &K, 1, 100000000) || flags_int(argc, argv, &i, "--seed", &seed, 0, 2147483647)) continue;
+        if (flags_int(argc, argv, &i, "--random", &K, 1, 100000000) || flags_int(argc, argv, &i, "--seed", &seed, 0, 2147483647) ||
+            flags_bool(argv, i, "--symmetrize", &symmetrize) || flags_real(argc, argv, &i, "--J2", &J2, -1e3, 1e3)) continue;
         if (argv[i][0] == '-' && argv[i][1]) flags_die("eval: unknown flag '%s'", argv[i]);
         if (file) flags_die("eval: more than one configuration file given");
         file = argv[i];
@@ -101,17 +131,31 @@ static int cmd_eval(const tqs_vit *m, int argc, char **argv) {
         if (f != stdin) fclose(f);
     }
     if (tqs_vit_ws_init(&ws, m, 256, 0)) { fprintf(stderr, "model: %s\n", tqs_last_error()); free(cf); return 1; }
+    amp = tqs_vit_amplitude_make(&holder, m, &ws);
+    if (symmetrize) {
+        if (tqs_symmetry_init(&G, m->cfg.Lx, m->cfg.Ly, m->cfg.b) || sector(&G, m, &amp, J2) ||
+            tqs_symmetric_amplitude_init(&sa, &sym_amp, &G, &amp)) {
+            fprintf(stderr, "model: --symmetrize: %s\n", tqs_last_error());
+            tqs_vit_ws_free(&ws); free(cf);
+            return 1;
+        }
+    }
     for (s = 0; s < count; s += 256) {
         int B = count - s < 256 ? count - s : 256, b;
-        tqs_vit_forward(m, &ws, lp, cf + (size_t)s * N, B);
+        if (symmetrize ? sym_amp.fn(sym_amp.ctx, lp, cf + (size_t)s * N, B) : tqs_vit_forward(m, &ws, lp, cf + (size_t)s * N, B)) {
+            fprintf(stderr, "model: %s\n", tqs_last_error());
+            rc = 1;
+            break;
+        }
         for (b = 0; b < B; b++) {
             if (K > 0) for (j = 0; j < N; j++) printf("%d ", cf[(size_t)(s + b) * N + j]);
             printf("%.17g %.17g\n", lp[b].re, lp[b].im);
         }
     }
+    if (symmetrize) { tqs_symmetric_amplitude_free(&sa); tqs_symmetry_free(&G); }
     tqs_vit_ws_free(&ws);
     free(cf);
-    return 0;
+    return rc;
 }
 
 int main(int argc, char **argv) {
@@ -122,7 +166,7 @@ int main(int argc, char **argv) {
         printf("usage: model init -o OUT [--L n|--Lx n --Ly n] [--patch b] [--d d] [--heads h] [--layers l]\n"
                "                  [--ff f] [--attention factored|standard] [--seed s]\n"
                "       model info MODEL\n"
-               "       model eval MODEL [CONFIGS | --random K [--seed S]]\n");
+               "       model eval MODEL [CONFIGS | --random K [--seed S]] [--symmetrize [--J2 x (0.5)]]\n");
         return argc < 2 ? 2 : 0;
     }
     if (!strcmp(argv[1], "init")) return cmd_init(argc, argv);

@@ -1,0 +1,116 @@
+/* attention.c - how much do the attention weights of a trained ViT depend on
+ * the input configuration?
+ *   ./examples/attention MODEL [--samples K] [--seed S] [--svg PREFIX] [--json]
+ * Draws K configurations from |psi|^2, reads the attention weights A(s) of
+ * every layer and head, and reports the input dependence
+ *   D = mean_s ||A(s) - mean A||_F / ||mean A||_F
+ * (0 for factored attention, by construction). --svg writes PREFIX-mean.svg
+ * and PREFIX-std.svg: the mean and the standard deviation over samples as
+ * functions of the displacement between query and key patch. */
+#define TQS_IMPLEMENTATION
+#include "../tqs.h"
+#include "flags.h"
+
+/* The displacement-averaged map of each layer and head, rolled so that the
+ * zero displacement sits in the middle: out (n_layers * h, gx, gy). */
+static void displacement_maps(const tqs_vit *m, double *out, const double *maps) {
+    int gx = m->gx, gy = m->gy, lh, i, j;
+    double *tmp = (double *)malloc(sizeof(double) * m->n);
+    for (lh = 0; lh < m->cfg.n_layers * m->cfg.h; lh++) {
+        tqs_vit_displacement_map(m, tmp, maps + (size_t)lh * m->n * m->n);
+        for (i = 0; i < gx; i++) for (j = 0; j < gy; j++)
+            out[(size_t)lh * m->n + ((i + gx / 2) % gx) * gy + (j + gy / 2) % gy] = tmp[i * gy + j];
+    }
+    free(tmp);
+}
+
+int main(int argc, char **argv) {
+    const char *path = NULL, *svg = NULL;
+    int i, K = 1024, seed = 1, json = 0, chains = 16, nlh, l, mu;
+    tqs_vit m;
+    tqs_vit_ws ws;
+    tqs_vit_amplitude holder;
+    tqs_amplitude amp;
+    tqs_lattice lat;
+    tqs_sampler S;
+    int8_t *cf;
+    tqs_complex *lp;
+    double *dep, *mean, *sd, avg = 0;
+
+    flags_prog = "attention";
+    for (i = 1; i < argc; i++) {
+        if (flags_int(argc, argv, &i, "--samples", &K, 16, 1 << 20) || flags_int(argc, argv, &i, "--seed", &seed, 0, 2147483647) ||
+            flags_str(argc, argv, &i, "--svg", &svg) || flags_bool(argv, i, "--json", &json)) continue;
+        if (!strcmp(argv[i], "--help") || !strcmp(argv[i], "-h")) {
+            printf("usage: attention MODEL [--samples K (1024)] [--seed S (1)] [--svg PREFIX] [--json]\n");
+            return 0;
+        }
+        if (argv[i][0] == '-') flags_die("unknown flag '%s' (try --help)", argv[i]);
+        if (path) flags_die("more than one MODEL given ('%s' and '%s')", path, argv[i]);
+        path = argv[i];
+    }
+    if (!path) flags_die("MODEL is required (try --help)");
+    if (tqs_vit_load(&m, path)) { fprintf(stderr, "attention: %s\n", tqs_last_error()); return 1; }
+    nlh = m.cfg.n_layers * m.cfg.h;
+    K = (K + chains - 1) / chains * chains;
+    cf = (int8_t *)malloc((size_t)K * m.N); lp = (tqs_complex *)malloc(sizeof(tqs_complex) * K);
+    dep = (double *)malloc(sizeof(double) * nlh);
+    mean = (double *)malloc(sizeof(double) * nlh * m.n * m.n); sd = (double *)malloc(sizeof(double) * nlh * m.n * m.n);
+    if (!cf || !lp || !dep || !mean || !sd) { fprintf(stderr, "attention: out of memory for %d samples\n", K); return 1; }
+    if (tqs_vit_ws_init(&ws, &m, 256, 0) || tqs_lattice_init(&lat, m.cfg.Lx, m.cfg.Ly) || tqs_sampler_init(&S, &lat, chains, (uint64_t)seed)) {
+        fprintf(stderr, "attention: %s\n", tqs_last_error());
+        return 1;
+    }
+    amp = tqs_vit_amplitude_make(&holder, &m, &ws);
+    /* samples two sweeps apart after 50 sweeps of thermalisation */
+    if (tqs_sampler_run(&S, &amp, K / chains, 2, 50, cf, lp) || tqs_vit_attention_stats(&m, &ws, dep, mean, sd, cf, K)) {
+        fprintf(stderr, "attention: %s\n", tqs_last_error());
+        return 1;
+    }
+    for (i = 0; i < nlh; i++) avg += dep[i] / nlh;
+    if (json) {
+        printf("{\"model\":\"%s\",\"attention\":\"%s\",\"samples\":%d,\"input_dependence\":%.6g,\"per_head\":[", path,
+               m.cfg.attention ? "standard" : "factored", K, avg);
+        for (i = 0; i < nlh; i++) printf("%s%.6g", i ? "," : "", dep[i]);
+        printf("]}\n");
+    } else {
+        printf("%s: %dx%d, %s attention, %d layers x %d heads, %d samples of |psi|^2 (acceptance %.2f)\n", path, m.cfg.Lx, m.cfg.Ly,
+               m.cfg.attention ? "standard" : "factored", m.cfg.n_layers, m.cfg.h, K, tqs_sampler_acceptance(&S, -1));
+        if (!m.cfg.attention) printf("factored attention depends on positions only: the same weights for every input\n");
+        printf("input dependence  mean_s ||A(s) - mean A||_F / ||mean A||_F\n");
+        for (l = 0; l < m.cfg.n_layers; l++) {
+            printf("  layer %d:", l + 1);
+            for (mu = 0; mu < m.cfg.h; mu++) printf("  head %d %.4f", mu + 1, dep[l * m.cfg.h + mu]);
+            printf("\n");
+        }
+        printf("  average %.4f\n", avg);
+    }
+    if (svg) {
+        size_t len = strlen(svg) + 16;
+        char *name = (char *)malloc(len), **labels = (char **)malloc(sizeof(char *) * nlh), title[160];
+        double *maps = (double *)malloc(sizeof(double) * nlh * m.n);
+        for (l = 0; l < m.cfg.n_layers; l++) for (mu = 0; mu < m.cfg.h; mu++) {
+            labels[l * m.cfg.h + mu] = (char *)malloc(48);
+            snprintf(labels[l * m.cfg.h + mu], 48, "layer %d head %d", l + 1, mu + 1);
+        }
+        displacement_maps(&m, maps, mean);
+        snprintf(name, len, "%s-mean.svg", svg);
+        snprintf(title, sizeof title, "%dx%d %s attention: mean weight vs displacement (centre = 0)", m.cfg.Lx, m.cfg.Ly,
+                 m.cfg.attention ? "standard" : "factored");
+        if (tqs_svg_heat_maps(name, title, maps, nlh, m.gx, m.gy, (const char *const *)labels, "weight")) {
+            fprintf(stderr, "attention: %s\n", tqs_last_error()); return 1;
+        }
+        displacement_maps(&m, maps, sd);
+        snprintf(name, len, "%s-std.svg", svg);
+        snprintf(title, sizeof title, "%dx%d %s attention: std over %d samples vs displacement", m.cfg.Lx, m.cfg.Ly,
+                 m.cfg.attention ? "standard" : "factored", K);
+        if (tqs_svg_heat_maps(name, title, maps, nlh, m.gx, m.gy, (const char *const *)labels, "std")) {
+            fprintf(stderr, "attention: %s\n", tqs_last_error()); return 1;
+        }
+        for (i = 0; i < nlh; i++) free(labels[i]);
+        free(labels); free(maps); free(name);
+    }
+    tqs_sampler_free(&S); tqs_lattice_free(&lat); tqs_vit_ws_free(&ws); tqs_vit_free(&m);
+    free(cf); free(lp); free(dep); free(mean); free(sd);
+    return 0;
+}
