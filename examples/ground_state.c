@@ -365,10 +365,9 @@ int main(int argc, char **argv) {
         int have_sym = 0;
         if (save && tqs_vit_save(&model, save)) { fprintf(stderr, "ground_state: --save: %s\n", tqs_last_error()); status = 1; }
         if (tqs_vmc_evaluate(&vmc, eval_samples, &info)) { fprintf(stderr, "ground_state: evaluation: %s\n", tqs_last_error()); status = 1; }
-        if (status == 0 && symmetrize) {
-            if (evaluate_symmetrized(&vmc, &H, sym_samples, (uint64_t)seed, &sym, quiet)) status = 1;
-            else have_sym = 1;
-        }
+        /* a failed symmetrisation (e.g. an undetermined sector) still reports the
+         * plain results, and then exits with status 1 */
+        if (status == 0 && symmetrize) have_sym = !evaluate_symmetrized(&vmc, &H, sym_samples, (uint64_t)seed, &sym, quiet);
         exact = exact_per_site(&H, J1, J2);
         if (status == 0 && plot) {
             char title[128];
@@ -403,7 +402,7 @@ int main(int argc, char **argv) {
                 if (have_sym) {
                     printf("\"sym_energy_per_site\":%.10g,\"sym_error\":%.4g,\"sym_v_score\":%.6g,", se, serr, svs);
                     if (isfinite(srel)) printf("\"sym_relative_error\":%.4g,", srel); else printf("\"sym_relative_error\":null,");
-                }
+                } else if (symmetrize) printf("\"sym_energy_per_site\":null,\"sym_error\":null,\"sym_v_score\":null,\"sym_relative_error\":null,");
                 printf("\"seconds\":%.2f}\n", secs);
             } else {
                 printf("E/N = %.6f +- %.6f  (%s)\n", e, err, exact_mode ? "exact enumeration" : "fresh samples");
@@ -416,6 +415,7 @@ int main(int argc, char **argv) {
                 }
                 printf("%ld steps in %.1f s (%.3f s/step)\n", done_here, t_train, per_step);
             }
+            if (symmetrize && !have_sym) status = 1;
         }
     }
     if (att_every) tqs_vit_ws_free(&att_ws);
