@@ -3,6 +3,7 @@
 #   make run      train the default model (4x4, J2 = 0.5) and report its energy
 #   make test     build every test three ways (OpenMP, no OpenMP, sanitizers) and run them
 #   make reproduce  the paper's comparisons (about 30 minutes), written to examples/results/
+#   make bench    the benchmark suite (a few minutes; bench/bench --quick is part of make test)
 #   make clean
 CC ?= cc
 MARCH := $(shell $(CC) -march=native -x c -c /dev/null -o /dev/null >/dev/null 2>&1 && echo -march=native)
@@ -13,12 +14,15 @@ SANITIZE = -DTQS_TEST_SANITIZE -O1 -g -fsanitize=address,undefined -fno-omit-fra
 LDLIBS = -lm
 
 EXAMPLES = examples/exact examples/model examples/ground_state examples/minimal examples/attention
-TESTS = test_ed test_vit test_vmc test_sr test_sym
+TESTS = test_ed test_vit test_vmc test_sr test_sym test_files
 MODES = omp noomp san
 
 all: $(EXAMPLES)
 
 examples/%: examples/%.c tqs.h examples/flags.h
+	$(CC) $(CFLAGS) $(WARN) $(OPENMP) -I. $< -o $@ $(LDLIBS)
+
+bench/bench: bench/bench.c tqs.h examples/flags.h
 	$(CC) $(CFLAGS) $(WARN) $(OPENMP) -I. $< -o $@ $(LDLIBS)
 
 build/omp/%: tests/%.c tqs.h tests/test.h
@@ -34,13 +38,16 @@ build/san/%: tests/%.c tqs.h tests/test.h
 TEST_BINS = $(foreach m,$(MODES),$(addprefix build/$(m)/,$(TESTS)))
 
 # Every test program prints "N passed, N failed" last; a crash counts as a failure.
-test: $(EXAMPLES) $(TEST_BINS)
+test: $(EXAMPLES) $(TEST_BINS) bench/bench
 	@rm -f build/summary; \
 	for m in $(MODES); do for t in $(TESTS); do \
 	  echo "== $$m/$$t"; \
 	  if ./build/$$m/$$t > build/$$m/$$t.log 2>&1; then :; else echo "1 crashed" >> build/summary; fi; \
 	  grep -v ' passed, ' build/$$m/$$t.log; grep ' passed, ' build/$$m/$$t.log | tail -n 1 | tee -a build/summary; \
 	done; done; \
+	echo "== bench --quick (a smoke run: the benchmark must keep working)"; \
+	if ./bench/bench --quick > build/bench-quick.log 2>&1; then echo "1 passed, 0 failed" >> build/summary; \
+	else cat build/bench-quick.log; echo "1 crashed" >> build/summary; fi; \
 	awk '/ passed, /{p+=$$1; f+=$$3} / crashed/{f+=$$1} END{printf "%d passed, %d failed\n", p, f; exit (f>0)}' build/summary
 
 # The main job: train the default model (see README) and report its energy.
@@ -51,8 +58,11 @@ run: examples/ground_state
 reproduce: $(EXAMPLES)
 	./examples/reproduce.sh
 
-clean:
-	rm -rf build $(EXAMPLES)
+bench: bench/bench
+	./bench/bench
 
-.PHONY: all test clean run reproduce
+clean:
+	rm -rf build $(EXAMPLES) bench/bench
+
+.PHONY: all test clean run reproduce bench
 .SECONDARY:

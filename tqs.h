@@ -443,6 +443,7 @@ typedef struct tqs_step_info {
     int rejected;                 /* the update was not finite: parameters unchanged */
     double distance;              /* lr sqrt(delta^T S delta) of the update (before any cap) */
     int capped;                   /* the update was scaled down to max_distance */
+    double seconds[4];            /* wall time of: sampling (or enumeration), local energy, Jacobian, SR solve and update */
 } tqs_step_info;
 
 typedef struct tqs_vmc {
@@ -646,6 +647,7 @@ TQSDEF int tqs_svg_heat_maps(const char *path, const char *title, const double *
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 #ifdef _OPENMP
 #include <omp.h>
 #endif
@@ -710,6 +712,16 @@ static int tqs__fail_in_file(int rc, const char *path) {
     if (rc == TQS_OK) return rc;
     memcpy(msg, tqs__errbuf, sizeof msg);
     return tqs__fail(rc, "%s: %s", path, msg);
+}
+
+/* Wall-clock seconds, for the phase timings of a step: OpenMP's clock when
+ * available, else clock() (CPU time, which is wall time for one thread). */
+static double tqs__seconds(void) {
+#ifdef _OPENMP
+    return omp_get_wtime();
+#else
+    return (double)clock() / CLOCKS_PER_SEC;
+#endif
 }
 
 static void *tqs__alloc(size_t bytes) {
@@ -2415,10 +2427,12 @@ static double tqs__schedule(double a, double b, long t, int T) {
 /* Samples (or enumerates) and computes local energies and statistics. */
 static int tqs__vmc_measure(tqs_vmc *v, tqs_step_info *info, int8_t **cfgs, tqs_complex **lp, tqs_complex **el) {
     int rc, i;
+    double t0 = tqs__seconds(), t1;
     memset(info, 0, sizeof *info);
     if (v->opt.exact) {
         tqs_enumeration *E = &v->en;
         if ((rc = tqs_enumeration_evaluate(E, v->H, &v->amp)) != 0) return rc;
+        info->seconds[0] = tqs__seconds() - t0;  /* amplitudes and local energies together */
         info->energy = E->energy; info->variance = E->variance;
         info->error = 0; info->tau = 0.5; info->rhat = 1; info->acceptance = 1;
         *cfgs = E->configs; *lp = E->logpsi; *el = E->eloc;
@@ -2429,7 +2443,10 @@ static int tqs__vmc_measure(tqs_vmc *v, tqs_step_info *info, int8_t **cfgs, tqs_
         rc = tqs_sampler_run(&v->sampler, &v->amp, v->per_chain, v->opt.sweeps,
                              v->step == 0 ? v->opt.thermalize : 0, v->samples, v->logpsi);
         if (rc) return rc;
+        t1 = tqs__seconds();
+        info->seconds[0] = t1 - t0;
         if ((rc = tqs_local_energy(v->eloc, v->H, &v->amp, &v->eloc_ws, v->samples, v->logpsi, v->M)) != 0) return rc;
+        info->seconds[1] = tqs__seconds() - t1;
         for (i = 0; i < v->M; i++) { v->work[i] = v->eloc[i].re; v->weights[i] = 1.0 / v->M; }
         tqs_statistics(&st, v->work, v->opt.n_chains, v->per_chain);
         info->energy = st.mean; info->error = st.error; info->variance = st.variance;
@@ -2446,7 +2463,7 @@ TQSDEF int tqs_vmc_step(tqs_vmc *v, tqs_step_info *info) {
     tqs_complex *lp, *el;
     long P, r, k, s;
     int rc, N;
-    double emean_re = 0, emean_im = 0, *Omean;
+    double emean_re = 0, emean_im = 0, *Omean, t0;
     if (!v || !v->X) return tqs__fail(TQS_EINVAL, "vmc: not initialised");
     if (!info) info = &local;
     P = (long)v->model->n_params; N = v->H->lat.N;
@@ -2460,6 +2477,7 @@ TQSDEF int tqs_vmc_step(tqs_vmc *v, tqs_step_info *info) {
         return TQS_OK;
     }
     /* Jacobian rows 2s (Re) and 2s+1 (Im), in batches */
+    t0 = tqs__seconds();
     for (s = 0; s < v->M; s += v->opt.jac_batch) {
         int B = (int)(v->M - s < v->opt.jac_batch ? v->M - s : v->opt.jac_batch);
         if ((rc = tqs_vit_jacobian(v->model, &v->jac_ws, v->X + 2 * (size_t)s * P, NULL, cfgs + (size_t)s * N, B)) != 0) return rc;
@@ -2487,6 +2505,8 @@ TQSDEF int tqs_vmc_step(tqs_vmc *v, tqs_step_info *info) {
         v->f[2 * s] = sw * (el[s].re - emean_re);
         v->f[2 * s + 1] = sw * (el[s].im - emean_im);
     }
+    info->seconds[2] = tqs__seconds() - t0;
+    t0 = tqs__seconds();
     rc = tqs_sr_solve(v->delta, v->X, v->f, info->diag_shift, &v->opt.sr, &v->sr_ws, &info->sr);
     if (rc && rc != TQS_ENOTPD) return rc;
     for (k = 0; k < P && !rc; k++) if (!isfinite(v->delta[k])) rc = TQS_ENUMERIC;
@@ -2503,6 +2523,7 @@ TQSDEF int tqs_vmc_step(tqs_vmc *v, tqs_step_info *info) {
         }
         for (k = 0; k < P; k++) v->model->params[k] -= scale * info->lr * v->delta[k];
     }
+    info->seconds[3] = tqs__seconds() - t0;
     tqs_sampler_invalidate(&v->sampler);
     v->step++;
     return TQS_OK;
@@ -2676,7 +2697,7 @@ TQSDEF int tqs_vit_save(const tqs_vit *m, const char *path) {
     size_t len;
     int rc;
     if (!m || !m->params || !path) return tqs__fail(TQS_EINVAL, "save: null model or path");
-    if ((rc = tqs__vit_to_bytes(m, &buf, &len)) != 0) return rc;
+    if ((rc = tqs__vit_to_bytes(m, &buf, &len)) != 0) return tqs__fail_in_file(rc, path);
     rc = tqs_write_file_atomic(path, buf, len);
     TQS_FREE(buf);
     return rc;
@@ -2744,7 +2765,7 @@ TQSDEF int tqs_vmc_save_checkpoint(const tqs_vmc *v, const char *path) {
     size_t mlen, len;
     int rc, c, k, M, N;
     if (!v || !v->model || !path) return tqs__fail(TQS_EINVAL, "checkpoint: null argument");
-    if ((rc = tqs__vit_to_bytes(v->model, &mbuf, &mlen)) != 0) return rc;
+    if ((rc = tqs__vit_to_bytes(v->model, &mbuf, &mlen)) != 0) return tqs__fail_in_file(rc, path);
     M = v->opt.exact ? 0 : v->sampler.n_chains; N = v->H->lat.N;
     len = 8 + 4 + 8 + 4 + 4 + (size_t)M * N + (size_t)M * 32 + 8 + mlen + 4;
     buf = (unsigned char *)tqs__alloc(len);

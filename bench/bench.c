@@ -1,0 +1,284 @@
+/* bench.c - how fast is tqs.h on this machine, and how close to its limit?
+ *   ./bench/bench            full run (a few minutes)
+ *   ./bench/bench --quick    seconds-long smoke run (make test runs it)
+ *   ./bench/bench --json     one JSON object instead of the table
+ * Every rate is measured with 1 thread and with all threads, and every
+ * GFLOP/s figure is also given as a percentage of the peak double-precision
+ * multiply-add rate measured by this program in the same run.
+ *
+ * FLOPs of one ViT forward pass (multiply-add = 2 FLOPs; n = tokens, d = width,
+ * b = patch, f = ff, h = heads; elementwise work — LayerNorm, GELU, softmax,
+ * logcosh — is not counted):
+ *   embedding 2 n b^2 d,  per layer 4 n d^2 (values, output) + 4 n d^2 (queries,
+ *   keys; standard only) + 2 n^2 d (attention times values) + 2 n^2 d (scores;
+ *   standard only) + 4 n d f d (feed-forward),  head 4 d^2. */
+#define _POSIX_C_SOURCE 200809L
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+/* Count every allocation the library makes, to check that a step allocates nothing. */
+static long bench_allocations;
+static void *bench_malloc(size_t n) { bench_allocations++; return malloc(n); }
+#define TQS_MALLOC(n) bench_malloc(n)
+#define TQS_IMPLEMENTATION
+#include "../tqs.h"
+#include "../examples/flags.h"
+
+static int quick, json, max_threads;
+static double peak1, peakN;   /* GFLOP/s, one core and all cores */
+static int n_rows;
+
+static double now(void) {
+    struct timespec t;
+    clock_gettime(CLOCK_MONOTONIC, &t);
+    return (double)t.tv_sec + 1e-9 * (double)t.tv_nsec;
+}
+
+/* One result row: printed as a table line or as a JSON member. */
+static void row(const char *group, const char *what, int threads, double value, const char *unit, double gflops) {
+    if (json) {
+        printf("%s{\"group\":\"%s\",\"what\":\"%s\",\"threads\":%d,\"value\":%.6g,\"unit\":\"%s\"", n_rows ? ",\n " : "", group, what,
+               threads, value, unit);
+        if (gflops > 0) printf(",\"gflops\":%.4g,\"percent_of_peak\":%.3g", gflops, 100 * gflops / (threads == 1 ? peak1 : peakN));
+        printf("}");
+    } else {
+        printf("%-10s %-44s %2d  %12.4g %-14s", group, what, threads, value, unit);
+        if (gflops > 0) printf("  %7.2f GFLOP/s  %5.1f%% of peak", gflops, 100 * gflops / (threads == 1 ? peak1 : peakN));
+        printf("\n");
+    }
+    n_rows++;
+}
+
+/* Peak: 48 independent multiply-add chains per thread (enough to fill the
+ * FMA pipelines of any current x86 or ARM core), vectorised by the compiler. */
+#define PEAK_W 48
+static double peak_gflops(int threads) {
+    long iters = quick ? 2000000 : 20000000;
+    double t0, dt, sink = 0;
+    tqs_set_threads(threads);
+    t0 = now();
+    TQS__OMP(parallel reduction(+ : sink))
+    {
+        double a[PEAK_W], x = 1.0000001, y = 0.9999999;
+        long it;
+        int j;
+        for (j = 0; j < PEAK_W; j++) a[j] = j * 1e-3;
+        for (it = 0; it < iters; it++)
+            for (j = 0; j < PEAK_W; j++) a[j] = a[j] * x + y;
+        for (j = 0; j < PEAK_W; j++) sink += a[j];
+    }
+    dt = now() - t0;
+    if (sink == 1.2345) printf(" ");   /* keeps the loop */
+    return 2.0 * PEAK_W * iters * threads / dt * 1e-9;
+}
+
+typedef struct shape { const char *name; tqs_vit_config cfg; } shape;
+
+static double forward_flops(const tqs_vit *m) {
+    double n = m->n, d = m->cfg.d, b = m->cfg.b, f = m->cfg.ff, per_layer;
+    int std = m->cfg.attention == TQS_ATTN_STANDARD;
+    per_layer = 4 * n * d * d + (std ? 4 * n * d * d : 0) + 2 * n * n * d + (std ? 2 * n * n * d : 0) + 4 * n * d * f * d;
+    return 2 * n * b * b * d + m->cfg.n_layers * per_layer + 4 * d * d;
+}
+
+/* Repeats fn until at least min_time seconds have passed; returns seconds per call. */
+#define TIME_IT(out, min_time, call) do { \
+    double t0_ = now(), el_; long reps_ = 0; \
+    do { call; reps_++; el_ = now() - t0_; } while (el_ < (min_time)); \
+    (out) = el_ / reps_; } while (0)
+
+static void random_configs(int8_t *c, int B, int N, uint64_t seed) {
+    tqs_rng r;
+    int s;
+    tqs_rng_seed(&r, seed, 0);
+    for (s = 0; s < B; s++) tqs_random_config(c + (size_t)s * N, N, &r);
+}
+
+static void bench_model(const shape *sh) {
+    static const int batches[3] = {1, 16, 256};
+    tqs_vit m;
+    tqs_vit_ws ws, jws;
+    tqs_hamiltonian H;
+    tqs_vit_amplitude holder;
+    tqs_amplitude amp;
+    tqs_eloc_ws ews;
+    tqs_sampler S;
+    int8_t *cf;
+    tqs_complex *lp, *el;
+    double *jac, fl, t, t_fwd = 0, mt = quick ? 0.05 : 0.5;
+    int th, k, Bj = quick ? 16 : 64, Be = quick ? 16 : 128, N;
+    char what[96];
+    if (tqs_vit_init(&m, &sh->cfg, 1) || tqs_hamiltonian_init(&H, sh->cfg.Lx, sh->cfg.Ly, 1.0, 0.5)) {
+        fprintf(stderr, "bench: %s\n", tqs_last_error()); exit(1);
+    }
+    N = m.N; fl = forward_flops(&m);
+    cf = (int8_t *)malloc((size_t)256 * N); lp = (tqs_complex *)malloc(sizeof(tqs_complex) * 256);
+    el = (tqs_complex *)malloc(sizeof(tqs_complex) * 256);
+    jac = (double *)malloc(sizeof(double) * 2 * Bj * m.n_params);
+    random_configs(cf, 256, N, 7);
+    tqs_vit_ws_init(&ws, &m, 256, 0);
+    amp = tqs_vit_amplitude_make(&holder, &m, &ws);
+    for (th = 1; th <= max_threads; th = th == max_threads ? th + 1 : max_threads) {
+        tqs_set_threads(th);
+        tqs_vit_ws_init(&jws, &m, Bj, 1);
+        for (k = 0; k < 3; k++) {
+            int B = batches[k];
+            if (quick && B == 256 && m.n_params > 20000) continue;
+            TIME_IT(t, mt, tqs_vit_forward(&m, &ws, lp, cf, B));
+            snprintf(what, sizeof what, "forward, batch %d (%.3g MFLOP/config)", B, fl * 1e-6);
+            row(sh->name, what, th, B / t, "configs/s", fl * B / t * 1e-9);
+            if (B == 16) t_fwd = t / B;
+        }
+        TIME_IT(t, mt, tqs_vit_jacobian(&m, &jws, jac, NULL, cf, Bj));
+        snprintf(what, sizeof what, "Jacobian, batch %d: cost / forward (b16) %.2f", Bj, t / Bj / t_fwd);
+        row(sh->name, what, th, 2 * Bj / t, "rows/s", 0);
+        {   /* local energy: samples/s and connected configurations/s */
+            long conn = 0;
+            int s, flips[1024];
+            double mels[512];
+            for (s = 0; s < Be; s++) conn += tqs_hamiltonian_connected(&H, cf + (size_t)s * N, flips, mels);
+            tqs_eloc_ws_init(&ews, &H, 256);
+            tqs_vit_forward(&m, &ws, lp, cf, Be);
+            TIME_IT(t, mt, tqs_local_energy(el, &H, &amp, &ews, cf, lp, Be));
+            snprintf(what, sizeof what, "local energy, %d samples (%.1f connected each)", Be, (double)conn / Be);
+            row(sh->name, what, th, Be / t, "samples/s", fl * conn / t * 1e-9);
+            row(sh->name, "  connected configurations", th, conn / t, "configs/s", 0);
+            tqs_eloc_ws_free(&ews);
+        }
+        {   /* sampler: 16 chains, proposals per second */
+            tqs_sampler_init(&S, &H.lat, 16, 3);
+            TIME_IT(t, mt, tqs_sampler_run(&S, &amp, 0, 0, 1, NULL, NULL));
+            row(sh->name, "sampler, 16 chains, one sweep", th, 16.0 * N / t, "proposals/s", 0);
+            tqs_sampler_free(&S);
+        }
+        tqs_vit_ws_free(&jws);
+    }
+    tqs_vit_ws_free(&ws); tqs_vit_free(&m); tqs_hamiltonian_free(&H);
+    free(cf); free(lp); free(el); free(jac);
+}
+
+/* X^T X, X X^T, Cholesky and CG at one (R = 2M, P). */
+static void bench_sr(long R, long P, int with_xtx) {
+    double *X, *C, *f, *delta, t, mem;
+    char grp[32], what[96];
+    tqs_rng r;
+    long i;
+    int th;
+    snprintf(grp, sizeof grp, "SR %ldx%ld", R, P);
+    mem = 8.0 * ((double)R * P + (with_xtx ? (double)P * P : 0) + (double)R * R);
+    X = (double *)malloc(sizeof(double) * R * P);
+    C = (double *)malloc(sizeof(double) * (with_xtx && P > R ? P * P : R * R));
+    f = (double *)malloc(sizeof(double) * R); delta = (double *)malloc(sizeof(double) * P);
+    if (!X || !C || !f || !delta) { fprintf(stderr, "bench: out of memory for %s (%.3g GB)\n", grp, mem * 1e-9); exit(1); }
+    tqs_rng_seed(&r, 5, 0);
+    for (i = 0; i < R * P; i++) X[i] = tqs_rng_normal(&r);
+    for (i = 0; i < R; i++) f[i] = tqs_rng_normal(&r);
+    row(grp, "memory: X, X X^T (and X^T X)", 0, mem * 1e-9, "GB", 0);
+    for (th = 1; th <= max_threads; th = th == max_threads ? th + 1 : max_threads) {
+        tqs_set_threads(th);
+        if (with_xtx) {
+            TIME_IT(t, 0, tqs_gram(C, X, R, P, 0));
+            row(grp, "X^T X  (P^2 R FLOPs, one triangle)", th, t, "s", (double)P * P * R / t * 1e-9);
+        }
+        TIME_IT(t, 0, tqs_gram(C, X, R, P, 1));
+        row(grp, "X X^T  (R^2 P FLOPs, one triangle)", th, t, "s", (double)R * R * P / t * 1e-9);
+        for (i = 0; i < R; i++) C[i * R + i] += 1e-2 * P;  /* well conditioned */
+        TIME_IT(t, 0, tqs_cholesky(C, R));
+        snprintf(what, sizeof what, "Cholesky %ldx%ld  (R^3/3 FLOPs)", R, R);
+        row(grp, what, th, t, "s", (double)R * R * R / 3 / t * 1e-9);
+        {
+            tqs_sr_options o;
+            tqs_sr_ws ws;
+            tqs_sr_info info;
+            memset(&o, 0, sizeof o);
+            o.solver = TQS_SOLVER_CG; o.cg_tol = 1e-30; o.cg_max_iter = quick ? 5 : 50;  /* a fixed number of iterations */
+            tqs_sr_ws_init(&ws, R, P, &o);
+            TIME_IT(t, 0, tqs_sr_solve(delta, X, f, 1e-2, &o, &ws, &info));
+            snprintf(what, sizeof what, "CG, %d iterations (4 R P FLOPs each)", info.cg_iterations);
+            row(grp, what, th, t, "s", 4.0 * R * P * info.cg_iterations / t * 1e-9);
+            tqs_sr_ws_free(&ws);
+        }
+    }
+    free(X); free(C); free(f); free(delta);
+}
+
+/* Full optimisation steps: seconds per step, by phase, and allocations. */
+static void bench_step(const shape *sh, int samples, int steps) {
+    tqs_vit m;
+    tqs_hamiltonian H;
+    tqs_vmc v;
+    tqs_vmc_options o;
+    tqs_step_info info;
+    double ph[4], total;
+    long allocs;
+    int th, k, j;
+    char grp[48], what[96];
+    snprintf(grp, sizeof grp, "step %s", sh->name);
+    for (th = 1; th <= max_threads; th = th == max_threads ? th + 1 : max_threads) {
+        tqs_set_threads(th);
+        tqs_vit_init(&m, &sh->cfg, 1);
+        tqs_hamiltonian_init(&H, sh->cfg.Lx, sh->cfg.Ly, 1.0, 0.5);
+        memset(&o, 0, sizeof o);
+        o.n_samples = samples; o.n_chains = 16; o.lr = 0.01; o.diag_shift = 0.05; o.n_steps = steps + 1;
+        if (tqs_vmc_init(&v, &H, &m, &o)) { fprintf(stderr, "bench: %s\n", tqs_last_error()); exit(1); }
+        tqs_vmc_step(&v, &info);               /* thermalisation happens here */
+        allocs = bench_allocations;
+        for (j = 0; j < 4; j++) ph[j] = 0;
+        total = now();
+        for (k = 0; k < steps; k++) {
+            tqs_vmc_step(&v, &info);
+            for (j = 0; j < 4; j++) ph[j] += info.seconds[j] / steps;
+        }
+        total = (now() - total) / steps;
+        snprintf(what, sizeof what, "full step, %d samples, %zu parameters", samples, m.n_params);
+        row(grp, what, th, total, "s/step", 0);
+        row(grp, "  sampling", th, ph[0], "s/step", 0);
+        row(grp, "  local energy", th, ph[1], "s/step", 0);
+        row(grp, "  Jacobian (+ centring)", th, ph[2], "s/step", 0);
+        snprintf(what, sizeof what, "  SR solve (%s) and update", tqs_solver_name(info.sr.solver));
+        row(grp, what, th, ph[3], "s/step", 0);
+        row(grp, "  allocations during the steps", th, (double)(bench_allocations - allocs), "count", 0);
+        tqs_vmc_free(&v); tqs_vit_free(&m); tqs_hamiltonian_free(&H);
+    }
+}
+
+int main(int argc, char **argv) {
+    shape small = {"small", {4, 4, 2, 16, 2, 2, 2, TQS_ATTN_FACTORED}};
+    shape paper_f = {"cpu-paper", {6, 6, 2, 32, 4, 2, 2, TQS_ATTN_FACTORED}};
+    shape paper_s = {"cpu-paper-std", {6, 6, 2, 32, 4, 2, 2, TQS_ATTN_STANDARD}};
+    shape tutorial = {"tutorial", {10, 10, 2, 60, 10, 4, 4, TQS_ATTN_FACTORED}};
+    int i;
+    flags_prog = "bench";
+    for (i = 1; i < argc; i++) {
+        if (flags_bool(argv, i, "--quick", &quick) || flags_bool(argv, i, "--json", &json)) continue;
+        if (!strcmp(argv[i], "--help") || !strcmp(argv[i], "-h")) { printf("usage: bench [--quick] [--json]\n"); return 0; }
+        flags_die("unknown flag '%s' (try --help)", argv[i]);
+    }
+    max_threads = tqs_get_threads();
+    peak1 = peak_gflops(1);
+    peakN = peak_gflops(max_threads);
+    if (json) printf("{\"threads\":%d,\"peak_gflops_1\":%.4g,\"peak_gflops_all\":%.4g,\"quick\":%s,\"rows\":[", max_threads, peak1, peakN,
+                     quick ? "true" : "false");
+    else {
+        printf("tqs.h benchmark%s: %d threads; peak (multiply-add kernel) %.1f GFLOP/s on 1 core, %.1f on %d\n",
+               quick ? " (--quick)" : "", max_threads, peak1, peakN, max_threads);
+        printf("%-10s %-44s %2s  %12s %-14s\n", "group", "measurement", "th", "value", "unit");
+    }
+    bench_model(&small);
+    bench_model(&paper_f);
+    bench_model(&paper_s);
+    if (!quick) bench_model(&tutorial);
+    if (quick) bench_sr(256, 1024, 1);
+    else {
+        bench_sr(2048, 6208, 1);
+        bench_sr(2048, 23720, 0);
+        bench_sr(4096, 155620, 0);
+    }
+    bench_step(&small, quick ? 128 : 1024, quick ? 1 : 5);
+    bench_step(&paper_f, quick ? 128 : 1024, quick ? 1 : 3);
+    if (json) printf("]}\n");
+    tqs_set_threads(max_threads);
+    return 0;
+}
