@@ -14,7 +14,7 @@ SANITIZE = -DTQS_TEST_SANITIZE -O1 -g -fsanitize=address,undefined -fno-omit-fra
 LDLIBS = -lm
 
 EXAMPLES = examples/exact examples/model examples/ground_state examples/minimal examples/attention
-TESTS = test_ed test_vit test_vmc test_sr test_sym test_files
+TESTS = test_ed test_vit test_vmc test_sr test_sym test_files test_cli
 MODES = omp noomp san
 
 all: $(EXAMPLES)

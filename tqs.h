@@ -433,6 +433,7 @@ typedef struct tqs_vmc_options {  /* zero means default */
     int jac_batch;                /* configurations per Jacobian call, default 32 */
     double max_distance;          /* if > 0: the update's Fubini-Study length
                                      lr sqrt(delta^T S delta) is capped at it */
+    double memory_limit;          /* bytes tqs_vmc_init may plan to use, default 32e9 (refused above it) */
 } tqs_vmc_options;
 
 typedef struct tqs_step_info {
@@ -1096,8 +1097,19 @@ static size_t tqs__vit_slot_size(const tqs_vit *m) {
     return 2 * (7 * nd + (size_t)m->n * (size_t)m->cfg.ff * d + 6 * d) + (size_t)m->n * (size_t)m->n;
 }
 
+/* Doubles of activations for max_batch configurations:
+ * per layer y1 v a xm y2 (n d each), q k (standard), att (h n n, standard),
+ * mu1 rs1 mu2 rs2 (n each), h1 g (n ff d each); x has n_layers + 1 entries. */
+static size_t tqs__vit_ws_doubles(const tqs_vit *m, int max_batch) {
+    size_t Bm = (size_t)max_batch, n = (size_t)m->n, d = (size_t)m->cfg.d, fd = (size_t)m->cfg.ff * d;
+    size_t h = (size_t)m->cfg.h, nl = (size_t)m->cfg.n_layers, nd = n * d;
+    int std = m->cfg.attention == TQS_ATTN_STANDARD;
+    size_t per_layer = Bm * (5 * nd + (std ? 2 * nd + h * n * n : 0) + 4 * n + 2 * n * fd);
+    return per_layer * nl + Bm * nd * (nl + 1) + Bm * (6 * d + 6);
+}
+
 TQSDEF int tqs_vit_ws_init(tqs_vit_ws *ws, const tqs_vit *m, int max_batch, int with_backward) {
-    size_t Bm, n, d, fd, h, nl, total = 0, nd, per_layer, head;
+    size_t Bm, n, d, fd, h, nl, total = 0, nd;
     int l, std;
     double *p;
     if (!ws || !m || !m->params) return tqs__fail(TQS_EINVAL, "workspace: null pointer or empty model");
@@ -1106,11 +1118,7 @@ TQSDEF int tqs_vit_ws_init(tqs_vit_ws *ws, const tqs_vit *m, int max_batch, int 
     Bm = (size_t)max_batch; n = (size_t)m->n; d = (size_t)m->cfg.d; fd = (size_t)m->cfg.ff * d;
     h = (size_t)m->cfg.h; nl = (size_t)m->cfg.n_layers; nd = n * d;
     std = m->cfg.attention == TQS_ATTN_STANDARD;
-    /* per layer: y1 v a xm y2 (nd each), q k (standard), att (h n n, standard),
-     * mu1 rs1 mu2 rs2 (n each), h1 g (n fd each); x has nl+1 entries */
-    per_layer = Bm * (5 * nd + (std ? 2 * nd + h * n * n : 0) + 4 * n + 2 * n * fd);
-    head = Bm * (6 * d + 6);
-    total = per_layer * nl + Bm * nd * (nl + 1) + head;
+    total = tqs__vit_ws_doubles(m, max_batch);
     if ((double)total * 8.0 > 64e9)
         return tqs__fail(TQS_ETOOBIG, "workspace: %.3g GB of activations for batch %d is too much",
                          (double)total * 8e-9, max_batch);
@@ -2383,10 +2391,24 @@ TQSDEF int tqs_vmc_init(tqs_vmc *v, const tqs_hamiltonian *H, tqs_vit *model, co
         if ((rc = tqs_sampler_init(&v->sampler, &H->lat, o.n_chains, o.seed)) != 0) return rc;
     }
     v->R = 2L * v->M;
-    if ((double)v->R * (double)P * 8.0 > 32e9) {
-        tqs_vmc_free(v);
-        return tqs__fail(TQS_ETOOBIG, "vmc: the Jacobian of %d samples x %ld parameters needs %.3g GB; use fewer samples or a smaller model",
-                         v->M, P, (double)v->R * P * 8e-9);
+    {   /* refuse before allocating: the Jacobian X, the SR matrix (if the
+         * solver forms one) and the activations of the two workspaces */
+        double jac = (double)v->R * P * 8.0, m = (double)(v->R < P ? v->R : P), mat = 8.0 * m * m, limit;
+        double srlim = o.sr.memory_limit > 0 ? o.sr.memory_limit : 4e9, act, total;
+        int fwd_batch = o.exact ? 1024 : (o.n_chains > 256 ? o.n_chains : 256);
+        if (o.sr.solver == TQS_SOLVER_CG || (o.sr.solver == TQS_SOLVER_AUTO && mat > srlim)) mat = 0;
+        else if (o.sr.solver == TQS_SOLVER_PARAMETER) mat = 8.0 * P * P;
+        else if (o.sr.solver == TQS_SOLVER_SAMPLE) mat = 8.0 * v->R * v->R;
+        act = 8.0 * (tqs__vit_ws_doubles(model, fwd_batch) + tqs__vit_ws_doubles(model, o.jac_batch));
+        total = jac + 2 * mat + act;   /* the matrix and its packing/factor copy */
+        limit = o.memory_limit > 0 ? o.memory_limit : 32e9;
+        if (total > limit) {
+            int M = v->M;
+            tqs_vmc_free(v);
+            return tqs__fail(TQS_ETOOBIG, "vmc: needs about %.3g GB (Jacobian %d samples x %ld parameters %.3g GB, SR matrix %.3g GB), "
+                             "more than the limit %.3g GB; use fewer samples, the cg solver or a smaller model",
+                             total * 1e-9, M, P, jac * 1e-9, 2 * mat * 1e-9, limit * 1e-9);
+        }
     }
     rc = tqs_vit_ws_init(&v->fwd_ws, model, o.exact ? 1024 : (o.n_chains > 256 ? o.n_chains : 256), 0);
     if (!rc) rc = tqs_vit_ws_init(&v->jac_ws, model, o.jac_batch, 1);

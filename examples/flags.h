@@ -9,6 +9,9 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#if defined(__unix__) || defined(__APPLE__)
+#include <unistd.h>
+#endif
 
 static const char *flags_prog = "tqs";
 
@@ -86,5 +89,15 @@ static inline int flags_lattice(int argc, char **argv, int *i, int *Lx, int *Ly)
 static inline void flags_check_lattice(int Lx, int Ly) {
     if (Lx < 4 || Lx % 2) flags_die("--Lx: must be even and >= 4 (got %d)", Lx);
     if (Ly < 4 || Ly % 2) flags_die("--Ly: must be even and >= 4 (got %d)", Ly);
+}
+
+/* Bytes of physical memory (32 GB if the system does not say): sizes that
+ * would need more are refused before anything is allocated. */
+static inline double flags_physical_memory(void) {
+#if defined(_SC_PHYS_PAGES) && defined(_SC_PAGESIZE)
+    long pages = sysconf(_SC_PHYS_PAGES), size = sysconf(_SC_PAGESIZE);
+    if (pages > 0 && size > 0) return (double)pages * (double)size;
+#endif
+    return 32e9;
 }
 #endif

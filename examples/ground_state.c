@@ -196,7 +196,7 @@ static const char *usage =
     "            --attention-log k (input dependence of the attention every k steps, standard attention)\n"
     "            --plot FILE.svg (E/N per step with error band and exact line; with LOG.csv arguments:\n"
     "                             plot those logs only, for the lattice and J2 given, and exit)\n"
-    "  other     --seed n (1)  --threads n  --help\n";
+    "  other     --seed n (1)  --threads n  --max-rejected k (5: stop after k rejected steps in a row)  --help\n";
 
 int main(int argc, char **argv) {
     tqs_vit_config cfg;
@@ -210,7 +210,7 @@ int main(int argc, char **argv) {
     const char **logs = (const char **)calloc((size_t)argc, sizeof(char *));
     double J1 = 1.0, J2 = 0.5, t_start, t_train = 0, exact = NAN;
     int i, seed = 1, threads = 0, exact_mode = 0, json = 0, quiet = 0, ckpt_every = 50, eval_samples = 16384;
-    int print_every = 0, rc, status = 0, N, symmetrize = 0, sym_samples = 1024, att_every = 0, n_logs = 0;
+    int print_every = 0, rc, status = 0, N, max_rejected = 5, rejected_run = 0, symmetrize = 0, sym_samples = 1024, att_every = 0, n_logs = 0;
     double *hist_x = NULL, *hist_y = NULL, *hist_e = NULL, *dep = NULL, dep_avg = NAN;
     int8_t *dep_buf = NULL;
     tqs_vit_ws att_ws;
@@ -248,7 +248,8 @@ int main(int argc, char **argv) {
             flags_int(argc, argv, &i, "--seed", &seed, 0, 2147483647) ||
             flags_int(argc, argv, &i, "--threads", &threads, 1, 1024) ||
             flags_bool(argv, i, "--symmetrize", &symmetrize) || flags_int(argc, argv, &i, "--sym-samples", &sym_samples, 16, 1 << 24) ||
-            flags_int(argc, argv, &i, "--attention-log", &att_every, 1, 100000000) || flags_str(argc, argv, &i, "--plot", &plot)) continue;
+            flags_int(argc, argv, &i, "--attention-log", &att_every, 1, 100000000) ||
+            flags_int(argc, argv, &i, "--max-rejected", &max_rejected, 1, 100000000) || flags_str(argc, argv, &i, "--plot", &plot)) continue;
         if (!strcmp(argv[i], "--help") || !strcmp(argv[i], "-h")) { fputs(usage, stdout); return 0; }
         if (argv[i][0] == '-') flags_die("unknown flag '%s' (try --help)", argv[i]);
         logs[n_logs++] = argv[i];   /* a CSV log to plot */
@@ -276,6 +277,10 @@ int main(int argc, char **argv) {
     if (opt.lr_final < 0) opt.lr_final = opt.lr;
     if (opt.diag_shift_final < 0) opt.diag_shift_final = opt.diag_shift;
     opt.exact = exact_mode; opt.seed = (uint64_t)seed;
+    opt.memory_limit = 0.8 * flags_physical_memory();   /* tqs_vmc_init refuses plans above it */
+    if (!init && 3.0 * 8.0 * (double)tqs_vit_param_count(&cfg) > opt.memory_limit)
+        flags_die("--d/--layers/--ff: %.3g parameters need %.3g GB with their buffers, more than this machine's %.3g GB; use a smaller model",
+                  (double)tqs_vit_param_count(&cfg), 24e-9 * (double)tqs_vit_param_count(&cfg), flags_physical_memory() * 1e-9);
     if (threads) tqs_set_threads(threads);
 
     if (tqs_hamiltonian_init(&H, cfg.Lx, cfg.Ly, J1, J2)) flags_die("%s", tqs_last_error());
@@ -353,6 +358,17 @@ int main(int argc, char **argv) {
                     (opt.n_steps - vmc.step) * per_step,
                     info.rejected ? "  REJECTED (non-finite update)" : "",
                     info.sr.shift_retries ? "  (shift raised after a non-positive pivot)" : "");
+        }
+        /* a rejected step (non-finite energy or update) leaves the parameters
+         * unchanged; several in a row end the run with the last good state */
+        rejected_run = info.rejected ? rejected_run + 1 : 0;
+        if (rejected_run >= max_rejected) {
+            fprintf(stderr, "ground_state: %d consecutive steps rejected (non-finite energy or update) at step %ld; "
+                    "stopping with the parameters of the last good step%s\n", rejected_run, info.step,
+                    ckpt ? " (checkpoint written)" : "");
+            if (ckpt && tqs_vmc_save_checkpoint(&vmc, ckpt)) fprintf(stderr, "ground_state: %s\n", tqs_last_error());
+            status = 1;
+            break;
         }
         if (ckpt && (vmc.step % ckpt_every == 0 || vmc.step == opt.n_steps || interrupted)) {
             if (tqs_vmc_save_checkpoint(&vmc, ckpt)) { fprintf(stderr, "ground_state: %s\n", tqs_last_error()); status = 1; break; }

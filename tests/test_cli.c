@@ -1,0 +1,229 @@
+/* The example programs as a user meets them: every bad flag refused with one
+ * line naming it and exit status 2 with nothing written; logs bitwise equal
+ * with 1 and 2 threads and across a checkpoint/resume; a run whose steps keep
+ * failing stops with its last good state. Runs the binaries built by make
+ * (from the repository root). POSIX (system, wait status). */
+#define _POSIX_C_SOURCE 200809L
+#define TQS_IMPLEMENTATION
+#include "../tqs.h"
+#include "test.h"
+#include <stdlib.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+
+#define D "build/test_cli"
+
+static int exists(const char *path) { struct stat st; return stat(path, &st) == 0; }
+
+/* Runs cmd with stderr to D/err.txt; returns the exit status (-1 on a signal). */
+static int run(const char *cmd) {
+    char full[2048];
+    int st;
+    snprintf(full, sizeof full, "%s > " D "/out.txt 2> " D "/err.txt", cmd);
+    st = system(full);
+    return WIFEXITED(st) ? WEXITSTATUS(st) : -1;
+}
+
+static char *slurp(const char *path, size_t *len) {
+    unsigned char *buf = NULL;
+    size_t n = 0;
+    if (tqs_read_file(path, &buf, &n, 1 << 26)) return NULL;
+    if (len) *len = n;
+    buf = (unsigned char *)realloc(buf, n + 1);
+    buf[n] = 0;
+    return (char *)buf;
+}
+
+/* A bad invocation: exit status 2, exactly one line on stderr that contains
+ * `needle` (the flag), and none of the output files created. */
+static void refused(const char *args, const char *needle) {
+    char cmd[1024], *err;
+    int st, lines = 0;
+    const char *p;
+    remove(D "/x.csv"); remove(D "/x.tqs"); remove(D "/x.ckpt"); remove(D "/x.svg");
+    snprintf(cmd, sizeof cmd, "%s --log " D "/x.csv --save " D "/x.tqs --checkpoint " D "/x.ckpt", args);
+    st = run(cmd);
+    err = slurp(D "/err.txt", NULL);
+    for (p = err; p && *p; p++) lines += *p == '\n';
+    if (st != 2 || lines != 1 || !err || !strstr(err, needle) || exists(D "/x.csv") || exists(D "/x.tqs") || exists(D "/x.ckpt"))
+        printf("  %s\n    -> status %d, %d lines: %s", args, st, lines, err ? err : "(none)\n");
+    CHECK_EQ(st, 2);
+    CHECK_EQ(lines, 1);
+    CHECK(err && strstr(err, needle));
+    CHECK(!exists(D "/x.csv") && !exists(D "/x.tqs") && !exists(D "/x.ckpt"));
+    free(err);
+}
+
+/* Same as refused() for programs without output flags. */
+static void refused_plain(const char *cmd, const char *needle, int status) {
+    char *err;
+    int st = run(cmd), lines = 0;
+    const char *p;
+    err = slurp(D "/err.txt", NULL);
+    for (p = err; p && *p; p++) lines += *p == '\n';
+    if (st != status || lines != 1 || !err || !strstr(err, needle))
+        printf("  %s\n    -> status %d, %d lines: %s", cmd, st, lines, err ? err : "(none)\n");
+    CHECK_EQ(st, status);
+    CHECK_EQ(lines, 1);
+    CHECK(err && strstr(err, needle));
+    free(err);
+}
+
+static void test_flags(void) {
+    const char *G = "./examples/ground_state --quiet --steps 1";
+    char a[512];
+#define GS(extra, needle) do { snprintf(a, sizeof a, "%s %s", G, extra); refused(a, needle); } while (0)
+    GS("--d abc", "--d");                              /* not a number */
+    GS("--d 0", "--d");                                /* out of range */
+    GS("--steps 99999999999999999999", "--steps");     /* overflow */
+    GS("--lr nan", "--lr");
+    GS("--lr -1", "--lr");
+    GS("--J2 1e999", "--J2");
+    GS("--bogus", "unknown flag");
+    GS("--d 10 --heads 4", "--heads");                 /* d not divisible by heads */
+    GS("--L 6 --patch 4", "--patch");                  /* Lx not divisible by the patch */
+    GS("--Lx 5", "--Lx");                              /* odd */
+    GS("--L 2", "--Lx");                               /* too small */
+    GS("--L 6 --exact", "--exact");                    /* too large to enumerate */
+    GS("--chains 64 --samples 32", "--chains");        /* more chains than samples */
+    GS("--attention foo", "--attention");
+    GS("--solver foo", "--solver");
+    GS("--attention-log 5", "--attention-log");        /* factored attention */
+    GS("--resume " D "/no_such.ckpt", "--resume");
+    GS("--init " D "/no_such.tqs", "--init");
+    GS("--L 32 --d 64 --samples 100000 --chains 64", "GB");   /* more memory than the machine has */
+    GS("extra_argument", "extra_argument");
+    refused_plain("./examples/ground_state --steps 1 --lr", "--lr needs a value", 2);   /* missing value (last flag) */
+    refused_plain("./examples/model init --d 8", "-o", 2);
+    refused_plain("./examples/model init -o " D "/m.tqs --d 8 --heads 3", "--heads", 2);
+    refused_plain("./examples/model frobnicate", "unknown command", 2);
+    refused_plain("./examples/exact --L 8", "24 sites", 2);
+    refused_plain("./examples/exact --J2 x", "--J2", 2);
+    refused_plain("./examples/attention", "MODEL", 2);
+    refused_plain("./examples/attention " D "/no_such.tqs", "no_such", 1);
+    CHECK(!exists(D "/m.tqs"));
+#undef GS
+}
+
+/* Removes the last column (seconds per step, a timing) from every line. */
+static void drop_timing(char *csv) {
+    char *line = csv, *out = csv;
+    while (*line) {
+        char *end = strchr(line, '\n'), *cut;
+        size_t n;
+        if (!end) end = line + strlen(line);
+        /* the seconds column is the 10th of 11: remove it */
+        cut = line;
+        {
+            int commas = 0;
+            char *p, *start = NULL, *stop = NULL;
+            for (p = line; p < end; p++) if (*p == ',') { commas++; if (commas == 9) start = p; if (commas == 10) stop = p; }
+            if (start && stop) {
+                n = (size_t)(start - line); memmove(out, line, n); out += n;
+                n = (size_t)(end - stop); memmove(out, stop, n); out += n;
+            } else { n = (size_t)(end - cut); memmove(out, cut, n); out += n; }
+        }
+        if (*end == '\n') *out++ = '\n', end++;
+        line = end;
+    }
+    *out = 0;
+}
+
+static int same_logs(const char *a, const char *b) {
+    char *x = slurp(a, NULL), *y = slurp(b, NULL);
+    int same;
+    if (!x || !y) { free(x); free(y); return 0; }
+    drop_timing(x); drop_timing(y);
+    same = !strcmp(x, y);
+    free(x); free(y);
+    return same;
+}
+
+static void test_determinism(void) {
+    const char *base = "./examples/ground_state --quiet --d 8 --heads 2 --samples 128 --chains 8 --lr 0.05 --diag-shift 0.05 "
+                       "--eval-samples 64 --seed 9";
+    char cmd[1024];
+    snprintf(cmd, sizeof cmd, "%s --steps 6 --threads 1 --log " D "/t1.csv", base);
+    CHECK_EQ(run(cmd), 0);
+    snprintf(cmd, sizeof cmd, "%s --steps 6 --threads 2 --log " D "/t2.csv", base);
+    CHECK_EQ(run(cmd), 0);
+    CHECK(same_logs(D "/t1.csv", D "/t2.csv"));
+    /* 3 steps, checkpoint, then resumed to 6 (constant lr and shift, so the
+     * schedule length does not matter) */
+    remove(D "/r.csv");
+    snprintf(cmd, sizeof cmd, "%s --steps 3 --checkpoint " D "/r.ckpt --log " D "/r.csv", base);
+    CHECK_EQ(run(cmd), 0);
+    snprintf(cmd, sizeof cmd, "%s --steps 6 --resume " D "/r.ckpt --log " D "/r.csv", base);
+    CHECK_EQ(run(cmd), 0);
+    CHECK(same_logs(D "/t1.csv", D "/r.csv"));
+    /* the test can fail: a different seed gives a different log */
+    snprintf(cmd, sizeof cmd, "%s --steps 6 --seed 10 --log " D "/t3.csv", base);
+    CHECK_EQ(run(cmd), 0);
+    CHECK(!same_logs(D "/t1.csv", D "/t3.csv"));
+    printf("  logs: 1 thread = 2 threads = checkpoint + resume (timing column aside)\n");
+}
+
+/* Fault injection: output weights near the largest double make W_r z overflow
+ * to inf, so every amplitude and energy is NaN. Every step must be rejected
+ * with the parameters unchanged, the run must stop after --max-rejected steps
+ * with status 1 and a message, and its checkpoint must hold the original,
+ * finite parameters. */
+static void test_faults(void) {
+    tqs_vit m, back;
+    tqs_vit_config c;
+    tqs_hamiltonian H;
+    tqs_vmc v;
+    tqs_vmc_options o;
+    tqs_step_info info;
+    size_t k;
+    int same, st, finite;
+    char *err;
+    memset(&c, 0, sizeof c);
+    c.Lx = c.Ly = 4; c.b = 2; c.d = 8; c.h = 2; c.n_layers = 1; c.ff = 2;
+    tqs_vit_init(&m, &c, 1);
+    for (k = 0; k < (size_t)c.d * c.d; k++) m.params[m.Wr + k] = 1.5e308;
+    CHECK_EQ(tqs_vit_save(&m, D "/huge.tqs"), 0);          /* finite: may be saved */
+    /* library level: a rejected step leaves the parameters bitwise unchanged */
+    tqs_hamiltonian_init(&H, 4, 4, 1, 0.5);
+    memset(&o, 0, sizeof o);
+    o.n_samples = 64; o.n_chains = 8; o.lr = 0.1; o.diag_shift = 0.05;
+    tqs_vit_load(&back, D "/huge.tqs");
+    CHECK_EQ(tqs_vmc_init(&v, &H, &back, &o), 0);
+    CHECK_EQ(tqs_vmc_step(&v, &info), 0);
+    CHECK(info.rejected && !isfinite(info.energy));
+    CHECK(!memcmp(back.params, m.params, 8 * m.n_params));
+    tqs_vmc_free(&v); tqs_vit_free(&back);
+    /* program level */
+    remove(D "/f.ckpt");
+    st = run("./examples/ground_state --quiet --init " D "/huge.tqs --samples 64 --chains 8 --steps 20 --max-rejected 3 "
+             "--checkpoint " D "/f.ckpt --log " D "/f.csv");
+    err = slurp(D "/err.txt", NULL);
+    CHECK_EQ(st, 1);
+    CHECK(err && strstr(err, "3 consecutive steps rejected"));
+    {
+        tqs_vmc_options o2;
+        memset(&o2, 0, sizeof o2);
+        o2.n_samples = 64; o2.n_chains = 8;
+        tqs_vit_load(&back, D "/huge.tqs");
+        CHECK_EQ(tqs_vmc_init(&v, &H, &back, &o2), 0);
+        CHECK_EQ(tqs_vmc_load_checkpoint(&v, D "/f.ckpt"), 0);
+        for (k = 0, finite = 1; k < back.n_params; k++) finite &= isfinite(back.params[k]) != 0;
+        same = !memcmp(back.params, m.params, 8 * m.n_params);
+        CHECK(finite && same);
+        CHECK_EQ(v.step, 3);
+        tqs_vmc_free(&v); tqs_vit_free(&back);
+    }
+    printf("  non-finite energies: steps rejected, parameters unchanged, stopped after 3 with the last good checkpoint\n");
+    free(err);
+    tqs_hamiltonian_free(&H); tqs_vit_free(&m);
+}
+
+int main(void) {
+    mkdir("build", 0777);
+    mkdir(D, 0777);
+    if (!exists("examples/ground_state")) { printf("run from the repository root after make\n0 passed, 1 failed\n"); return 1; }
+    test_flags();
+    test_determinism();
+    test_faults();
+    return test_summary();
+}
