@@ -4,13 +4,15 @@
 #   make test     build every test three ways (OpenMP, no OpenMP, sanitizers) and run them
 #   make reproduce  the paper's comparisons (about 30 minutes), written to examples/results/
 #   make bench    the benchmark suite (a few minutes; bench/bench --quick is part of make test)
+#   make fuzz     libFuzzer on the three parsers (needs clang; FUZZ_TIME=60 seconds each)
+#   make memcheck valgrind on the tests and a short training run
 #   make clean
 CC ?= cc
 MARCH := $(shell $(CC) -march=native -x c -c /dev/null -o /dev/null >/dev/null 2>&1 && echo -march=native)
 CFLAGS ?= -O3 $(MARCH) -ffp-contract=fast
 WARN = -std=c99 -Wall -Wextra -Wpedantic -Wshadow -Werror
 OPENMP ?= -fopenmp
-SANITIZE = -DTQS_TEST_SANITIZE -O1 -g -fsanitize=address,undefined -fno-omit-frame-pointer -fno-sanitize-recover=all
+SANITIZE = -DTQS_TEST_SHORT -O1 -g -fsanitize=address,undefined -fno-omit-frame-pointer -fno-sanitize-recover=all
 LDLIBS = -lm
 
 EXAMPLES = examples/exact examples/model examples/ground_state examples/minimal examples/attention
@@ -30,7 +32,7 @@ build/omp/%: tests/%.c tqs.h tests/test.h
 	$(CC) $(CFLAGS) $(WARN) $(OPENMP) -I. $< -o $@ $(LDLIBS)
 build/noomp/%: tests/%.c tqs.h tests/test.h
 	@mkdir -p $(@D)
-	$(CC) $(CFLAGS) $(WARN) -I. $< -o $@ $(LDLIBS)
+	$(CC) $(CFLAGS) -DTQS_TEST_SHORT $(WARN) -I. $< -o $@ $(LDLIBS)
 build/san/%: tests/%.c tqs.h tests/test.h
 	@mkdir -p $(@D)
 	$(CC) $(SANITIZE) $(WARN) $(OPENMP) -I. $< -o $@ $(LDLIBS)
@@ -61,8 +63,58 @@ reproduce: $(EXAMPLES)
 bench: bench/bench
 	./bench/bench
 
+# libFuzzer targets (clang with its fuzzer runtime): model loader, checkpoint
+# loader, configuration parser. FUZZ_TIME seconds each; new inputs go to
+# build/fuzz/NAME.corpus, the seeds are in tests/corpus/.
+FUZZ_TIME ?= 60
+FUZZERS = fuzz_model fuzz_checkpoint fuzz_configs
+build/fuzz/%: tests/%.c tqs.h
+	@mkdir -p $(@D)
+	clang -g -O1 -fsanitize=fuzzer,address,undefined -fno-sanitize-recover=all -I. $< -o $@ -lm
+fuzz: $(addprefix build/fuzz/,$(FUZZERS))
+	@for f in $(FUZZERS); do \
+	  mkdir -p build/fuzz/$$f.corpus; \
+	  echo "== $$f ($(FUZZ_TIME) s)"; \
+	  ./build/fuzz/$$f -max_total_time=$(FUZZ_TIME) -print_final_stats=1 build/fuzz/$$f.corpus tests/corpus/$${f#fuzz_} \
+	    > build/fuzz/$$f.log 2>&1 || { tail -n 40 build/fuzz/$$f.log; exit 1; }; \
+	  grep -E "^Done|stat::number_of_executed_units|NEW_FUNC" build/fuzz/$$f.log | grep -v NEW_FUNC | head -n 2; \
+	done
+
+# valgrind memcheck (no OpenMP: its thread pool confuses the leak checker):
+# two test programs in their short versions, and the example programs on small
+# inputs, which between them run every part of the library (sampler, local
+# energy, SR, checkpoint and resume, symmetrisation, attention, plots, parsing).
+# Under valgrind code runs ~50x slower, so the longer test programs are left to
+# the sanitizer build of make test (ASan's leak checker included).
+VG = valgrind --error-exitcode=1 --leak-check=full --errors-for-leak-kinds=all --show-leak-kinds=all -q
+MEMCHECK_TESTS = test_ed test_vit
+VG_PROGS = ground_state model attention exact
+build/vg/%: tests/%.c tqs.h tests/test.h
+	@mkdir -p $(@D)
+	$(CC) -DTQS_TEST_SHORT -O1 -g $(WARN) -I. $< -o $@ $(LDLIBS)
+build/vg/prog_%: examples/%.c tqs.h examples/flags.h
+	@mkdir -p $(@D)
+	$(CC) -O1 -g $(WARN) -I. $< -o $@ $(LDLIBS)
+memcheck: $(addprefix build/vg/,$(MEMCHECK_TESTS)) $(addprefix build/vg/prog_,$(VG_PROGS))
+	@for t in $(MEMCHECK_TESTS); do echo "== valgrind $$t"; $(VG) ./build/vg/$$t > build/vg/$$t.log 2>&1 || { cat build/vg/$$t.log; exit 1; }; tail -n 1 build/vg/$$t.log; done
+	@echo "== valgrind ground_state: 3 steps with a checkpoint, resumed to 5, plot, symmetrised evaluation"
+	@rm -f build/vg/run.csv build/vg/run.ckpt
+	@$(VG) ./build/vg/prog_ground_state --quiet --d 8 --heads 2 --samples 32 --chains 8 --steps 3 --eval-samples 32 \
+	  --checkpoint build/vg/run.ckpt --log build/vg/run.csv > /dev/null
+	@$(VG) ./build/vg/prog_ground_state --quiet --d 8 --heads 2 --samples 32 --chains 8 --steps 5 --eval-samples 32 \
+	  --resume build/vg/run.ckpt --log build/vg/run.csv --save build/vg/run.tqs --symmetrize --sym-samples 16 --plot build/vg/run.svg > /dev/null
+	@echo "== valgrind ground_state --exact, standard attention, --attention-log"
+	@$(VG) ./build/vg/prog_ground_state --quiet --exact --attention standard --d 4 --heads 1 --layers 1 --ff 1 --steps 2 --attention-log 1 > /dev/null
+	@echo "== valgrind attention, model eval (configurations file, --symmetrize), exact"
+	@$(VG) ./build/vg/prog_attention build/vg/run.tqs --samples 32 --svg build/vg/att > /dev/null
+	@printf '1 -1 1 -1 1 -1 1 -1 -1 1 -1 1 -1 1 -1 1\n' > build/vg/configs.txt
+	@$(VG) ./build/vg/prog_model eval build/vg/run.tqs build/vg/configs.txt --symmetrize > /dev/null
+	@$(VG) ./build/vg/prog_model eval build/vg/run.tqs --random 4 > /dev/null
+	@$(VG) ./build/vg/prog_exact --L 4 --J2 0.5 > /dev/null
+	@echo "memcheck: clean"
+
 clean:
 	rm -rf build $(EXAMPLES) bench/bench
 
-.PHONY: all test clean run reproduce bench
+.PHONY: all test clean run reproduce bench fuzz memcheck
 .SECONDARY:

@@ -490,6 +490,13 @@ TQSDEF int tqs_write_file_atomic(const char *path, const void *buf, size_t len);
 /* Reads a whole file into a fresh TQS_MALLOC buffer (at most max_len bytes). */
 TQSDEF int tqs_read_file(const char *path, unsigned char **buf, size_t *len, size_t max_len);
 
+/* Configurations as text: one per line, N integers +1 or -1 separated by
+ * blanks; blank lines and lines starting with '#' are skipped. Parses all of
+ * text[0..len) (which need not end in a NUL) into a fresh TQS_MALLOC array
+ * (count, N) before returning, so a bad line yields an error naming it and
+ * no configurations. */
+TQSDEF int tqs_parse_configs(const char *text, size_t len, int N, int8_t **configs, long *count);
+
 /* Checkpoint of a run: everything tqs_vmc_step needs to continue exactly as
  * if never interrupted (model, step, chain configurations and random
  * streams). Little-endian: "TQSCKPT1", uint32 version 1, uint64 step,
@@ -2780,6 +2787,49 @@ TQSDEF int tqs_vit_load(tqs_vit *m, const char *path) {
     rc = tqs_vit_from_bytes(m, buf, len);
     TQS_FREE(buf);
     return tqs__fail_in_file(rc, path);
+}
+
+TQSDEF int tqs_parse_configs(const char *text, size_t len, int N, int8_t **configs, long *count) {
+    size_t pos = 0;
+    long n = 0, cap = 0, line = 0;
+    int8_t *cf = NULL;
+    if (!configs || !count || (!text && len) || N < 1 || N > (1 << 20)) return tqs__fail(TQS_EINVAL, "configurations: bad arguments");
+    *configs = NULL; *count = 0;
+    while (pos < len) {
+        size_t end = pos;
+        int k = 0;
+        line++;
+        while (end < len && text[end] != '\n') end++;
+        while (pos < end && (text[pos] == ' ' || text[pos] == '\t' || text[pos] == '\r')) pos++;
+        if (pos < end && text[pos] != '#') {
+            if (n == cap) {
+                int8_t *nc;
+                if (cap > (1L << 26) / N) { TQS_FREE(cf); return tqs__fail(TQS_ETOOBIG, "configurations: more than %ld lines", cap); }
+                cap = cap ? 2 * cap : 256;
+                nc = (int8_t *)tqs__alloc((size_t)cap * (size_t)N);
+                if (!nc) { TQS_FREE(cf); return tqs__fail(TQS_ENOMEM, "configurations: out of memory"); }
+                if (cf) { memcpy(nc, cf, (size_t)n * (size_t)N); TQS_FREE(cf); }
+                cf = nc;
+            }
+            while (pos < end) {
+                int sign = 1;
+                if (text[pos] == ' ' || text[pos] == '\t' || text[pos] == '\r') { pos++; continue; }
+                if (text[pos] == '+' || text[pos] == '-') { sign = text[pos] == '-' ? -1 : 1; pos++; }
+                if (pos >= end || text[pos] != '1' || (pos + 1 < end && text[pos + 1] != ' ' && text[pos + 1] != '\t' && text[pos + 1] != '\r')) {
+                    TQS_FREE(cf);
+                    return tqs__fail(TQS_EFORMAT, "configurations: line %ld: entry %d is not +1 or -1", line, k + 1);
+                }
+                pos++;
+                if (k < N) cf[(size_t)n * N + k] = (int8_t)sign;
+                k++;
+            }
+            if (k != N) { TQS_FREE(cf); return tqs__fail(TQS_EFORMAT, "configurations: line %ld: %d spins, expected N = %d", line, k, N); }
+            n++;
+        }
+        pos = end + 1;
+    }
+    *configs = cf; *count = n;
+    return TQS_OK;
 }
 
 TQSDEF int tqs_vmc_save_checkpoint(const tqs_vmc *v, const char *path) {

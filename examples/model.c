@@ -48,33 +48,26 @@ static int cmd_info(const tqs_vit *m) {
     return 0;
 }
 
-/* Reads every configuration before evaluating any, so a bad line writes nothing. */
-static int read_configs(FILE *f, const char *name, int N, int8_t **out, int *count) {
-    char line[65536];
-    int n = 0, cap = 0, lineno = 0;
-    int8_t *cf = NULL;
-    while (fgets(line, sizeof line, f)) {
-        char *p = line, *end;
-        int k = 0;
-        lineno++;
-        if (!strchr(line, '\n') && !feof(f)) { fprintf(stderr, "model: %s:%d: line too long\n", name, lineno); free(cf); return 1; }
-        while (*p == ' ' || *p == '\t') p++;
-        if (*p == '\n' || *p == '\r' || *p == 0 || *p == '#') continue;
-        if (n == cap) { cap = cap ? 2 * cap : 256; cf = (int8_t *)realloc(cf, (size_t)cap * N); if (!cf) return 1; }
-        for (;;) {
-            long v = strtol(p, &end, 10);
-            if (end == p) break;
-            if (v != 1 && v != -1) { fprintf(stderr, "model: %s:%d: spin %ld is not +1 or -1\n", name, lineno, v); free(cf); return 1; }
-            if (k < N) cf[(size_t)n * N + k] = (int8_t)v;
-            k++; p = end;
+/* Reads the whole input, then parses every configuration before evaluating
+ * any, so a bad line writes nothing. */
+static int read_configs(FILE *f, const char *name, int N, int8_t **out, long *count) {
+    size_t len = 0, cap = 0, k;
+    char *text = NULL;
+    int rc;
+    for (;;) {
+        if (len == cap) {
+            char *nt = (char *)realloc(text, cap = cap ? 2 * cap : 65536);
+            if (!nt) { free(text); fprintf(stderr, "model: %s: out of memory\n", name); return 1; }
+            text = nt;
         }
-        while (*p == ' ' || *p == '\t' || *p == '\r' || *p == '\n') p++;
-        if (*p) { fprintf(stderr, "model: %s:%d: '%c' is not a spin\n", name, lineno, *p); free(cf); return 1; }
-        if (k != N) { fprintf(stderr, "model: %s:%d: %d spins, the model has N = %d sites\n", name, lineno, k, N); free(cf); return 1; }
-        n++;
+        k = fread(text + len, 1, cap - len, f);
+        len += k;
+        if (k == 0) break;
     }
-    *out = cf; *count = n;
-    return 0;
+    rc = tqs_parse_configs(text, len, N, out, count);
+    free(text);
+    if (rc) fprintf(stderr, "model: %s: %s\n", name, tqs_last_error());
+    return rc != 0;
 }
 
 /* Characters of the sector psi_sym is projected on (see the top of the file). */
@@ -100,7 +93,8 @@ static int sector(tqs_symmetry *G, const tqs_vit *m, tqs_amplitude *amp, double 
 
 static int cmd_eval(const tqs_vit *m, int argc, char **argv) {
     const char *file = NULL;
-    int i, K = -1, seed = 1, count = 0, N = m->N, s, j, symmetrize = 0, rc = 0;
+    int i, K = -1, seed = 1, N = m->N, j, symmetrize = 0, rc = 0;
+    long count = 0, s;
     double J2 = 0.5;
     int8_t *cf = NULL;
     tqs_vit_ws ws;
@@ -141,7 +135,7 @@ static int cmd_eval(const tqs_vit *m, int argc, char **argv) {
         }
     }
     for (s = 0; s < count; s += 256) {
-        int B = count - s < 256 ? count - s : 256, b;
+        int B = (int)(count - s < 256 ? count - s : 256), b;
         if (symmetrize ? sym_amp.fn(sym_amp.ctx, lp, cf + (size_t)s * N, B) : tqs_vit_forward(m, &ws, lp, cf + (size_t)s * N, B)) {
             fprintf(stderr, "model: %s\n", tqs_last_error());
             rc = 1;

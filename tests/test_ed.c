@@ -227,7 +227,7 @@ static void test_ed_4x6(void) {
     tqs_hamiltonian H;
     tqs_ed_result ed;
     tqs_hamiltonian_init(&H, 4, 6, 1.0, 0.5);
-#ifdef TQS_TEST_SANITIZE
+#ifdef TQS_TEST_SHORT
     {   /* Under the sanitizers the ~100 Lanczos steps of 4x6 take minutes; the
          * memory checks they add are those of one H application on the
          * N = 24 basis (the largest tables and shifts), done here. The energy

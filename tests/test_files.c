@@ -92,7 +92,7 @@ static void test_full_disk(void) {
 int main(void) {
     mkdir("build", 0777);
     mkdir(DIR, 0777);
-#ifdef TQS_TEST_SANITIZE
+#ifdef TQS_TEST_SHORT
     test_kill(30);
 #else
     test_kill(200);

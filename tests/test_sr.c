@@ -72,8 +72,8 @@ static void test_cholesky(long n) {
     }
     /* backward stability: |L L^T - A| <= c n eps |A| */
     CHECK_BELOW(worst / scale, 1e-13);
-    b = random_matrix(n, 1, 3); x = (double *)malloc(8 * n);
-    memcpy(x, b, 8 * n);
+    b = random_matrix(n, 1, 3); x = (double *)malloc(8 * (size_t)n);
+    memcpy(x, b, 8 * (size_t)n);
     tqs_cholesky_solve(L, x, n);
     worst = 0;
     for (i = 0; i < n; i++) {
@@ -206,7 +206,7 @@ static void test_exact_step(void) {
  * stripes, classical spins of length 1/2), the initial random ViT about 0.
  * Under the sanitizers (20x slower) the runs are 6 steps long and only the
  * memory checks count; the thresholds are asserted by the optimised builds. */
-#ifdef TQS_TEST_SANITIZE
+#ifdef TQS_TEST_SHORT
 #define SHORT_STEPS 6
 #define SHORT_CHECK(x) (void)0
 #else
