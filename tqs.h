@@ -86,13 +86,13 @@ typedef struct tqs_complex { double re, im; } tqs_complex;
 /* Stream (seed, id) is a deterministic function of both numbers, so a Markov
  * chain's random numbers depend on its index, never on the thread running it. */
 typedef struct tqs_rng { uint64_t s[4]; } tqs_rng;
-TQSDEF void     tqs_rng_seed(tqs_rng *rng, uint64_t seed, uint64_t stream);
+TQSDEF int      tqs_rng_seed(tqs_rng *rng, uint64_t seed, uint64_t stream);
 TQSDEF uint64_t tqs_rng_u64(tqs_rng *rng);
 TQSDEF double   tqs_rng_uniform(tqs_rng *rng);          /* in [0, 1) */
-TQSDEF uint64_t tqs_rng_below(tqs_rng *rng, uint64_t n); /* uniform in [0, n), n > 0 */
+TQSDEF uint64_t tqs_rng_below(tqs_rng *rng, uint64_t n); /* uniform in [0, n); 0 if n = 0 */
 TQSDEF double   tqs_rng_normal(tqs_rng *rng);           /* standard normal */
 /* A uniformly random configuration with total Sz = 0 (N even). */
-TQSDEF void     tqs_random_config(int8_t *s, int N, tqs_rng *rng);
+TQSDEF int      tqs_random_config(int8_t *s, int N, tqs_rng *rng);
 
 /* Number of OpenMP threads used by the library (1 without OpenMP). */
 TQSDEF void tqs_set_threads(int n);
@@ -116,7 +116,7 @@ TQSDEF int  tqs_site(const tqs_lattice *lat, int x, int y); /* periodic wrap */
 /* Site of entry e = u*b + w of patch P = X*gy + Y: (X*b+u, Y*b+w), gy = Ly/b. */
 TQSDEF int  tqs_patch_site(const tqs_lattice *lat, int b, int P, int e);
 /* out[site(x+dx, y+dy)] = in[site(x, y)]: the configuration moved by (dx, dy). */
-TQSDEF void tqs_translate(const tqs_lattice *lat, int8_t *out, const int8_t *in, int dx, int dy);
+TQSDEF int  tqs_translate(const tqs_lattice *lat, int8_t *out, const int8_t *in, int dx, int dy);
 
 /* ===================================================================== */
 /* J1-J2 Hamiltonian                                                     */
@@ -155,9 +155,9 @@ TQSDEF int    tqs_basis_init(tqs_basis *basis, int N);
 TQSDEF void   tqs_basis_free(tqs_basis *basis);
 TQSDEF size_t tqs_basis_index(const tqs_basis *basis, uint32_t state);
 TQSDEF uint32_t tqs_config_to_bits(const int8_t *s, int N);
-TQSDEF void   tqs_bits_to_config(int8_t *s, uint32_t bits, int N);
+TQSDEF int    tqs_bits_to_config(int8_t *s, uint32_t bits, int N);
 /* out = H in on the Sz = 0 basis (OpenMP over rows). */
-TQSDEF void   tqs_hamiltonian_apply(const tqs_hamiltonian *H, const tqs_basis *basis,
+TQSDEF int    tqs_hamiltonian_apply(const tqs_hamiltonian *H, const tqs_basis *basis,
                                     double *out, const double *in);
 
 
@@ -380,7 +380,7 @@ TQSDEF int tqs_gram(double *C, const double *X, long R, long P, int transpose);
  * TQS_ENOTPD (A partially overwritten) at a non-positive or non-finite pivot. */
 TQSDEF int tqs_cholesky(double *A, long n);
 /* Solves L L^T x = b in place (b becomes x). */
-TQSDEF void tqs_cholesky_solve(const double *L, double *b, long n);
+TQSDEF int tqs_cholesky_solve(const double *L, double *b, long n);
 
 enum { TQS_SOLVER_AUTO = 0, TQS_SOLVER_PARAMETER = 1, TQS_SOLVER_SAMPLE = 2, TQS_SOLVER_CG = 3 };
 TQSDEF const char *tqs_solver_name(int solver);
@@ -414,7 +414,7 @@ TQSDEF void tqs_sr_ws_free(tqs_sr_ws *ws);
 TQSDEF int  tqs_sr_solve(double *delta, const double *X, const double *f, double shift,
                          const tqs_sr_options *opt, tqs_sr_ws *ws, tqs_sr_info *info);
 /* y = X^T (X v) + shift v, never forming X^T X (tmp has R entries). */
-TQSDEF void tqs_sr_apply(double *y, const double *X, const double *v, double shift, long R, long P, double *tmp);
+TQSDEF int tqs_sr_apply(double *y, const double *X, const double *v, double shift, long R, long P, double *tmp);
 
 /* ===================================================================== */
 /* The optimisation driver                                               */
@@ -564,7 +564,7 @@ typedef struct tqs_symmetry {
 TQSDEF int  tqs_symmetry_init(tqs_symmetry *G, int Lx, int Ly, int b);  /* every character +1 */
 TQSDEF void tqs_symmetry_free(tqs_symmetry *G);
 /* out = g in for the element (dx, dy, p, f). */
-TQSDEF void tqs_symmetry_apply(const tqs_symmetry *G, int8_t *out, const int8_t *in, int dx, int dy, int p, int f);
+TQSDEF int  tqs_symmetry_apply(const tqs_symmetry *G, int8_t *out, const int8_t *in, int dx, int dy, int p, int f);
 /* Sets the characters (each +1 or -1) and the per-element table. */
 TQSDEF int  tqs_symmetry_set_characters(tqs_symmetry *G, double chi_x, double chi_y, const double *chi_point, double chi_flip);
 /* <psi|g|psi> / <psi|psi> for a real state psi on the Sz = 0 basis (e.g. the
@@ -612,7 +612,7 @@ TQSDEF int tqs_vit_attention_stats(const tqs_vit *model, tqs_vit_ws *ws, double 
                                    const int8_t *configs, int K);
 /* A map over (query P, key Q), (n, n), averaged over P at fixed displacement
  * Q - P: out (gx, gy), out[dx * gy + dy] (gx = Lx / b, gy = Ly / b). */
-TQSDEF void tqs_vit_displacement_map(const tqs_vit *model, double *out, const double *map);
+TQSDEF int tqs_vit_displacement_map(const tqs_vit *model, double *out, const double *map);
 
 /* ===================================================================== */
 /* Plots (SVG, no dependencies)                                          */
@@ -751,23 +751,27 @@ static uint64_t tqs__splitmix64(uint64_t *x) {
     return z ^ (z >> 31);
 }
 
-TQSDEF void tqs_rng_seed(tqs_rng *rng, uint64_t seed, uint64_t stream) {
+TQSDEF int tqs_rng_seed(tqs_rng *rng, uint64_t seed, uint64_t stream) {
     /* Mix seed and stream through splitmix64 so that nearby (seed, stream)
      * pairs give unrelated states; the state is never all zero in practice. */
-    uint64_t x = seed;
-    uint64_t a = tqs__splitmix64(&x);
-    uint64_t y = a ^ (stream * 0xD1B54A32D192ED03ULL + 0x8CB92BA72F3D8DD7ULL);
+    uint64_t x = seed, a, y;
     int k;
+    if (!rng) return tqs__fail(TQS_EINVAL, "rng_seed: null generator");
+    a = tqs__splitmix64(&x);
+    y = a ^ (stream * 0xD1B54A32D192ED03ULL + 0x8CB92BA72F3D8DD7ULL);
     for (k = 0; k < 4; k++) rng->s[k] = tqs__splitmix64(&y);
     if (!(rng->s[0] | rng->s[1] | rng->s[2] | rng->s[3])) rng->s[0] = 1;
+    return TQS_OK;
 }
 
 static uint64_t tqs__rotl(uint64_t x, int k) { return (x << k) | (x >> (64 - k)); }
 
 TQSDEF uint64_t tqs_rng_u64(tqs_rng *rng) {
-    uint64_t *s = rng->s;
-    uint64_t result = tqs__rotl(s[1] * 5, 7) * 9;
-    uint64_t t = s[1] << 17;
+    uint64_t *s, result, t;
+    if (!rng) return 0;   /* (no room for an error code: a null generator gives zeros) */
+    s = rng->s;
+    result = tqs__rotl(s[1] * 5, 7) * 9;
+    t = s[1] << 17;
     s[2] ^= s[0]; s[3] ^= s[1]; s[1] ^= s[2]; s[0] ^= s[3];
     s[2] ^= t;
     s[3] = tqs__rotl(s[3], 45);
@@ -780,7 +784,9 @@ TQSDEF double tqs_rng_uniform(tqs_rng *rng) {
 
 TQSDEF uint64_t tqs_rng_below(tqs_rng *rng, uint64_t n) {
     /* Rejection from the top of the range: exactly uniform. */
-    uint64_t limit = UINT64_MAX - UINT64_MAX % n, r;
+    uint64_t limit, r;
+    if (n == 0 || !rng) return 0;
+    limit = UINT64_MAX - UINT64_MAX % n;
     do { r = tqs_rng_u64(rng); } while (r >= limit);
     return r % n;
 }
@@ -790,13 +796,15 @@ TQSDEF double tqs_rng_normal(tqs_rng *rng) {
     return sqrt(-2.0 * log(u1)) * cos(6.283185307179586 * u2);
 }
 
-TQSDEF void tqs_random_config(int8_t *s, int N, tqs_rng *rng) {
+TQSDEF int tqs_random_config(int8_t *s, int N, tqs_rng *rng) {
     int i;
+    if (!s || !rng || N < 2 || N % 2) return tqs__fail(TQS_EINVAL, "random_config: null pointer or N = %d not even and >= 2", N);
     for (i = 0; i < N; i++) s[i] = (int8_t)(i < N / 2 ? 1 : -1);
     for (i = N - 1; i > 0; i--) { /* Fisher-Yates shuffle */
         int j = (int)tqs_rng_below(rng, (uint64_t)i + 1);
         int8_t t = s[i]; s[i] = s[j]; s[j] = t;
     }
+    return TQS_OK;
 }
 
 TQSDEF void tqs_set_threads(int n) {
@@ -890,11 +898,14 @@ TQSDEF int tqs_patch_site(const tqs_lattice *lat, int b, int P, int e) {
     return (X * b + u) * lat->Ly + (Y * b + w);
 }
 
-TQSDEF void tqs_translate(const tqs_lattice *lat, int8_t *out, const int8_t *in, int dx, int dy) {
+TQSDEF int tqs_translate(const tqs_lattice *lat, int8_t *out, const int8_t *in, int dx, int dy) {
     int x, y;
+    if (!lat || !out || !in || out == in || lat->Lx < 1 || lat->Ly < 1)
+        return tqs__fail(TQS_EINVAL, "translate: null pointer, uninitialised lattice or out == in");
     for (x = 0; x < lat->Lx; x++)
         for (y = 0; y < lat->Ly; y++)
             out[tqs_site(lat, x + dx, y + dy)] = in[x * lat->Ly + y];
+    return TQS_OK;
 }
 
 /* ===================================================================== */
@@ -922,8 +933,10 @@ TQSDEF void tqs_hamiltonian_free(tqs_hamiltonian *H) {
 TQSDEF int tqs_hamiltonian_max_connected(const tqs_hamiltonian *H) { return H->lat.n_bonds; }
 
 TQSDEF double tqs_hamiltonian_diagonal(const tqs_hamiltonian *H, const int8_t *s) {
-    const int *bd = H->lat.bonds;
-    int k, half = H->lat.n_bonds / 2, sum1 = 0, sum2 = 0;
+    const int *bd;
+    int k, half, sum1 = 0, sum2 = 0;
+    if (!H || !H->lat.bonds || !s) return NAN;
+    bd = H->lat.bonds; half = H->lat.n_bonds / 2;
     for (k = 0; k < half; k++) sum1 += s[bd[2 * k]] * s[bd[2 * k + 1]];
     for (k = half; k < 2 * half; k++) sum2 += s[bd[2 * k]] * s[bd[2 * k + 1]];
     return 0.25 * (H->J1 * sum1 + H->J2 * sum2);
@@ -1772,6 +1785,7 @@ TQSDEF int tqs_sampler_run(tqs_sampler *S, const tqs_amplitude *amp, int n_per_c
 TQSDEF double tqs_sampler_acceptance(const tqs_sampler *S, int c) {
     uint64_t a = 0, p = 0;
     int i;
+    if (!S || !S->accepted || c >= S->n_chains) return NAN;
     if (c >= 0) { a = S->accepted[c]; p = S->proposed[c]; }
     else for (i = 0; i < S->n_chains; i++) { a += S->accepted[i]; p += S->proposed[i]; }
     return p ? (double)a / (double)p : 0.0;
@@ -2117,7 +2131,7 @@ TQSDEF int tqs_gram(double *C, const double *X, long R, long P, int transpose) {
     return TQS_OK;
 }
 
-#define TQS__NB 64
+#define TQS__NB 128
 
 /* Right-looking blocked Cholesky: factor a 64-wide diagonal block, solve the
  * panel below it (in parallel over rows), then the trailing update
@@ -2168,8 +2182,9 @@ TQSDEF int tqs_cholesky(double *A, long n) {
     return rc;
 }
 
-TQSDEF void tqs_cholesky_solve(const double *L, double *b, long n) {
+TQSDEF int tqs_cholesky_solve(const double *L, double *b, long n) {
     long i, k;
+    if (!L || !b || n < 0) return tqs__fail(TQS_EINVAL, "cholesky_solve: null pointer or n < 0");
     for (i = 0; i < n; i++) { /* L y = b */
         double s = b[i];
         for (k = 0; k < i; k++) s -= L[(size_t)i * n + k] * b[k];
@@ -2180,6 +2195,7 @@ TQSDEF void tqs_cholesky_solve(const double *L, double *b, long n) {
         for (k = i + 1; k < n; k++) s -= L[(size_t)k * n + i] * b[k];
         b[i] = s / L[(size_t)i * n + i];
     }
+    return TQS_OK;
 }
 
 TQSDEF const char *tqs_solver_name(int solver) {
@@ -2221,11 +2237,13 @@ static void tqs__matvec_t(double *y, const double *X, const double *u, long R, l
     }
 }
 
-TQSDEF void tqs_sr_apply(double *y, const double *X, const double *v, double shift, long R, long P, double *tmp) {
+TQSDEF int tqs_sr_apply(double *y, const double *X, const double *v, double shift, long R, long P, double *tmp) {
     long k;
+    if (!y || !X || !v || !tmp || R < 0 || P < 0) return tqs__fail(TQS_EINVAL, "sr_apply: null pointer or negative size");
     tqs__matvec(tmp, X, v, R, P);
     tqs__matvec_t(y, X, tmp, R, P);
     for (k = 0; k < P; k++) y[k] += shift * v[k];
+    return TQS_OK;
 }
 
 TQSDEF int tqs_sr_ws_init(tqs_sr_ws *ws, long R, long P, const tqs_sr_options *opt) {
@@ -2980,13 +2998,16 @@ TQSDEF size_t tqs_basis_index(const tqs_basis *basis, uint32_t state) {
 TQSDEF uint32_t tqs_config_to_bits(const int8_t *s, int N) {
     uint32_t b = 0;
     int i;
+    if (!s || N > 32) return 0;
     for (i = 0; i < N; i++) if (s[i] > 0) b |= 1u << i;
     return b;
 }
 
-TQSDEF void tqs_bits_to_config(int8_t *s, uint32_t bits, int N) {
+TQSDEF int tqs_bits_to_config(int8_t *s, uint32_t bits, int N) {
     int i;
+    if (!s || N < 0 || N > 32) return tqs__fail(TQS_EINVAL, "bits_to_config: null pointer or N = %d outside [0, 32]", N);
     for (i = 0; i < N; i++) s[i] = (int8_t)((bits >> i & 1) ? 1 : -1);
+    return TQS_OK;
 }
 
 /* The state "seen from the partner": bit i of tqs__shift(st, f) is the bit
@@ -3008,12 +3029,16 @@ static uint32_t tqs__shift(uint32_t st, int f, int Lx, int Ly) {
 /* (H v)[r] = H_rr v[r] + sum_{r'} H_rr' v[r'], gathered row by row: each row
  * is written by one thread, so the result does not depend on the threads.
  * The antiparallel bonds of a family are the set bits of st ^ shift(st). */
-TQSDEF void tqs_hamiltonian_apply(const tqs_hamiltonian *H, const tqs_basis *basis,
-                                  double *out, const double *in) {
-    int Lx = H->lat.Lx, Ly = H->lat.Ly, N = Lx * Ly, i;
+TQSDEF int tqs_hamiltonian_apply(const tqs_hamiltonian *H, const tqs_basis *basis,
+                                 double *out, const double *in) {
+    int Lx, Ly, N, i;
     int partner[4][TQS_ED_MAX_SITES];
     double J[4];
-    long r, dim = (long)basis->dim;
+    long r, dim;
+    if (!H || !basis || !basis->states || !out || !in || out == in)
+        return tqs__fail(TQS_EINVAL, "hamiltonian_apply: null pointer, empty basis or out == in");
+    if (basis->N != H->lat.N) return tqs__fail(TQS_EINVAL, "hamiltonian_apply: basis of %d sites, Hamiltonian of %d", basis->N, H->lat.N);
+    Lx = H->lat.Lx; Ly = H->lat.Ly; N = Lx * Ly; dim = (long)basis->dim;
     J[0] = J[1] = H->J1; J[2] = J[3] = H->J2;
     for (i = 0; i < N; i++) {
         int x = i / Ly, y = i % Ly;
@@ -3042,6 +3067,7 @@ TQSDEF void tqs_hamiltonian_apply(const tqs_hamiltonian *H, const tqs_basis *bas
         }
         out[r] = diag * in[r] + off;
     }
+    return TQS_OK;
 }
 
 static double tqs__dot(const double *a, const double *b, long n) {
@@ -3313,14 +3339,17 @@ TQSDEF void tqs_symmetry_free(tqs_symmetry *G) {
     memset(G, 0, sizeof *G);
 }
 
-TQSDEF void tqs_symmetry_apply(const tqs_symmetry *G, int8_t *out, const int8_t *in, int dx, int dy, int p, int f) {
+TQSDEF int tqs_symmetry_apply(const tqs_symmetry *G, int8_t *out, const int8_t *in, int dx, int dy, int p, int f) {
     int i;
+    if (!G || !G->perm || !out || !in || out == in || p < 0 || p >= G->n_point)
+        return tqs__fail(TQS_EINVAL, "symmetry_apply: null pointer, out == in or point element %d outside [0, %d)", p, G ? G->n_point : 0);
     for (i = 0; i < G->N; i++) {
         int x = i / G->Ly, y = i % G->Ly;
         tqs__point_map(G, p, &x, &y);
         out[i] = (int8_t)(f ? -in[tqs__mod(x + dx, G->Lx) * G->Ly + tqs__mod(y + dy, G->Ly)]
                             :  in[tqs__mod(x + dx, G->Lx) * G->Ly + tqs__mod(y + dy, G->Ly)]);
     }
+    return TQS_OK;
 }
 
 static double tqs__ipow(double c, int k) { double r = 1; while (k-- > 0) r *= c; return r; }
@@ -3358,6 +3387,7 @@ TQSDEF double tqs_symmetry_expectation(const tqs_symmetry *G, const tqs_basis *b
     int8_t s[32], gs[32];
     double num = 0, den = 0;
     size_t r;
+    if (!G || !G->perm || !basis || !basis->states || !psi || basis->N != G->N || p < 0 || p >= G->n_point) return NAN;
     for (r = 0; r < basis->dim; r++) {
         tqs_bits_to_config(s, basis->states[r], G->N);
         tqs_symmetry_apply(G, gs, s, dx, dy, p, f);
@@ -3551,10 +3581,13 @@ done:
     return rc;
 }
 
-TQSDEF void tqs_vit_displacement_map(const tqs_vit *m, double *out, const double *map) {
-    int n = m->n, PQ;
+TQSDEF int tqs_vit_displacement_map(const tqs_vit *m, double *out, const double *map) {
+    int n, PQ;
+    if (!m || !m->disp || !out || !map) return tqs__fail(TQS_EINVAL, "displacement_map: null pointer or empty model");
+    n = m->n;
     for (PQ = 0; PQ < n; PQ++) out[PQ] = 0;
     for (PQ = 0; PQ < n * n; PQ++) out[m->disp[PQ]] += map[PQ] / n;
+    return TQS_OK;
 }
 
 /* ===================================================================== */
