@@ -68,7 +68,7 @@ bench: bench/bench
 # build/fuzz/NAME.corpus, the seeds are in tests/corpus/.
 FUZZ_TIME ?= 60
 FUZZERS = fuzz_model fuzz_checkpoint fuzz_configs
-build/fuzz/%: tests/%.c tqs.h
+build/fuzz/%: tests/%.c tqs.h tests/fuzz.h
 	@mkdir -p $(@D)
 	clang -g -O1 -fsanitize=fuzzer,address,undefined -fno-sanitize-recover=all -I. $< -o $@ -lm
 fuzz: $(addprefix build/fuzz/,$(FUZZERS))

@@ -339,7 +339,7 @@ int main(int argc, char **argv) {
         t_train += dt;
         if (hist_x) { hist_x[done_here] = (double)info.step; hist_y[done_here] = info.energy / N; hist_e[done_here] = info.error / N; }
         done_here++;
-        /* measured on the samples the step used (before its update) */
+        /* on the step's samples, with the parameters after its update */
         if (att_every) dep_avg = info.step % att_every == 0 ? attention_dependence(&vmc, &att_ws, dep_buf, dep) : NAN;
         if (log) {
             fprintf(log, "%ld,%.12g,%.6g,%.6g,%.4f,%.4f,%.6g,%.6g,%s,%.4f,", info.step, info.energy / N, info.error / N,
