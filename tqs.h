@@ -3399,9 +3399,8 @@ TQSDEF double tqs_symmetry_expectation(const tqs_symmetry *G, const tqs_basis *b
 
 /* The generators, in the order the two character routines use:
  * 0 = unit x translation, 1 = unit y translation, 2 = flip, 3.. = point p = 1.. */
-static void tqs__generator(const tqs_symmetry *G, int k, int *dx, int *dy, int *p, int *f) {
+static void tqs__generator(int k, int *dx, int *dy, int *p, int *f) {
     *dx = k == 0; *dy = k == 1; *f = k == 2; *p = k >= 3 ? k - 2 : 0;
-    (void)G;
 }
 
 static int tqs__set_from_expectations(tqs_symmetry *G, const double *ex, int ng) {
@@ -3418,7 +3417,7 @@ TQSDEF int tqs_symmetry_characters_exact(tqs_symmetry *G, const tqs_basis *basis
     if (basis->N != G->N) return tqs__fail(TQS_EINVAL, "symmetry: basis of %d sites for a %d-site lattice", basis->N, G->N);
     ng = 2 + G->n_point;
     for (k = 0; k < ng; k++) {
-        tqs__generator(G, k, &dx, &dy, &p, &f);
+        tqs__generator(k, &dx, &dy, &p, &f);
         ex[k] = tqs_symmetry_expectation(G, basis, psi, dx, dy, p, f);
         if (fabs(fabs(ex[k]) - 1.0) > w) w = fabs(fabs(ex[k]) - 1.0);
     }
@@ -3442,7 +3441,7 @@ TQSDEF int tqs_symmetry_characters_sampled(tqs_symmetry *G, const tqs_amplitude 
     ng = 2 + G->n_point;
     for (k = 0; k < ng && !rc; k++) {
         double acc = 0, acc2 = 0;
-        tqs__generator(G, k, &dx, &dy, &p, &f);
+        tqs__generator(k, &dx, &dy, &p, &f);
         for (s = 0; s < M; s++) tqs_symmetry_apply(G, buf + (size_t)s * G->N, samples + (size_t)s * G->N, dx, dy, p, f);
         if ((rc = tqs__amp_eval(amp, lp, buf, M, G->N)) != 0) break;
         /* psi(g s)/psi(s) = exp(lp' - lp); its mean over |psi|^2 is <psi|g|psi>/<psi|psi> */

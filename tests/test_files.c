@@ -1,5 +1,6 @@
 /* Files under failure: a writer killed at random moments, a full disk, a
- * missing directory, a non-finite model. POSIX (fork, kill, setrlimit). */
+ * missing directory, a non-finite model, corrupt checkpoints. POSIX (fork,
+ * kill, setrlimit). */
 #define _POSIX_C_SOURCE 200809L
 #define TQS_IMPLEMENTATION
 #include "../tqs.h"
@@ -89,6 +90,63 @@ static void test_full_disk(void) {
     tqs_vit_free(&small); tqs_vit_free(&big);
 }
 
+/* Every corruption of a checkpoint is refused with its own message, and the
+ * run it was loaded into keeps its parameters and step. */
+static void test_checkpoint_corruption(void) {
+    tqs_hamiltonian H;
+    tqs_vit m;
+    tqs_vmc v;
+    tqs_vmc_options o;
+    tqs_step_info info;
+    unsigned char *buf, *bad;
+    size_t len;
+    double *before;
+    long step;
+    int ok = 1;
+    struct { size_t at; unsigned char value; int truncate; const char *message; } cases[] = {
+        {0, 'X', 0, "magic"},           /* bad magic */
+        {8, 7, 0, "version"},           /* version 7 */
+        {20, 99, 0, "chains"},          /* chain count */
+        {24, 17, 0, "sites"},           /* site count */
+        {0, 0, 40, "truncated"},        /* cut short */
+        {100, 0, 0, "CRC"},             /* one byte flipped (set below) */
+    };
+    size_t k;
+    tqs_hamiltonian_init(&H, 4, 4, 1, 0.5);
+    make_model(&m, 8, 5);
+    memset(&o, 0, sizeof o);
+    o.n_samples = 32; o.n_chains = 8; o.lr = 0.05; o.diag_shift = 0.05;
+    tqs_vmc_init(&v, &H, &m, &o);
+    tqs_vmc_step(&v, &info);
+    CHECK_EQ(tqs_vmc_save_checkpoint(&v, DIR "/run.ckpt"), 0);
+    CHECK_EQ(tqs_read_file(DIR "/run.ckpt", &buf, &len, 1 << 24), 0);
+    tqs_vmc_step(&v, &info);    /* the run moves on; a refused load must not pull it back */
+    before = (double *)malloc(8 * m.n_params);
+    memcpy(before, m.params, 8 * m.n_params);
+    step = v.step;
+    bad = (unsigned char *)malloc(len);
+    for (k = 0; k < sizeof cases / sizeof cases[0]; k++) {
+        size_t n = len;
+        int rc;
+        memcpy(bad, buf, len);
+        if (cases[k].truncate) n = (size_t)cases[k].truncate;
+        else if (k == 5) bad[cases[k].at] ^= 0x40;
+        else bad[cases[k].at] = cases[k].value;
+        rc = tqs_vmc_checkpoint_from_bytes(&v, bad, n);
+        if (rc != TQS_EFORMAT || !strstr(tqs_last_error(), cases[k].message)) {
+            printf("  corruption %zu: rc %d, '%s' (wanted '%s')\n", k, rc, tqs_last_error(), cases[k].message);
+            ok = 0;
+        }
+        ok &= !memcmp(before, m.params, 8 * m.n_params) && v.step == step;
+    }
+    printf("  checkpoint: magic, version, chains, sites, truncation and CRC each refused by name; the run untouched\n");
+    CHECK(ok);
+    CHECK_EQ(tqs_vmc_checkpoint_from_bytes(&v, buf, len), 0);   /* the intact file still loads */
+    CHECK_EQ(v.step, 1);
+    free(buf); free(bad); free(before);
+    tqs_vmc_free(&v); tqs_vit_free(&m); tqs_hamiltonian_free(&H);
+}
+
 int main(void) {
     mkdir("build", 0777);
     mkdir(DIR, 0777);
@@ -98,5 +156,6 @@ int main(void) {
     test_kill(200);
 #endif
     test_full_disk();
+    test_checkpoint_corruption();
     return test_summary();
 }
