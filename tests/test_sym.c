@@ -211,12 +211,14 @@ static void test_attention_stats(void) {
         for (k = 0; k < 64; k++) tqs_random_config(cf + 16 * k, 16, &rng);
         CHECK_EQ(tqs_vit_attention_stats(&m, &ws, dep, mean, sd, cf, 64), 0);
         printf("  %s: input dependence per layer/head %.3g %.3g %.3g %.3g\n", a ? "standard" : "factored", dep[0], dep[1], dep[2], dep[3]);
-        if (a == 0) { CHECK_EQ(dep[0] + dep[1] + dep[2] + dep[3], 0); }
+        /* factored: every A(s) is the same map, so A(s) - mean is only the rounding
+         * of a mean of 64 equal numbers (~1e-16 each); 1e-12 catches any real dependence */
+        if (a == 0) { CHECK_BELOW(dep[0] + dep[1] + dep[2] + dep[3], 1e-12); }
         else { CHECK(dep[0] > 1e-3 && dep[3] > 1e-3); }
         CHECK_EQ(tqs_vit_attention_stats(&m, &ws, dep, mean, sd, cf, 1), 0);
         tqs_vit_attention(&m, &ws, A, cf);
         for (k = 0; k < 64; k++) CHECK_NEAR(mean[k], A[k], 1e-15);
-        CHECK_EQ(dep[0] + dep[1] + dep[2] + dep[3], 0);
+        CHECK_BELOW(dep[0] + dep[1] + dep[2] + dep[3], 1e-300);   /* one configuration: mean = A / 1 exactly */
         if (a == 1) {
             tqs_vit_displacement_map(&m, dm, mean);
             tot = dm[0] + dm[1] + dm[2] + dm[3];
