@@ -231,7 +231,7 @@ typedef struct tqs_vit_ws {
     double *block;          /* every activation, one allocation */
     double **x, **y1, **mu1, **rs1, **q, **k, **att, **v, **a, **xm, **y2, **mu2, **rs2, **h1, **g;
     double *xs, *z, *muh, *rsh, *rp, *r, *mur, *rsr, *mp, *m, *mui, *rsi;
-    double *wt;             /* (I, O) one weight matrix transposed, for the linear layers */
+    double *wt;             /* (I, O rounded up to 8) one weight matrix transposed, for the linear layers */
     double *wexp;           /* (n, n, d) factored attention weights expanded over channels */
     double *scratch;        /* (n_slots, slot_size) backward scratch */
     double **ptrs;          /* storage of the pointer arrays above */
@@ -1112,6 +1112,10 @@ TQSDEF void tqs_vit_free(tqs_vit *m) {
 }
 
 /* Per-thread backward scratch of one sample with its two cotangents. */
+#define TQS__T 8  /* register tile size of the dense products (see tqs__tile) */
+/* Width of the transposed weights: O rounded up to whole tiles. */
+static long tqs__padded(long O) { return (O + TQS__T - 1) / TQS__T * TQS__T; }
+
 static size_t tqs__vit_slot_size(const tqs_vit *m) {
     size_t nd = (size_t)m->n * (size_t)m->cfg.d, d = (size_t)m->cfg.d;
     return 2 * (7 * nd + (size_t)m->n * (size_t)m->cfg.ff * d + 6 * d) + (size_t)m->n * (size_t)m->n;
@@ -1148,7 +1152,7 @@ TQSDEF int tqs_vit_ws_init(tqs_vit_ws *ws, const tqs_vit *m, int max_batch, int 
     ws->slot_size = with_backward ? tqs__vit_slot_size(m) : 0;
     ws->block = (double *)tqs__calloc(sizeof(double) * total);
     ws->ptrs = (double **)tqs__calloc(sizeof(double *) * 15 * (nl + 1));
-    ws->wt = (double *)tqs__alloc(sizeof(double) * d * (fd > d ? fd : d));
+    ws->wt = (double *)tqs__alloc(sizeof(double) * (fd > d ? fd : d) * (size_t)tqs__padded((long)(fd > d ? fd : d)));
     ws->wexp = (double *)tqs__alloc(sizeof(double) * n * n * d);
     if (with_backward) ws->scratch = (double *)tqs__alloc(sizeof(double) * ws->slot_size * (size_t)ws->n_slots);
     if (!ws->block || !ws->ptrs || !ws->wt || !ws->wexp || (with_backward && !ws->scratch)) {
@@ -1186,49 +1190,73 @@ TQSDEF void tqs_vit_ws_free(tqs_vit_ws *ws) {
 /* ===================================================================== */
 /* Forward                                                               */
 /* ===================================================================== */
+/* The register tile behind every dense product (linear layers, X X^T, the
+ * Cholesky update):
+ *   acc[r][c] += sum_{k < K} a_k[r] b_k[c],   r, c < 8,  k in increasing order,
+ * with a_k[r] = arow[r][k * aks] and b_k[c] = b[k * ldb + c]. The 64 sums stay
+ * in registers while k runs, so each b_k loaded serves 8 rows and each a_k[r]
+ * 8 columns: the loop is bound by multiply-adds, not by loads. GCC and Clang
+ * are given the vectors explicitly (their vectoriser does not find this
+ * blocking); other compilers, or -DTQS_NO_VECTOR_EXT, get the same sums from
+ * plain loops. */
+#if (defined(__GNUC__) || defined(__clang__)) && !defined(TQS_NO_VECTOR_EXT)
+typedef double tqs__v4 __attribute__((vector_size(32)));
+static void tqs__tile(double *acc /* (8, 8) */, const double *const *arow, long aks,
+                      const double *b, long ldb, long K) {
+    tqs__v4 c[8][2];
+    long k;
+    int i;
+    for (i = 0; i < 8; i++) { memcpy(&c[i][0], acc + 8 * i, 32); memcpy(&c[i][1], acc + 8 * i + 4, 32); }
+    for (k = 0; k < K; k++) {
+        const double *bk = b + k * ldb;
+        tqs__v4 b0, b1;
+        memcpy(&b0, bk, 32); memcpy(&b1, bk + 4, 32);
+        for (i = 0; i < 8; i++) {
+            double x = arow[i][k * aks];
+            tqs__v4 xv = {x, x, x, x};
+            c[i][0] += xv * b0; c[i][1] += xv * b1;
+        }
+    }
+    for (i = 0; i < 8; i++) { memcpy(acc + 8 * i, &c[i][0], 32); memcpy(acc + 8 * i + 4, &c[i][1], 32); }
+}
+#else
+static void tqs__tile(double *acc, const double *const *arow, long aks, const double *b, long ldb, long K) {
+    long k;
+    int i, j;
+    for (k = 0; k < K; k++)
+        for (i = 0; i < 8; i++) {
+            double x = arow[i][k * aks];
+            for (j = 0; j < 8; j++) acc[8 * i + j] += x * b[k * ldb + j];
+        }
+}
+#endif
+
 /* out (R, O) = in (R, I) W^T + bias, W (O, I) row-major (PyTorch's layout).
- * W is first copied transposed into wt (I, O), so the innermost loop runs over
- * consecutive outputs (vector lanes), and each tile of TQS__LR rows x TQS__LO
- * outputs keeps its sums in registers while i runs over the inputs: every
- * weight loaded is used TQS__LR times, every input TQS__LO times. Each output
- * is bias + sum_i in the order i = 0, 1, ..., whatever the tile or the number of
- * threads, so results are bitwise independent of both. */
-#define TQS__LR 4
-#define TQS__LO 16
+ * W is first copied transposed into wt (I, O rounded up to 8, zero padded),
+ * so each 8 x 8 tile of outputs is one call of tqs__tile. A last partial
+ * tile of rows repeats its last row and stores only the real ones. Each
+ * output is bias + sum_i in the order i = 0, 1, ..., whatever the tile or the
+ * number of threads, so results are bitwise independent of both. */
 static void tqs__linear_forward(double *out, const double *in, const double *W, const double *bias,
                                 double *wt, long R, int I, int O) {
-    long nrb = (R + TQS__LR - 1) / TQS__LR, t, nob = (O + TQS__LO - 1) / TQS__LO;
-    int i, o;
-    for (o = 0; o < O; o++) for (i = 0; i < I; i++) wt[(size_t)i * O + o] = W[(size_t)o * I + i];
+    long Op = tqs__padded(O), nrb = (R + TQS__T - 1) / TQS__T, nob = Op / TQS__T, t;
+    long i, o;
+    for (i = 0; i < I; i++)
+        for (o = 0; o < Op; o++) wt[i * Op + o] = o < O ? W[(size_t)o * I + i] : 0.0;
     TQS__OMP(parallel for schedule(static) if (R * I * O > 32768))
     for (t = 0; t < nrb * nob; t++) {
-        long r0 = (t / nob) * TQS__LR;
-        int o0 = (int)(t % nob) * TQS__LO, r, c, k;
-        int nr = R - r0 < TQS__LR ? (int)(R - r0) : TQS__LR, nc = O - o0 < TQS__LO ? O - o0 : TQS__LO;
-        const double *x = in + (size_t)r0 * I;
-        double acc[TQS__LR][TQS__LO];
-        if (nr == TQS__LR && nc == TQS__LO) {  /* full tile: four rows of sums, vectorised over c */
-            double a0[TQS__LO], a1[TQS__LO], a2[TQS__LO], a3[TQS__LO];
-            for (c = 0; c < TQS__LO; c++) a0[c] = a1[c] = a2[c] = a3[c] = bias ? bias[o0 + c] : 0.0;
-            for (k = 0; k < I; k++) {
-                const double *w = wt + (size_t)k * O + o0;
-                double x0 = x[k], x1 = x[(size_t)I + k], x2 = x[2 * (size_t)I + k], x3 = x[3 * (size_t)I + k];
-                for (c = 0; c < TQS__LO; c++) {
-                    a0[c] += x0 * w[c]; a1[c] += x1 * w[c]; a2[c] += x2 * w[c]; a3[c] += x3 * w[c];
-                }
-            }
-            for (c = 0; c < TQS__LO; c++) { acc[0][c] = a0[c]; acc[1][c] = a1[c]; acc[2][c] = a2[c]; acc[3][c] = a3[c]; }
-        } else {                                  /* edge tile: same sums, same order */
-            for (r = 0; r < nr; r++) for (c = 0; c < nc; c++) acc[r][c] = bias ? bias[o0 + c] : 0.0;
-            for (k = 0; k < I; k++) {
-                const double *w = wt + (size_t)k * O + o0;
-                for (r = 0; r < nr; r++) {
-                    double xr = x[(size_t)r * I + k];
-                    for (c = 0; c < nc; c++) acc[r][c] += xr * w[c];
-                }
-            }
+        long r0 = (t / nob) * TQS__T, o0 = (t % nob) * TQS__T;
+        int nr = R - r0 < TQS__T ? (int)(R - r0) : TQS__T, nc = O - o0 < TQS__T ? (int)(O - o0) : TQS__T, r, c;
+        const double *rows[TQS__T];
+        double acc[TQS__T * TQS__T];
+        for (r = 0; r < TQS__T; r++) {
+            rows[r] = in + (size_t)(r0 + (r < nr ? r : nr - 1)) * I;
+            for (c = 0; c < TQS__T; c++) acc[r * TQS__T + c] = bias && c < nc ? bias[o0 + c] : 0.0;
         }
-        for (r = 0; r < nr; r++) for (c = 0; c < nc; c++) out[(size_t)(r0 + r) * O + o0 + c] = acc[r][c];
+        tqs__tile(acc, rows, 1, wt + o0, Op, I);
+        for (r = 0; r < nr; r++) /* a fixed-size copy when full (inlined; a loop over nc becomes a memcpy call) */
+            if (nc == TQS__T) memcpy(out + (size_t)(r0 + r) * O + o0, acc + r * TQS__T, sizeof(double) * TQS__T);
+            else for (c = 0; c < nc; c++) out[(size_t)(r0 + r) * O + o0 + c] = acc[r * TQS__T + c];
     }
 }
 
@@ -1252,17 +1280,55 @@ static void tqs__layernorm_forward(double *y, double *mean, double *rstd, const 
     }
 }
 
+/* exp(x) without branches or calls, so that loops over arrays vectorise
+ * (libm's exp is a scalar call, and GELU needs one per hidden unit):
+ * x = k ln 2 + r with k = round(x / ln 2), |r| <= ln 2 / 2, exp(r) by its
+ * Taylor series to degree 13 (truncation below 1e-17 relative), and 2^k put
+ * straight into the exponent bits. k is rounded by adding 1.5 * 2^52, which
+ * also leaves k in the low bits. Below -708 the result is exp(-708) (normal,
+ * tiny), above 709 it is +inf, and a NaN stays NaN. Measured within 1 ulp of
+ * libm's exp. */
+static double tqs__expv(double x0) {
+    const double shift = 6755399441055744.0; /* 1.5 * 2^52 */
+    double kd, r, p, scale, x = x0;
+    uint64_t bits;
+    x = x < -708.0 ? -708.0 : x;
+    x = x > 709.0 ? 709.0 : x;
+    kd = x * 1.4426950408889634 + shift;     /* log2(e) */
+    memcpy(&bits, &kd, sizeof bits);
+    kd -= shift;
+    r = x - kd * 0.6931471803691238 - kd * 1.9082149292705877e-10; /* ln 2, high and low parts */
+    p = 1.0 / 6227020800.0;                  /* 1/13! */
+    p = p * r + 1.0 / 479001600.0;  p = p * r + 1.0 / 39916800.0;  p = p * r + 1.0 / 3628800.0;
+    p = p * r + 1.0 / 362880.0;     p = p * r + 1.0 / 40320.0;     p = p * r + 1.0 / 5040.0;
+    p = p * r + 1.0 / 720.0;        p = p * r + 1.0 / 120.0;       p = p * r + 1.0 / 24.0;
+    p = p * r + 1.0 / 6.0;          p = p * r + 0.5;               p = p * r + 1.0;
+    p = p * r + 1.0;
+    bits = (bits + 1023) << 52;              /* the low bits of bits hold k */
+    memcpy(&scale, &bits, sizeof scale);
+    return x0 > 709.0 ? HUGE_VAL : p * scale;
+}
+
 #define TQS__GELU_C 0.7978845608028654 /* sqrt(2/pi) */
 /* GELU, tanh form: gelu(u) = u (1 + tanh z)/2 with z = C (u + 0.044715 u^3).
- * Since (1 + tanh z)/2 = sigma(2z) = 1/(1 + exp(-2z)), one exp does it (much
- * cheaper than tanh, and exact to rounding: exp(-2z) = inf gives 0 correctly).
+ * Since (1 + tanh z)/2 = sigma(2z) = 1/(1 + exp(-2z)), one exp does it.
  * gelu'(u) = sigma + u 2 sigma (1 - sigma) C (1 + 3 0.044715 u^2). */
 static double tqs__gelu(double u) {
-    return u / (1.0 + exp(-2.0 * TQS__GELU_C * (u + 0.044715 * u * u * u)));
+    return u / (1.0 + tqs__expv(-2.0 * TQS__GELU_C * (u + 0.044715 * u * u * u)));
 }
 static double tqs__gelu_grad(double u) {
-    double sg = 1.0 / (1.0 + exp(-2.0 * TQS__GELU_C * (u + 0.044715 * u * u * u)));
+    double sg = 1.0 / (1.0 + tqs__expv(-2.0 * TQS__GELU_C * (u + 0.044715 * u * u * u)));
     return sg + 2.0 * u * sg * (1.0 - sg) * TQS__GELU_C * (1.0 + 3 * 0.044715 * u * u);
+}
+
+/* g = gelu(h) elementwise over n values (a vectorised loop per thread). */
+static void tqs__gelu_forward(double *g, const double *h, long n) {
+    long nchunk = (n + 4095) / 4096, t;
+    TQS__OMP(parallel for schedule(static))
+    for (t = 0; t < nchunk; t++) {
+        long i, i1 = (t + 1) * 4096 < n ? (t + 1) * 4096 : n;
+        for (i = t * 4096; i < i1; i++) g[i] = tqs__gelu(h[i]);
+    }
 }
 
 /* logcosh(w) = w t + log(1 + exp(-2 w t)) - log 2, t = sign(Re w): the
@@ -1386,8 +1452,7 @@ static void tqs__vit_forward(const tqs_vit *m, tqs_vit_ws *ws, tqs_complex *logp
         for (r = 0; r < R * d; r++) ws->xm[l][r] += ws->x[l][r];
         tqs__layernorm_forward(ws->y2[l], ws->mu2[l], ws->rs2[l], ws->xm[l], p + L->ln2_g, p + L->ln2_b, R, d);
         tqs__linear_forward(ws->h1[l], ws->y2[l], p + L->W1, p + L->b1, ws->wt, R, d, fd);
-        TQS__OMP(parallel for schedule(static))
-        for (r = 0; r < R * fd; r++) ws->g[l][r] = tqs__gelu(ws->h1[l][r]);
+        tqs__gelu_forward(ws->g[l], ws->h1[l], R * fd);
         tqs__linear_forward(ws->x[l + 1], ws->g[l], p + L->W2, p + L->b2, ws->wt, R, fd, d);
         TQS__OMP(parallel for schedule(static))
         for (r = 0; r < R * d; r++) ws->x[l + 1][r] += ws->xm[l][r];
@@ -2050,54 +2115,47 @@ TQSDEF int tqs_enumeration_evaluate(tqs_enumeration *E, const tqs_hamiltonian *H
  *   C[i][j] += sign * sum_k a_k[i] a_k[j],   k < nk, i, j < n,
  * where a_k[i] = X[k*ldx + i] (rows of X are the a_k) or, with transpose,
  * a_k[i] = X[i*ldx + k] (rows of X are the n vectors). Each block of KB
- * values of k is packed into panels of 8 columns stored [k][8]; a 4 x 8
- * register tile of C accumulates over k. Only tiles with j >= i are
- * computed, spread over threads; each entry is summed by one thread in a
- * fixed order. upper: entry (i, j >= i) is added to C[i][j]; otherwise to
- * C[j][i] (the lower triangle). buf holds KB * 8 * ceil(n/8) doubles. */
-#ifndef TQS__MR
-#define TQS__MR 4   /* register tile rows (divides TQS__NR) */
-#define TQS__NR 8   /* register tile columns = packed panel width */
-#endif
+ * values of k is packed into panels of 8 columns stored [k][8]; each 8 x 8
+ * tile of C is one tqs__tile call on two panels. Only tiles touching the
+ * wanted triangle are computed, spread over threads by rows of tiles; each entry is summed by one thread in a
+ * fixed order. upper: entries (i, j >= i) are added to C[i][j]; otherwise
+ * entries (i, j <= i), the lower triangle. Either way a thread owns whole
+ * rows of C, so no two threads write to one cache line of a row.
+ * buf holds KB * 8 * ceil(n/8) doubles. */
 /* Values of k packed per block: fewer when n is large, to bound the buffer. */
 static long tqs__syrk_kb(long n) { return n > 32768 ? 64 : TQS__KB; }
 
 static void tqs__syrk(double *C, long ldc, const double *X, long ldx, long n, long nk, int transpose,
                       double sign, int upper, double *buf) {
-    long npan = (n + TQS__NR - 1) / TQS__NR, nib = (n + TQS__MR - 1) / TQS__MR, KB = tqs__syrk_kb(n), k0, i;
+    long npan = (n + TQS__T - 1) / TQS__T, KB = tqs__syrk_kb(n), k0, i;
     for (k0 = 0; k0 < nk; k0 += KB) {
         long kb = nk - k0 < KB ? nk - k0 : KB, p;
         TQS__OMP(parallel for schedule(static))
         for (p = 0; p < npan; p++) {
-            double *dst = buf + (size_t)p * kb * TQS__NR;
+            double *dst = buf + (size_t)p * kb * TQS__T;
             long k, jj;
-            for (jj = 0; jj < TQS__NR; jj++) {
-                long col = p * TQS__NR + jj;
-                if (col >= n) { for (k = 0; k < kb; k++) dst[k * TQS__NR + jj] = 0.0; continue; }
-                if (transpose) { const double *src = X + (size_t)col * ldx + k0; for (k = 0; k < kb; k++) dst[k * TQS__NR + jj] = src[k]; }
-                else for (k = 0; k < kb; k++) dst[k * TQS__NR + jj] = X[(size_t)(k0 + k) * ldx + col];
+            for (jj = 0; jj < TQS__T; jj++) {
+                long col = p * TQS__T + jj;
+                if (col >= n) { for (k = 0; k < kb; k++) dst[k * TQS__T + jj] = 0.0; continue; }
+                if (transpose) { const double *src = X + (size_t)col * ldx + k0; for (k = 0; k < kb; k++) dst[k * TQS__T + jj] = src[k]; }
+                else for (k = 0; k < kb; k++) dst[k * TQS__T + jj] = X[(size_t)(k0 + k) * ldx + col];
             }
         }
         TQS__OMP(parallel for schedule(dynamic, 1))
-        for (i = 0; i < nib; i++) {
-            long i0 = TQS__MR * i, pj;
-            const double *a = buf + (size_t)(i0 / TQS__NR) * kb * TQS__NR + (i0 % TQS__NR);
-            for (pj = i0 / TQS__NR; pj < npan; pj++) {
-                const double *b = buf + (size_t)pj * kb * TQS__NR;
-                double acc[TQS__MR][TQS__NR];
-                long k, ii, jj;
+        for (i = 0; i < npan; i++) {  /* rows 8i .. 8i+7 of C, against every panel of the triangle */
+            const double *a = buf + (size_t)i * kb * TQS__T, *rows[TQS__T];
+            long pj, pj0 = upper ? i : 0, pj1 = upper ? npan : i + 1;
+            int ii, jj;
+            for (ii = 0; ii < TQS__T; ii++) rows[ii] = a + ii;
+            for (pj = pj0; pj < pj1; pj++) {
+                double acc[TQS__T * TQS__T];
                 memset(acc, 0, sizeof acc);
-                for (k = 0; k < kb; k++) {
-                    const double *ak = a + k * TQS__NR, *bk = b + k * TQS__NR;
-                    for (ii = 0; ii < TQS__MR; ii++)
-                        for (jj = 0; jj < TQS__NR; jj++) acc[ii][jj] += ak[ii] * bk[jj];
-                }
-                for (ii = 0; ii < TQS__MR && i0 + ii < n; ii++)
-                    for (jj = 0; jj < TQS__NR && pj * TQS__NR + jj < n; jj++) {
-                        long r = i0 + ii, c = pj * TQS__NR + jj;
-                        if (c < r) continue;
-                        if (upper) C[(size_t)r * ldc + c] += sign * acc[ii][jj];
-                        else C[(size_t)c * ldc + r] += sign * acc[ii][jj];
+                tqs__tile(acc, rows, TQS__T, buf + (size_t)pj * kb * TQS__T, TQS__T, kb);
+                for (ii = 0; ii < TQS__T && i * TQS__T + ii < n; ii++)
+                    for (jj = 0; jj < TQS__T && pj * TQS__T + jj < n; jj++) {
+                        long r = i * TQS__T + ii, c = pj * TQS__T + jj;
+                        if (upper ? c < r : c > r) continue;
+                        C[(size_t)r * ldc + c] += sign * acc[ii * TQS__T + jj];
                     }
             }
         }
@@ -2105,7 +2163,7 @@ static void tqs__syrk(double *C, long ldc, const double *X, long ldx, long n, lo
 }
 
 static size_t tqs__syrk_buf_size(long n) {
-    return (size_t)tqs__syrk_kb(n) * TQS__NR * (size_t)((n + TQS__NR - 1) / TQS__NR);
+    return (size_t)tqs__syrk_kb(n) * TQS__T * (size_t)((n + TQS__T - 1) / TQS__T);
 }
 
 /* tqs_gram with a caller's packing buffer (tqs__syrk_buf_size doubles). */
@@ -2131,16 +2189,42 @@ TQSDEF int tqs_gram(double *C, const double *X, long R, long P, int transpose) {
     return TQS_OK;
 }
 
-#define TQS__NB 128
+#define TQS__NB 128   /* Cholesky block width */
+#define TQS__PR 32    /* panel rows solved together (vector lanes) */
 
-/* Right-looking blocked Cholesky: factor a 64-wide diagonal block, solve the
- * panel below it (in parallel over rows), then the trailing update
- * A22 -= L21 L21^T with the rank-k kernel above. Only the lower triangle is
- * read and written. */
+/* Panel solve of the blocked Cholesky for rows r0 .. r0+nr-1 (nr <= TQS__PR):
+ * x = a L11^{-T} for each row a, i.e. x_j = (a_j - sum_{k<j} L_jk x_k) / L_jj.
+ * Row by row this is a chain of dependent dot products (scalar speed); with
+ * the rows packed as columns of t, each step is one multiply-add over
+ * TQS__PR independent rows, which vectorises. Each x_j is summed over k in
+ * increasing order, the same whatever the chunking or the threads. */
+static void tqs__cholesky_panel(double *A, long n, long k0, long nb, long r0, long nr) {
+    double t[TQS__NB][TQS__PR]; /* t[j][r] = A[r0 + r][k0 + j] */
+    long j, k, r;
+    for (j = 0; j < nb; j++)
+        for (r = 0; r < TQS__PR; r++) t[j][r] = r < nr ? A[(size_t)(r0 + r) * n + k0 + j] : 0.0;
+    for (j = 0; j < nb; j++) {
+        const double *Lj = A + (size_t)(k0 + j) * n + k0; /* row j of L11 */
+        double acc[TQS__PR];
+        for (r = 0; r < TQS__PR; r++) acc[r] = t[j][r];
+        for (k = 0; k < j; k++) {
+            double l = Lj[k];
+            for (r = 0; r < TQS__PR; r++) acc[r] -= l * t[k][r];
+        }
+        for (r = 0; r < TQS__PR; r++) t[j][r] = acc[r] / Lj[j];
+    }
+    for (r = 0; r < nr; r++)
+        for (j = 0; j < nb; j++) A[(size_t)(r0 + r) * n + k0 + j] = t[j][r];
+}
+
+/* Right-looking blocked Cholesky: factor the TQS__NB-wide diagonal block,
+ * solve the panel below it (chunks of TQS__PR rows in parallel), then the
+ * trailing update A22 -= L21 L21^T with the rank-k kernel above. Only the
+ * lower triangle is read and written. */
 static int tqs__cholesky_with(double *A, long n, double *buf) {
     long k0, i;
     for (k0 = 0; k0 < n; k0 += TQS__NB) {
-        long nb = n - k0 < TQS__NB ? n - k0 : TQS__NB, j, k, end = k0 + nb;
+        long nb = n - k0 < TQS__NB ? n - k0 : TQS__NB, j, k, end = k0 + nb, nchunk = (n - end + TQS__PR - 1) / TQS__PR;
         for (j = k0; j < end; j++) { /* diagonal block, unblocked */
             double d = A[(size_t)j * n + j];
             for (k = k0; k < j; k++) d -= A[(size_t)j * n + k] * A[(size_t)j * n + k];
@@ -2154,16 +2238,11 @@ static int tqs__cholesky_with(double *A, long n, double *buf) {
                 A[(size_t)i * n + j] = s / d;
             }
         }
-        /* panel: L21 = A21 L11^{-T}, one row per iteration */
+        /* panel: L21 = A21 L11^{-T} */
         TQS__OMP(parallel for schedule(static))
-        for (i = end; i < n; i++) {
-            double *ai = A + (size_t)i * n;
-            long jj, kk;
-            for (jj = k0; jj < end; jj++) {
-                double s = ai[jj];
-                for (kk = k0; kk < jj; kk++) s -= ai[kk] * A[(size_t)jj * n + kk];
-                ai[jj] = s / A[(size_t)jj * n + jj];
-            }
+        for (i = 0; i < nchunk; i++) {
+            long r0 = end + i * TQS__PR;
+            tqs__cholesky_panel(A, n, k0, nb, r0, n - r0 < TQS__PR ? n - r0 : TQS__PR);
         }
         if (end < n) /* A22 -= L21 L21^T, lower triangle */
             tqs__syrk(A + (size_t)end * n + end, n, A + (size_t)end * n + k0, n, n - end, nb, 1, -1.0, 0, buf);

@@ -2,6 +2,8 @@
  *   ./bench/bench            full run (a few minutes)
  *   ./bench/bench --quick    seconds-long smoke run (make test runs it)
  *   ./bench/bench --json     one JSON object instead of the table
+ *   ./bench/bench --only W   only the groups whose name contains W (small,
+ *                            cpu-paper, tutorial, SR, step, ...)
  * Every rate is measured with 1 thread and with all threads, and every
  * GFLOP/s figure is also given as a percentage of the peak double-precision
  * multiply-add rate measured by this program in the same run.
@@ -27,6 +29,8 @@ static void *bench_malloc(size_t n) { bench_allocations++; return malloc(n); }
 #include "../examples/flags.h"
 
 static int quick, json, max_threads;
+static const char *only;      /* --only: run groups whose name contains it */
+static int wanted(const char *group) { return !only || strstr(group, only) != NULL; }
 static double peak1, peakN;   /* GFLOP/s, one core and all cores */
 static int n_rows;
 
@@ -252,8 +256,9 @@ int main(int argc, char **argv) {
     int i;
     flags_prog = "bench";
     for (i = 1; i < argc; i++) {
-        if (flags_bool(argv, i, "--quick", &quick) || flags_bool(argv, i, "--json", &json)) continue;
-        if (!strcmp(argv[i], "--help") || !strcmp(argv[i], "-h")) { printf("usage: bench [--quick] [--json]\n"); return 0; }
+        if (flags_bool(argv, i, "--quick", &quick) || flags_bool(argv, i, "--json", &json) ||
+            flags_str(argc, argv, &i, "--only", &only)) continue;
+        if (!strcmp(argv[i], "--help") || !strcmp(argv[i], "-h")) { printf("usage: bench [--quick] [--json] [--only GROUP]\n"); return 0; }
         flags_die("unknown flag '%s' (try --help)", argv[i]);
     }
     max_threads = tqs_get_threads();
@@ -266,18 +271,18 @@ int main(int argc, char **argv) {
                quick ? " (--quick)" : "", max_threads, peak1, peakN, max_threads);
         printf("%-10s %-44s %2s  %12s %-14s\n", "group", "measurement", "th", "value", "unit");
     }
-    bench_model(&small);
-    bench_model(&paper_f);
-    bench_model(&paper_s);
-    if (!quick) bench_model(&tutorial);
-    if (quick) bench_sr(256, 1024, 1);
+    if (wanted("small")) bench_model(&small);
+    if (wanted("cpu-paper")) bench_model(&paper_f);
+    if (wanted("cpu-paper-std")) bench_model(&paper_s);
+    if (!quick && wanted("tutorial")) bench_model(&tutorial);
+    if (quick) { if (wanted("SR 256x1024")) bench_sr(256, 1024, 1); }
     else {
-        bench_sr(2048, 6208, 1);
-        bench_sr(2048, 23720, 0);
-        bench_sr(4096, 155620, 0);
+        if (wanted("SR 2048x6208")) bench_sr(2048, 6208, 1);
+        if (wanted("SR 2048x23720")) bench_sr(2048, 23720, 0);
+        if (wanted("SR 4096x155620")) bench_sr(4096, 155620, 0);
     }
-    bench_step(&small, quick ? 128 : 1024, quick ? 1 : 5);
-    bench_step(&paper_f, quick ? 128 : 1024, quick ? 1 : 3);
+    if (wanted("step small")) bench_step(&small, quick ? 128 : 1024, quick ? 1 : 5);
+    if (wanted("step cpu-paper")) bench_step(&paper_f, quick ? 128 : 1024, quick ? 1 : 3);
     if (json) printf("]}\n");
     tqs_set_threads(max_threads);
     return 0;
