@@ -1,7 +1,7 @@
 # tqs.h - build the examples, run the tests, train the default model.
 #   make          build the examples
 #   make run      train the default model (4x4, J2 = 0.5) and report its energy
-#   make test     build every test three ways (OpenMP, no OpenMP, sanitizers) and run them
+#   make test     build every test three ways (OpenMP; no OpenMP with the plain-C kernels; sanitizers) and run them
 #   make reproduce  the paper's comparisons (about 30 minutes), written to examples/results/
 #   make bench    the benchmark suite (a few minutes; bench/bench --quick is part of make test)
 #   make fuzz     libFuzzer on the three parsers (needs clang; FUZZ_TIME=60 seconds each)
@@ -32,7 +32,7 @@ build/omp/%: tests/%.c tqs.h tests/test.h
 	$(CC) $(CFLAGS) $(WARN) $(OPENMP) -I. $< -o $@ $(LDLIBS)
 build/noomp/%: tests/%.c tqs.h tests/test.h
 	@mkdir -p $(@D)
-	$(CC) $(CFLAGS) -DTQS_TEST_SHORT $(WARN) -I. $< -o $@ $(LDLIBS)
+	$(CC) $(CFLAGS) -DTQS_TEST_SHORT -DTQS_NO_VECTOR_EXT $(WARN) -I. $< -o $@ $(LDLIBS)
 build/san/%: tests/%.c tqs.h tests/test.h
 	@mkdir -p $(@D)
 	$(CC) $(SANITIZE) $(WARN) $(OPENMP) -I. $< -o $@ $(LDLIBS)

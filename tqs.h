@@ -231,8 +231,9 @@ typedef struct tqs_vit_ws {
     double *block;          /* every activation, one allocation */
     double **x, **y1, **mu1, **rs1, **q, **k, **att, **v, **a, **xm, **y2, **mu2, **rs2, **h1, **g;
     double *xs, *z, *muh, *rsh, *rp, *r, *mur, *rsr, *mp, *m, *mui, *rsi;
-    double *wt;             /* (I, O rounded up to 8) one weight matrix transposed, for the linear layers */
-    double *wexp;           /* (n, n, d) factored attention weights expanded over channels */
+    double *wt;             /* every weight matrix (O, I) transposed to (I, O rounded up to 8), see tqs__vit_wt_offsets */
+    double *wexp;           /* (n_layers, n, n, d) factored attention weights expanded over channels */
+    size_t *wt_off;         /* (6 n_layers + 2) offsets in wt */
     double *scratch;        /* (n_slots, slot_size) backward scratch */
     double **ptrs;          /* storage of the pointer arrays above */
 } tqs_vit_ws;
@@ -1121,6 +1122,22 @@ static size_t tqs__vit_slot_size(const tqs_vit *m) {
     return 2 * (7 * nd + (size_t)m->n * (size_t)m->cfg.ff * d + 6 * d) + (size_t)m->n * (size_t)m->n;
 }
 
+/* Offsets in ws->wt of the transposed matrices: per layer W_v W_q W_k W_o
+ * W_1 W_2 (W_q, W_k size 0 unless standard), then W_r W_i; returns the
+ * total. off may be NULL. */
+enum { TQS__WT_V, TQS__WT_Q, TQS__WT_K, TQS__WT_O, TQS__WT_1, TQS__WT_2, TQS__WT_PER_LAYER };
+static size_t tqs__vit_wt_offsets(const tqs_vit *m, size_t *off) {
+    size_t d = (size_t)m->cfg.d, fd = (size_t)m->cfg.ff * d, pd = (size_t)tqs__padded((long)d), total = 0;
+    size_t sz[TQS__WT_PER_LAYER];
+    int l, j, std = m->cfg.attention == TQS_ATTN_STANDARD;
+    sz[TQS__WT_V] = d * pd; sz[TQS__WT_Q] = sz[TQS__WT_K] = std ? d * pd : 0; sz[TQS__WT_O] = d * pd;
+    sz[TQS__WT_1] = d * (size_t)tqs__padded((long)fd); sz[TQS__WT_2] = fd * pd;
+    for (l = 0; l < m->cfg.n_layers; l++)
+        for (j = 0; j < TQS__WT_PER_LAYER; j++) { if (off) off[l * TQS__WT_PER_LAYER + j] = total; total += sz[j]; }
+    for (j = 0; j < 2; j++) { if (off) off[m->cfg.n_layers * TQS__WT_PER_LAYER + j] = total; total += d * pd; }
+    return total;
+}
+
 /* Doubles of activations for max_batch configurations:
  * per layer y1 v a xm y2 (n d each), q k (standard), att (h n n, standard),
  * mu1 rs1 mu2 rs2 (n each), h1 g (n ff d each); x has n_layers + 1 entries. */
@@ -1129,7 +1146,7 @@ static size_t tqs__vit_ws_doubles(const tqs_vit *m, int max_batch) {
     size_t h = (size_t)m->cfg.h, nl = (size_t)m->cfg.n_layers, nd = n * d;
     int std = m->cfg.attention == TQS_ATTN_STANDARD;
     size_t per_layer = Bm * (5 * nd + (std ? 2 * nd + h * n * n : 0) + 4 * n + 2 * n * fd);
-    return per_layer * nl + Bm * nd * (nl + 1) + Bm * (6 * d + 6);
+    return per_layer * nl + Bm * nd * (nl + 1) + Bm * (6 * d + 6) + tqs__vit_wt_offsets(m, NULL) + nl * n * n * d;
 }
 
 TQSDEF int tqs_vit_ws_init(tqs_vit_ws *ws, const tqs_vit *m, int max_batch, int with_backward) {
@@ -1152,10 +1169,9 @@ TQSDEF int tqs_vit_ws_init(tqs_vit_ws *ws, const tqs_vit *m, int max_batch, int 
     ws->slot_size = with_backward ? tqs__vit_slot_size(m) : 0;
     ws->block = (double *)tqs__calloc(sizeof(double) * total);
     ws->ptrs = (double **)tqs__calloc(sizeof(double *) * 15 * (nl + 1));
-    ws->wt = (double *)tqs__alloc(sizeof(double) * (fd > d ? fd : d) * (size_t)tqs__padded((long)(fd > d ? fd : d)));
-    ws->wexp = (double *)tqs__alloc(sizeof(double) * n * n * d);
+    ws->wt_off = (size_t *)tqs__alloc(sizeof(size_t) * (TQS__WT_PER_LAYER * nl + 2));
     if (with_backward) ws->scratch = (double *)tqs__alloc(sizeof(double) * ws->slot_size * (size_t)ws->n_slots);
-    if (!ws->block || !ws->ptrs || !ws->wt || !ws->wexp || (with_backward && !ws->scratch)) {
+    if (!ws->block || !ws->ptrs || !ws->wt_off || (with_backward && !ws->scratch)) {
         tqs_vit_ws_free(ws);
         return tqs__fail(TQS_ENOMEM, "workspace: out of memory (%.3g GB for batch %d)", (double)total * 8e-9, max_batch);
     }
@@ -1176,6 +1192,7 @@ TQSDEF int tqs_vit_ws_init(tqs_vit_ws *ws, const tqs_vit *m, int max_batch, int 
     TQS__CARVE(ws->xs, Bm * d); TQS__CARVE(ws->z, Bm * d); TQS__CARVE(ws->muh, Bm); TQS__CARVE(ws->rsh, Bm);
     TQS__CARVE(ws->rp, Bm * d); TQS__CARVE(ws->r, Bm * d); TQS__CARVE(ws->mur, Bm); TQS__CARVE(ws->rsr, Bm);
     TQS__CARVE(ws->mp, Bm * d); TQS__CARVE(ws->m, Bm * d); TQS__CARVE(ws->mui, Bm); TQS__CARVE(ws->rsi, Bm);
+    TQS__CARVE(ws->wt, tqs__vit_wt_offsets(m, ws->wt_off)); TQS__CARVE(ws->wexp, nl * n * n * d);
 #undef TQS__CARVE
     TQS_ASSERT((size_t)(p - ws->block) == total);
     return TQS_OK;
@@ -1183,7 +1200,7 @@ TQSDEF int tqs_vit_ws_init(tqs_vit_ws *ws, const tqs_vit *m, int max_batch, int 
 
 TQSDEF void tqs_vit_ws_free(tqs_vit_ws *ws) {
     if (!ws) return;
-    TQS_FREE(ws->block); TQS_FREE(ws->ptrs); TQS_FREE(ws->wt); TQS_FREE(ws->wexp); TQS_FREE(ws->scratch);
+    TQS_FREE(ws->block); TQS_FREE(ws->ptrs); TQS_FREE(ws->wt_off); TQS_FREE(ws->scratch);
     memset(ws, 0, sizeof *ws);
 }
 
@@ -1199,6 +1216,11 @@ TQSDEF void tqs_vit_ws_free(tqs_vit_ws *ws) {
  * are given the vectors explicitly (their vectoriser does not find this
  * blocking); other compilers, or -DTQS_NO_VECTOR_EXT, get the same sums from
  * plain loops. */
+#if defined(__GNUC__) || defined(__clang__)
+#define TQS__NOINLINE __attribute__((noinline))
+#else
+#define TQS__NOINLINE
+#endif
 #if (defined(__GNUC__) || defined(__clang__)) && !defined(TQS_NO_VECTOR_EXT)
 typedef double tqs__v4 __attribute__((vector_size(32)));
 static void tqs__tile(double *acc /* (8, 8) */, const double *const *arow, long aks,
@@ -1231,33 +1253,37 @@ static void tqs__tile(double *acc, const double *const *arow, long aks, const do
 }
 #endif
 
-/* out (R, O) = in (R, I) W^T + bias, W (O, I) row-major (PyTorch's layout).
- * W is first copied transposed into wt (I, O rounded up to 8, zero padded),
- * so each 8 x 8 tile of outputs is one call of tqs__tile. A last partial
- * tile of rows repeats its last row and stores only the real ones. Each
- * output is bias + sum_i in the order i = 0, 1, ..., whatever the tile or the
- * number of threads, so results are bitwise independent of both. */
-static void tqs__linear_forward(double *out, const double *in, const double *W, const double *bias,
-                                double *wt, long R, int I, int O) {
-    long Op = tqs__padded(O), nrb = (R + TQS__T - 1) / TQS__T, nob = Op / TQS__T, t;
-    long i, o;
+/* wt (I, Op) = W^T zero padded to Op = O rounded up to 8 columns; W (O, I) is
+ * row-major (PyTorch's layout). Done once per forward call for all matrices,
+ * so that the innermost loop of every product runs over consecutive outputs. */
+static void tqs__transpose_padded(double *wt, const double *W, int I, int O) {
+    long Op = tqs__padded(O), i, o;
     for (i = 0; i < I; i++)
         for (o = 0; o < Op; o++) wt[i * Op + o] = o < O ? W[(size_t)o * I + i] : 0.0;
-    TQS__OMP(parallel for schedule(static) if (R * I * O > 32768))
-    for (t = 0; t < nrb * nob; t++) {
-        long r0 = (t / nob) * TQS__T, o0 = (t % nob) * TQS__T;
-        int nr = R - r0 < TQS__T ? (int)(R - r0) : TQS__T, nc = O - o0 < TQS__T ? (int)(O - o0) : TQS__T, r, c;
-        const double *rows[TQS__T];
-        double acc[TQS__T * TQS__T];
-        for (r = 0; r < TQS__T; r++) {
-            rows[r] = in + (size_t)(r0 + (r < nr ? r : nr - 1)) * I;
-            for (c = 0; c < TQS__T; c++) acc[r * TQS__T + c] = bias && c < nc ? bias[o0 + c] : 0.0;
+}
+
+/* out (R, O) = in (R, I) W^T + bias, with wt from tqs__transpose_padded: each
+ * 8 x 8 tile of outputs is one call of tqs__tile. A last partial tile of rows
+ * repeats its last row and stores only the real ones. Each output is
+ * bias + sum_i in the order i = 0, 1, ..., whatever the tiling, so a row's
+ * result does not depend on which rows are computed with it. */
+static void tqs__linear_forward(double *out, const double *in, const double *wt, const double *bias,
+                                long R, int I, int O) {
+    long Op = tqs__padded(O), r0, o0;
+    for (r0 = 0; r0 < R; r0 += TQS__T)
+        for (o0 = 0; o0 < Op; o0 += TQS__T) {
+            int nr = R - r0 < TQS__T ? (int)(R - r0) : TQS__T, nc = O - o0 < TQS__T ? (int)(O - o0) : TQS__T, r, c;
+            const double *rows[TQS__T];
+            double acc[TQS__T * TQS__T];
+            for (r = 0; r < TQS__T; r++) {
+                rows[r] = in + (size_t)(r0 + (r < nr ? r : nr - 1)) * I;
+                for (c = 0; c < TQS__T; c++) acc[r * TQS__T + c] = bias && c < nc ? bias[o0 + c] : 0.0;
+            }
+            tqs__tile(acc, rows, 1, wt + o0, Op, I);
+            for (r = 0; r < nr; r++) /* a fixed-size copy when full (inlined; a loop over nc becomes a memcpy call) */
+                if (nc == TQS__T) memcpy(out + (size_t)(r0 + r) * O + o0, acc + r * TQS__T, sizeof(double) * TQS__T);
+                else for (c = 0; c < nc; c++) out[(size_t)(r0 + r) * O + o0 + c] = acc[r * TQS__T + c];
         }
-        tqs__tile(acc, rows, 1, wt + o0, Op, I);
-        for (r = 0; r < nr; r++) /* a fixed-size copy when full (inlined; a loop over nc becomes a memcpy call) */
-            if (nc == TQS__T) memcpy(out + (size_t)(r0 + r) * O + o0, acc + r * TQS__T, sizeof(double) * TQS__T);
-            else for (c = 0; c < nc; c++) out[(size_t)(r0 + r) * O + o0 + c] = acc[r * TQS__T + c];
-    }
 }
 
 /* LayerNorm of R rows of width d: y = (u - mean) * rstd * gamma + beta,
@@ -1265,7 +1291,6 @@ static void tqs__linear_forward(double *out, const double *in, const double *W, 
 static void tqs__layernorm_forward(double *y, double *mean, double *rstd, const double *u,
                                    const double *gamma, const double *beta, long R, int d) {
     long r;
-    TQS__OMP(parallel for schedule(static))
     for (r = 0; r < R; r++) {
         const double *x = u + (size_t)r * d;
         double mu = 0, var = 0, rs;
@@ -1321,14 +1346,11 @@ static double tqs__gelu_grad(double u) {
     return sg + 2.0 * u * sg * (1.0 - sg) * TQS__GELU_C * (1.0 + 3 * 0.044715 * u * u);
 }
 
-/* g = gelu(h) elementwise over n values (a vectorised loop per thread). */
-static void tqs__gelu_forward(double *g, const double *h, long n) {
-    long nchunk = (n + 4095) / 4096, t;
-    TQS__OMP(parallel for schedule(static))
-    for (t = 0; t < nchunk; t++) {
-        long i, i1 = (t + 1) * 4096 < n ? (t + 1) * 4096 : n;
-        for (i = t * 4096; i < i1; i++) g[i] = tqs__gelu(h[i]);
-    }
+/* g = gelu(h) elementwise (a loop the compiler vectorises; GCC 12 does not
+ * when it is inlined into the forward pass, hence TQS__NOINLINE). */
+static TQS__NOINLINE void tqs__gelu_forward(double *g, const double *h, long n) {
+    long i;
+    for (i = 0; i < n; i++) g[i] = tqs__gelu(h[i]);
 }
 
 /* logcosh(w) = w t + log(1 + exp(-2 w t)) - log 2, t = sign(Re w): the
@@ -1408,17 +1430,46 @@ static int tqs__vit_check_call(const tqs_vit *m, const tqs_vit_ws *ws, const voi
     return TQS_OK;
 }
 
-/* The forward pass, keeping every activation in ws for the backward pass. */
-static void tqs__vit_forward(const tqs_vit *m, tqs_vit_ws *ws, tqs_complex *logpsi, const int8_t *configs, int B) {
+/* What every sample's forward pass shares, made once per call: the
+ * transposed weights and the expanded factored attention of every layer. */
+static void tqs__vit_prepare(const tqs_vit *m, tqs_vit_ws *ws) {
     const double *p = m->params;
-    int n = m->n, d = m->cfg.d, bb = m->cfg.b * m->cfg.b, fd = m->cfg.ff * d, N = m->N, l;
-    long R = (long)B * n, s, r;
+    int d = m->cfg.d, fd = m->cfg.ff * d, nl = m->cfg.n_layers, n = m->n, l;
+    const size_t *off = ws->wt_off;
+    for (l = 0; l < nl; l++) {
+        const tqs_vit_layer_offsets *L = &m->layer[l];
+        const size_t *o = off + l * TQS__WT_PER_LAYER;
+        tqs__transpose_padded(ws->wt + o[TQS__WT_V], p + L->Wv, d, d);
+        if (m->cfg.attention == TQS_ATTN_STANDARD) {
+            tqs__transpose_padded(ws->wt + o[TQS__WT_Q], p + L->Wq, d, d);
+            tqs__transpose_padded(ws->wt + o[TQS__WT_K], p + L->Wk, d, d);
+        } else
+            tqs__factored_attention_expand(m, L, ws->wexp + (size_t)l * n * n * d);
+        tqs__transpose_padded(ws->wt + o[TQS__WT_O], p + L->Wo, d, d);
+        tqs__transpose_padded(ws->wt + o[TQS__WT_1], p + L->W1, d, fd);
+        tqs__transpose_padded(ws->wt + o[TQS__WT_2], p + L->W2, fd, d);
+    }
+    tqs__transpose_padded(ws->wt + off[nl * TQS__WT_PER_LAYER], p + m->Wr, d, d);
+    tqs__transpose_padded(ws->wt + off[nl * TQS__WT_PER_LAYER + 1], p + m->Wi, d, d);
+}
+
+/* The forward pass of samples s0 <= s < s1, keeping every activation in ws
+ * for the backward pass. Samples are independent, so the threads each take
+ * a range of samples through all layers (no synchronisation inside). */
+static void tqs__vit_forward_range(const tqs_vit *m, tqs_vit_ws *ws, tqs_complex *logpsi, const int8_t *configs,
+                                   long s0, long s1) {
+    const double *p = m->params, *wt = ws->wt;
+    const size_t *off = ws->wt_off;
+    int n = m->n, d = m->cfg.d, bb = m->cfg.b * m->cfg.b, fd = m->cfg.ff * d, N = m->N, h = m->cfg.h, l;
+    int std = m->cfg.attention == TQS_ATTN_STANDARD;
+    long B = s1 - s0, R = B * n, s, r;
+    size_t nd = (size_t)n * d, o_nd = (size_t)s0 * nd, o_n = (size_t)s0 * n, o_d = (size_t)s0 * d;
+    if (B <= 0) return;
     /* 1-2. patches and embedding (b*b inputs: a direct loop) */
-    TQS__OMP(parallel for schedule(static))
     for (r = 0; r < R; r++) {
-        const int8_t *cfgs = configs + (size_t)(r / n) * N;
+        const int8_t *cfgs = configs + (size_t)(s0 + r / n) * N;
         const int *sites = m->patch_site + (size_t)(r % n) * bb;
-        double *x = ws->x[0] + (size_t)r * d;
+        double *x = ws->x[0] + o_nd + (size_t)r * d;
         int o, e;
         for (o = 0; o < d; o++) {
             const double *w = p + m->We + (size_t)o * bb;
@@ -1430,48 +1481,46 @@ static void tqs__vit_forward(const tqs_vit *m, tqs_vit_ws *ws, tqs_complex *logp
     /* 3. encoder blocks */
     for (l = 0; l < m->cfg.n_layers; l++) {
         const tqs_vit_layer_offsets *L = &m->layer[l];
-        int std = m->cfg.attention == TQS_ATTN_STANDARD;
-        tqs__layernorm_forward(ws->y1[l], ws->mu1[l], ws->rs1[l], ws->x[l], p + L->ln1_g, p + L->ln1_b, R, d);
-        tqs__linear_forward(ws->v[l], ws->y1[l], p + L->Wv, p + L->bv, ws->wt, R, d, d);
+        const size_t *o = off + l * TQS__WT_PER_LAYER;
+        double *x = ws->x[l] + o_nd, *y1 = ws->y1[l] + o_nd, *v = ws->v[l] + o_nd, *a = ws->a[l] + o_nd;
+        double *xm = ws->xm[l] + o_nd, *y2 = ws->y2[l] + o_nd, *xn = ws->x[l + 1] + o_nd;
+        double *h1 = ws->h1[l] + (size_t)s0 * n * fd, *g = ws->g[l] + (size_t)s0 * n * fd;
+        tqs__layernorm_forward(y1, ws->mu1[l] + o_n, ws->rs1[l] + o_n, x, p + L->ln1_g, p + L->ln1_b, R, d);
+        tqs__linear_forward(v, y1, wt + o[TQS__WT_V], p + L->bv, R, d, d);
         if (std) {
-            tqs__linear_forward(ws->q[l], ws->y1[l], p + L->Wq, p + L->bq, ws->wt, R, d, d);
-            tqs__linear_forward(ws->k[l], ws->y1[l], p + L->Wk, p + L->bk, ws->wt, R, d, d);
+            tqs__linear_forward(ws->q[l] + o_nd, y1, wt + o[TQS__WT_Q], p + L->bq, R, d, d);
+            tqs__linear_forward(ws->k[l] + o_nd, y1, wt + o[TQS__WT_K], p + L->bk, R, d, d);
         }
-        if (!std) tqs__factored_attention_expand(m, L, ws->wexp);
-        TQS__OMP(parallel for schedule(static))
         for (s = 0; s < B; s++) {
-            size_t off = (size_t)s * n * d;
+            size_t so = (size_t)s * nd;
             if (std)
-                tqs__standard_attention_forward(m, L, ws->a[l] + off, ws->att[l] + (size_t)s * m->cfg.h * n * n,
-                                                ws->q[l] + off, ws->k[l] + off, ws->v[l] + off);
+                tqs__standard_attention_forward(m, L, a + so, ws->att[l] + (size_t)(s0 + s) * h * n * n,
+                                                ws->q[l] + o_nd + so, ws->k[l] + o_nd + so, v + so);
             else
-                tqs__factored_attention_forward(ws->a[l] + off, ws->v[l] + off, ws->wexp, n, d);
+                tqs__factored_attention_forward(a + so, v + so, ws->wexp + (size_t)l * n * n * d, n, d);
         }
-        tqs__linear_forward(ws->xm[l], ws->a[l], p + L->Wo, p + L->bo, ws->wt, R, d, d);
-        TQS__OMP(parallel for schedule(static))
-        for (r = 0; r < R * d; r++) ws->xm[l][r] += ws->x[l][r];
-        tqs__layernorm_forward(ws->y2[l], ws->mu2[l], ws->rs2[l], ws->xm[l], p + L->ln2_g, p + L->ln2_b, R, d);
-        tqs__linear_forward(ws->h1[l], ws->y2[l], p + L->W1, p + L->b1, ws->wt, R, d, fd);
-        tqs__gelu_forward(ws->g[l], ws->h1[l], R * fd);
-        tqs__linear_forward(ws->x[l + 1], ws->g[l], p + L->W2, p + L->b2, ws->wt, R, fd, d);
-        TQS__OMP(parallel for schedule(static))
-        for (r = 0; r < R * d; r++) ws->x[l + 1][r] += ws->xm[l][r];
+        tqs__linear_forward(xm, a, wt + o[TQS__WT_O], p + L->bo, R, d, d);
+        for (r = 0; r < R * d; r++) xm[r] += x[r];
+        tqs__layernorm_forward(y2, ws->mu2[l] + o_n, ws->rs2[l] + o_n, xm, p + L->ln2_g, p + L->ln2_b, R, d);
+        tqs__linear_forward(h1, y2, wt + o[TQS__WT_1], p + L->b1, R, d, fd);
+        tqs__gelu_forward(g, h1, R * fd);
+        tqs__linear_forward(xn, g, wt + o[TQS__WT_2], p + L->b2, R, fd, d);
+        for (r = 0; r < R * d; r++) xn[r] += xm[r];
     }
     /* 4. output head: z = LN_h(sum_P x_P), r = LN_r(W_r z + b_r), m = LN_i(W_i z + b_i) */
-    TQS__OMP(parallel for schedule(static))
     for (s = 0; s < B; s++) {
-        const double *x = ws->x[m->cfg.n_layers] + (size_t)s * n * d;
-        double *xs = ws->xs + (size_t)s * d;
+        const double *x = ws->x[m->cfg.n_layers] + o_nd + (size_t)s * nd;
+        double *xs = ws->xs + o_d + (size_t)s * d;
         int P, i;
         for (i = 0; i < d; i++) xs[i] = 0;
         for (P = 0; P < n; P++) for (i = 0; i < d; i++) xs[i] += x[(size_t)P * d + i];
     }
-    tqs__layernorm_forward(ws->z, ws->muh, ws->rsh, ws->xs, p + m->lnh_g, p + m->lnh_b, B, d);
-    tqs__linear_forward(ws->rp, ws->z, p + m->Wr, p + m->br, ws->wt, B, d, d);
-    tqs__linear_forward(ws->mp, ws->z, p + m->Wi, p + m->bi, ws->wt, B, d, d);
-    tqs__layernorm_forward(ws->r, ws->mur, ws->rsr, ws->rp, p + m->lnr_g, p + m->lnr_b, B, d);
-    tqs__layernorm_forward(ws->m, ws->mui, ws->rsi, ws->mp, p + m->lni_g, p + m->lni_b, B, d);
-    for (s = 0; s < B && logpsi; s++) {
+    tqs__layernorm_forward(ws->z + o_d, ws->muh + s0, ws->rsh + s0, ws->xs + o_d, p + m->lnh_g, p + m->lnh_b, B, d);
+    tqs__linear_forward(ws->rp + o_d, ws->z + o_d, wt + off[m->cfg.n_layers * TQS__WT_PER_LAYER], p + m->br, B, d, d);
+    tqs__linear_forward(ws->mp + o_d, ws->z + o_d, wt + off[m->cfg.n_layers * TQS__WT_PER_LAYER + 1], p + m->bi, B, d, d);
+    tqs__layernorm_forward(ws->r + o_d, ws->mur + s0, ws->rsr + s0, ws->rp + o_d, p + m->lnr_g, p + m->lnr_b, B, d);
+    tqs__layernorm_forward(ws->m + o_d, ws->mui + s0, ws->rsi + s0, ws->mp + o_d, p + m->lni_g, p + m->lni_b, B, d);
+    for (s = s0; s < s1 && logpsi; s++) {
         tqs_complex acc = {0.0, 0.0};
         int a;
         for (a = 0; a < d; a++) {
@@ -1479,6 +1528,25 @@ static void tqs__vit_forward(const tqs_vit *m, tqs_vit_ws *ws, tqs_complex *logp
             acc.re += lc.re; acc.im += lc.im;
         }
         logpsi[s] = acc;
+    }
+}
+
+/* Thread t of T takes samples [B t / T, B (t + 1) / T). */
+static void tqs__thread_range(long B, long *s0, long *s1) {
+    int t = 0, T = 1;
+#ifdef _OPENMP
+    t = omp_get_thread_num(); T = omp_get_num_threads();
+#endif
+    *s0 = B * t / T; *s1 = B * (t + 1) / T;
+}
+
+static void tqs__vit_forward(const tqs_vit *m, tqs_vit_ws *ws, tqs_complex *logpsi, const int8_t *configs, int B) {
+    tqs__vit_prepare(m, ws);
+    TQS__OMP(parallel if (B > 1))
+    {
+        long s0, s1;
+        tqs__thread_range(B, &s0, &s1);
+        tqs__vit_forward_range(m, ws, logpsi, configs, s0, s1);
     }
 }
 
