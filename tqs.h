@@ -234,6 +234,8 @@ typedef struct tqs_vit_ws {
     double *wt;             /* every weight matrix (O, I) transposed to (I, O rounded up to 8), see tqs__vit_wt_offsets */
     double *wexp;           /* (n_layers, n, n, d) factored attention weights expanded over channels */
     size_t *wt_off;         /* (6 n_layers + 2) offsets in wt */
+    double *prepared_params;/* (n_params) the parameters wt and wexp were made from */
+    int prepared;
     double *scratch;        /* (n_slots, slot_size) backward scratch */
     double **ptrs;          /* storage of the pointer arrays above */
 } tqs_vit_ws;
@@ -1140,13 +1142,15 @@ static size_t tqs__vit_wt_offsets(const tqs_vit *m, size_t *off) {
 
 /* Doubles of activations for max_batch configurations:
  * per layer y1 v a xm y2 (n d each), q k (standard), att (h n n, standard),
- * mu1 rs1 mu2 rs2 (n each), h1 g (n ff d each); x has n_layers + 1 entries. */
+ * mu1 rs1 mu2 rs2 (n each), h1 g (n ff d each); x has n_layers + 1 entries;
+ * plus, once, the transposed weights, the expanded factored attention and a
+ * copy of the parameters they were made from. */
 static size_t tqs__vit_ws_doubles(const tqs_vit *m, int max_batch) {
     size_t Bm = (size_t)max_batch, n = (size_t)m->n, d = (size_t)m->cfg.d, fd = (size_t)m->cfg.ff * d;
     size_t h = (size_t)m->cfg.h, nl = (size_t)m->cfg.n_layers, nd = n * d;
     int std = m->cfg.attention == TQS_ATTN_STANDARD;
     size_t per_layer = Bm * (5 * nd + (std ? 2 * nd + h * n * n : 0) + 4 * n + 2 * n * fd);
-    return per_layer * nl + Bm * nd * (nl + 1) + Bm * (6 * d + 6) + tqs__vit_wt_offsets(m, NULL) + nl * n * n * d;
+    return per_layer * nl + Bm * nd * (nl + 1) + Bm * (6 * d + 6) + tqs__vit_wt_offsets(m, NULL) + (std ? 0 : nl * n * n * d) + m->n_params;
 }
 
 TQSDEF int tqs_vit_ws_init(tqs_vit_ws *ws, const tqs_vit *m, int max_batch, int with_backward) {
@@ -1192,7 +1196,8 @@ TQSDEF int tqs_vit_ws_init(tqs_vit_ws *ws, const tqs_vit *m, int max_batch, int 
     TQS__CARVE(ws->xs, Bm * d); TQS__CARVE(ws->z, Bm * d); TQS__CARVE(ws->muh, Bm); TQS__CARVE(ws->rsh, Bm);
     TQS__CARVE(ws->rp, Bm * d); TQS__CARVE(ws->r, Bm * d); TQS__CARVE(ws->mur, Bm); TQS__CARVE(ws->rsr, Bm);
     TQS__CARVE(ws->mp, Bm * d); TQS__CARVE(ws->m, Bm * d); TQS__CARVE(ws->mui, Bm); TQS__CARVE(ws->rsi, Bm);
-    TQS__CARVE(ws->wt, tqs__vit_wt_offsets(m, ws->wt_off)); TQS__CARVE(ws->wexp, nl * n * n * d);
+    TQS__CARVE(ws->wt, tqs__vit_wt_offsets(m, ws->wt_off)); TQS__CARVE(ws->wexp, std ? 0 : nl * n * n * d);
+    TQS__CARVE(ws->prepared_params, m->n_params);
 #undef TQS__CARVE
     TQS_ASSERT((size_t)(p - ws->block) == total);
     return TQS_OK;
@@ -1353,6 +1358,15 @@ static TQS__NOINLINE void tqs__gelu_forward(double *g, const double *h, long n) 
     for (i = 0; i < n; i++) g[i] = tqs__gelu(h[i]);
 }
 
+/* d0 *= gelu'(h) and d1 *= gelu'(h): both cotangents of n hidden units. */
+static TQS__NOINLINE void tqs__gelu_backward(double *d0, double *d1, const double *h, long n) {
+    long i;
+    for (i = 0; i < n; i++) {
+        double gp = tqs__gelu_grad(h[i]);
+        d0[i] *= gp; d1[i] *= gp;
+    }
+}
+
 /* logcosh(w) = w t + log(1 + exp(-2 w t)) - log 2, t = sign(Re w): the
  * exponential never overflows. Also returns tanh(w) = t (1 - e)/(1 + e). */
 static tqs_complex tqs__logcosh(double re, double im, tqs_complex *tanh_out) {
@@ -1430,12 +1444,17 @@ static int tqs__vit_check_call(const tqs_vit *m, const tqs_vit_ws *ws, const voi
     return TQS_OK;
 }
 
-/* What every sample's forward pass shares, made once per call: the
- * transposed weights and the expanded factored attention of every layer. */
+/* What every sample's forward pass shares: the transposed weights and the
+ * expanded factored attention of every layer. They are remade only when the
+ * parameters differ from the copy they were made from, so that the many
+ * small batches of the sampler do not pay for them every time. */
 static void tqs__vit_prepare(const tqs_vit *m, tqs_vit_ws *ws) {
     const double *p = m->params;
     int d = m->cfg.d, fd = m->cfg.ff * d, nl = m->cfg.n_layers, n = m->n, l;
     const size_t *off = ws->wt_off;
+    if (ws->prepared && !memcmp(ws->prepared_params, p, sizeof(double) * m->n_params)) return;
+    memcpy(ws->prepared_params, p, sizeof(double) * m->n_params);
+    ws->prepared = 1;
     for (l = 0; l < nl; l++) {
         const tqs_vit_layer_offsets *L = &m->layer[l];
         const size_t *o = off + l * TQS__WT_PER_LAYER;
@@ -1581,28 +1600,58 @@ TQSDEF int tqs_vit_attention(const tqs_vit *m, tqs_vit_ws *ws, double *out, cons
 /* Backward                                                              */
 /* ===================================================================== */
 /* One sample, C = 2 cotangents (d Re log psi, d Im log psi) carried side by
- * side; parameter gradients of cotangent c go to grad + c*stride (a row of
- * the Jacobian), input gradients to din (C, T, I), accumulated.
- *   y = W x + b:  dx += W^T dy,  dW += dy x^T,  db += dy  (summed over tokens) */
+ * side; parameter gradients of cotangent c are written to grad + c*stride (a
+ * row of the Jacobian; every parameter is used once, so each gradient is
+ * stored once and the rows need no zeroing), input gradients are accumulated
+ * into din (C, T, I).
+ *   y = W x + b:  dx += W^T dy,  dW = dy x^T,  db = dy  (summed over tokens)
+ * Both products go through the 8 x 8 register tile; each entry is summed in
+ * the same order as by plain loops (tokens for dW, outputs for dx). */
 static void tqs__linear_backward(double *din, double *grad, size_t stride, size_t offW, size_t offb,
                                  const double *dout, const double *in, const double *W, int T, int I, int O) {
-    int c, t, o, i;
+    const double *rows[TQS__T];
+    double acc[TQS__T * TQS__T];
+    int c, t, o, r, j, nfull = I / TQS__T * TQS__T, i0, i, o0, t0;
     for (c = 0; c < 2; c++) {
         const double *dy = dout + (size_t)c * T * O;
         double *dW = grad + c * stride + offW, *db = grad + c * stride + offb;
-        for (t = 0; t < T; t++) {
-            const double *dyt = dy + (size_t)t * O, *xt = in + (size_t)t * I;
-            double *dxt = din ? din + ((size_t)c * T + t) * I : NULL;
-            for (o = 0; o < O; o++) {
-                double g = dyt[o];
-                const double *w = W + (size_t)o * I;
-                double *dw = dW + (size_t)o * I;
-                if (g == 0.0) continue;
-                db[o] += g;
-                for (i = 0; i < I; i++) dw[i] += g * xt[i];
-                if (dxt) for (i = 0; i < I; i++) dxt[i] += g * w[i];
+        for (o = 0; o < O; o++) db[o] = 0.0;
+        for (t = 0; t < T; t++) for (o = 0; o < O; o++) db[o] += dy[(size_t)t * O + o];
+        /* dW (O, I) = dy^T x: tiles of 8 outputs x 8 inputs summed over tokens */
+        for (o0 = 0; o0 < O; o0 += TQS__T) {
+            int nr = O - o0 < TQS__T ? O - o0 : TQS__T;
+            for (r = 0; r < TQS__T; r++) rows[r] = dy + o0 + (r < nr ? r : nr - 1);
+            for (i0 = 0; i0 < nfull; i0 += TQS__T) {
+                memset(acc, 0, sizeof acc);
+                tqs__tile(acc, rows, O, in + i0, I, T);
+                for (r = 0; r < nr; r++) memcpy(dW + (size_t)(o0 + r) * I + i0, acc + r * TQS__T, sizeof(double) * TQS__T);
             }
+            for (r = 0; r < nr; r++)            /* the last I % 8 inputs */
+                for (i = nfull; i < I; i++) {
+                    double sum = 0.0;
+                    for (t = 0; t < T; t++) sum += dy[(size_t)t * O + o0 + r] * in[(size_t)t * I + i];
+                    dW[(size_t)(o0 + r) * I + i] = sum;
+                }
         }
+    }
+    if (!din) return;
+    /* din (2T, I) += dout (2T, O) W: both cotangents as one product */
+    for (t0 = 0; t0 < 2 * T; t0 += TQS__T) {
+        int nr = 2 * T - t0 < TQS__T ? 2 * T - t0 : TQS__T;
+        for (r = 0; r < TQS__T; r++) rows[r] = dout + (size_t)(t0 + (r < nr ? r : nr - 1)) * O;
+        for (i0 = 0; i0 < nfull; i0 += TQS__T) {
+            for (r = 0; r < TQS__T; r++)
+                for (j = 0; j < TQS__T; j++) acc[r * TQS__T + j] = din[(size_t)(t0 + (r < nr ? r : nr - 1)) * I + i0 + j];
+            tqs__tile(acc, rows, 1, W + i0, I, O);
+            for (r = 0; r < nr; r++)
+                for (j = 0; j < TQS__T; j++) din[(size_t)(t0 + r) * I + i0 + j] = acc[r * TQS__T + j];
+        }
+        for (r = 0; r < nr; r++)
+            for (i = nfull; i < I; i++) {
+                double sum = din[(size_t)(t0 + r) * I + i];
+                for (o = 0; o < O; o++) sum += rows[r][o] * W[(size_t)o * I + i];
+                din[(size_t)(t0 + r) * I + i] = sum;
+            }
     }
 }
 
@@ -1614,6 +1663,7 @@ static void tqs__layernorm_backward(double *du, double *grad, size_t stride, siz
     int c, t, i;
     for (c = 0; c < 2; c++) {
         double *dg = grad + c * stride + offg, *db = grad + c * stride + offb;
+        for (i = 0; i < d; i++) dg[i] = db[i] = 0.0;
         for (t = 0; t < T; t++) {
             const double *dyt = dy + ((size_t)c * T + t) * d, *ut = u + (size_t)t * d;
             double *dut = du + ((size_t)c * T + t) * d, m1 = 0, m2 = 0;
@@ -1647,6 +1697,7 @@ static void tqs__attention_backward(const tqs_vit *m, const tqs_vit_layer_offset
             if (m->cfg.attention == TQS_ATTN_FACTORED) {
                 const double *alpha = p + L->alpha + (size_t)mu * n;
                 double *dalpha = g + L->alpha + (size_t)mu * n;
+                memset(dalpha, 0, sizeof(double) * (size_t)n);
                 for (P = 0; P < n; P++) {
                     const double *daP = daC + (size_t)P * d + mu * dh;
                     for (Q = 0; Q < n; Q++) {
@@ -1658,6 +1709,7 @@ static void tqs__attention_backward(const tqs_vit *m, const tqs_vit_layer_offset
                 }
             } else {
                 double *dqC = dq + cc * nd, *dkC = dk + cc * nd, *dpos = g + L->pos + (size_t)mu * n;
+                memset(dpos, 0, sizeof(double) * (size_t)n);
                 for (P = 0; P < n; P++) {
                     const double *A = att + ((size_t)mu * n + P) * n, *daP = daC + (size_t)P * d + mu * dh;
                     const double *qP = q + (size_t)P * d + mu * dh;
@@ -1684,7 +1736,7 @@ static void tqs__attention_backward(const tqs_vit *m, const tqs_vit_layer_offset
 static void tqs__vit_backward_sample(const tqs_vit *m, const tqs_vit_ws *ws, double *grad, size_t stride,
                                      double *scratch, const int8_t *config, int s) {
     const double *p = m->params;
-    int n = m->n, d = m->cfg.d, fd = m->cfg.ff * d, bb = m->cfg.b * m->cfg.b, l, c, a, P, i, e;
+    int n = m->n, d = m->cfg.d, fd = m->cfg.ff * d, bb = m->cfg.b * m->cfg.b, l, c, a, P, e;
     size_t nd = (size_t)n * d, so = (size_t)s * nd, sfd = (size_t)s * n * fd;
     int std = m->cfg.attention == TQS_ATTN_STANDARD;
     /* scratch: (2, n, d) each: dx dxm dy dv dq dk da; (2, n, fd) dh; (2, d) x6; (n) dA */
@@ -1715,7 +1767,7 @@ static void tqs__vit_backward_sample(const tqs_vit *m, const tqs_vit_ws *ws, dou
         /* x_out = xm + W2 gelu(h1) + b2, h1 = W1 LN2(xm) + b1 */
         memset(dh, 0, sizeof(double) * 2 * (size_t)n * fd);
         tqs__linear_backward(dh, grad, stride, L->W2, L->b2, dx, ws->g[l] + sfd, p + L->W2, n, fd, d);
-        for (c = 0; c < 2; c++) for (i = 0; i < n * fd; i++) dh[(size_t)c * n * fd + i] *= tqs__gelu_grad(ws->h1[l][sfd + i]);
+        tqs__gelu_backward(dh, dh + (size_t)n * fd, ws->h1[l] + sfd, (long)n * fd);
         memset(dy, 0, sizeof(double) * 2 * nd);
         tqs__linear_backward(dy, grad, stride, L->W1, L->b1, dh, ws->y2[l] + so, p + L->W1, n, d, fd);
         memcpy(dxm, dx, sizeof(double) * 2 * nd);
@@ -1741,12 +1793,16 @@ static void tqs__vit_backward_sample(const tqs_vit *m, const tqs_vit_ws *ws, dou
     /* embedding: x_P = W_e p_P + b_e */
     for (c = 0; c < 2; c++) {
         double *dW = grad + c * stride + m->We, *db = grad + c * stride + m->be;
+        memset(dW, 0, sizeof(double) * (size_t)d * bb);
+        memset(db, 0, sizeof(double) * (size_t)d);
         for (P = 0; P < n; P++) {
             const double *g = dx + c * nd + (size_t)P * d;
             const int *sites = m->patch_site + (size_t)P * bb;
+            double spin[256];                /* the patch as doubles (b <= 16 is checked) */
+            for (e = 0; e < bb; e++) spin[e] = config[sites[e]];
             for (a = 0; a < d; a++) {
                 db[a] += g[a];
-                for (e = 0; e < bb; e++) dW[(size_t)a * bb + e] += g[a] * config[sites[e]];
+                for (e = 0; e < bb; e++) dW[(size_t)a * bb + e] += g[a] * spin[e];
             }
         }
     }
@@ -1754,22 +1810,27 @@ static void tqs__vit_backward_sample(const tqs_vit *m, const tqs_vit_ws *ws, dou
 
 TQSDEF int tqs_vit_jacobian(const tqs_vit *m, tqs_vit_ws *ws, double *jac, tqs_complex *logpsi,
                             const int8_t *configs, int B) {
-    long s;
     int rc = tqs__vit_check_call(m, ws, jac, configs, B);
     if (rc) return rc;
     if (!ws->with_backward || !ws->scratch)
         return tqs__fail(TQS_EINVAL, "jacobian: the workspace was made without backward scratch");
     if (B == 0) return TQS_OK;
-    tqs__vit_forward(m, ws, logpsi, configs, B);
-    memset(jac, 0, sizeof(double) * 2 * (size_t)B * m->n_params);
-    TQS__OMP(parallel for schedule(dynamic, 1) num_threads(ws->n_slots))
-    for (s = 0; s < B; s++) {
+    tqs__vit_prepare(m, ws);
+    /* each thread: the forward pass of its range of samples, then their
+     * backward passes (which write every entry of their two rows) */
+    TQS__OMP(parallel num_threads(ws->n_slots))
+    {
+        long s0, s1, s;
         int slot = 0;
 #ifdef _OPENMP
         slot = omp_get_thread_num();
 #endif
-        tqs__vit_backward_sample(m, ws, jac + 2 * (size_t)s * m->n_params, m->n_params,
-                                 ws->scratch + (size_t)slot * ws->slot_size, configs + (size_t)s * m->N, (int)s);
+        tqs__thread_range(B, &s0, &s1);
+        tqs__vit_forward_range(m, ws, logpsi, configs, s0, s1);
+        for (s = s0; s < s1; s++) {
+            tqs__vit_backward_sample(m, ws, jac + 2 * (size_t)s * m->n_params, m->n_params, ws->scratch + (size_t)slot * ws->slot_size,
+                                     configs + (size_t)s * m->N, (int)s);
+        }
     }
     return TQS_OK;
 }

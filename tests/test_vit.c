@@ -231,9 +231,15 @@ static void test_batch_and_threads(int attention) {
     jac = (double *)malloc(sizeof(double) * 2 * B * m.n_params);
     jac1 = (double *)malloc(sizeof(double) * 2 * m.n_params);
     jac2 = (double *)malloc(sizeof(double) * 2 * B * m.n_params);
+    /* the backward writes every entry of its rows (they are not zeroed
+     * first): start from NaN so that an entry left unwritten shows */
+    for (k = 0; k < 2 * B * m.n_params; k++) jac[k] = jac2[k] = NAN;
+    for (k = 0; k < 2 * m.n_params; k++) jac1[k] = NAN;
     tqs_set_threads(1);
     tqs_vit_forward(&m, &ws, lp, cfgs, B);
     tqs_vit_jacobian(&m, &ws, jac, NULL, cfgs, B);
+    for (k = 0; k < 2 * B * m.n_params; k++) same &= isfinite(jac[k]) != 0;
+    CHECK(same); /* every entry written */
     for (s = 0; s < B; s++) {
         tqs_vit_forward(&m, &ws, &one, cfgs + s * 16, 1);
         worst = fmax(worst, fmax(fabs(one.re - lp[s].re), fabs(one.im - lp[s].im)));
