@@ -1426,7 +1426,8 @@ static void tqs__standard_attention_forward(const tqs_vit *m, const tqs_vit_laye
                 A[Q] = sc * scale + pos[m->disp[P * n + Q]];
                 if (A[Q] > mx) mx = A[Q];
             }
-            for (Q = 0; Q < n; Q++) { A[Q] = exp(A[Q] - mx); sum += A[Q]; }
+            for (Q = 0; Q < n; Q++) A[Q] = tqs__expv(A[Q] - mx);
+            for (Q = 0; Q < n; Q++) sum += A[Q];
             for (Q = 0; Q < n; Q++) {
                 const double *vQ = v + (size_t)Q * d + mu * dh;
                 A[Q] /= sum;
@@ -1559,13 +1560,27 @@ static void tqs__thread_range(long B, long *s0, long *s1) {
     *s0 = B * t / T; *s1 = B * (t + 1) / T;
 }
 
+/* Samples taken through all layers together: as many as keep their
+ * activations within about 256 KB (they then stay in a core's cache from one
+ * layer to the next), at least 2 so that the tiles of 8 rows are well filled. */
+#ifndef TQS_CHUNK_BYTES
+#define TQS_CHUNK_BYTES 262144
+#endif
+static long tqs__vit_chunk(const tqs_vit *m) {
+    long per_sample = (long)(tqs__vit_ws_doubles(m, 2) - tqs__vit_ws_doubles(m, 1)) * 8;
+    long c = TQS_CHUNK_BYTES / (per_sample > 0 ? per_sample : 1);
+    return c < 2 ? 2 : c;
+}
+
 static void tqs__vit_forward(const tqs_vit *m, tqs_vit_ws *ws, tqs_complex *logpsi, const int8_t *configs, int B) {
+    long chunk = tqs__vit_chunk(m);
     tqs__vit_prepare(m, ws);
     TQS__OMP(parallel if (B > 1))
     {
-        long s0, s1;
+        long s0, s1, c0;
         tqs__thread_range(B, &s0, &s1);
-        tqs__vit_forward_range(m, ws, logpsi, configs, s0, s1);
+        for (c0 = s0; c0 < s1; c0 += chunk)
+            tqs__vit_forward_range(m, ws, logpsi, configs, c0, c0 + chunk < s1 ? c0 + chunk : s1);
     }
 }
 
@@ -1816,20 +1831,22 @@ TQSDEF int tqs_vit_jacobian(const tqs_vit *m, tqs_vit_ws *ws, double *jac, tqs_c
         return tqs__fail(TQS_EINVAL, "jacobian: the workspace was made without backward scratch");
     if (B == 0) return TQS_OK;
     tqs__vit_prepare(m, ws);
-    /* each thread: the forward pass of its range of samples, then their
-     * backward passes (which write every entry of their two rows) */
+    /* each thread: chunk by chunk of its range of samples, the forward pass
+     * then the backward passes (which write every entry of their two rows) */
     TQS__OMP(parallel num_threads(ws->n_slots))
     {
-        long s0, s1, s;
+        long s0, s1, s, c0, c1, chunk = tqs__vit_chunk(m);
         int slot = 0;
 #ifdef _OPENMP
         slot = omp_get_thread_num();
 #endif
         tqs__thread_range(B, &s0, &s1);
-        tqs__vit_forward_range(m, ws, logpsi, configs, s0, s1);
-        for (s = s0; s < s1; s++) {
-            tqs__vit_backward_sample(m, ws, jac + 2 * (size_t)s * m->n_params, m->n_params, ws->scratch + (size_t)slot * ws->slot_size,
-                                     configs + (size_t)s * m->N, (int)s);
+        for (c0 = s0; c0 < s1; c0 = c1) {
+            c1 = c0 + chunk < s1 ? c0 + chunk : s1;
+            tqs__vit_forward_range(m, ws, logpsi, configs, c0, c1);
+            for (s = c0; s < c1; s++)
+                tqs__vit_backward_sample(m, ws, jac + 2 * (size_t)s * m->n_params, m->n_params,
+                                         ws->scratch + (size_t)slot * ws->slot_size, configs + (size_t)s * m->N, (int)s);
         }
     }
     return TQS_OK;
@@ -2398,10 +2415,11 @@ TQSDEF int tqs_cholesky_solve(const double *L, double *b, long n) {
         for (k = 0; k < i; k++) s -= L[(size_t)i * n + k] * b[k];
         b[i] = s / L[(size_t)i * n + i];
     }
-    for (i = n - 1; i >= 0; i--) { /* L^T x = y */
-        double s = b[i];
-        for (k = i + 1; k < n; k++) s -= L[(size_t)k * n + i] * b[k];
-        b[i] = s / L[(size_t)i * n + i];
+    for (i = n - 1; i >= 0; i--) { /* L^T x = y, by rows of L (contiguous) rather than its columns */
+        const double *Li = L + (size_t)i * n;
+        double xi = b[i] / Li[i];
+        b[i] = xi;
+        for (k = 0; k < i; k++) b[k] -= Li[k] * xi;
     }
     return TQS_OK;
 }
@@ -2742,11 +2760,16 @@ TQSDEF int tqs_vmc_step(tqs_vmc *v, tqs_step_info *info) {
     Omean = v->delta; /* used as scratch before the solve writes it */
     for (s = 0; s < v->M; s++) { emean_re += v->weights[s] * el[s].re; emean_im += v->weights[s] * el[s].im; }
     for (r = 0; r < 2; r++) {
-        for (k = 0; k < P; k++) Omean[k] = 0;
-        for (s = 0; s < v->M; s++) { /* fixed order over samples */
-            const double *row = v->X + (2 * (size_t)s + r) * P;
-            double w = v->weights[s];
-            for (k = 0; k < P; k++) Omean[k] += w * row[k];
+        long nblk = (P + 511) / 512, blk;
+        TQS__OMP(parallel for schedule(static))
+        for (blk = 0; blk < nblk; blk++) { /* blocks of parameters; samples in a fixed order */
+            long k0 = blk * 512, k1 = k0 + 512 < P ? k0 + 512 : P, kk, ss;
+            for (kk = k0; kk < k1; kk++) Omean[kk] = 0;
+            for (ss = 0; ss < v->M; ss++) {
+                const double *row = v->X + (2 * (size_t)ss + r) * P;
+                double w = v->weights[ss];
+                for (kk = k0; kk < k1; kk++) Omean[kk] += w * row[kk];
+            }
         }
         TQS__OMP(parallel for schedule(static))
         for (s = 0; s < v->M; s++) {
