@@ -2,7 +2,7 @@
 #   make          build the examples
 #   make run      train the default model (4x4, J2 = 0.5) and report its energy
 #   make test     build every test three ways (OpenMP; no OpenMP with the plain-C kernels; sanitizers) and run them
-#   make reproduce  the paper's comparisons (about 30 minutes), written to examples/results/
+#   make reproduce  the paper's comparisons (about 9 minutes), written to examples/results/
 #   make bench    the benchmark suite (a few minutes; bench/bench --quick is part of make test)
 #   make fuzz     libFuzzer on the three parsers (needs clang; FUZZ_TIME=60 seconds each)
 #   make memcheck valgrind on the tests and a short training run
@@ -56,7 +56,7 @@ test: $(EXAMPLES) $(TEST_BINS) bench/bench
 run: examples/ground_state
 	./examples/ground_state --exact --patch 1 --d 16 --heads 2 --layers 2 --ff 2 --steps 360 --lr 0.1 --diag-shift 0.05 --diag-shift-final 0.02
 
-# The paper's claims on this machine (about 30 minutes): examples/results/
+# The paper's claims on this machine (about 9 minutes): examples/results/
 reproduce: $(EXAMPLES)
 	./examples/reproduce.sh
 

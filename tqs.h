@@ -17,6 +17,8 @@
  *       #define TQS_FREE(p)    my_free(p)     release    (default free)
  *       #define TQS_ASSERT(x)  my_assert(x)   internal invariants (default assert)
  *       #define TQS_STATIC                    make every function static
+ *       #define TQS_NO_VECTOR_EXT             plain-C dense kernels even with GCC/Clang
+ *                                             (their vector extensions are the default)
  *
  *   Example: the ground-state energy of the 4x4 J1-J2 model at J2 = 0.5
  *       tqs_hamiltonian H;
@@ -1259,7 +1261,7 @@ static void tqs__tile(double *acc, const double *const *arow, long aks, const do
 #endif
 
 /* wt (I, Op) = W^T zero padded to Op = O rounded up to 8 columns; W (O, I) is
- * row-major (PyTorch's layout). Done once per forward call for all matrices,
+ * row-major (PyTorch's layout). Made for all matrices by tqs__vit_prepare,
  * so that the innermost loop of every product runs over consecutive outputs. */
 static void tqs__transpose_padded(double *wt, const double *W, int I, int O) {
     long Op = tqs__padded(O), i, o;
@@ -1560,27 +1562,13 @@ static void tqs__thread_range(long B, long *s0, long *s1) {
     *s0 = B * t / T; *s1 = B * (t + 1) / T;
 }
 
-/* Samples taken through all layers together: as many as keep their
- * activations within about 256 KB (they then stay in a core's cache from one
- * layer to the next), at least 2 so that the tiles of 8 rows are well filled. */
-#ifndef TQS_CHUNK_BYTES
-#define TQS_CHUNK_BYTES 262144
-#endif
-static long tqs__vit_chunk(const tqs_vit *m) {
-    long per_sample = (long)(tqs__vit_ws_doubles(m, 2) - tqs__vit_ws_doubles(m, 1)) * 8;
-    long c = TQS_CHUNK_BYTES / (per_sample > 0 ? per_sample : 1);
-    return c < 2 ? 2 : c;
-}
-
 static void tqs__vit_forward(const tqs_vit *m, tqs_vit_ws *ws, tqs_complex *logpsi, const int8_t *configs, int B) {
-    long chunk = tqs__vit_chunk(m);
     tqs__vit_prepare(m, ws);
     TQS__OMP(parallel if (B > 1))
     {
-        long s0, s1, c0;
+        long s0, s1;
         tqs__thread_range(B, &s0, &s1);
-        for (c0 = s0; c0 < s1; c0 += chunk)
-            tqs__vit_forward_range(m, ws, logpsi, configs, c0, c0 + chunk < s1 ? c0 + chunk : s1);
+        tqs__vit_forward_range(m, ws, logpsi, configs, s0, s1);
     }
 }
 
@@ -1831,23 +1819,20 @@ TQSDEF int tqs_vit_jacobian(const tqs_vit *m, tqs_vit_ws *ws, double *jac, tqs_c
         return tqs__fail(TQS_EINVAL, "jacobian: the workspace was made without backward scratch");
     if (B == 0) return TQS_OK;
     tqs__vit_prepare(m, ws);
-    /* each thread: chunk by chunk of its range of samples, the forward pass
-     * then the backward passes (which write every entry of their two rows) */
+    /* each thread: the forward pass of its range of samples, then their
+     * backward passes (which write every entry of their two rows) */
     TQS__OMP(parallel num_threads(ws->n_slots))
     {
-        long s0, s1, s, c0, c1, chunk = tqs__vit_chunk(m);
+        long s0, s1, s;
         int slot = 0;
 #ifdef _OPENMP
         slot = omp_get_thread_num();
 #endif
         tqs__thread_range(B, &s0, &s1);
-        for (c0 = s0; c0 < s1; c0 = c1) {
-            c1 = c0 + chunk < s1 ? c0 + chunk : s1;
-            tqs__vit_forward_range(m, ws, logpsi, configs, c0, c1);
-            for (s = c0; s < c1; s++)
-                tqs__vit_backward_sample(m, ws, jac + 2 * (size_t)s * m->n_params, m->n_params,
-                                         ws->scratch + (size_t)slot * ws->slot_size, configs + (size_t)s * m->N, (int)s);
-        }
+        tqs__vit_forward_range(m, ws, logpsi, configs, s0, s1);
+        for (s = s0; s < s1; s++)
+            tqs__vit_backward_sample(m, ws, jac + 2 * (size_t)s * m->n_params, m->n_params,
+                                     ws->scratch + (size_t)slot * ws->slot_size, configs + (size_t)s * m->N, (int)s);
     }
     return TQS_OK;
 }

@@ -1,6 +1,6 @@
 #!/bin/sh
 # examples/reproduce.sh - the paper's three claims, measured on this machine
-# (run by `make reproduce`; about 30 minutes on 2 cores). Writes examples/results/:
+# (run by `make reproduce`; about 9 minutes on 2 cores). Writes examples/results/:
 #   table.md                   the results table (README shows it)
 #   LxL-ATT.csv / .json        training log and final evaluation of each model
 #   LxL-ATT-attention.json     input dependence of the trained model's attention
