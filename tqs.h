@@ -2309,6 +2309,15 @@ static void tqs__gram_with(double *C, const double *X, long R, long P, int trans
     }
 }
 
+/* Only the lower triangle of the Gram matrix (what the Cholesky reads): no
+ * mirroring, and the zeroing is shared by the threads. */
+static void tqs__gram_lower(double *C, const double *X, long R, long P, int transpose, double *buf) {
+    long n = transpose ? R : P, i;
+    TQS__OMP(parallel for schedule(static))
+    for (i = 0; i < n; i++) memset(C + (size_t)i * n, 0, sizeof(double) * (size_t)(i + 1));
+    tqs__syrk(C, n, X, P, n, transpose ? P : R, transpose, 1.0, 0, buf);
+}
+
 TQSDEF int tqs_gram(double *C, const double *X, long R, long P, int transpose) {
     long n = transpose ? R : P;
     double *buf;
@@ -2559,7 +2568,7 @@ TQSDEF int tqs_sr_solve(double *delta, const double *X, const double *f, double 
         return tqs__cg(delta, X, ws->v2, shift, R, P, o.cg_tol > 0 ? o.cg_tol : 1e-8,
                        o.cg_max_iter > 0 ? o.cg_max_iter : 1000, ws, info);
     n = ws->solver == TQS_SOLVER_PARAMETER ? P : R;
-    tqs__gram_with(ws->mat, X, R, P, ws->solver == TQS_SOLVER_SAMPLE, ws->pack);
+    tqs__gram_lower(ws->mat, X, R, P, ws->solver == TQS_SOLVER_SAMPLE, ws->pack);
     for (attempt = 0;; attempt++) {
         /* a non-positive pivot (rounding can make S indefinite when shift is
          * tiny): rebuild and retry with ten times the shift, at most 6 times */
@@ -2570,7 +2579,7 @@ TQSDEF int tqs_sr_solve(double *delta, const double *X, const double *f, double 
         if (rc != TQS_ENOTPD || attempt == 6) return rc;
         info->shift_retries++;
         info->shift = s > 0 ? 10 * s : 1e-10;
-        tqs__gram_with(ws->mat, X, R, P, ws->solver == TQS_SOLVER_SAMPLE, ws->pack);
+        tqs__gram_lower(ws->mat, X, R, P, ws->solver == TQS_SOLVER_SAMPLE, ws->pack);
     }
     if (ws->solver == TQS_SOLVER_PARAMETER) {
         memcpy(delta, ws->v2, sizeof(double) * (size_t)P);
