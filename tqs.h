@@ -1225,8 +1225,10 @@ TQSDEF void tqs_vit_ws_free(tqs_vit_ws *ws) {
  * plain loops. */
 #if defined(__GNUC__) || defined(__clang__)
 #define TQS__NOINLINE __attribute__((noinline))
+#define TQS__INLINE __inline__ __attribute__((always_inline))
 #else
 #define TQS__NOINLINE
+#define TQS__INLINE
 #endif
 #if (defined(__GNUC__) || defined(__clang__)) && !defined(TQS_NO_VECTOR_EXT)
 typedef double tqs__v4 __attribute__((vector_size(32)));
@@ -1319,8 +1321,8 @@ static void tqs__layernorm_forward(double *y, double *mean, double *rstd, const 
  * straight into the exponent bits. k is rounded by adding 1.5 * 2^52, which
  * also leaves k in the low bits. Below -708 the result is exp(-708) (normal,
  * tiny), above 709 it is +inf, and a NaN stays NaN. Measured within 1 ulp of
- * libm's exp. */
-static double tqs__expv(double x0) {
+ * libm's exp. Always inlined: a call inside a loop stops it vectorising. */
+static TQS__INLINE double tqs__expv(double x0) {
     const double shift = 6755399441055744.0; /* 1.5 * 2^52 */
     double kd, r, p, scale, x = x0;
     uint64_t bits;
@@ -1345,10 +1347,10 @@ static double tqs__expv(double x0) {
 /* GELU, tanh form: gelu(u) = u (1 + tanh z)/2 with z = C (u + 0.044715 u^3).
  * Since (1 + tanh z)/2 = sigma(2z) = 1/(1 + exp(-2z)), one exp does it.
  * gelu'(u) = sigma + u 2 sigma (1 - sigma) C (1 + 3 0.044715 u^2). */
-static double tqs__gelu(double u) {
+static TQS__INLINE double tqs__gelu(double u) {
     return u / (1.0 + tqs__expv(-2.0 * TQS__GELU_C * (u + 0.044715 * u * u * u)));
 }
-static double tqs__gelu_grad(double u) {
+static TQS__INLINE double tqs__gelu_grad(double u) {
     double sg = 1.0 / (1.0 + tqs__expv(-2.0 * TQS__GELU_C * (u + 0.044715 * u * u * u)));
     return sg + 2.0 * u * sg * (1.0 - sg) * TQS__GELU_C * (1.0 + 3 * 0.044715 * u * u);
 }
