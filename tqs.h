@@ -2242,6 +2242,20 @@ TQSDEF int tqs_enumeration_evaluate(tqs_enumeration *E, const tqs_hamiltonian *H
 /* ===================================================================== */
 /* Linear algebra and stochastic reconfiguration                         */
 /* ===================================================================== */
+/* sum_i a[i] b[i] in 8 interleaved partial sums (lane j takes the i with
+ * i mod 8 = j), added in a fixed order at the end: a vectorised loop instead
+ * of one chain of dependent additions, and the same result on every call. */
+static double tqs__dot8(const double *a, const double *b, long n) {
+    double acc[8] = {0, 0, 0, 0, 0, 0, 0, 0}, s;
+    long i, n8 = n / 8 * 8;
+    int j;
+    for (i = 0; i < n8; i += 8)
+        for (j = 0; j < 8; j++) acc[j] += a[i + j] * b[i + j];
+    s = ((acc[0] + acc[1]) + (acc[2] + acc[3])) + ((acc[4] + acc[5]) + (acc[6] + acc[7]));
+    for (; i < n; i++) s += a[i] * b[i];
+    return s;
+}
+
 #define TQS__KB 256   /* rows of A per packed block */
 
 /* The symmetric rank-k kernel behind X^T X, X X^T and the Cholesky update:
@@ -2331,7 +2345,9 @@ TQSDEF int tqs_gram(double *C, const double *X, long R, long P, int transpose) {
     return TQS_OK;
 }
 
+#ifndef TQS__NB
 #define TQS__NB 128   /* Cholesky block width */
+#endif
 #define TQS__PR 32    /* panel rows solved together (vector lanes) */
 
 /* Panel solve of the blocked Cholesky for rows r0 .. r0+nr-1 (nr <= TQS__PR):
@@ -2366,19 +2382,16 @@ static void tqs__cholesky_panel(double *A, long n, long k0, long nb, long r0, lo
 static int tqs__cholesky_with(double *A, long n, double *buf) {
     long k0, i;
     for (k0 = 0; k0 < n; k0 += TQS__NB) {
-        long nb = n - k0 < TQS__NB ? n - k0 : TQS__NB, j, k, end = k0 + nb, nchunk = (n - end + TQS__PR - 1) / TQS__PR;
-        for (j = k0; j < end; j++) { /* diagonal block, unblocked */
-            double d = A[(size_t)j * n + j];
-            for (k = k0; k < j; k++) d -= A[(size_t)j * n + k] * A[(size_t)j * n + k];
+        long nb = n - k0 < TQS__NB ? n - k0 : TQS__NB, j, end = k0 + nb, nchunk = (n - end + TQS__PR - 1) / TQS__PR;
+        for (j = k0; j < end; j++) { /* diagonal block, unblocked (serial: its dot products vectorised) */
+            const double *Aj = A + (size_t)j * n + k0;
+            double d = A[(size_t)j * n + j] - tqs__dot8(Aj, Aj, j - k0);
             if (!(d > 0) || !isfinite(d))
                 return tqs__fail(TQS_ENOTPD, "cholesky: pivot %ld is %g (matrix not positive definite)", j, d);
             d = sqrt(d);
             A[(size_t)j * n + j] = d;
-            for (i = j + 1; i < end; i++) {
-                double s = A[(size_t)i * n + j];
-                for (k = k0; k < j; k++) s -= A[(size_t)i * n + k] * A[(size_t)j * n + k];
-                A[(size_t)i * n + j] = s / d;
-            }
+            for (i = j + 1; i < end; i++)
+                A[(size_t)i * n + j] = (A[(size_t)i * n + j] - tqs__dot8(A + (size_t)i * n + k0, Aj, j - k0)) / d;
         }
         /* panel: L21 = A21 L11^{-T} */
         TQS__OMP(parallel for schedule(static))
@@ -2406,11 +2419,8 @@ TQSDEF int tqs_cholesky(double *A, long n) {
 TQSDEF int tqs_cholesky_solve(const double *L, double *b, long n) {
     long i, k;
     if (!L || !b || n < 0) return tqs__fail(TQS_EINVAL, "cholesky_solve: null pointer or n < 0");
-    for (i = 0; i < n; i++) { /* L y = b */
-        double s = b[i];
-        for (k = 0; k < i; k++) s -= L[(size_t)i * n + k] * b[k];
-        b[i] = s / L[(size_t)i * n + i];
-    }
+    for (i = 0; i < n; i++) /* L y = b */
+        b[i] = (b[i] - tqs__dot8(L + (size_t)i * n, b, i)) / L[(size_t)i * n + i];
     for (i = n - 1; i >= 0; i--) { /* L^T x = y, by rows of L (contiguous) rather than its columns */
         const double *Li = L + (size_t)i * n;
         double xi = b[i] / Li[i];
@@ -2434,13 +2444,7 @@ TQSDEF const char *tqs_solver_name(int solver) {
 static void tqs__matvec(double *y, const double *X, const double *v, long R, long P) {
     long r;
     TQS__OMP(parallel for schedule(static))
-    for (r = 0; r < R; r++) {
-        const double *x = X + (size_t)r * P;
-        double s = 0;
-        long k;
-        for (k = 0; k < P; k++) s += x[k] * v[k];
-        y[r] = s;
-    }
+    for (r = 0; r < R; r++) y[r] = tqs__dot8(X + (size_t)r * P, v, P);
 }
 
 /* y = X^T u (P entries): each thread owns a range of columns and sums the
@@ -2509,28 +2513,22 @@ TQSDEF void tqs_sr_ws_free(tqs_sr_ws *ws) {
     memset(ws, 0, sizeof *ws);
 }
 
-static double tqs__dotn(const double *a, const double *b, long n) {
-    double s = 0;
-    long i;
-    for (i = 0; i < n; i++) s += a[i] * b[i];
-    return s;
-}
 
 /* Conjugate gradient on (X^T X + shift) x = b, with the true residual
  * recomputed every 25 iterations against drift. */
 static int tqs__cg(double *x, const double *X, const double *b, double shift, long R, long P,
                    double tol, int max_iter, tqs_sr_ws *ws, tqs_sr_info *info) {
     double *r = ws->v3, *p = ws->v4, *Ap = ws->v5, *tmp = ws->v1;
-    double bn = sqrt(tqs__dotn(b, b, P)), rs, rs_new;
+    double bn = sqrt(tqs__dot8(b, b, P)), rs, rs_new;
     long k;
     int it = 0;
     for (k = 0; k < P; k++) { x[k] = 0; r[k] = b[k]; p[k] = b[k]; }
-    rs = tqs__dotn(r, r, P);
+    rs = tqs__dot8(r, r, P);
     if (bn == 0) { info->cg_iterations = 0; info->cg_residual = 0; return TQS_OK; }
     while (sqrt(rs) > tol * bn && it < max_iter) {
         double alpha, pAp;
         tqs_sr_apply(Ap, X, p, shift, R, P, tmp);
-        pAp = tqs__dotn(p, Ap, P);
+        pAp = tqs__dot8(p, Ap, P);
         if (!(pAp > 0)) break;
         alpha = rs / pAp;
         for (k = 0; k < P; k++) { x[k] += alpha * p[k]; r[k] -= alpha * Ap[k]; }
@@ -2539,14 +2537,14 @@ static int tqs__cg(double *x, const double *X, const double *b, double shift, lo
             tqs_sr_apply(Ap, X, x, shift, R, P, tmp);
             for (k = 0; k < P; k++) r[k] = b[k] - Ap[k];
         }
-        rs_new = tqs__dotn(r, r, P);
+        rs_new = tqs__dot8(r, r, P);
         for (k = 0; k < P; k++) p[k] = r[k] + (rs_new / rs) * p[k];
         rs = rs_new;
     }
     tqs_sr_apply(Ap, X, x, shift, R, P, tmp); /* report the true residual */
     for (k = 0; k < P; k++) r[k] = b[k] - Ap[k];
     info->cg_iterations = it;
-    info->cg_residual = sqrt(tqs__dotn(r, r, P)) / bn;
+    info->cg_residual = sqrt(tqs__dot8(r, r, P)) / bn;
     return TQS_OK;
 }
 
