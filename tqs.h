@@ -1915,13 +1915,14 @@ TQSDEF void tqs_sampler_free(tqs_sampler *S) {
 
 TQSDEF void tqs_sampler_invalidate(tqs_sampler *S) { if (S) S->have_logpsi = 0; }
 
-/* One proposal for every chain, evaluated in one batch. Each chain draws its
- * pair and its acceptance number from its own stream, in the same order
- * whatever the threads. */
+/* One proposal for every chain, evaluated in one batch (the threads share
+ * that). Each chain draws its pair and its acceptance number from its own
+ * stream, in the same order whatever the threads. The per-chain loops are a
+ * few operations per chain: serial, since threads writing neighbouring
+ * chains' states and counters would share cache lines and cost more. */
 static int tqs__sampler_step(tqs_sampler *S, const tqs_amplitude *amp) {
     int N = S->N, M = S->n_chains, n_prop = 0, c, rc;
     int *pair_of = S->prop_chain + M; /* second half: chosen pair per chain (-1: none) */
-    TQS__OMP(parallel for schedule(static))
     for (c = 0; c < M; c++) {
         int p = (int)tqs_rng_below(&S->rng[c], (uint64_t)S->n_pairs);
         const int8_t *st = S->state + (size_t)c * N;
@@ -1936,7 +1937,6 @@ static int tqs__sampler_step(tqs_sampler *S, const tqs_amplitude *amp) {
     }
     rc = tqs__amp_eval(amp, S->prop_logpsi, S->prop, n_prop, N);
     if (rc) return rc;
-    TQS__OMP(parallel for schedule(static))
     for (c = 0; c < n_prop; c++) {
         int ch = S->prop_chain[c];
         double u = tqs_rng_uniform(&S->rng[ch]);
