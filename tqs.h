@@ -2313,20 +2313,9 @@ static size_t tqs__syrk_buf_size(long n) {
     return (size_t)tqs__syrk_kb(n) * TQS__T * (size_t)((n + TQS__T - 1) / TQS__T);
 }
 
-/* tqs_gram with a caller's packing buffer (tqs__syrk_buf_size doubles). */
-static void tqs__gram_with(double *C, const double *X, long R, long P, int transpose, double *buf) {
-    long n = transpose ? R : P, i;
-    memset(C, 0, sizeof(double) * (size_t)n * (size_t)n);
-    tqs__syrk(C, n, X, P, n, transpose ? P : R, transpose, 1.0, 1, buf);
-    TQS__OMP(parallel for schedule(static))
-    for (i = 0; i < n; i++) { /* mirror the upper triangle */
-        long j;
-        for (j = 0; j < i; j++) C[(size_t)i * n + j] = C[(size_t)j * n + i];
-    }
-}
-
-/* Only the lower triangle of the Gram matrix (what the Cholesky reads): no
- * mirroring, and the zeroing is shared by the threads. */
+/* The lower triangle of the Gram matrix (all the Cholesky reads), with a
+ * caller's packing buffer (tqs__syrk_buf_size doubles); the zeroing is
+ * shared by the threads. */
 static void tqs__gram_lower(double *C, const double *X, long R, long P, int transpose, double *buf) {
     long n = transpose ? R : P, i;
     TQS__OMP(parallel for schedule(static))
@@ -2335,13 +2324,18 @@ static void tqs__gram_lower(double *C, const double *X, long R, long P, int tran
 }
 
 TQSDEF int tqs_gram(double *C, const double *X, long R, long P, int transpose) {
-    long n = transpose ? R : P;
+    long n = transpose ? R : P, i;
     double *buf;
     if (!C || !X || R < 0 || P < 0) return tqs__fail(TQS_EINVAL, "gram: bad arguments");
     buf = (double *)tqs__alloc(sizeof(double) * tqs__syrk_buf_size(n));
     if (!buf && n) return tqs__fail(TQS_ENOMEM, "gram: out of memory for the packing buffer");
-    tqs__gram_with(C, X, R, P, transpose, buf);
+    tqs__gram_lower(C, X, R, P, transpose, buf);
     TQS_FREE(buf);
+    TQS__OMP(parallel for schedule(static))
+    for (i = 0; i < n; i++) { /* mirror into the upper triangle */
+        long j;
+        for (j = 0; j < i; j++) C[(size_t)j * n + i] = C[(size_t)i * n + j];
+    }
     return TQS_OK;
 }
 
