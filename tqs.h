@@ -3294,19 +3294,13 @@ static double tqs__dot(const double *a, const double *b, long n) {
     double total = 0;
     long nb = (n + 4095) / 4096, blk;
     double *part;
-    if (nb <= 1) {
-        long i;
-        for (i = 0; i < n; i++) total += a[i] * b[i];
-        return total;
-    }
+    if (nb <= 1) return tqs__dot8(a, b, n);
     part = (double *)tqs__alloc(sizeof(double) * (size_t)nb);
-    if (!part) { long i; for (i = 0; i < n; i++) total += a[i] * b[i]; return total; }
+    if (!part) return tqs__dot8(a, b, n);
     TQS__OMP(parallel for schedule(static))
     for (blk = 0; blk < nb; blk++) {
-        long i, end = (blk + 1) * 4096 < n ? (blk + 1) * 4096 : n;
-        double s = 0;
-        for (i = blk * 4096; i < end; i++) s += a[i] * b[i];
-        part[blk] = s;
+        long end = (blk + 1) * 4096 < n ? (blk + 1) * 4096 : n;
+        part[blk] = tqs__dot8(a + blk * 4096, b + blk * 4096, end - blk * 4096);
     }
     for (blk = 0; blk < nb; blk++) total += part[blk];
     TQS_FREE(part);
