@@ -4,6 +4,7 @@
 #   make test     build every test three ways (OpenMP; no OpenMP with the plain-C kernels; sanitizers) and run them
 #   make reproduce  the paper's comparisons (about 9 minutes), written to examples/results/
 #   make bench    the benchmark suite (a few minutes; bench/bench --quick is part of make test)
+#   make bench-portable  the quick bench built with the Makefile's flags, plain -O2, and plain C, side by side
 #   make fuzz     libFuzzer on the three parsers (needs clang; FUZZ_TIME=60 seconds each)
 #   make memcheck valgrind on the tests and a short training run
 #   make clean
@@ -26,6 +27,12 @@ examples/%: examples/%.c tqs.h examples/flags.h
 
 bench/bench: bench/bench.c tqs.h examples/flags.h
 	$(CC) $(CFLAGS) $(WARN) $(OPENMP) -I. $< -o $@ $(LDLIBS)
+# The header as someone dropping it into a project builds it: plain -O2, no
+# -march (AVX2 kernels chosen at run time), and the plain-C fallback.
+bench/bench-O2: bench/bench.c tqs.h examples/flags.h
+	$(CC) -O2 $(WARN) $(OPENMP) -I. $< -o $@ $(LDLIBS)
+bench/bench-O2-plain: bench/bench.c tqs.h examples/flags.h
+	$(CC) -O2 -DTQS_NO_VECTOR_EXT $(WARN) $(OPENMP) -I. $< -o $@ $(LDLIBS)
 
 build/omp/%: tests/%.c tqs.h tests/test.h
 	@mkdir -p $(@D)
@@ -62,6 +69,11 @@ reproduce: $(EXAMPLES)
 
 bench: bench/bench
 	./bench/bench
+
+# The quick bench of three builds side by side: the Makefile's flags, plain
+# -O2 (run-time dispatch), and plain -O2 with the plain-C kernels.
+bench-portable: bench/bench bench/bench-O2 bench/bench-O2-plain
+	./bench/compare.sh makefile=./bench/bench O2=./bench/bench-O2 O2-plain-C=./bench/bench-O2-plain
 
 # libFuzzer targets (clang with its fuzzer runtime): model loader, checkpoint
 # loader, configuration parser. FUZZ_TIME seconds each; new inputs go to
@@ -114,7 +126,7 @@ memcheck: $(addprefix build/vg/,$(MEMCHECK_TESTS)) $(addprefix build/vg/prog_,$(
 	@echo "memcheck: clean"
 
 clean:
-	rm -rf build $(EXAMPLES) bench/bench
+	rm -rf build $(EXAMPLES) bench/bench bench/bench-O2 bench/bench-O2-plain
 
-.PHONY: all test clean run reproduce bench fuzz memcheck
+.PHONY: all test clean run reproduce bench bench-portable fuzz memcheck
 .SECONDARY:

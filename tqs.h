@@ -99,6 +99,8 @@ TQSDEF int      tqs_random_config(int8_t *s, int N, tqs_rng *rng);
 /* Number of OpenMP threads used by the library (1 without OpenMP). */
 TQSDEF void tqs_set_threads(int n);
 TQSDEF int  tqs_get_threads(void);
+/* Which dense kernels this build runs (vector width, run-time AVX2 choice). */
+TQSDEF const char *tqs_kernel_name(void);
 
 /* ===================================================================== */
 /* Lattice                                                               */
@@ -430,12 +432,12 @@ typedef struct tqs_vmc_options {  /* zero means default */
     int sweeps;                   /* sweeps between samples, default 1 */
     int thermalize;               /* sweeps before the first step's samples, default 20 */
     int exact;                    /* exact enumeration instead of sampling (N <= 24) */
-    int n_steps;                  /* length of the schedules, default 100 */
+    int n_steps;                  /* steps of the run (the schedules' length; tqs_vmc_step refuses more), default 100 */
     double lr, lr_final;          /* learning rate, exponential schedule; default 0.01, final = initial */
     double diag_shift, diag_shift_final; /* default 1e-3, final = initial */
     tqs_sr_options sr;
     uint64_t seed;
-    int jac_batch;                /* configurations per Jacobian call, default 32 */
+    int jac_batch;                /* configurations per Jacobian call; 0: from the model's size (32 and up) */
     double max_distance;          /* if > 0: the update's Fubini-Study length
                                      lr sqrt(delta^T S delta) is capped at it */
     double memory_limit;          /* bytes tqs_vmc_init may plan to use, default 32e9 (refused above it) */
@@ -443,7 +445,11 @@ typedef struct tqs_vmc_options {  /* zero means default */
 
 typedef struct tqs_step_info {
     long step;                    /* index of this step (0-based) */
-    double energy, error, variance, tau, rhat, acceptance; /* of the samples before the update */
+    /* Of the samples before the update. energy, error and variance are of the
+     * whole lattice (totals, as H is): divide energy and error by N for the
+     * energy per site, variance by N for the variance per site the programs
+     * print (the V-score is N variance / energy^2). */
+    double energy, error, variance, tau, rhat, acceptance;
     double lr, diag_shift;
     tqs_sr_info sr;
     int rejected;                 /* the update was not finite: parameters unchanged */
@@ -684,6 +690,56 @@ TQSDEF int tqs_svg_heat_maps(const char *path, const char *title, const double *
 #else
 #define TQS__OMP(...)
 #endif
+
+/* Threads on a machine that is not idle. A parallel region costs about a
+ * microsecond when every thread has a core, but when another process holds
+ * a core, the thread sharing it runs in time slices of milliseconds: each
+ * region ends in a barrier that may wait for it, and an even split of the
+ * work makes the region as slow as that thread. So
+ *  1. a region whose work is below TQS_PAR_MIN_WORK operations (multiply-
+ *     adds, copies) runs on the calling thread alone (OpenMP's if clause);
+ *  2. the work is handed out in chunks (schedule(guided), or dynamic chunks
+ *     of samples), so that a thread with a core of its own takes more of it;
+ *  3. the regions of the model (forward, Jacobian) time themselves: when the
+ *     calling thread waited at the end for more than a quarter of a region
+ *     and more than 1 ms,
+ *     another process is taking a core, and the threshold is raised eight
+ *     times (up to 512 times in all) so that only regions long against a
+ *     time slice stay parallel; it falls back by half every second, and a
+ *     region that waits again raises it again.
+ * Each output is computed by one thread in a fixed order whichever thread
+ * that is, so results stay bitwise independent of the thread count and of
+ * these choices. The numbers were measured with bench --busy (README,
+ * Performance). The state of 3 is per process, like tqs_last_error. */
+#ifndef TQS_PAR_MIN_WORK
+#define TQS_PAR_MIN_WORK 1e6
+#endif
+static int tqs__par(double work) { return work >= (double)TQS_PAR_MIN_WORK; }
+
+static double tqs__par_scale = 1.0, tqs__par_scale_time;   /* the raised threshold and when it was last set */
+#ifdef _OPENMP
+static double tqs__now(void) { return omp_get_wtime(); }
+#else
+static double tqs__now(void) { return 0.0; }
+#endif
+/* Whether a model region of this much work should use the threads. */
+static int tqs__par_adaptive(double work) {
+    if (tqs__par_scale > 1.0) {
+        double t = tqs__now();
+        while (tqs__par_scale > 1.0 && t - tqs__par_scale_time > 1.0) { tqs__par_scale *= 0.5; tqs__par_scale_time += 1.0; }
+        if (tqs__par_scale < 1.0) tqs__par_scale = 1.0;
+    }
+    return work >= (double)TQS_PAR_MIN_WORK * tqs__par_scale;
+}
+/* After a parallel region that started at t0, whose calling thread finished
+ * its own share at t_own and left the final barrier at t1. */
+static void tqs__par_report(double t0, double t_own, double t1) {
+    /* a time slice is milliseconds; waking an idle thread, tens of microseconds */
+    if (t1 - t_own > 0.25 * (t1 - t0) && t1 - t_own > 1e-3) {
+        tqs__par_scale = tqs__par_scale * 8.0 > 512.0 ? 512.0 : tqs__par_scale * 8.0;
+        tqs__par_scale_time = t1;
+    }
+}
 
 #ifdef __cplusplus
 extern "C" {
@@ -1220,9 +1276,19 @@ TQSDEF void tqs_vit_ws_free(tqs_vit_ws *ws) {
  * with a_k[r] = arow[r][k * aks] and b_k[c] = b[k * ldb + c]. The 64 sums stay
  * in registers while k runs, so each b_k loaded serves 8 rows and each a_k[r]
  * 8 columns: the loop is bound by multiply-adds, not by loads. GCC and Clang
- * are given the vectors explicitly (their vectoriser does not find this
- * blocking); other compilers, or -DTQS_NO_VECTOR_EXT, get the same sums from
- * plain loops. */
+ * are given the vectors explicitly (their vectorisers do not find this
+ * blocking), at the width the compile target has:
+ *   4 doubles  where the target has AVX (__AVX__, so also AVX2 and AVX-512),
+ *   2 doubles  where it has SSE2 or NEON (baseline x86-64, AArch64),
+ *   plain loops otherwise, with other compilers, or with -DTQS_NO_VECTOR_EXT.
+ * (4-wide vectors on a 2-wide target are split by the compiler into slow
+ * sequences: the width must match.) On x86 with GCC or Clang a target
+ * without AVX2 and FMA (plain "cc -O2") also gets an AVX2 + FMA copy of the
+ * hot kernels, chosen at run time when the processor has them
+ * (__builtin_cpu_supports), so the header is fast without -march flags;
+ * -DTQS_NO_DISPATCH turns that off. Every variant forms the same sums in the
+ * same order; they differ only by the rounding of fused multiply-adds.
+ * tqs_kernel_name() says which one runs. */
 #if defined(__GNUC__) || defined(__clang__)
 #define TQS__NOINLINE __attribute__((noinline))
 #define TQS__INLINE __inline__ __attribute__((always_inline))
@@ -1231,27 +1297,58 @@ TQSDEF void tqs_vit_ws_free(tqs_vit_ws *ws) {
 #define TQS__INLINE
 #endif
 #if (defined(__GNUC__) || defined(__clang__)) && !defined(TQS_NO_VECTOR_EXT)
+#if defined(__AVX__)
+#define TQS__VW 4
+#elif defined(__SSE2__) || defined(__ARM_NEON) || defined(__aarch64__)
+#define TQS__VW 2
+#endif
+#if (defined(__x86_64__) || defined(__i386__)) && !(defined(__AVX2__) && defined(__FMA__)) && !defined(TQS_NO_DISPATCH)
+#define TQS__DISPATCH 1
+#define TQS__AVX2 __attribute__((target("avx2,fma")))
+#endif
+#endif
+#ifndef TQS__VW
+#define TQS__VW 0
+#endif
+
+#if TQS__VW || defined(TQS__DISPATCH)
+typedef double tqs__v2 __attribute__((vector_size(16)));
 typedef double tqs__v4 __attribute__((vector_size(32)));
-static void tqs__tile(double *acc /* (8, 8) */, const double *const *arow, long aks,
-                      const double *b, long ldb, long K) {
-    tqs__v4 c[8][2];
-    long k;
-    int i;
-    for (i = 0; i < 8; i++) { memcpy(&c[i][0], acc + 8 * i, 32); memcpy(&c[i][1], acc + 8 * i + 4, 32); }
-    for (k = 0; k < K; k++) {
-        const double *bk = b + k * ldb;
-        tqs__v4 b0, b1;
-        memcpy(&b0, bk, 32); memcpy(&b1, bk + 4, 32);
-        for (i = 0; i < 8; i++) {
-            double x = arow[i][k * aks];
-            tqs__v4 xv = {x, x, x, x};
-            c[i][0] += xv * b0; c[i][1] += xv * b1;
-        }
-    }
-    for (i = 0; i < 8; i++) { memcpy(acc + 8 * i, &c[i][0], 32); memcpy(acc + 8 * i + 4, &c[i][1], 32); }
-}
+/* The tile with vectors V of W doubles: c[i][j] holds acc[i][W j .. W j + W - 1]. */
+/* GCC unrolls the 8-row loops completely only at -O3; the tile needs it at
+ * any level (its 16 sums must stay in registers), so it is asked for. */
+#if defined(__clang__) || (defined(__GNUC__) && __GNUC__ >= 8)
+#define TQS__UNROLL _Pragma("GCC unroll 8")
 #else
-static void tqs__tile(double *acc, const double *const *arow, long aks, const double *b, long ldb, long K) {
+#define TQS__UNROLL
+#endif
+#define TQS__TILE_VECTORS(V, W)                                                             \
+    {                                                                                       \
+        V c[8][8 / (W)], bv[8 / (W)];                                                       \
+        long k;                                                                             \
+        int i, j;                                                                           \
+        TQS__UNROLL for (i = 0; i < 8; i++)                                                 \
+            TQS__UNROLL for (j = 0; j < 8 / (W); j++) memcpy(&c[i][j], acc + 8 * i + (W) * j, sizeof(V)); \
+        for (k = 0; k < K; k++) {                                                           \
+            TQS__UNROLL for (j = 0; j < 8 / (W); j++) memcpy(&bv[j], b + k * ldb + (W) * j, sizeof(V)); \
+            TQS__UNROLL for (i = 0; i < 8; i++) {                                           \
+                V xv = (V){0} + arow[i][k * aks]; /* broadcast */                           \
+                TQS__UNROLL for (j = 0; j < 8 / (W); j++) c[i][j] += xv * bv[j];            \
+            }                                                                               \
+        }                                                                                   \
+        TQS__UNROLL for (i = 0; i < 8; i++)                                                 \
+            TQS__UNROLL for (j = 0; j < 8 / (W); j++) memcpy(acc + 8 * i + (W) * j, &c[i][j], sizeof(V)); \
+    }
+#endif
+
+static void tqs__tile_base(double *acc /* (8, 8) */, const double *const *arow, long aks,
+                           const double *b, long ldb, long K)
+#if TQS__VW == 4
+TQS__TILE_VECTORS(tqs__v4, 4)
+#elif TQS__VW == 2
+TQS__TILE_VECTORS(tqs__v2, 2)
+#else
+{
     long k;
     int i, j;
     for (k = 0; k < K; k++)
@@ -1261,6 +1358,69 @@ static void tqs__tile(double *acc, const double *const *arow, long aks, const do
         }
 }
 #endif
+
+#ifdef TQS__DISPATCH
+static TQS__AVX2 TQS__INLINE void tqs__tile_avx2_body(double *acc, const double *const *arow, long aks, const double *b,
+                                                      long ldb, long K)
+TQS__TILE_VECTORS(tqs__v4, 4)
+/* Called, not inlined, so the two usual strides are made constants here, as
+ * inlining does for the compile-time kernels: packed panels (X X^T, the
+ * Cholesky update) and linear layers. */
+static TQS__AVX2 void tqs__tile_avx2(double *acc, const double *const *arow, long aks, const double *b, long ldb, long K) {
+    if (aks == TQS__T && ldb == TQS__T) tqs__tile_avx2_body(acc, arow, TQS__T, b, TQS__T, K);
+    else if (aks == 1) tqs__tile_avx2_body(acc, arow, 1, b, ldb, K);
+    else tqs__tile_avx2_body(acc, arow, aks, b, ldb, K);
+}
+/* Both features, as the AVX2 kernels are compiled with FMA. */
+static int tqs__have_avx2(void) { return __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma"); }
+#endif
+
+/* Other hot loops under run-time dispatch: NAME_loop holds the code (always
+ * inlined), TQS__TWO_TARGETS(NAME, (parameters), (arguments)) defines NAME,
+ * which runs an AVX2 + FMA copy of it when the processor has them.
+ * GCC vectorises some of these loops only without -ftrapping-math (the
+ * clamps in tqs__expv split a loop into paths that it will not merge when an
+ * operation on one of them could trap) and, at -O2, only with its full cost
+ * model: TQS__VECTORISE asks for both on these functions alone (on the loop
+ * functions themselves too: an inlined function keeps the options it was
+ * first optimised with). */
+#if defined(__GNUC__) && !defined(__clang__)
+#define TQS__VECTORISE __attribute__((optimize("no-trapping-math", "vect-cost-model=dynamic")))
+#else
+#define TQS__VECTORISE
+#endif
+#ifdef TQS__DISPATCH
+#define TQS__TWO_TARGETS(name, params, args)                                         \
+    static TQS__AVX2 TQS__VECTORISE TQS__NOINLINE void name##_avx2 params { name##_loop args; } \
+    static TQS__VECTORISE TQS__NOINLINE void name params {                          \
+        if (tqs__have_avx2()) name##_avx2 args;                                      \
+        else name##_loop args;                                                       \
+    }
+#else
+#define TQS__TWO_TARGETS(name, params, args) \
+    static TQS__VECTORISE TQS__NOINLINE void name params { name##_loop args; }
+#endif
+
+static void tqs__tile(double *acc /* (8, 8) */, const double *const *arow, long aks,
+                      const double *b, long ldb, long K) {
+#ifdef TQS__DISPATCH
+    if (tqs__have_avx2()) { tqs__tile_avx2(acc, arow, aks, b, ldb, K); return; }
+#endif
+    tqs__tile_base(acc, arow, aks, b, ldb, K);
+}
+
+TQSDEF const char *tqs_kernel_name(void) {
+#ifdef TQS__DISPATCH
+    if (tqs__have_avx2()) return "avx2+fma (chosen at run time)";
+#endif
+#if TQS__VW == 4
+    return "4-wide vectors (compile target has AVX)";
+#elif TQS__VW == 2
+    return "2-wide vectors (compile target has SSE2/NEON)";
+#else
+    return "plain C";
+#endif
+}
 
 /* wt (I, Op) = W^T zero padded to Op = O rounded up to 8 columns; W (O, I) is
  * row-major (PyTorch's layout). Made for all matrices by tqs__vit_prepare,
@@ -1276,7 +1436,7 @@ static void tqs__transpose_padded(double *wt, const double *W, int I, int O) {
  * repeats its last row and stores only the real ones. Each output is
  * bias + sum_i in the order i = 0, 1, ..., whatever the tiling, so a row's
  * result does not depend on which rows are computed with it. */
-static void tqs__linear_forward(double *out, const double *in, const double *wt, const double *bias,
+static TQS__INLINE void tqs__linear_forward(double *out, const double *in, const double *wt, const double *bias,
                                 long R, int I, int O) {
     long Op = tqs__padded(O), r0, o0;
     for (r0 = 0; r0 < R; r0 += TQS__T)
@@ -1297,7 +1457,7 @@ static void tqs__linear_forward(double *out, const double *in, const double *wt,
 
 /* LayerNorm of R rows of width d: y = (u - mean) * rstd * gamma + beta,
  * rstd = 1/sqrt(var + eps) with the biased variance. */
-static void tqs__layernorm_forward(double *y, double *mean, double *rstd, const double *u,
+static TQS__INLINE void tqs__layernorm_forward(double *y, double *mean, double *rstd, const double *u,
                                    const double *gamma, const double *beta, long R, int d) {
     long r;
     for (r = 0; r < R; r++) {
@@ -1320,14 +1480,18 @@ static void tqs__layernorm_forward(double *y, double *mean, double *rstd, const 
  * Taylor series to degree 13 (truncation below 1e-17 relative), and 2^k put
  * straight into the exponent bits. k is rounded by adding 1.5 * 2^52, which
  * also leaves k in the low bits. Below -708 the result is exp(-708) (normal,
- * tiny), above 709 it is +inf, and a NaN stays NaN. Measured within 1 ulp of
- * libm's exp. Always inlined: a call inside a loop stops it vectorising. */
+ * tiny); x is capped at 710, where k = 1024 makes 2^k the bit pattern of +inf,
+ * so from 1023.5 ln 2 = 709.44 on the result is +inf (exp overflows at
+ * 709.78); a NaN stays NaN. Measured within 1 ulp of libm's exp. No branch,
+ * not even a final overflow test: GCC threads such a test through the clamps
+ * into separate paths, and a loop with paths does not vectorise. Always
+ * inlined: a call inside a loop stops it vectorising. */
 static TQS__INLINE double tqs__expv(double x0) {
     const double shift = 6755399441055744.0; /* 1.5 * 2^52 */
     double kd, r, p, scale, x = x0;
     uint64_t bits;
     x = x < -708.0 ? -708.0 : x;
-    x = x > 709.0 ? 709.0 : x;
+    x = x > 710.0 ? 710.0 : x;
     kd = x * 1.4426950408889634 + shift;     /* log2(e) */
     memcpy(&bits, &kd, sizeof bits);
     kd -= shift;
@@ -1340,7 +1504,7 @@ static TQS__INLINE double tqs__expv(double x0) {
     p = p * r + 1.0;
     bits = (bits + 1023) << 52;              /* the low bits of bits hold k */
     memcpy(&scale, &bits, sizeof scale);
-    return x0 > 709.0 ? HUGE_VAL : p * scale;
+    return p * scale;
 }
 
 #define TQS__GELU_C 0.7978845608028654 /* sqrt(2/pi) */
@@ -1357,19 +1521,22 @@ static TQS__INLINE double tqs__gelu_grad(double u) {
 
 /* g = gelu(h) elementwise (a loop the compiler vectorises; GCC 12 does not
  * when it is inlined into the forward pass, hence TQS__NOINLINE). */
-static TQS__NOINLINE void tqs__gelu_forward(double *g, const double *h, long n) {
+static TQS__VECTORISE TQS__INLINE void tqs__gelu_forward_loop(double *g, const double *h, long n) {
     long i;
     for (i = 0; i < n; i++) g[i] = tqs__gelu(h[i]);
 }
 
 /* d0 *= gelu'(h) and d1 *= gelu'(h): both cotangents of n hidden units. */
-static TQS__NOINLINE void tqs__gelu_backward(double *d0, double *d1, const double *h, long n) {
+static TQS__VECTORISE TQS__INLINE void tqs__gelu_backward_loop(double *d0, double *d1, const double *h, long n) {
     long i;
     for (i = 0; i < n; i++) {
         double gp = tqs__gelu_grad(h[i]);
         d0[i] *= gp; d1[i] *= gp;
     }
 }
+
+TQS__TWO_TARGETS(tqs__gelu_forward, (double *g, const double *h, long n), (g, h, n))
+TQS__TWO_TARGETS(tqs__gelu_backward, (double *d0, double *d1, const double *h, long n), (d0, d1, h, n))
 
 /* logcosh(w) = w t + log(1 + exp(-2 w t)) - log 2, t = sign(Re w): the
  * exponential never overflows. Also returns tanh(w) = t (1 - e)/(1 + e). */
@@ -1398,7 +1565,7 @@ static void tqs__factored_attention_expand(const tqs_vit *m, const tqs_vit_layer
     for (PQ = 0; PQ < n * n; PQ++)
         for (c = 0; c < d; c++) wexp[(size_t)PQ * d + c] = alpha[(size_t)(c / dh) * n + m->disp[PQ]];
 }
-static void tqs__factored_attention_forward(double *a, const double *v, const double *wexp, int n, int d) {
+static TQS__INLINE void tqs__factored_attention_forward(double *a, const double *v, const double *wexp, int n, int d) {
     int P, Q, c;
     for (P = 0; P < n; P++) {
         double *aP = a + (size_t)P * d;
@@ -1412,7 +1579,7 @@ static void tqs__factored_attention_forward(double *a, const double *v, const do
 
 /* Standard attention of one sample: weights att (h, n, n) = softmax over Q of
  * q_P.k_Q / sqrt(dh) + pos_mu(P - Q), and a (n, d) = att v per head. */
-static void tqs__standard_attention_forward(const tqs_vit *m, const tqs_vit_layer_offsets *L, double *a, double *att,
+static TQS__INLINE void tqs__standard_attention_forward(const tqs_vit *m, const tqs_vit_layer_offsets *L, double *a, double *att,
                                             const double *q, const double *k, const double *v) {
     const double *p = m->params;
     int n = m->n, d = m->cfg.d, h = m->cfg.h, dh = m->dh, mu, P, Q, c;
@@ -1480,8 +1647,8 @@ static void tqs__vit_prepare(const tqs_vit *m, tqs_vit_ws *ws) {
 /* The forward pass of samples s0 <= s < s1, keeping every activation in ws
  * for the backward pass. Samples are independent, so the threads each take
  * a range of samples through all layers (no synchronisation inside). */
-static void tqs__vit_forward_range(const tqs_vit *m, tqs_vit_ws *ws, tqs_complex *logpsi, const int8_t *configs,
-                                   long s0, long s1) {
+static TQS__VECTORISE TQS__INLINE void tqs__vit_forward_range_loop(const tqs_vit *m, tqs_vit_ws *ws, tqs_complex *logpsi,
+                                                            const int8_t *configs, long s0, long s1) {
     const double *p = m->params, *wt = ws->wt;
     const size_t *off = ws->wt_off;
     int n = m->n, d = m->cfg.d, bb = m->cfg.b * m->cfg.b, fd = m->cfg.ff * d, N = m->N, h = m->cfg.h, l;
@@ -1554,24 +1721,42 @@ static void tqs__vit_forward_range(const tqs_vit *m, tqs_vit_ws *ws, tqs_complex
         logpsi[s] = acc;
     }
 }
+TQS__TWO_TARGETS(tqs__vit_forward_range, (const tqs_vit *m, tqs_vit_ws *ws, tqs_complex *logpsi, const int8_t *configs, long s0, long s1),
+                 (m, ws, logpsi, configs, s0, s1))
 
-/* Thread t of T takes samples [B t / T, B (t + 1) / T). */
-static void tqs__thread_range(long B, long *s0, long *s1) {
-    int t = 0, T = 1;
-#ifdef _OPENMP
-    t = omp_get_thread_num(); T = omp_get_num_threads();
-#endif
-    *s0 = B * t / T; *s1 = B * (t + 1) / T;
+/* Multiply-adds of one forward pass (the dense products; what decides
+ * whether a batch is worth a parallel region). */
+static double tqs__vit_work(const tqs_vit *m) {
+    double n = m->n, d = m->cfg.d, f = m->cfg.ff, bb = (double)m->cfg.b * m->cfg.b;
+    double att = m->cfg.attention == TQS_ATTN_STANDARD ? 2 * n * d * d + 2 * n * n * d : n * n * d;
+    return n * bb * d + m->cfg.n_layers * (2 * n * d * d + att + 2 * n * d * f * d) + 2 * d * d;
+}
+
+/* Chunks of samples handed to the threads: about 8 per thread, so that a
+ * thread slowed down by another process takes fewer, each at least 8
+ * tokens' worth of samples (one row tile of the dense products). */
+static long tqs__sample_chunks(const tqs_vit *m, long B, int threads) {
+    long per = (8 + m->n - 1) / m->n, c = 8 * (long)threads;
+    if (threads <= 1) return 1;
+    if (c > (B + per - 1) / per) c = (B + per - 1) / per;
+    return c < 1 ? 1 : c;
 }
 
 static void tqs__vit_forward(const tqs_vit *m, tqs_vit_ws *ws, tqs_complex *logpsi, const int8_t *configs, int B) {
+    int par = tqs_get_threads() > 1 && tqs__par_adaptive((double)B * tqs__vit_work(m));
+    long nc = tqs__sample_chunks(m, B, par ? tqs_get_threads() : 1);
+    double t0 = par ? tqs__now() : 0, t_own = 0;
     tqs__vit_prepare(m, ws);
-    TQS__OMP(parallel if (B > 1))
+    /* samples are independent: chunk c is samples [B c / nc, B (c + 1) / nc) */
+    TQS__OMP(parallel if (par))
     {
-        long s0, s1;
-        tqs__thread_range(B, &s0, &s1);
-        tqs__vit_forward_range(m, ws, logpsi, configs, s0, s1);
+        long c;
+        TQS__OMP(for schedule(dynamic, 1) nowait)
+        for (c = 0; c < nc; c++) tqs__vit_forward_range(m, ws, logpsi, configs, B * c / nc, B * (c + 1) / nc);
+        TQS__OMP(master)
+        t_own = tqs__now();
     }
+    if (par) tqs__par_report(t0, t_own, tqs__now());
 }
 
 TQSDEF int tqs_vit_forward(const tqs_vit *m, tqs_vit_ws *ws, tqs_complex *logpsi, const int8_t *configs, int B) {
@@ -1823,18 +2008,29 @@ TQSDEF int tqs_vit_jacobian(const tqs_vit *m, tqs_vit_ws *ws, double *jac, tqs_c
     tqs__vit_prepare(m, ws);
     /* each thread: the forward pass of its range of samples, then their
      * backward passes (which write every entry of their two rows) */
-    TQS__OMP(parallel num_threads(ws->n_slots))
     {
-        long s0, s1, s;
-        int slot = 0;
+        int par = ws->n_slots > 1 && tqs__par_adaptive(5.0 * B * tqs__vit_work(m));
+        long nc = tqs__sample_chunks(m, B, par ? ws->n_slots : 1);
+        double t0 = par ? tqs__now() : 0, t_own = 0;
+        TQS__OMP(parallel num_threads(ws->n_slots) if (par))
+        {
+            long c;
+            int slot = 0;
 #ifdef _OPENMP
-        slot = omp_get_thread_num();
+            slot = omp_get_thread_num();
 #endif
-        tqs__thread_range(B, &s0, &s1);
-        tqs__vit_forward_range(m, ws, logpsi, configs, s0, s1);
-        for (s = s0; s < s1; s++)
-            tqs__vit_backward_sample(m, ws, jac + 2 * (size_t)s * m->n_params, m->n_params,
-                                     ws->scratch + (size_t)slot * ws->slot_size, configs + (size_t)s * m->N, (int)s);
+            TQS__OMP(for schedule(dynamic, 1) nowait)
+            for (c = 0; c < nc; c++) {
+                long s0 = B * c / nc, s1 = B * (c + 1) / nc, s;
+                tqs__vit_forward_range(m, ws, logpsi, configs, s0, s1);
+                for (s = s0; s < s1; s++)
+                    tqs__vit_backward_sample(m, ws, jac + 2 * (size_t)s * m->n_params, m->n_params,
+                                             ws->scratch + (size_t)slot * ws->slot_size, configs + (size_t)s * m->N, (int)s);
+            }
+            TQS__OMP(master)
+            t_own = tqs__now();
+        }
+        if (par) tqs__par_report(t0, t_own, tqs__now());
     }
     return TQS_OK;
 }
@@ -2203,7 +2399,7 @@ TQSDEF int tqs_enumeration_evaluate(tqs_enumeration *E, const tqs_hamiltonian *H
     {
         long rr;
         int N = E->basis.N;
-        TQS__OMP(parallel for schedule(static) num_threads(E->n_slots))
+        TQS__OMP(parallel for schedule(guided) num_threads(E->n_slots) if (tqs__par(8.0 * N * (double)dim)))
         for (rr = 0; rr < (long)dim; rr++) {
             int slot = 0, K, k;
             const int8_t *st = E->configs + (size_t)rr * N;
@@ -2245,7 +2441,7 @@ TQSDEF int tqs_enumeration_evaluate(tqs_enumeration *E, const tqs_hamiltonian *H
 /* sum_i a[i] b[i] in 8 interleaved partial sums (lane j takes the i with
  * i mod 8 = j), added in a fixed order at the end: a vectorised loop instead
  * of one chain of dependent additions, and the same result on every call. */
-static double tqs__dot8(const double *a, const double *b, long n) {
+static TQS__VECTORISE TQS__INLINE void tqs__dot8_into_loop(double *out, const double *a, const double *b, long n) {
     double acc[8] = {0, 0, 0, 0, 0, 0, 0, 0}, s;
     long i, n8 = n / 8 * 8;
     int j;
@@ -2253,6 +2449,12 @@ static double tqs__dot8(const double *a, const double *b, long n) {
         for (j = 0; j < 8; j++) acc[j] += a[i + j] * b[i + j];
     s = ((acc[0] + acc[1]) + (acc[2] + acc[3])) + ((acc[4] + acc[5]) + (acc[6] + acc[7]));
     for (; i < n; i++) s += a[i] * b[i];
+    *out = s;
+}
+TQS__TWO_TARGETS(tqs__dot8_into, (double *out, const double *a, const double *b, long n), (out, a, b, n))
+static double tqs__dot8(const double *a, const double *b, long n) {
+    double s;
+    tqs__dot8_into(&s, a, b, n);
     return s;
 }
 
@@ -2277,7 +2479,7 @@ static void tqs__syrk(double *C, long ldc, const double *X, long ldx, long n, lo
     long npan = (n + TQS__T - 1) / TQS__T, KB = tqs__syrk_kb(n), k0, i;
     for (k0 = 0; k0 < nk; k0 += KB) {
         long kb = nk - k0 < KB ? nk - k0 : KB, p;
-        TQS__OMP(parallel for schedule(static))
+        TQS__OMP(parallel for schedule(guided) if (tqs__par((double)n * kb)))
         for (p = 0; p < npan; p++) {
             double *dst = buf + (size_t)p * kb * TQS__T;
             long k, jj;
@@ -2288,7 +2490,7 @@ static void tqs__syrk(double *C, long ldc, const double *X, long ldx, long n, lo
                 else for (k = 0; k < kb; k++) dst[k * TQS__T + jj] = X[(size_t)(k0 + k) * ldx + col];
             }
         }
-        TQS__OMP(parallel for schedule(dynamic, 1))
+        TQS__OMP(parallel for schedule(dynamic, 1) if (tqs__par(0.5 * (double)n * n * kb)))
         for (i = 0; i < npan; i++) {  /* rows 8i .. 8i+7 of C, against every panel of the triangle */
             const double *a = buf + (size_t)i * kb * TQS__T, *rows[TQS__T];
             long pj, pj0 = upper ? i : 0, pj1 = upper ? npan : i + 1;
@@ -2318,7 +2520,7 @@ static size_t tqs__syrk_buf_size(long n) {
  * shared by the threads. */
 static void tqs__gram_lower(double *C, const double *X, long R, long P, int transpose, double *buf) {
     long n = transpose ? R : P, i;
-    TQS__OMP(parallel for schedule(static))
+    TQS__OMP(parallel for schedule(guided) if (tqs__par(0.5 * (double)n * n)))
     for (i = 0; i < n; i++) memset(C + (size_t)i * n, 0, sizeof(double) * (size_t)(i + 1));
     tqs__syrk(C, n, X, P, n, transpose ? P : R, transpose, 1.0, 0, buf);
 }
@@ -2331,7 +2533,7 @@ TQSDEF int tqs_gram(double *C, const double *X, long R, long P, int transpose) {
     if (!buf && n) return tqs__fail(TQS_ENOMEM, "gram: out of memory for the packing buffer");
     tqs__gram_lower(C, X, R, P, transpose, buf);
     TQS_FREE(buf);
-    TQS__OMP(parallel for schedule(static))
+    TQS__OMP(parallel for schedule(guided) if (tqs__par(0.5 * (double)n * n)))
     for (i = 0; i < n; i++) { /* mirror into the upper triangle */
         long j;
         for (j = 0; j < i; j++) C[(size_t)j * n + i] = C[(size_t)i * n + j];
@@ -2350,7 +2552,7 @@ TQSDEF int tqs_gram(double *C, const double *X, long R, long P, int transpose) {
  * the rows packed as columns of t, each step is one multiply-add over
  * TQS__PR independent rows, which vectorises. Each x_j is summed over k in
  * increasing order, the same whatever the chunking or the threads. */
-static void tqs__cholesky_panel(double *A, long n, long k0, long nb, long r0, long nr) {
+static TQS__VECTORISE TQS__INLINE void tqs__cholesky_panel_loop(double *A, long n, long k0, long nb, long r0, long nr) {
     double t[TQS__NB][TQS__PR]; /* t[j][r] = A[r0 + r][k0 + j] */
     long j, k, r;
     for (j = 0; j < nb; j++)
@@ -2368,6 +2570,7 @@ static void tqs__cholesky_panel(double *A, long n, long k0, long nb, long r0, lo
     for (r = 0; r < nr; r++)
         for (j = 0; j < nb; j++) A[(size_t)(r0 + r) * n + k0 + j] = t[j][r];
 }
+TQS__TWO_TARGETS(tqs__cholesky_panel, (double *A, long n, long k0, long nb, long r0, long nr), (A, n, k0, nb, r0, nr))
 
 /* Right-looking blocked Cholesky: factor the TQS__NB-wide diagonal block,
  * solve the panel below it (chunks of TQS__PR rows in parallel), then the
@@ -2388,7 +2591,7 @@ static int tqs__cholesky_with(double *A, long n, double *buf) {
                 A[(size_t)i * n + j] = (A[(size_t)i * n + j] - tqs__dot8(A + (size_t)i * n + k0, Aj, j - k0)) / d;
         }
         /* panel: L21 = A21 L11^{-T} */
-        TQS__OMP(parallel for schedule(static))
+        TQS__OMP(parallel for schedule(guided) if (tqs__par(0.5 * (double)(n - end) * nb * nb)))
         for (i = 0; i < nchunk; i++) {
             long r0 = end + i * TQS__PR;
             tqs__cholesky_panel(A, n, k0, nb, r0, n - r0 < TQS__PR ? n - r0 : TQS__PR);
@@ -2437,7 +2640,7 @@ TQSDEF const char *tqs_solver_name(int solver) {
 /* y = X v (R entries), one row per iteration. */
 static void tqs__matvec(double *y, const double *X, const double *v, long R, long P) {
     long r;
-    TQS__OMP(parallel for schedule(static))
+    TQS__OMP(parallel for schedule(guided) if (tqs__par((double)R * P)))
     for (r = 0; r < R; r++) y[r] = tqs__dot8(X + (size_t)r * P, v, P);
 }
 
@@ -2445,7 +2648,7 @@ static void tqs__matvec(double *y, const double *X, const double *v, long R, lon
  * rows in order, so the result does not depend on the threads. */
 static void tqs__matvec_t(double *y, const double *X, const double *u, long R, long P) {
     long nblk = (P + 511) / 512, blk;
-    TQS__OMP(parallel for schedule(static))
+    TQS__OMP(parallel for schedule(guided) if (tqs__par((double)R * P)))
     for (blk = 0; blk < nblk; blk++) {
         long c0 = blk * 512, c1 = c0 + 512 < P ? c0 + 512 : P, r, c;
         for (c = c0; c < c1; c++) y[c] = 0;
@@ -2600,12 +2803,23 @@ static void tqs__vmc_defaults(tqs_vmc_options *o) {
     if (!(o->lr_final > 0)) o->lr_final = o->lr;
     if (!(o->diag_shift > 0)) o->diag_shift = 1e-3;
     if (!(o->diag_shift_final > 0)) o->diag_shift_final = o->diag_shift;
-    if (o->jac_batch <= 0) o->jac_batch = 32;
+    if (o->jac_batch < 0) o->jac_batch = 0;   /* 0: chosen by tqs__vmc_batch */
+}
+
+/* Configurations per batch of the local energy (passes = 1) and of the
+ * Jacobian (passes = 5): enough that each parallel region has at least
+ * 8 TQS_PAR_MIN_WORK of work (fewer, longer regions are what a shared
+ * machine needs, see tqs__par), at least lo and at most 4096. The batch
+ * size does not change any result: every configuration is computed alone. */
+static int tqs__vmc_batch(const tqs_vit *m, int lo, double passes) {
+    double want = 8.0 * (double)TQS_PAR_MIN_WORK / (passes * tqs__vit_work(m));
+    int b = want > 4096 ? 4096 : (int)ceil(want);
+    return b < lo ? lo : b;
 }
 
 TQSDEF int tqs_vmc_init(tqs_vmc *v, const tqs_hamiltonian *H, tqs_vit *model, const tqs_vmc_options *opt) {
     tqs_vmc_options o;
-    int rc, N;
+    int rc, N, fwd_batch;
     long P;
     if (!v || !H || !model || !model->params) return tqs__fail(TQS_EINVAL, "vmc: null pointer or empty model");
     memset(v, 0, sizeof *v);
@@ -2630,11 +2844,15 @@ TQSDEF int tqs_vmc_init(tqs_vmc *v, const tqs_hamiltonian *H, tqs_vit *model, co
         if ((rc = tqs_sampler_init(&v->sampler, &H->lat, o.n_chains, o.seed)) != 0) return rc;
     }
     v->R = 2L * v->M;
+    if (o.jac_batch == 0) o.jac_batch = tqs__vmc_batch(model, 32, 5.0);
+    if (o.jac_batch > v->M) o.jac_batch = v->M;
+    v->opt.jac_batch = o.jac_batch;
+    fwd_batch = o.exact ? 1024 : (o.n_chains > 256 ? o.n_chains : 256);
+    if (fwd_batch < tqs__vmc_batch(model, 0, 1.0)) fwd_batch = tqs__vmc_batch(model, 0, 1.0);
     {   /* refuse before allocating: the Jacobian X, the SR matrix (if the
          * solver forms one) and the activations of the two workspaces */
         double jac = (double)v->R * P * 8.0, m = (double)(v->R < P ? v->R : P), mat = 8.0 * m * m, limit;
         double srlim = o.sr.memory_limit > 0 ? o.sr.memory_limit : 4e9, act, total;
-        int fwd_batch = o.exact ? 1024 : (o.n_chains > 256 ? o.n_chains : 256);
         if (o.sr.solver == TQS_SOLVER_CG || (o.sr.solver == TQS_SOLVER_AUTO && mat > srlim)) mat = 0;
         else if (o.sr.solver == TQS_SOLVER_PARAMETER) mat = 8.0 * P * P;
         else if (o.sr.solver == TQS_SOLVER_SAMPLE) mat = 8.0 * v->R * v->R;
@@ -2649,7 +2867,7 @@ TQSDEF int tqs_vmc_init(tqs_vmc *v, const tqs_hamiltonian *H, tqs_vit *model, co
                              total * 1e-9, M, P, jac * 1e-9, 2 * mat * 1e-9, limit * 1e-9);
         }
     }
-    rc = tqs_vit_ws_init(&v->fwd_ws, model, o.exact ? 1024 : (o.n_chains > 256 ? o.n_chains : 256), 0);
+    rc = tqs_vit_ws_init(&v->fwd_ws, model, fwd_batch, 0);
     if (!rc) rc = tqs_vit_ws_init(&v->jac_ws, model, o.jac_batch, 1);
     if (!rc) { v->amp = tqs_vit_amplitude_make(&v->holder, model, &v->fwd_ws); rc = tqs_eloc_ws_init(&v->eloc_ws, H, v->fwd_ws.max_batch); }
     if (!rc) rc = tqs_sr_ws_init(&v->sr_ws, v->R, P, &o.sr);
@@ -2726,6 +2944,9 @@ TQSDEF int tqs_vmc_step(tqs_vmc *v, tqs_step_info *info) {
     int rc, N;
     double emean_re = 0, emean_im = 0, *Omean, t0;
     if (!v || !v->X) return tqs__fail(TQS_EINVAL, "vmc: not initialised");
+    if (v->step >= v->opt.n_steps)   /* past the end the schedules would stay at their final values, unnoticed */
+        return tqs__fail(TQS_EINVAL, "vmc: all %d steps of the run are done (tqs_vmc_options.n_steps sets the length of "
+                         "the learning-rate and shift schedules; raise it to go on)", v->opt.n_steps);
     if (!info) info = &local;
     P = (long)v->model->n_params; N = v->H->lat.N;
     if ((rc = tqs__vmc_measure(v, info, &cfgs, &lp, &el)) != 0) return rc;
@@ -2749,7 +2970,7 @@ TQSDEF int tqs_vmc_step(tqs_vmc *v, tqs_step_info *info) {
     for (s = 0; s < v->M; s++) { emean_re += v->weights[s] * el[s].re; emean_im += v->weights[s] * el[s].im; }
     for (r = 0; r < 2; r++) {
         long nblk = (P + 511) / 512, blk;
-        TQS__OMP(parallel for schedule(static))
+        TQS__OMP(parallel for schedule(guided) if (tqs__par((double)v->M * P)))
         for (blk = 0; blk < nblk; blk++) { /* blocks of parameters; samples in a fixed order */
             long k0 = blk * 512, k1 = k0 + 512 < P ? k0 + 512 : P, kk, ss;
             for (kk = k0; kk < k1; kk++) Omean[kk] = 0;
@@ -2759,7 +2980,7 @@ TQSDEF int tqs_vmc_step(tqs_vmc *v, tqs_step_info *info) {
                 for (kk = k0; kk < k1; kk++) Omean[kk] += w * row[kk];
             }
         }
-        TQS__OMP(parallel for schedule(static))
+        TQS__OMP(parallel for schedule(guided) if (tqs__par((double)v->M * P)))
         for (s = 0; s < v->M; s++) {
             double *row = v->X + (2 * (size_t)s + r) * P, sw = sqrt(v->weights[s]);
             long kk;
@@ -3266,7 +3487,7 @@ TQSDEF int tqs_hamiltonian_apply(const tqs_hamiltonian *H, const tqs_basis *basi
         partner[2][i] = tqs_site(&H->lat, x + 1, y + 1);
         partner[3][i] = tqs_site(&H->lat, x + 1, y - 1);
     }
-    TQS__OMP(parallel for schedule(static))
+    TQS__OMP(parallel for schedule(guided) if (tqs__par(4.0 * N * (double)dim)))
     for (r = 0; r < dim; r++) {
         uint32_t st = basis->states[r];
         double diag = 0, off = 0;
@@ -3297,7 +3518,7 @@ static double tqs__dot(const double *a, const double *b, long n) {
     if (nb <= 1) return tqs__dot8(a, b, n);
     part = (double *)tqs__alloc(sizeof(double) * (size_t)nb);
     if (!part) return tqs__dot8(a, b, n);
-    TQS__OMP(parallel for schedule(static))
+    TQS__OMP(parallel for schedule(guided) if (tqs__par((double)n)))
     for (blk = 0; blk < nb; blk++) {
         long end = (blk + 1) * 4096 < n ? (blk + 1) * 4096 : n;
         part[blk] = tqs__dot8(a + blk * 4096, b + blk * 4096, end - blk * 4096);
@@ -3702,7 +3923,7 @@ static int tqs__symmetric_logpsi_fn(void *ctx, tqs_complex *out, const int8_t *c
     for (s0 = 0; s0 < B; s0 += sa->chunk) {
         int cnt = B - s0 < sa->chunk ? B - s0 : sa->chunk, s;
         long t;
-        TQS__OMP(parallel for schedule(static))
+        TQS__OMP(parallel for schedule(guided) if (tqs__par((double)cnt * n * N)))
         for (t = 0; t < (long)cnt * n; t++) {
             const int8_t *in = configs + (size_t)(s0 + t / n) * N;
             const int *perm = G->perm + (size_t)(t % n) * N;

@@ -3,7 +3,10 @@
  *   ./bench/bench --quick    seconds-long smoke run (make test runs it)
  *   ./bench/bench --json     one JSON object instead of the table
  *   ./bench/bench --only W   only the groups whose name contains W (small,
- *                            cpu-paper, tutorial, SR, step, ...)
+ *                            cpu-paper, tutorial, SR, step, busy, ...)
+ *   ./bench/bench --busy     every row with a busy process on the last core
+ *                            (a shared machine); the full run has a "busy"
+ *                            group of its own either way
  * Every rate is measured with 1 thread and with all threads, and every
  * GFLOP/s figure is also given as a percentage of the peak double-precision
  * multiply-add rate measured by this program in the same run.
@@ -20,11 +23,21 @@
  * (the embedding has no input gradient): 5 F - 2 E, E = the embedding's. So
  * a Jacobian costs about 5 forward passes per configuration (2.5 per row)
  * when both run at the same GFLOP/s. */
-#define _POSIX_C_SOURCE 200809L
+#define _GNU_SOURCE   /* sched_setaffinity, to put the busy process on one core */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
+#if defined(__unix__) || defined(__APPLE__)
+#include <signal.h>
+#include <sys/types.h>
+#include <sys/wait.h>
+#include <unistd.h>
+#define BENCH_HAVE_FORK 1
+#endif
+#ifdef __linux__
+#include <sched.h>
+#endif
 
 /* Count every allocation the library makes, to check that a step allocates nothing. */
 static long bench_allocations;
@@ -34,11 +47,12 @@ static void *bench_malloc(size_t n) { bench_allocations++; return malloc(n); }
 #include "../tqs.h"
 #include "../examples/flags.h"
 
-static int quick, json, max_threads;
+static int quick, json, max_threads, busy_all;
 static const char *only;      /* --only: run groups whose name contains it */
 static int wanted(const char *group) { return !only || strstr(group, only) != NULL; }
 static double peak1, peakN;   /* GFLOP/s, one core and all cores */
 static int n_rows;
+static long busy_pid;          /* the busy process while one runs */
 
 static double now(void) {
     struct timespec t;
@@ -91,6 +105,38 @@ static double peak_once(int threads) {
     dt = now() - t0;
     if (sink == 1.2345) printf(" ");   /* keeps the loop */
     return 2.0 * PEAK_W * iters * threads / dt * 1e-9;
+}
+
+/* Another CPU-bound process, as on a laptop, a shared server or a node
+ * shared by MPI ranks: a child that spins on the last core (pinned where
+ * the system allows) until busy_stop. Returns its pid, or 0. */
+static long busy_start(void) {
+#ifdef BENCH_HAVE_FORK
+    pid_t pid;
+    fflush(stdout);
+    pid = fork();
+    if (pid == 0) {
+        volatile unsigned long x = 0;
+#ifdef __linux__
+        cpu_set_t set;
+        long ncpu = sysconf(_SC_NPROCESSORS_ONLN);
+        CPU_ZERO(&set);
+        CPU_SET(ncpu > 0 ? (int)ncpu - 1 : 0, &set);
+        sched_setaffinity(0, sizeof set, &set);
+#endif
+        for (;;) x++;
+    }
+    return pid > 0 ? (long)pid : 0;
+#else
+    return 0;
+#endif
+}
+static void busy_stop(long pid) {
+#ifdef BENCH_HAVE_FORK
+    if (pid > 0) { kill((pid_t)pid, SIGKILL); waitpid((pid_t)pid, NULL, 0); }
+#else
+    (void)pid;
+#endif
 }
 
 typedef struct shape { const char *name; tqs_vit_config cfg; } shape;
@@ -273,19 +319,22 @@ int main(int argc, char **argv) {
     int i;
     flags_prog = "bench";
     for (i = 1; i < argc; i++) {
-        if (flags_bool(argv, i, "--quick", &quick) || flags_bool(argv, i, "--json", &json) ||
+        if (flags_bool(argv, i, "--quick", &quick) || flags_bool(argv, i, "--json", &json) || flags_bool(argv, i, "--busy", &busy_all) ||
             flags_str(argc, argv, &i, "--only", &only)) continue;
-        if (!strcmp(argv[i], "--help") || !strcmp(argv[i], "-h")) { printf("usage: bench [--quick] [--json] [--only GROUP]\n"); return 0; }
+        if (!strcmp(argv[i], "--help") || !strcmp(argv[i], "-h")) { printf("usage: bench [--quick] [--json] [--busy] [--only GROUP]\n"); return 0; }
         flags_die("unknown flag '%s' (try --help)", argv[i]);
     }
     max_threads = tqs_get_threads();
     peak1 = peak_gflops(1);
     peakN = peak_gflops(max_threads);
-    if (json) printf("{\"threads\":%d,\"peak_gflops_1\":%.4g,\"peak_gflops_all\":%.4g,\"quick\":%s,\"rows\":[", max_threads, peak1, peakN,
-                     quick ? "true" : "false");
+    if (busy_all) busy_pid = busy_start();
+    if (json) printf("{\"threads\":%d,\"busy\":%s,\"kernel\":\"%s\",\"peak_gflops_1\":%.4g,\"peak_gflops_all\":%.4g,\"quick\":%s,\"rows\":[", max_threads,
+                     busy_all && busy_pid ? "true" : "false", tqs_kernel_name(), peak1, peakN, quick ? "true" : "false");
     else {
-        printf("tqs.h benchmark%s: %d threads; peak (multiply-add kernel) %.1f GFLOP/s on 1 core, %.1f on %d\n",
-               quick ? " (--quick)" : "", max_threads, peak1, peakN, max_threads);
+        printf("tqs.h benchmark%s%s: %d threads; dense kernels: %s\n", quick ? " (--quick)" : "",
+               busy_all ? (busy_pid ? " (--busy: a busy process on the last core)" : " (--busy: no busy process could be started)") : "",
+               max_threads, tqs_kernel_name());
+        printf("peak (multiply-add kernel) %.1f GFLOP/s on 1 core, %.1f on %d\n", peak1, peakN, max_threads);
         printf("%-10s %-44s %2s  %12s %-14s\n", "group", "measurement", "th", "value", "unit");
     }
     if (wanted("small")) bench_model(&small);
@@ -300,6 +349,16 @@ int main(int argc, char **argv) {
     }
     if (wanted("step small")) bench_step(&small, quick ? 128 : 1024, quick ? 1 : 5);
     if (wanted("step cpu-paper")) bench_step(&paper_f, quick ? 128 : 1024, quick ? 1 : 3);
+    if (!busy_all && !quick && wanted("busy")) {   /* the small model and its training step on a shared machine */
+        shape busy_model = small, busy_step = small;
+        busy_model.name = "busy small"; busy_step.name = "busy small";
+        busy_pid = busy_start();
+        bench_model(&busy_model);
+        bench_step(&busy_step, 1024, 5);
+        busy_stop(busy_pid);
+        busy_pid = 0;
+    }
+    busy_stop(busy_pid);
     if (json) printf("]}\n");
     tqs_set_threads(max_threads);
     return 0;

@@ -50,6 +50,11 @@ int main(int argc, char **argv) {
         path = argv[i];
     }
     if (!path) flags_die("MODEL is required (try --help)");
+    if (svg) {   /* both SVG files checked before any work */
+        char name[4096];
+        snprintf(name, sizeof name, "%s-mean.svg", svg); flags_check_output("--svg", name);
+        snprintf(name, sizeof name, "%s-std.svg", svg); flags_check_output("--svg", name);
+    }
     if (tqs_vit_load(&m, path)) { fprintf(stderr, "attention: %s\n", tqs_last_error()); return 1; }
     nlh = m.cfg.n_layers * m.cfg.h;
     K = (K + chains - 1) / chains * chains;

@@ -78,17 +78,48 @@ static inline int flags_bool(char **argv, int i, const char *name, int *out) {
     return 1;
 }
 
-/* --L sets both sides; --Lx / --Ly one each. */
+/* --L sets both sides; --Lx / --Ly one each. The flag last used for each
+ * side is remembered, so that a message names the flag the user typed. */
+static const char *flags_lx_flag = "--Lx", *flags_ly_flag = "--Ly";
 static inline int flags_lattice(int argc, char **argv, int *i, int *Lx, int *Ly) {
     int L;
-    if (flags_int(argc, argv, i, "--L", &L, 1, 4096)) { *Lx = *Ly = L; return 1; }
-    return flags_int(argc, argv, i, "--Lx", Lx, 1, 4096) || flags_int(argc, argv, i, "--Ly", Ly, 1, 4096);
+    if (flags_int(argc, argv, i, "--L", &L, 1, 4096)) { *Lx = *Ly = L; flags_lx_flag = flags_ly_flag = "--L"; return 1; }
+    if (flags_int(argc, argv, i, "--Lx", Lx, 1, 4096)) { flags_lx_flag = "--Lx"; return 1; }
+    if (flags_int(argc, argv, i, "--Ly", Ly, 1, 4096)) { flags_ly_flag = "--Ly"; return 1; }
+    return 0;
 }
 
 /* The lattice rule of tqs.h, checked here so the message names the flag. */
 static inline void flags_check_lattice(int Lx, int Ly) {
-    if (Lx < 4 || Lx % 2) flags_die("--Lx: must be even and >= 4 (got %d)", Lx);
-    if (Ly < 4 || Ly % 2) flags_die("--Ly: must be even and >= 4 (got %d)", Ly);
+    if (Lx < 4 || Lx % 2) flags_die("%s: must be even and >= 4 (got %d)", flags_lx_flag, Lx);
+    if (Ly < 4 || Ly % 2) flags_die("%s: must be even and >= 4 (got %d)", flags_ly_flag, Ly);
+}
+
+/* An output file of the run, checked before any work: its directory must
+ * exist and let a file be created in it (probed by creating and removing
+ * PATH.tmp, the name tqs.h's savers write first), and PATH itself, if it
+ * exists, must be writable. Refused like a bad flag (exit status 2);
+ * nothing is left behind. */
+static inline void flags_check_output(const char *flag, const char *path) {
+    char probe[4096];
+    FILE *f;
+    if (!path) return;
+    if (!*path) flags_die("%s: the file name is empty", flag);
+    if (strlen(path) + 5 > sizeof probe) flags_die("%s: the file name is too long", flag);
+    f = fopen(path, "r");
+    if (f) {   /* exists: opening to append changes nothing and fails on a directory or a read-only file */
+        fclose(f);
+        f = fopen(path, "a");
+        if (!f) flags_die("%s: cannot write '%s' (%s)", flag, path, strerror(errno));
+        fclose(f);
+    }
+    snprintf(probe, sizeof probe, "%s.tmp", path);
+    f = fopen(probe, "r");
+    if (f) { fclose(f); return; }   /* a leftover PATH.tmp: the directory exists; the saver replaces it */
+    f = fopen(probe, "w");
+    if (!f) flags_die("%s: cannot create files next to '%s' (%s)", flag, path, strerror(errno));
+    fclose(f);
+    remove(probe);
 }
 
 /* Bytes of physical memory (32 GB if the system does not say): sizes that

@@ -181,6 +181,36 @@ done:
     return rc;
 }
 
+/* A file that could not be written where asked (the disk filled up, the
+ * directory went away during the run): written again under a name in the
+ * current directory, then in the temporary directory, so that a long run's
+ * result is not lost. Returns the name used, or NULL. */
+static const char *write_fallback(int (*write)(const void *, const char *), const void *what, const char *ext) {
+    static char name[512];
+    const char *tmp = getenv("TMPDIR");
+    snprintf(name, sizeof name, "ground_state-rescued-%ld.%s", (long)time(NULL), ext);
+    if (write(what, name) == 0) return name;
+    snprintf(name, sizeof name, "%s/ground_state-rescued-%ld.%s", tmp && *tmp ? tmp : "/tmp", (long)time(NULL), ext);
+    if (write(what, name) == 0) return name;
+    return NULL;
+}
+static int write_model(const void *m, const char *path) { return tqs_vit_save((const tqs_vit *)m, path); }
+static int write_checkpoint(const void *v, const char *path) { return tqs_vmc_save_checkpoint((const tqs_vmc *)v, path); }
+
+/* Saves with write(); on failure says why and where the file went instead.
+ * Returns 0 when saved where asked. */
+static int save_or_rescue(int (*write)(const void *, const char *), const void *what, const char *path, const char *flag,
+                          const char *ext, const char **rescued) {
+    const char *alt;
+    if (write(what, path) == 0) return 0;
+    fprintf(stderr, "ground_state: %s: %s\n", flag, tqs_last_error());
+    alt = write_fallback(write, what, ext);
+    if (alt) fprintf(stderr, "ground_state: %s: written to '%s' instead\n", flag, alt);
+    else fprintf(stderr, "ground_state: %s: no other place could be written either\n", flag);
+    if (rescued) *rescued = alt;
+    return 1;
+}
+
 static const char *usage =
     "usage: ground_state [flags]\n"
     "  lattice   --L n | --Lx n --Ly n (4)   --J1 x (1)   --J2 x (0.5)\n"
@@ -211,10 +241,12 @@ int main(int argc, char **argv) {
     double J1 = 1.0, J2 = 0.5, t_start, t_train = 0, exact = NAN;
     int i, seed = 1, threads = 0, exact_mode = 0, json = 0, quiet = 0, ckpt_every = 50, eval_samples = 16384;
     int print_every = 0, rc, status = 0, N, max_rejected = 5, rejected_run = 0, symmetrize = 0, sym_samples = 1024, att_every = 0, n_logs = 0;
+    int given_b = 0, given_d = 0, given_h = 0, given_layers = 0, given_ff = 0, given_att = 0;   /* for --init */
     double *hist_x = NULL, *hist_y = NULL, *hist_e = NULL, *dep = NULL, dep_avg = NAN;
     int8_t *dep_buf = NULL;
     tqs_vit_ws att_ws;
     long done_here = 0;
+    int ckpt_failed = 0;
     FILE *log = NULL;
 
     flags_prog = "ground_state";
@@ -223,6 +255,8 @@ int main(int argc, char **argv) {
     opt.n_samples = 1024; opt.n_chains = 16; opt.sweeps = 1; opt.thermalize = 20; opt.n_steps = 500;
     opt.lr = 0.03; opt.lr_final = -1; opt.diag_shift = 0.01; opt.diag_shift_final = -1;
     for (i = 1; i < argc; i++) {
+        given_b |= !strcmp(argv[i], "--patch"); given_d |= !strcmp(argv[i], "--d"); given_h |= !strcmp(argv[i], "--heads");
+        given_layers |= !strcmp(argv[i], "--layers"); given_ff |= !strcmp(argv[i], "--ff"); given_att |= !strcmp(argv[i], "--attention");
         if (flags_lattice(argc, argv, &i, &cfg.Lx, &cfg.Ly) || flags_real(argc, argv, &i, "--J1", &J1, -1e3, 1e3) ||
             flags_real(argc, argv, &i, "--J2", &J2, -1e3, 1e3) || flags_int(argc, argv, &i, "--patch", &cfg.b, 1, 16) ||
             flags_int(argc, argv, &i, "--d", &cfg.d, 1, 4096) || flags_int(argc, argv, &i, "--heads", &cfg.h, 1, 4096) ||
@@ -282,6 +316,9 @@ int main(int argc, char **argv) {
         flags_die("--d/--layers/--ff: %.3g parameters need %.3g GB with their buffers, more than this machine's %.3g GB; use a smaller model",
                   (double)tqs_vit_param_count(&cfg), 24e-9 * (double)tqs_vit_param_count(&cfg), flags_physical_memory() * 1e-9);
     if (threads) tqs_set_threads(threads);
+    /* every output path, before any work: a run must not end with nowhere to put its result */
+    flags_check_output("--log", log_path); flags_check_output("--save", save);
+    flags_check_output("--checkpoint", ckpt); flags_check_output("--plot", plot);
 
     if (tqs_hamiltonian_init(&H, cfg.Lx, cfg.Ly, J1, J2)) flags_die("%s", tqs_last_error());
     if (n_logs) {   /* plot only */
@@ -295,6 +332,19 @@ int main(int argc, char **argv) {
         if (tqs_vit_load(&model, init)) { fprintf(stderr, "ground_state: --init: %s\n", tqs_last_error()); return 2; }
         if (model.cfg.Lx != cfg.Lx || model.cfg.Ly != cfg.Ly)
             flags_die("--init: the model is for %dx%d, the lattice is %dx%d", model.cfg.Lx, model.cfg.Ly, cfg.Lx, cfg.Ly);
+        /* a model flag given with --init must agree with the model, or it would be silently ignored */
+        {
+            const tqs_vit_config *mc = &model.cfg;
+            if (given_b && mc->b != cfg.b) flags_die("--init: the model has --patch %d, the flags say %d", mc->b, cfg.b);
+            if (given_d && mc->d != cfg.d) flags_die("--init: the model has --d %d, the flags say %d", mc->d, cfg.d);
+            if (given_h && mc->h != cfg.h) flags_die("--init: the model has --heads %d, the flags say %d", mc->h, cfg.h);
+            if (given_layers && mc->n_layers != cfg.n_layers)
+                flags_die("--init: the model has --layers %d, the flags say %d", mc->n_layers, cfg.n_layers);
+            if (given_ff && mc->ff != cfg.ff) flags_die("--init: the model has --ff %d, the flags say %d", mc->ff, cfg.ff);
+            if (given_att && mc->attention != cfg.attention)
+                flags_die("--init: the model has --attention %s, the flags say %s", mc->attention ? "standard" : "factored",
+                          cfg.attention ? "standard" : "factored");
+        }
         cfg = model.cfg;
     } else if (tqs_vit_init(&model, &cfg, (uint64_t)seed)) flags_die("%s", tqs_last_error());
     if (tqs_vmc_init(&vmc, &H, &model, &opt)) {
@@ -308,7 +358,7 @@ int main(int argc, char **argv) {
     if (log_path) {
         log = fopen(log_path, vmc.step > 0 ? "a" : "w");
         if (!log) { fprintf(stderr, "ground_state: --log: cannot open '%s'\n", log_path); return 2; }
-        if (vmc.step == 0) fprintf(log, "step,energy_per_site,error,variance,acceptance,rhat,lr,diag_shift,solver,seconds,input_dependence\n");
+        if (vmc.step == 0) fprintf(log, "step,energy_per_site,error,variance_per_site,acceptance,rhat,lr,diag_shift,solver,seconds,input_dependence\n");
     }
     if (att_every && model.cfg.attention != TQS_ATTN_STANDARD) flags_die("--attention-log: the --init model has factored attention");
     if (att_every) {
@@ -323,9 +373,12 @@ int main(int argc, char **argv) {
     }
     if (!print_every) print_every = opt.n_steps <= 100 ? 1 : opt.n_steps / 100;
     if (!quiet)
-        fprintf(stderr, "%dx%d J2=%g, %s ViT d=%d h=%d layers=%d: %zu parameters, %s, solver %s, %d threads\n",
+        fprintf(stderr, "%dx%d J2=%g, %s ViT d=%d h=%d layers=%d: %zu parameters, %s, solver %s, %d thread%s\n",
                 cfg.Lx, cfg.Ly, J2, cfg.attention ? "standard" : "factored", cfg.d, cfg.h, cfg.n_layers, model.n_params,
-                exact_mode ? "exact enumeration" : "sampling", tqs_solver_name(vmc.sr_ws.solver), tqs_get_threads());
+                exact_mode ? "exact enumeration" : "sampling", tqs_solver_name(vmc.sr_ws.solver), tqs_get_threads(),
+                tqs_get_threads() == 1 ? "" : "s");
+    if (!quiet && plot)
+        fprintf(stderr, "--plot: no LOG.csv arguments were given, so this run trains and then plots its own curve to '%s'\n", plot);
     signal(SIGINT, on_sigint);
     t_start = now();
     while (vmc.step < opt.n_steps) {
@@ -343,7 +396,7 @@ int main(int argc, char **argv) {
         if (att_every) dep_avg = info.step % att_every == 0 ? attention_dependence(&vmc, &att_ws, dep_buf, dep) : NAN;
         if (log) {
             fprintf(log, "%ld,%.12g,%.6g,%.6g,%.4f,%.4f,%.6g,%.6g,%s,%.4f,", info.step, info.energy / N, info.error / N,
-                    info.variance, info.acceptance, info.rhat, info.lr, info.diag_shift, tqs_solver_name(info.sr.solver), dt);
+                    info.variance / N, info.acceptance, info.rhat, info.lr, info.diag_shift, tqs_solver_name(info.sr.solver), dt);
             if (isfinite(dep_avg)) fprintf(log, "%.6g", dep_avg);
             fprintf(log, "\n");
             fflush(log);
@@ -366,12 +419,15 @@ int main(int argc, char **argv) {
             fprintf(stderr, "ground_state: %d consecutive steps rejected (non-finite energy or update) at step %ld; "
                     "stopping with the parameters of the last good step%s\n", rejected_run, info.step,
                     ckpt ? " (checkpoint written)" : "");
-            if (ckpt && tqs_vmc_save_checkpoint(&vmc, ckpt)) fprintf(stderr, "ground_state: %s\n", tqs_last_error());
+            if (ckpt) save_or_rescue(write_checkpoint, &vmc, ckpt, "--checkpoint", "ckpt", NULL);
             status = 1;
             break;
         }
         if (ckpt && (vmc.step % ckpt_every == 0 || vmc.step == opt.n_steps || interrupted)) {
-            if (tqs_vmc_save_checkpoint(&vmc, ckpt)) { fprintf(stderr, "ground_state: %s\n", tqs_last_error()); status = 1; break; }
+            /* a checkpoint that cannot be written ends nothing: it goes to another
+             * file, named on stderr, which later checkpoints then use */
+            const char *alt = NULL;
+            if (save_or_rescue(write_checkpoint, &vmc, ckpt, "--checkpoint", "ckpt", &alt)) { ckpt = alt; ckpt_failed = 1; }
         }
         if (interrupted) { fprintf(stderr, "ground_state: interrupted after step %ld%s\n", info.step, ckpt ? ", checkpoint written" : ""); status = 130; break; }
     }
@@ -379,29 +435,11 @@ int main(int argc, char **argv) {
     if (status == 0) {
         tqs_step_info sym;
         int have_sym = 0;
-        if (save && tqs_vit_save(&model, save)) { fprintf(stderr, "ground_state: --save: %s\n", tqs_last_error()); status = 1; }
         if (tqs_vmc_evaluate(&vmc, eval_samples, &info)) { fprintf(stderr, "ground_state: evaluation: %s\n", tqs_last_error()); status = 1; }
         /* a failed symmetrisation (e.g. an undetermined sector) still reports the
          * plain results, and then exits with status 1 */
         if (status == 0 && symmetrize) have_sym = !evaluate_symmetrized(&vmc, &H, sym_samples, (uint64_t)seed, &sym, quiet);
         exact = exact_per_site(&H, J1, J2);
-        if (status == 0 && plot) {
-            char title[128];
-            snprintf(title, sizeof title, "%dx%d J1-J2, J2 = %g, %s ViT", cfg.Lx, cfg.Ly, J2, cfg.attention ? "standard" : "factored");
-            if (log_path) status = plot_logs(plot, &log_path, 1, exact, title);
-            else {
-                tqs_plot_series ps;
-                tqs_plot_options po;
-                double lo = exact, hi = done_here > 0 ? hist_y[done_here / 10] : NAN;
-                for (i = 0; i < done_here; i++) if (!(hist_y[i] >= lo)) lo = hist_y[i];
-                ps.label = "this run"; ps.x = hist_x; ps.y = hist_y; ps.err = hist_e; ps.n = (int)done_here;
-                memset(&po, 0, sizeof po);
-                po.title = title; po.xlabel = "optimisation step"; po.ylabel = "energy per site E/N";
-                if (isfinite(exact)) { po.ref = exact; po.ref_label = "exact"; }
-                if (isfinite(lo) && hi > lo) { po.ymin = lo - 0.03 * (hi - lo); po.ymax = hi; }   /* as in plot_logs */
-                if (tqs_svg_line_plot(plot, &ps, 1, &po)) { fprintf(stderr, "ground_state: --plot: %s\n", tqs_last_error()); status = 1; }
-            }
-        }
         if (status == 0) {
             double e = info.energy / N, err = info.error / N, var = info.variance / N, vscore = N * info.variance / (info.energy * info.energy);
             double rel = isfinite(exact) ? fabs((e - exact) / exact) : NAN, secs = now() - t_start;
@@ -433,7 +471,28 @@ int main(int argc, char **argv) {
             }
             if (symmetrize && !have_sym) status = 1;
         }
+        /* the model last, after the results are printed; if it cannot be written
+         * where asked it goes to another file, named on stderr */
+        if (save && save_or_rescue(write_model, &model, save, "--save", "tqs", NULL)) status = 1;
+        if (plot) {   /* after the results are printed: a failed plot loses nothing else */
+            char title[128];
+            snprintf(title, sizeof title, "%dx%d J1-J2, J2 = %g, %s ViT", cfg.Lx, cfg.Ly, J2, cfg.attention ? "standard" : "factored");
+            if (log_path) { if (plot_logs(plot, &log_path, 1, exact, title)) status = 1; }
+            else {
+                tqs_plot_series ps;
+                tqs_plot_options po;
+                double lo = exact, hi = done_here > 0 ? hist_y[done_here / 10] : NAN;
+                for (i = 0; i < done_here; i++) if (!(hist_y[i] >= lo)) lo = hist_y[i];
+                ps.label = "this run"; ps.x = hist_x; ps.y = hist_y; ps.err = hist_e; ps.n = (int)done_here;
+                memset(&po, 0, sizeof po);
+                po.title = title; po.xlabel = "optimisation step"; po.ylabel = "energy per site E/N";
+                if (isfinite(exact)) { po.ref = exact; po.ref_label = "exact"; }
+                if (isfinite(lo) && hi > lo) { po.ymin = lo - 0.03 * (hi - lo); po.ymax = hi; }   /* as in plot_logs */
+                if (tqs_svg_line_plot(plot, &ps, 1, &po)) { fprintf(stderr, "ground_state: --plot: %s\n", tqs_last_error()); status = 1; }
+            }
+        }
     }
+    if (ckpt_failed && status == 0) status = 1;   /* the run finished, but not everything went where asked */
     if (att_every) tqs_vit_ws_free(&att_ws);
     free(dep); free(dep_buf); free(hist_x); free(hist_y); free(hist_e); free(logs);
     tqs_vmc_free(&vmc);

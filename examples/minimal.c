@@ -12,9 +12,10 @@ int main(void) {
     tqs_vmc_options opt = {0};   /* zero means default */
     tqs_vmc vmc;                 /* sampler, workspaces, SR */
     tqs_step_info info;
-    int step;
+    int step, N;
 
     if (tqs_hamiltonian_init(&H, 4, 4, 1.0, 0.5)) goto fail;
+    N = H.lat.N;                 /* 16 sites: the energies in tqs_step_info are totals */
 
     cfg.Lx = 4; cfg.Ly = 4;      /* lattice */
     cfg.b = 2;                   /* 2x2 patches: 4 tokens */
@@ -34,10 +35,10 @@ int main(void) {
     for (step = 0; step < opt.n_steps; step++) {
         if (tqs_vmc_step(&vmc, &info)) goto fail;
         if (step % 10 == 0)
-            printf("step %3d  E/N = %.5f +- %.5f\n", step, info.energy / 16, info.error / 16);
+            printf("step %3d  E/N = %.5f +- %.5f\n", step, info.energy / N, info.error / N);
     }
     if (tqs_vmc_evaluate(&vmc, 8192, &info)) goto fail;
-    printf("final    E/N = %.5f +- %.5f   (exact -0.52862)\n", info.energy / 16, info.error / 16);
+    printf("final    E/N = %.5f +- %.5f   (exact -0.52862)\n", info.energy / N, info.error / N);
 
     tqs_vmc_free(&vmc);
     tqs_vit_free(&model);

@@ -27,6 +27,7 @@ static int cmd_init(int argc, char **argv) {
         flags_die("init: unknown flag '%s'", argv[i]);
     }
     if (!out) flags_die("init: -o OUT is required");
+    flags_check_output("-o", out);
     flags_check_lattice(c.Lx, c.Ly);
     if (!strcmp(att, "factored")) c.attention = TQS_ATTN_FACTORED;
     else if (!strcmp(att, "standard")) c.attention = TQS_ATTN_STANDARD;
@@ -157,10 +158,10 @@ int main(int argc, char **argv) {
     int rc;
     flags_prog = "model";
     if (argc < 2 || !strcmp(argv[1], "--help") || !strcmp(argv[1], "-h")) {
-        printf("usage: model init -o OUT [--L n|--Lx n --Ly n] [--patch b] [--d d] [--heads h] [--layers l]\n"
-               "                  [--ff f] [--attention factored|standard] [--seed s]\n"
+        printf("usage: model init -o OUT [--L n|--Lx n --Ly n (4)] [--patch b (2)] [--d d (16)] [--heads h (2)] [--layers l (2)]\n"
+               "                  [--ff f (4)] [--attention factored|standard (factored)] [--seed s (1)]\n"
                "       model info MODEL\n"
-               "       model eval MODEL [CONFIGS | --random K [--seed S]] [--symmetrize [--J2 x (0.5)]]\n");
+               "       model eval MODEL [CONFIGS | --random K [--seed S (1)]] [--symmetrize [--J2 x (0.5)]]\n");
         return argc < 2 ? 2 : 0;
     }
     if (!strcmp(argv[1], "init")) return cmd_init(argc, argv);

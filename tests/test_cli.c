@@ -10,6 +10,7 @@
 #include <stdlib.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
+#include <unistd.h>
 
 #define D "build/test_cli"
 
@@ -83,7 +84,8 @@ static void test_flags(void) {
     GS("--d 10 --heads 4", "--heads");                 /* d not divisible by heads */
     GS("--L 6 --patch 4", "--patch");                  /* Lx not divisible by the patch */
     GS("--Lx 5", "--Lx");                              /* odd */
-    GS("--L 2", "--Lx");                               /* too small */
+    GS("--L 2", "--L:");                               /* too small: the message names the flag typed */
+    GS("--L 5", "--L: must be even");                  /* (it once said --Lx) */
     GS("--L 6 --exact", "--exact");                    /* too large to enumerate */
     GS("--chains 64 --samples 32", "--chains");        /* more chains than samples */
     GS("--attention foo", "--attention");
@@ -218,12 +220,100 @@ static void test_faults(void) {
     tqs_hamiltonian_free(&H); tqs_vit_free(&m);
 }
 
+/* Every output path is checked before any work: refused with status 2 and
+ * one line naming the flag (refused() also checks that nothing was written
+ * and, with exactly one line on stderr, that no training started). A save
+ * that still fails at the end prints the results first and writes the model
+ * to a fallback file that the message names. --init with a contradicting
+ * model flag is refused naming both values. */
+static void test_outputs(void) {
+    const char *G = "./examples/ground_state --quiet --steps 1";
+    char a[512], *err, *out, *q, name[512];
+    int st, n;
+    tqs_vit m;
+#define GS(extra, needle) do { snprintf(a, sizeof a, "%s %s", G, extra); refused(a, needle); } while (0)
+    /* (refused() adds its own --log, --save and --checkpoint after these, and
+     * the last of a flag counts: those three are given alone here) */
+    refused_plain("./examples/ground_state --quiet --save /no_such_dir/m.tqs", "--save: cannot create files next to '/no_such_dir/m.tqs'", 2);
+    refused_plain("./examples/ground_state --quiet --checkpoint /no_such_dir/c.ckpt", "--checkpoint: cannot create files", 2);
+    refused_plain("./examples/ground_state --quiet --log /no_such_dir/l.csv", "--log: cannot create files", 2);
+    refused_plain("./examples/ground_state --quiet --save " D, "--save: cannot write", 2);   /* a directory */
+    GS("--plot /no_such_dir/p.svg", "--plot: cannot create files");
+    refused_plain("./examples/model init -o /no_such_dir/m.tqs", "-o: cannot create files", 2);
+    refused_plain("./examples/attention " D "/no_such.tqs --svg /no_such_dir/att", "--svg: cannot create files", 2);
+    /* --init against contradicting model flags */
+    CHECK_EQ(run("./examples/model init -o " D "/i.tqs --d 16 --heads 2"), 0);
+    GS("--init " D "/i.tqs --d 8", "--init: the model has --d 16, the flags say 8");
+    GS("--init " D "/i.tqs --heads 4", "--init: the model has --heads 2, the flags say 4");
+    GS("--init " D "/i.tqs --attention standard", "--init: the model has --attention factored, the flags say standard");
+    CHECK_EQ(run("./examples/ground_state --quiet --steps 1 --samples 64 --eval-samples 64 --init " D "/i.tqs --d 16 --heads 2"), 0);
+    /* a save that fails only at the end: PATH.tmp is a directory, which the
+     * check before the run takes for a leftover, but the saver cannot replace */
+    remove(D "/late.tqs");
+    mkdir(D "/late.tqs.tmp", 0777);
+    st = run("./examples/ground_state --quiet --steps 2 --samples 64 --eval-samples 64 --save " D "/late.tqs");
+    out = slurp(D "/out.txt", NULL);
+    err = slurp(D "/err.txt", NULL);
+    CHECK_EQ(st, 1);
+    CHECK(out && strstr(out, "E/N = "));                      /* the results were printed */
+    q = err ? strstr(err, "written to '") : NULL;
+    CHECK(q != NULL);
+    if (q) {
+        n = 0;
+        q += strlen("written to '");
+        while (q[n] && q[n] != '\'' && n < (int)sizeof name - 1) { name[n] = q[n]; n++; }
+        name[n] = 0;
+        CHECK_EQ(tqs_vit_load(&m, name), 0);                   /* the rescued model is complete */
+        if (m.params) tqs_vit_free(&m);
+        remove(name);
+    }
+    if (!q) printf("  late save failure: status %d, stderr: %s", st, err ? err : "(none)\n");
+    rmdir(D "/late.tqs.tmp");
+    free(out); free(err);
+    /* the CSV log's variance column is per site, as its header says */
+    out = slurp(D "/t1.csv", NULL);
+    CHECK(out && !strncmp(out, "step,energy_per_site,error,variance_per_site,", 44));
+    free(out);
+    /* exact.c has the other programs' default J2 */
+    CHECK_EQ(run("./examples/exact --L 4"), 0);
+    out = slurp(D "/out.txt", NULL);
+    CHECK(out && strstr(out, "J2=0.5"));
+    free(out);
+    printf("  output paths refused before any work; a late save failure rescued to %s\n", q ? "a named file" : "(nothing)");
+#undef GS
+}
+
+/* tqs_vmc_step past opt.n_steps is refused (its schedules have ended). */
+static void test_step_limit(void) {
+    tqs_vit m;
+    tqs_vit_config c;
+    tqs_hamiltonian H;
+    tqs_vmc v;
+    tqs_vmc_options o;
+    tqs_step_info info;
+    memset(&c, 0, sizeof c);
+    c.Lx = c.Ly = 4; c.b = 2; c.d = 8; c.h = 2; c.n_layers = 1; c.ff = 2;
+    tqs_vit_init(&m, &c, 1);
+    tqs_hamiltonian_init(&H, 4, 4, 1, 0.5);
+    memset(&o, 0, sizeof o);
+    o.n_samples = 32; o.n_chains = 8; o.n_steps = 2;
+    CHECK_EQ(tqs_vmc_init(&v, &H, &m, &o), 0);
+    CHECK_EQ(tqs_vmc_step(&v, &info), 0);
+    CHECK_EQ(tqs_vmc_step(&v, &info), 0);
+    CHECK_EQ(tqs_vmc_step(&v, &info), TQS_EINVAL);
+    CHECK(strstr(tqs_last_error(), "all 2 steps") != NULL);
+    CHECK_EQ(v.step, 2);
+    tqs_vmc_free(&v); tqs_vit_free(&m); tqs_hamiltonian_free(&H);
+}
+
 int main(void) {
     mkdir("build", 0777);
     mkdir(D, 0777);
     if (!exists("examples/ground_state")) { printf("run from the repository root after make\n0 passed, 1 failed\n"); return 1; }
     test_flags();
     test_determinism();
+    test_outputs();
+    test_step_limit();
     test_faults();
     return test_summary();
 }
