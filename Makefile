@@ -1,7 +1,7 @@
 # tqs.h - build the examples, run the tests, train the default model.
 #   make          build the examples
 #   make run      train the default model (4x4, J2 = 0.5) and report its energy
-#   make test     build every test three ways (OpenMP; no OpenMP with the plain-C kernels; sanitizers) and run them
+#   make test     build every test three ways (OpenMP; no OpenMP with the plain-C kernels; sanitizers), the kernel tests a fourth (-O2, 2-wide vectors), and run them
 #   make reproduce  the paper's comparisons (about 9 minutes), written to examples/results/
 #   make bench    the benchmark suite (a few minutes; bench/bench --quick is part of make test)
 #   make bench-portable  the quick bench built with the Makefile's flags, plain -O2, and plain C, side by side
@@ -43,17 +43,25 @@ build/noomp/%: tests/%.c tqs.h tests/test.h
 build/san/%: tests/%.c tqs.h tests/test.h
 	@mkdir -p $(@D)
 	$(CC) $(SANITIZE) $(WARN) $(OPENMP) -I. $< -o $@ $(LDLIBS)
+# The kernels of a baseline build without run-time dispatch (2-wide vectors on
+# x86-64 and AArch64), against the model's reference and the dense solvers;
+# the sanitizer build (no -march) runs the run-time AVX2 choice where the
+# processor has it, the omp build the 4-wide kernels, noomp the plain-C ones.
+build/base/%: tests/%.c tqs.h tests/test.h
+	@mkdir -p $(@D)
+	$(CC) -O2 -DTQS_TEST_SHORT -DTQS_NO_DISPATCH $(WARN) $(OPENMP) -I. $< -o $@ $(LDLIBS)
 
-TEST_BINS = $(foreach m,$(MODES),$(addprefix build/$(m)/,$(TESTS)))
+RUNS = $(foreach m,$(MODES),$(addprefix $(m)/,$(TESTS))) base/test_vit base/test_sr
+TEST_BINS = $(addprefix build/,$(RUNS))
 
 # Every test program prints "N passed, N failed" last; a crash counts as a failure.
 test: $(EXAMPLES) $(TEST_BINS) bench/bench
 	@rm -f build/summary; \
-	for m in $(MODES); do for t in $(TESTS); do \
-	  echo "== $$m/$$t"; \
-	  if ./build/$$m/$$t > build/$$m/$$t.log 2>&1; then :; else echo "1 crashed" >> build/summary; fi; \
-	  grep -v ' passed, ' build/$$m/$$t.log; grep ' passed, ' build/$$m/$$t.log | tail -n 1 | tee -a build/summary; \
-	done; done; \
+	for r in $(RUNS); do \
+	  echo "== $$r"; \
+	  if ./build/$$r > build/$$r.log 2>&1; then :; else echo "1 crashed" >> build/summary; fi; \
+	  grep -v ' passed, ' build/$$r.log; grep ' passed, ' build/$$r.log | tail -n 1 | tee -a build/summary; \
+	done; \
 	echo "== bench --quick (a smoke run: the benchmark must keep working)"; \
 	if ./bench/bench --quick > build/bench-quick.log 2>&1; then echo "1 passed, 0 failed" >> build/summary; \
 	else cat build/bench-quick.log; echo "1 crashed" >> build/summary; fi; \

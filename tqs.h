@@ -646,6 +646,17 @@ TQSDEF int tqs_svg_line_plot(const char *path, const tqs_plot_series *series, in
  * colour bar; labels (may be NULL) name each map. */
 TQSDEF int tqs_svg_heat_maps(const char *path, const char *title, const double *maps, int n_maps, int rows, int cols,
                              const char *const *labels, const char *colorbar_label);
+/* The same with axes: every map gets ticks labelled row - row0 and
+ * col - col0 (so a displacement map centred on zero reads in displacements),
+ * axis titles, and, with mark set, an outline on cell (mark_row, mark_col). */
+typedef struct tqs_heat_options { /* zero means default */
+    const char *xlabel, *ylabel;  /* under the columns / beside the rows */
+    int row0, col0;               /* tick of row i reads i - row0, of column j reads j - col0 */
+    int mark, mark_row, mark_col; /* outline this cell (e.g. zero displacement) when mark != 0 */
+    const char *mark_label;       /* what the outline means, for the legend line */
+} tqs_heat_options;
+TQSDEF int tqs_svg_heat_maps_opt(const char *path, const char *title, const double *maps, int n_maps, int rows, int cols,
+                                 const char *const *labels, const char *colorbar_label, const tqs_heat_options *opt);
 
 #ifdef __cplusplus
 }
@@ -714,7 +725,9 @@ TQSDEF int tqs_svg_heat_maps(const char *path, const char *title, const double *
 #ifndef TQS_PAR_MIN_WORK
 #define TQS_PAR_MIN_WORK 1e6
 #endif
+#ifdef _OPENMP   /* (only OpenMP's if clauses use it) */
 static int tqs__par(double work) { return work >= (double)TQS_PAR_MIN_WORK; }
+#endif
 
 static double tqs__par_scale = 1.0, tqs__par_scale_time;   /* the raised threshold and when it was last set */
 #ifdef _OPENMP
@@ -4172,11 +4185,20 @@ static void tqs__colour(double u, int *r, int *g, int *b) {
 
 TQSDEF int tqs_svg_heat_maps(const char *path, const char *title, const double *maps, int n_maps, int rows, int cols,
                              const char *const *labels, const char *colorbar_label) {
+    return tqs_svg_heat_maps_opt(path, title, maps, n_maps, rows, cols, labels, colorbar_label, NULL);
+}
+
+TQSDEF int tqs_svg_heat_maps_opt(const char *path, const char *title, const double *maps, int n_maps, int rows, int cols,
+                                 const char *const *labels, const char *colorbar_label, const tqs_heat_options *opt) {
     double lo = HUGE_VAL, hi = -HUGE_VAL, cell, pw, phh, W, H;
-    int per_row, k, i, j, nr;
+    int per_row, k, i, j, nr, tick_every;
     size_t e;
     tqs__text t = {NULL, 0, 0, 0};
+    tqs_heat_options o;
     if (!path || !maps || n_maps < 1 || rows < 1 || cols < 1) return tqs__fail(TQS_EINVAL, "heat map: null pointer or empty map");
+    if (opt) o = *opt; else memset(&o, 0, sizeof o);
+    if (o.mark && (o.mark_row < 0 || o.mark_row >= rows || o.mark_col < 0 || o.mark_col >= cols))
+        return tqs__fail(TQS_EINVAL, "heat map: marked cell (%d, %d) outside %d x %d", o.mark_row, o.mark_col, rows, cols);
     for (e = 0; e < (size_t)n_maps * rows * cols; e++) {
         if (!isfinite(maps[e])) continue;
         if (maps[e] < lo) lo = maps[e];
@@ -4187,16 +4209,17 @@ TQSDEF int tqs_svg_heat_maps(const char *path, const char *title, const double *
     cell = 200.0 / (rows > cols ? rows : cols);
     if (cell > 40) cell = 40;
     pw = cell * cols; phh = cell * rows;
+    tick_every = cell >= 14 ? 1 : (int)ceil(14 / cell);   /* ticks no closer than 14 px */
     per_row = n_maps < 4 ? n_maps : 4;
     nr = (n_maps + per_row - 1) / per_row;
-    W = 20 + per_row * (pw + 30) + 110; H = 50 + nr * (phh + 40) + 10;
+    W = 45 + per_row * (pw + 50) + 110; H = 50 + nr * (phh + 70) + 10 + (o.mark ? 20 : 0);
     if (title && W < 7.5 * strlen(title) + 40) W = 7.5 * strlen(title) + 40;   /* room for the title */
     if (H < 280) H = 280;                                                        /* and the colour bar */
     tqs__put(&t, "<svg xmlns=\"http://www.w3.org/2000/svg\" width=\"%g\" height=\"%g\" viewBox=\"0 0 %g %g\" "
                  "font-family=\"sans-serif\" font-size=\"12\">\n<rect width=\"100%%\" height=\"100%%\" fill=\"white\"/>\n", W, H, W, H);
     if (title) { tqs__put(&t, "<text x=\"%g\" y=\"24\" text-anchor=\"middle\" font-size=\"15\">", W / 2); tqs__put_escaped(&t, title); tqs__put(&t, "</text>\n"); }
     for (k = 0; k < n_maps; k++) {
-        double ox = 20 + (k % per_row) * (pw + 30), oy = 50 + (k / per_row) * (phh + 40) + 16;
+        double ox = 45 + (k % per_row) * (pw + 50), oy = 50 + (k / per_row) * (phh + 70) + 16;
         if (labels && labels[k]) { tqs__put(&t, "<text x=\"%g\" y=\"%g\" text-anchor=\"middle\">", ox + pw / 2, oy - 5); tqs__put_escaped(&t, labels[k]); tqs__put(&t, "</text>\n"); }
         for (i = 0; i < rows; i++)
             for (j = 0; j < cols; j++) {
@@ -4207,6 +4230,27 @@ TQSDEF int tqs_svg_heat_maps(const char *path, const char *title, const double *
                          ox + j * cell, oy + i * cell, cell + 0.3, cell + 0.3, r, g, b, v);
             }
         tqs__put(&t, "<rect x=\"%g\" y=\"%g\" width=\"%g\" height=\"%g\" fill=\"none\" stroke=\"black\"/>\n", ox, oy, pw, phh);
+        for (j = 0; j < cols; j += tick_every)   /* ticks: columns below, rows on the left */
+            tqs__put(&t, "<text x=\"%.2f\" y=\"%.2f\" text-anchor=\"middle\" font-size=\"10\">%d</text>\n", ox + (j + 0.5) * cell,
+                     oy + phh + 12, j - o.col0);
+        for (i = 0; i < rows; i += tick_every)
+            tqs__put(&t, "<text x=\"%.2f\" y=\"%.2f\" text-anchor=\"end\" font-size=\"10\">%d</text>\n", ox - 3, oy + (i + 0.5) * cell + 3,
+                     i - o.row0);
+        if (o.xlabel) { tqs__put(&t, "<text x=\"%g\" y=\"%g\" text-anchor=\"middle\" font-size=\"11\">", ox + pw / 2, oy + phh + 26); tqs__put_escaped(&t, o.xlabel); tqs__put(&t, "</text>\n"); }
+        if (o.ylabel) {
+            tqs__put(&t, "<text transform=\"translate(%g,%g) rotate(-90)\" text-anchor=\"middle\" font-size=\"11\">", ox - 22, oy + phh / 2);
+            tqs__put_escaped(&t, o.ylabel); tqs__put(&t, "</text>\n");
+        }
+        if (o.mark)   /* white under black dashes: visible on dark and on light cells */
+            tqs__put(&t, "<rect x=\"%.2f\" y=\"%.2f\" width=\"%.2f\" height=\"%.2f\" fill=\"none\" stroke=\"white\" stroke-width=\"3\"/>"
+                         "<rect x=\"%.2f\" y=\"%.2f\" width=\"%.2f\" height=\"%.2f\" fill=\"none\" stroke=\"black\" stroke-width=\"2\" "
+                         "stroke-dasharray=\"3,2\"/>\n", ox + o.mark_col * cell + 2, oy + o.mark_row * cell + 2, cell - 4, cell - 4,
+                     ox + o.mark_col * cell + 2, oy + o.mark_row * cell + 2, cell - 4, cell - 4);
+    }
+    if (o.mark && o.mark_label) {
+        tqs__put(&t, "<rect x=\"20\" y=\"%g\" width=\"12\" height=\"12\" fill=\"none\" stroke=\"black\" stroke-width=\"2\" stroke-dasharray=\"3,2\"/>"
+                     "<text x=\"38\" y=\"%g\" font-size=\"11\">", H - 24, H - 14);
+        tqs__put_escaped(&t, o.mark_label); tqs__put(&t, "</text>\n");
     }
     {   /* colour bar: 32 steps from lo (bottom) to hi (top) */
         double bx = W - 100, by = 50, bh = 200 > H - 70 ? H - 70 : 200;

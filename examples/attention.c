@@ -94,22 +94,28 @@ int main(int argc, char **argv) {
         size_t len = strlen(svg) + 16;
         char *name = (char *)malloc(len), **labels = (char **)malloc(sizeof(char *) * nlh), title[160];
         double *maps = (double *)malloc(sizeof(double) * nlh * m.n);
+        tqs_heat_options axes;   /* row r is the displacement r - gx/2 in patches, zero outlined */
+        memset(&axes, 0, sizeof axes);
+        axes.xlabel = "displacement y (patches)"; axes.ylabel = "displacement x (patches)";
+        axes.row0 = m.gx / 2; axes.col0 = m.gy / 2;
+        axes.mark = 1; axes.mark_row = m.gx / 2; axes.mark_col = m.gy / 2;
+        axes.mark_label = "zero displacement (a patch attending to itself)";
         for (l = 0; l < m.cfg.n_layers; l++) for (mu = 0; mu < m.cfg.h; mu++) {
             labels[l * m.cfg.h + mu] = (char *)malloc(48);
             snprintf(labels[l * m.cfg.h + mu], 48, "layer %d head %d", l + 1, mu + 1);
         }
         displacement_maps(&m, maps, mean);
         snprintf(name, len, "%s-mean.svg", svg);
-        snprintf(title, sizeof title, "%dx%d %s attention: mean weight vs displacement (centre = 0)", m.cfg.Lx, m.cfg.Ly,
+        snprintf(title, sizeof title, "%dx%d %s attention: mean weight vs displacement", m.cfg.Lx, m.cfg.Ly,
                  m.cfg.attention ? "standard" : "factored");
-        if (tqs_svg_heat_maps(name, title, maps, nlh, m.gx, m.gy, (const char *const *)labels, "weight")) {
+        if (tqs_svg_heat_maps_opt(name, title, maps, nlh, m.gx, m.gy, (const char *const *)labels, "weight", &axes)) {
             fprintf(stderr, "attention: %s\n", tqs_last_error()); return 1;
         }
         displacement_maps(&m, maps, sd);
         snprintf(name, len, "%s-std.svg", svg);
         snprintf(title, sizeof title, "%dx%d %s attention: std over %d samples vs displacement", m.cfg.Lx, m.cfg.Ly,
                  m.cfg.attention ? "standard" : "factored", K);
-        if (tqs_svg_heat_maps(name, title, maps, nlh, m.gx, m.gy, (const char *const *)labels, "std")) {
+        if (tqs_svg_heat_maps_opt(name, title, maps, nlh, m.gx, m.gy, (const char *const *)labels, "std", &axes)) {
             fprintf(stderr, "attention: %s\n", tqs_last_error()); return 1;
         }
         for (i = 0; i < nlh; i++) free(labels[i]);

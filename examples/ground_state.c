@@ -66,10 +66,22 @@ static int read_log(const char *path, double **x, double **y, double **err, int 
     return 0;
 }
 
+/* The title, plus how many points lie above ymax (the plots start their y
+ * range a tenth of the way into the run, so that the converged part shows). */
+static const char *clip_title(char *buf, size_t size, const char *title, const tqs_plot_series *s, int n, double ymax) {
+    long above = 0;
+    int k, i;
+    for (k = 0; k < n; k++) for (i = 0; i < s[k].n; i++) above += s[k].y[i] > ymax;
+    if (!above) return title;
+    snprintf(buf, size, "%s (%ld early point%s above the range)", title, above, above == 1 ? "" : "s");
+    return buf;
+}
+
 /* Plots the logs (labels: their file names) with the exact value as a dashed line. */
 static int plot_logs(const char *svg, const char *const *logs, int n_logs, double exact, const char *title) {
     tqs_plot_series *s = (tqs_plot_series *)calloc((size_t)n_logs, sizeof *s);
     tqs_plot_options o;
+    char full_title[256];
     int k, rc = 0;
     double lo = HUGE_VAL, hi = -HUGE_VAL;
     for (k = 0; k < n_logs && !rc; k++) {
@@ -84,10 +96,12 @@ static int plot_logs(const char *svg, const char *const *logs, int n_logs, doubl
     o.title = title; o.xlabel = "optimisation step"; o.ylabel = "energy per site E/N";
     if (isfinite(exact)) { o.ref = exact; o.ref_label = "exact"; }
     /* the interesting range: from just below the lowest point (or the exact value)
-     * to where the curves are a tenth of the way into the run */
+     * to where the curves are a tenth of the way into the run; the title says
+     * how many early points that leaves out */
     if (isfinite(lo) && hi > lo) {
         double bottom = isfinite(exact) && exact < lo ? exact : lo;
         o.ymin = bottom - 0.03 * (hi - bottom); o.ymax = hi;
+        o.title = clip_title(full_title, sizeof full_title, title, s, n_logs, hi);
     }
     if (!rc && tqs_svg_line_plot(svg, s, n_logs, &o)) { fprintf(stderr, "ground_state: --plot: %s\n", tqs_last_error()); rc = 1; }
     for (k = 0; k < n_logs; k++) { free((void *)s[k].x); free((void *)s[k].y); free((void *)s[k].err); }
@@ -475,7 +489,7 @@ int main(int argc, char **argv) {
          * where asked it goes to another file, named on stderr */
         if (save && save_or_rescue(write_model, &model, save, "--save", "tqs", NULL)) status = 1;
         if (plot) {   /* after the results are printed: a failed plot loses nothing else */
-            char title[128];
+            char title[128], full_title[256];
             snprintf(title, sizeof title, "%dx%d J1-J2, J2 = %g, %s ViT", cfg.Lx, cfg.Ly, J2, cfg.attention ? "standard" : "factored");
             if (log_path) { if (plot_logs(plot, &log_path, 1, exact, title)) status = 1; }
             else {
@@ -487,7 +501,10 @@ int main(int argc, char **argv) {
                 memset(&po, 0, sizeof po);
                 po.title = title; po.xlabel = "optimisation step"; po.ylabel = "energy per site E/N";
                 if (isfinite(exact)) { po.ref = exact; po.ref_label = "exact"; }
-                if (isfinite(lo) && hi > lo) { po.ymin = lo - 0.03 * (hi - lo); po.ymax = hi; }   /* as in plot_logs */
+                if (isfinite(lo) && hi > lo) {   /* as in plot_logs */
+                    po.ymin = lo - 0.03 * (hi - lo); po.ymax = hi;
+                    po.title = clip_title(full_title, sizeof full_title, title, &ps, 1, hi);
+                }
                 if (tqs_svg_line_plot(plot, &ps, 1, &po)) { fprintf(stderr, "ground_state: --plot: %s\n", tqs_last_error()); status = 1; }
             }
         }

@@ -250,6 +250,19 @@ static void test_svg(void) {
     CHECK_EQ(tqs_read_file("build/test_heat.svg", &buf, &len, 1 << 20), 0);
     CHECK(strstr((char *)buf, "a&lt;1&gt;") && strstr((char *)buf, "rgb(68,1,84)") && strstr((char *)buf, "rgb(253,231,37)"));
     free(buf);
+    {   /* with axes: ticks read row - row0 (here -1 and 0) and col - col0 (-1 0 1), the marked cell outlined */
+        tqs_heat_options ho;
+        memset(&ho, 0, sizeof ho);
+        ho.xlabel = "dy"; ho.ylabel = "dx"; ho.row0 = 1; ho.col0 = 1; ho.mark = 1; ho.mark_row = 1; ho.mark_col = 1;
+        ho.mark_label = "zero";
+        CHECK_EQ(tqs_svg_heat_maps_opt("build/test_heat2.svg", "maps", maps, 2, 2, 3, labels, "A", &ho), 0);
+        CHECK_EQ(tqs_read_file("build/test_heat2.svg", &buf, &len, 1 << 20), 0);
+        CHECK(strstr((char *)buf, ">-1</text>") && strstr((char *)buf, ">1</text>") && strstr((char *)buf, ">dx</text>") &&
+              strstr((char *)buf, "stroke-width=\"2\"") && strstr((char *)buf, ">zero</text>"));
+        free(buf);
+        ho.mark_row = 2;   /* outside the 2 x 3 map */
+        CHECK_EQ(tqs_svg_heat_maps_opt("build/test_heat3.svg", "maps", maps, 2, 2, 3, labels, "A", &ho), TQS_EINVAL);
+    }
     CHECK_EQ(tqs_svg_line_plot("build/no_such_dir/x.svg", s, 1, &o), TQS_EIO);
 }
 
