@@ -712,12 +712,12 @@ TQSDEF int tqs_svg_heat_maps_opt(const char *path, const char *title, const doub
  *  2. the work is handed out in chunks (schedule(guided), or dynamic chunks
  *     of samples), so that a thread with a core of its own takes more of it;
  *  3. the regions of the model (forward, Jacobian) time themselves: when the
- *     calling thread waited at the end for more than a quarter of a region
- *     and more than 1 ms,
- *     another process is taking a core, and the threshold is raised eight
- *     times (up to 512 times in all) so that only regions long against a
- *     time slice stay parallel; it falls back by half every second, and a
- *     region that waits again raises it again.
+ *     calling thread waited at the end of two regions in a row for more than
+ *     a quarter of each (and more than 1 ms, see tqs__par_report), another
+ *     process is taking a core, and the threshold is raised eight times (up
+ *     to 512 times in all), so that only regions long against a time slice
+ *     stay parallel; it falls back by half every 2 s, and regions that
+ *     wait again raise it again.
  * Each output is computed by one thread in a fixed order whichever thread
  * that is, so results stay bitwise independent of the thread count and of
  * these choices. The numbers were measured with bench --busy (README,
@@ -730,6 +730,7 @@ static int tqs__par(double work) { return work >= (double)TQS_PAR_MIN_WORK; }
 #endif
 
 static double tqs__par_scale = 1.0, tqs__par_scale_time;   /* the raised threshold and when it was last set */
+static int tqs__par_waits;                                 /* regions in a row that waited */
 #ifdef _OPENMP
 static double tqs__now(void) { return omp_get_wtime(); }
 #else
@@ -739,18 +740,27 @@ static double tqs__now(void) { return 0.0; }
 static int tqs__par_adaptive(double work) {
     if (tqs__par_scale > 1.0) {
         double t = tqs__now();
-        while (tqs__par_scale > 1.0 && t - tqs__par_scale_time > 1.0) { tqs__par_scale *= 0.5; tqs__par_scale_time += 1.0; }
+        while (tqs__par_scale > 1.0 && t - tqs__par_scale_time > 2.0) { tqs__par_scale *= 0.5; tqs__par_scale_time += 2.0; }
         if (tqs__par_scale < 1.0) tqs__par_scale = 1.0;
     }
     return work >= (double)TQS_PAR_MIN_WORK * tqs__par_scale;
 }
-/* After a parallel region that started at t0, whose calling thread finished
- * its own share at t_own and left the final barrier at t1. */
-static void tqs__par_report(double t0, double t_own, double t1) {
-    /* a time slice is milliseconds; waking an idle thread, tens of microseconds */
-    if (t1 - t_own > 0.25 * (t1 - t0) && t1 - t_own > 1e-3) {
+/* After a parallel region of n_chunks chunks that started at t0, whose
+ * calling thread finished its own share at t_own and left the final barrier
+ * at t1. The wait that counts is longer than a quarter of the region, than
+ * 1 ms (a time slice is milliseconds; waking an idle thread, tens of
+ * microseconds, or about a millisecond for an idle virtual CPU) and than
+ * three chunks (the other thread may just have taken the last one); two such
+ * regions in a row (one can be a hiccup of a virtual machine) raise the
+ * threshold. */
+static void tqs__par_report(double t0, double t_own, double t1, long n_chunks, int threads) {
+    double wait = t1 - t_own, region = t1 - t0, chunk = region * threads / (double)n_chunks;
+    if (wait > 0.25 * region && wait > 1e-3 && wait > 3 * chunk) tqs__par_waits++;
+    else tqs__par_waits = 0;
+    if (tqs__par_waits >= 2) {
         tqs__par_scale = tqs__par_scale * 8.0 > 512.0 ? 512.0 : tqs__par_scale * 8.0;
         tqs__par_scale_time = t1;
+        tqs__par_waits = 0;
     }
 }
 
@@ -1745,11 +1755,11 @@ static double tqs__vit_work(const tqs_vit *m) {
     return n * bb * d + m->cfg.n_layers * (2 * n * d * d + att + 2 * n * d * f * d) + 2 * d * d;
 }
 
-/* Chunks of samples handed to the threads: about 8 per thread, so that a
+/* Chunks of samples handed to the threads: about 16 per thread, so that a
  * thread slowed down by another process takes fewer, each at least 8
  * tokens' worth of samples (one row tile of the dense products). */
 static long tqs__sample_chunks(const tqs_vit *m, long B, int threads) {
-    long per = (8 + m->n - 1) / m->n, c = 8 * (long)threads;
+    long per = (8 + m->n - 1) / m->n, c = 16 * (long)threads;
     if (threads <= 1) return 1;
     if (c > (B + per - 1) / per) c = (B + per - 1) / per;
     return c < 1 ? 1 : c;
@@ -1769,7 +1779,7 @@ static void tqs__vit_forward(const tqs_vit *m, tqs_vit_ws *ws, tqs_complex *logp
         TQS__OMP(master)
         t_own = tqs__now();
     }
-    if (par) tqs__par_report(t0, t_own, tqs__now());
+    if (par) tqs__par_report(t0, t_own, tqs__now(), nc, tqs_get_threads());
 }
 
 TQSDEF int tqs_vit_forward(const tqs_vit *m, tqs_vit_ws *ws, tqs_complex *logpsi, const int8_t *configs, int B) {
@@ -2043,7 +2053,7 @@ TQSDEF int tqs_vit_jacobian(const tqs_vit *m, tqs_vit_ws *ws, double *jac, tqs_c
             TQS__OMP(master)
             t_own = tqs__now();
         }
-        if (par) tqs__par_report(t0, t_own, tqs__now());
+        if (par) tqs__par_report(t0, t_own, tqs__now(), nc, ws->n_slots);
     }
     return TQS_OK;
 }

@@ -1,8 +1,10 @@
 #!/bin/sh
-# bench/compare.sh NAME=BINARY ... : runs "BINARY --quick --json" for each
-# build and prints the rows side by side (the same rows in the same order),
-# one value column per build, then each build's ratio of time to the first's
-# (above 1: slower than the first). Used by make bench-portable.
+# bench/compare.sh NAME=BINARY ... : runs "BINARY $BENCH_ARGS --json" for
+# each build (BENCH_ARGS defaults to --quick; e.g. BENCH_ARGS="--only small"
+# for longer, steadier measurements of one group) and prints the rows side by
+# side (the same rows in the same order), one value column per build, then
+# each build's ratio of time to the first's (above 1: slower than the
+# first). Used by make bench-portable.
 set -e
 tmp=$(mktemp -d)
 trap 'rm -rf "$tmp"' EXIT
@@ -10,7 +12,7 @@ n=0
 for spec in "$@"; do
     n=$((n + 1))
     echo "${spec%%=*}" > "$tmp/$n.name"
-    "${spec#*=}" --quick --json > "$tmp/$n.json"
+    "${spec#*=}" ${BENCH_ARGS:---quick} --json > "$tmp/$n.json"
     echo "${spec%%=*}: $(sed -n 's/.*"kernel":"\([^"]*\)".*/\1/p' "$tmp/$n.json")"
 done
 # one row per line: {"group":"G","what":"W","threads":T,"value":V,"unit":"U"...}
