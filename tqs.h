@@ -712,8 +712,8 @@ TQSDEF int tqs_svg_heat_maps_opt(const char *path, const char *title, const doub
  *  2. the work is handed out in chunks (schedule(guided), or dynamic chunks
  *     of samples), so that a thread with a core of its own takes more of it;
  *  3. the regions of the model (forward, Jacobian) time themselves: when the
- *     calling thread waited at the end of two regions in a row for more than
- *     a quarter of each (and more than 1 ms, see tqs__par_report), another
+ *     threads ran out of work at times further apart than a quarter of the
+ *     region in two regions in a row (and more, see tqs__par_report), another
  *     process is taking a core, and the threshold is raised eight times (up
  *     to 512 times in all), so that only regions long against a time slice
  *     stay parallel; it falls back by half every 2 s, and regions that
@@ -745,17 +745,33 @@ static int tqs__par_adaptive(double work) {
     }
     return work >= (double)TQS_PAR_MIN_WORK * tqs__par_scale;
 }
-/* After a parallel region of n_chunks chunks that started at t0, whose
- * calling thread finished its own share at t_own and left the final barrier
- * at t1. The wait that counts is longer than a quarter of the region, than
- * 1 ms (a time slice is milliseconds; waking an idle thread, tens of
- * microseconds, or about a millisecond for an idle virtual CPU) and than
- * three chunks (the other thread may just have taken the last one); two such
- * regions in a row (one can be a hiccup of a virtual machine) raise the
- * threshold. */
-static void tqs__par_report(double t0, double t_own, double t1, long n_chunks, int threads) {
-    double wait = t1 - t_own, region = t1 - t0, chunk = region * threads / (double)n_chunks;
-    if (wait > 0.25 * region && wait > 1e-3 && wait > 3 * chunk) tqs__par_waits++;
+/* Each thread of a timed region notes when it ran out of chunks. */
+#define TQS__MAX_TEAM 64
+static void tqs__par_finished(double *finish, int *team) {
+#ifdef _OPENMP
+    int t = omp_get_thread_num();
+    if (t < TQS__MAX_TEAM) finish[t] = tqs__now();
+    if (t == 0) *team = omp_get_num_threads() < TQS__MAX_TEAM ? omp_get_num_threads() : TQS__MAX_TEAM;
+#else
+    finish[0] = 0.0; *team = 1;
+#endif
+}
+/* After a parallel region of n_chunks chunks that ran from t0 to t1, whose
+ * threads ran out of chunks at finish[0 .. team-1]. With dynamic chunks the
+ * threads finish within a chunk of each other unless one of them was not
+ * running: a spread of the finishing times longer than a quarter of the
+ * region, than 1 ms (a time slice is milliseconds; waking an idle thread,
+ * tens of microseconds, or about a millisecond for an idle virtual CPU) and
+ * than three chunks means another process took a core. Either thread can be
+ * the one held up (the scheduler moves them), so the spread counts, not the
+ * calling thread's wait. Two such regions in a row (one can be a hiccup of a
+ * virtual machine) raise the threshold. */
+static void tqs__par_report(double t0, double t1, const double *finish, int team, long n_chunks) {
+    double lo = finish[0], hi = finish[0], region = t1 - t0, chunk = region * team / (double)n_chunks, spread;
+    int t;
+    for (t = 1; t < team; t++) { lo = finish[t] < lo ? finish[t] : lo; hi = finish[t] > hi ? finish[t] : hi; }
+    spread = hi - lo;
+    if (spread > 0.25 * region && spread > 1e-3 && spread > 3 * chunk) tqs__par_waits++;
     else tqs__par_waits = 0;
     if (tqs__par_waits >= 2) {
         tqs__par_scale = tqs__par_scale * 8.0 > 512.0 ? 512.0 : tqs__par_scale * 8.0;
@@ -1768,7 +1784,8 @@ static long tqs__sample_chunks(const tqs_vit *m, long B, int threads) {
 static void tqs__vit_forward(const tqs_vit *m, tqs_vit_ws *ws, tqs_complex *logpsi, const int8_t *configs, int B) {
     int par = tqs_get_threads() > 1 && tqs__par_adaptive((double)B * tqs__vit_work(m));
     long nc = tqs__sample_chunks(m, B, par ? tqs_get_threads() : 1);
-    double t0 = par ? tqs__now() : 0, t_own = 0;
+    double t0 = par ? tqs__now() : 0, finish[TQS__MAX_TEAM];
+    int team = 1;
     tqs__vit_prepare(m, ws);
     /* samples are independent: chunk c is samples [B c / nc, B (c + 1) / nc) */
     TQS__OMP(parallel if (par))
@@ -1776,10 +1793,9 @@ static void tqs__vit_forward(const tqs_vit *m, tqs_vit_ws *ws, tqs_complex *logp
         long c;
         TQS__OMP(for schedule(dynamic, 1) nowait)
         for (c = 0; c < nc; c++) tqs__vit_forward_range(m, ws, logpsi, configs, B * c / nc, B * (c + 1) / nc);
-        TQS__OMP(master)
-        t_own = tqs__now();
+        tqs__par_finished(finish, &team);
     }
-    if (par) tqs__par_report(t0, t_own, tqs__now(), nc, tqs_get_threads());
+    if (par) tqs__par_report(t0, tqs__now(), finish, team, nc);
 }
 
 TQSDEF int tqs_vit_forward(const tqs_vit *m, tqs_vit_ws *ws, tqs_complex *logpsi, const int8_t *configs, int B) {
@@ -2034,7 +2050,8 @@ TQSDEF int tqs_vit_jacobian(const tqs_vit *m, tqs_vit_ws *ws, double *jac, tqs_c
     {
         int par = ws->n_slots > 1 && tqs__par_adaptive(5.0 * B * tqs__vit_work(m));
         long nc = tqs__sample_chunks(m, B, par ? ws->n_slots : 1);
-        double t0 = par ? tqs__now() : 0, t_own = 0;
+        double t0 = par ? tqs__now() : 0, finish[TQS__MAX_TEAM];
+        int team = 1;
         TQS__OMP(parallel num_threads(ws->n_slots) if (par))
         {
             long c;
@@ -2050,10 +2067,9 @@ TQSDEF int tqs_vit_jacobian(const tqs_vit *m, tqs_vit_ws *ws, double *jac, tqs_c
                     tqs__vit_backward_sample(m, ws, jac + 2 * (size_t)s * m->n_params, m->n_params,
                                              ws->scratch + (size_t)slot * ws->slot_size, configs + (size_t)s * m->N, (int)s);
             }
-            TQS__OMP(master)
-            t_own = tqs__now();
+            tqs__par_finished(finish, &team);
         }
-        if (par) tqs__par_report(t0, t_own, tqs__now(), nc, ws->n_slots);
+        if (par) tqs__par_report(t0, tqs__now(), finish, team, nc);
     }
     return TQS_OK;
 }
