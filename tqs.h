@@ -765,7 +765,8 @@ static void tqs__par_finished(double *finish, int *team) {
  * than three chunks means another process took a core. Either thread can be
  * the one held up (the scheduler moves them), so the spread counts, not the
  * calling thread's wait. Two such regions in a row (one can be a hiccup of a
- * virtual machine) raise the threshold. */
+ * virtual machine) raise the threshold; while it is raised (a probe, after
+ * it has fallen back by half), one such region raises it again. */
 static void tqs__par_report(double t0, double t1, const double *finish, int team, long n_chunks) {
     double lo = finish[0], hi = finish[0], region = t1 - t0, chunk = region * team / (double)n_chunks, spread;
     int t;
@@ -773,7 +774,7 @@ static void tqs__par_report(double t0, double t1, const double *finish, int team
     spread = hi - lo;
     if (spread > 0.25 * region && spread > 1e-3 && spread > 3 * chunk) tqs__par_waits++;
     else tqs__par_waits = 0;
-    if (tqs__par_waits >= 2) {
+    if (tqs__par_waits >= (tqs__par_scale > 1.0 ? 1 : 2)) {   /* while backing off, one is enough */
         tqs__par_scale = tqs__par_scale * 8.0 > 512.0 ? 512.0 : tqs__par_scale * 8.0;
         tqs__par_scale_time = t1;
         tqs__par_waits = 0;
@@ -2518,7 +2519,7 @@ static void tqs__syrk(double *C, long ldc, const double *X, long ldx, long n, lo
     long npan = (n + TQS__T - 1) / TQS__T, KB = tqs__syrk_kb(n), k0, i;
     for (k0 = 0; k0 < nk; k0 += KB) {
         long kb = nk - k0 < KB ? nk - k0 : KB, p;
-        TQS__OMP(parallel for schedule(guided) if (tqs__par((double)n * kb)))
+        TQS__OMP(parallel for schedule(guided) if (tqs__par(8.0 * n * kb)))   /* strided copies: ~8 multiply-adds' time each */
         for (p = 0; p < npan; p++) {
             double *dst = buf + (size_t)p * kb * TQS__T;
             long k, jj;
@@ -2559,7 +2560,7 @@ static size_t tqs__syrk_buf_size(long n) {
  * shared by the threads. */
 static void tqs__gram_lower(double *C, const double *X, long R, long P, int transpose, double *buf) {
     long n = transpose ? R : P, i;
-    TQS__OMP(parallel for schedule(guided) if (tqs__par(0.5 * (double)n * n)))
+    TQS__OMP(parallel for schedule(guided) if (tqs__par(1.0 * (double)n * n)))
     for (i = 0; i < n; i++) memset(C + (size_t)i * n, 0, sizeof(double) * (size_t)(i + 1));
     tqs__syrk(C, n, X, P, n, transpose ? P : R, transpose, 1.0, 0, buf);
 }
@@ -2572,7 +2573,7 @@ TQSDEF int tqs_gram(double *C, const double *X, long R, long P, int transpose) {
     if (!buf && n) return tqs__fail(TQS_ENOMEM, "gram: out of memory for the packing buffer");
     tqs__gram_lower(C, X, R, P, transpose, buf);
     TQS_FREE(buf);
-    TQS__OMP(parallel for schedule(guided) if (tqs__par(0.5 * (double)n * n)))
+    TQS__OMP(parallel for schedule(guided) if (tqs__par(4.0 * (double)n * n)))   /* strided: column reads */
     for (i = 0; i < n; i++) { /* mirror into the upper triangle */
         long j;
         for (j = 0; j < i; j++) C[(size_t)j * n + i] = C[(size_t)i * n + j];
