@@ -261,6 +261,7 @@ int main(int argc, char **argv) {
     tqs_vit_ws att_ws;
     long done_here = 0;
     int ckpt_failed = 0;
+    char ckpt_rescue[512];
     FILE *log = NULL;
 
     flags_prog = "ground_state";
@@ -441,7 +442,11 @@ int main(int argc, char **argv) {
             /* a checkpoint that cannot be written ends nothing: it goes to another
              * file, named on stderr, which later checkpoints then use */
             const char *alt = NULL;
-            if (save_or_rescue(write_checkpoint, &vmc, ckpt, "--checkpoint", "ckpt", &alt)) { ckpt = alt; ckpt_failed = 1; }
+            if (save_or_rescue(write_checkpoint, &vmc, ckpt, "--checkpoint", "ckpt", &alt)) {
+                if (alt) { snprintf(ckpt_rescue, sizeof ckpt_rescue, "%s", alt); ckpt = ckpt_rescue; }   /* (alt is reused) */
+                else ckpt = NULL;
+                ckpt_failed = 1;
+            }
         }
         if (interrupted) { fprintf(stderr, "ground_state: interrupted after step %ld%s\n", info.step, ckpt ? ", checkpoint written" : ""); status = 130; break; }
     }
