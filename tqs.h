@@ -18,7 +18,14 @@
  *       #define TQS_ASSERT(x)  my_assert(x)   internal invariants (default assert)
  *       #define TQS_STATIC                    make every function static
  *       #define TQS_NO_VECTOR_EXT             plain-C dense kernels even with GCC/Clang
- *                                             (their vector extensions are the default)
+ *                                             (their vector extensions, at the width the
+ *                                             compile target has, are the default)
+ *       #define TQS_NO_DISPATCH               no AVX2 + FMA copies chosen at run time in
+ *                                             x86 builds whose target lacks them
+ *       #define TQS_PAR_MIN_WORK 1e6          multiply-adds below which a parallel region
+ *                                             runs on one thread (see "Threads on a machine")
+ *   Any optimisation flags work: "cc -O2 -fopenmp prog.c -lm" picks the AVX2
+ *   kernels at run time; tqs_kernel_name() says which kernels run.
  *
  *   Example: the ground-state energy of the 4x4 J1-J2 model at J2 = 0.5
  *       tqs_hamiltonian H;
