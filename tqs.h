@@ -1371,7 +1371,7 @@ typedef double tqs__v4 __attribute__((vector_size(32)));
 #endif
 #define TQS__TILE_VECTORS(V, W)                                                             \
     {                                                                                       \
-        V c[8][8 / (W)], bv[8 / (W)];                                                       \
+        V c[8][8 / (W)], bv[8 / (W)], zero = {0}; /* (no compound literal: C++) */          \
         long k;                                                                             \
         int i, j;                                                                           \
         TQS__UNROLL for (i = 0; i < 8; i++)                                                 \
@@ -1379,7 +1379,7 @@ typedef double tqs__v4 __attribute__((vector_size(32)));
         for (k = 0; k < K; k++) {                                                           \
             TQS__UNROLL for (j = 0; j < 8 / (W); j++) memcpy(&bv[j], b + k * ldb + (W) * j, sizeof(V)); \
             TQS__UNROLL for (i = 0; i < 8; i++) {                                           \
-                V xv = (V){0} + arow[i][k * aks]; /* broadcast */                           \
+                V xv = zero + arow[i][k * aks]; /* broadcast */                             \
                 TQS__UNROLL for (j = 0; j < 8 / (W); j++) c[i][j] += xv * bv[j];            \
             }                                                                               \
         }                                                                                   \
