@@ -1566,8 +1566,9 @@ static TQS__INLINE double tqs__gelu_grad(double u) {
     return sg + 2.0 * u * sg * (1.0 - sg) * TQS__GELU_C * (1.0 + 3 * 0.044715 * u * u);
 }
 
-/* g = gelu(h) elementwise (a loop the compiler vectorises; GCC 12 does not
- * when it is inlined into the forward pass, hence TQS__NOINLINE). */
+/* g = gelu(h) elementwise: a loop the compiler vectorises (TQS__VECTORISE).
+ * It runs through TQS__TWO_TARGETS below, whose functions are not inlined:
+ * GCC 12 does not vectorise it inlined into the forward pass. */
 static TQS__VECTORISE TQS__INLINE void tqs__gelu_forward_loop(double *g, const double *h, long n) {
     long i;
     for (i = 0; i < n; i++) g[i] = tqs__gelu(h[i]);
