@@ -721,10 +721,12 @@ TQSDEF int tqs_svg_heat_maps_opt(const char *path, const char *title, const doub
  *  3. the regions of the model (forward, Jacobian) time themselves: when the
  *     threads ran out of work at times further apart than a quarter of the
  *     region in two regions in a row (and more, see tqs__par_report), another
- *     process is taking a core, and the threshold is raised eight times (up
- *     to 512 times in all), so that only regions long against a time slice
+ *     process is taking a core, and the threshold is raised 64 times (up to
+ *     512 times in all), so that only regions long against a time slice
  *     stay parallel; it falls back by half every 2 s, and regions that
- *     wait again raise it again.
+ *     wait again raise it again. The raised threshold holds for every
+ *     region, not only the model's (eightfold and the model's alone left
+ *     two threads 0-17% behind one: README, "A busy machine").
  * Each output is computed by one thread in a fixed order whichever thread
  * that is, so results stay bitwise independent of the thread count and of
  * these choices. The numbers were measured with bench --busy (README,
@@ -732,10 +734,6 @@ TQSDEF int tqs_svg_heat_maps_opt(const char *path, const char *title, const doub
 #ifndef TQS_PAR_MIN_WORK
 #define TQS_PAR_MIN_WORK 1e6
 #endif
-#ifdef _OPENMP   /* (only OpenMP's if clauses use it) */
-static int tqs__par(double work) { return work >= (double)TQS_PAR_MIN_WORK; }
-#endif
-
 static double tqs__par_scale = 1.0, tqs__par_scale_time;   /* the raised threshold and when it was last set */
 static int tqs__par_waits;                                 /* regions in a row that waited */
 #ifdef _OPENMP
@@ -752,6 +750,12 @@ static int tqs__par_adaptive(double work) {
     }
     return work >= (double)TQS_PAR_MIN_WORK * tqs__par_scale;
 }
+#ifdef _OPENMP   /* (only OpenMP's if clauses use it) */
+/* Every other region (the SR kernels, the local energy, the sampler's
+ * batches) follows the threshold the model's regions set: they cannot time
+ * themselves cheaply, but a core taken from the model is taken from them. */
+static int tqs__par(double work) { return tqs__par_adaptive(work); }
+#endif
 /* Each thread of a timed region notes when it ran out of chunks. */
 #define TQS__MAX_TEAM 64
 static void tqs__par_finished(double *finish, int *team) {
@@ -782,7 +786,7 @@ static void tqs__par_report(double t0, double t1, const double *finish, int team
     if (spread > 0.25 * region && spread > 1e-3 && spread > 3 * chunk) tqs__par_waits++;
     else tqs__par_waits = 0;
     if (tqs__par_waits >= (tqs__par_scale > 1.0 ? 1 : 2)) {   /* while backing off, one is enough */
-        tqs__par_scale = tqs__par_scale * 8.0 > 512.0 ? 512.0 : tqs__par_scale * 8.0;
+        tqs__par_scale = tqs__par_scale * 64.0 > 512.0 ? 512.0 : tqs__par_scale * 64.0;
         tqs__par_scale_time = t1;
         tqs__par_waits = 0;
     }
@@ -1351,7 +1355,14 @@ TQSDEF void tqs_vit_ws_free(tqs_vit_ws *ws) {
 #endif
 #if (defined(__x86_64__) || defined(__i386__)) && !(defined(__AVX2__) && defined(__FMA__)) && !defined(TQS_NO_DISPATCH)
 #define TQS__DISPATCH 1
+/* GCC contracts a * b + c into one FMA only under -ffp-contract=fast, which
+ * -std=c99/c11 turn off; the AVX2 copies ask for it (Clang contracts within
+ * an expression by default). */
+#if defined(__clang__)
 #define TQS__AVX2 __attribute__((target("avx2,fma")))
+#else
+#define TQS__AVX2 __attribute__((target("avx2,fma"), optimize("fp-contract=fast")))
+#endif
 #endif
 #endif
 #ifndef TQS__VW
@@ -1428,11 +1439,11 @@ static int tqs__have_avx2(void) { return __builtin_cpu_supports("avx2") && __bui
  * GCC vectorises some of these loops only without -ftrapping-math (the
  * clamps in tqs__expv split a loop into paths that it will not merge when an
  * operation on one of them could trap) and, at -O2, only with its full cost
- * model: TQS__VECTORISE asks for both on these functions alone (on the loop
- * functions themselves too: an inlined function keeps the options it was
- * first optimised with). */
+ * model: TQS__VECTORISE asks for both on these functions alone, and for FMA
+ * contraction as TQS__AVX2 does (on the loop functions themselves too: an
+ * inlined function keeps the options it was first optimised with). */
 #if defined(__GNUC__) && !defined(__clang__)
-#define TQS__VECTORISE __attribute__((optimize("no-trapping-math", "vect-cost-model=dynamic")))
+#define TQS__VECTORISE __attribute__((optimize("no-trapping-math", "vect-cost-model=dynamic", "fp-contract=fast")))
 #else
 #define TQS__VECTORISE
 #endif
@@ -1845,7 +1856,7 @@ TQSDEF int tqs_vit_attention(const tqs_vit *m, tqs_vit_ws *ws, double *out, cons
  *   y = W x + b:  dx += W^T dy,  dW = dy x^T,  db = dy  (summed over tokens)
  * Both products go through the 8 x 8 register tile; each entry is summed in
  * the same order as by plain loops (tokens for dW, outputs for dx). */
-static void tqs__linear_backward(double *din, double *grad, size_t stride, size_t offW, size_t offb,
+static TQS__INLINE void tqs__linear_backward(double *din, double *grad, size_t stride, size_t offW, size_t offb,
                                  const double *dout, const double *in, const double *W, int T, int I, int O) {
     const double *rows[TQS__T];
     double acc[TQS__T * TQS__T];
@@ -1895,7 +1906,7 @@ static void tqs__linear_backward(double *din, double *grad, size_t stride, size_
 
 /* LayerNorm backward for T rows, both cotangents: with xhat = (u - mean) rstd,
  *   du = rstd (dxhat - mean(dxhat) - xhat mean(dxhat xhat)),  dxhat = dy gamma */
-static void tqs__layernorm_backward(double *du, double *grad, size_t stride, size_t offg, size_t offb,
+static TQS__INLINE void tqs__layernorm_backward(double *du, double *grad, size_t stride, size_t offg, size_t offb,
                                     const double *dy, const double *u, const double *mean, const double *rstd,
                                     const double *gamma, int T, int d) {
     int c, t, i;
@@ -1921,7 +1932,7 @@ static void tqs__layernorm_backward(double *du, double *grad, size_t stride, siz
 
 /* Attention backward of one sample for both cotangents: da (2, n, d) in;
  * dv, dq, dk (2, n, d) accumulated; alpha or pos gradients to grad. */
-static void tqs__attention_backward(const tqs_vit *m, const tqs_vit_layer_offsets *L, double *dv, double *dq,
+static TQS__INLINE void tqs__attention_backward(const tqs_vit *m, const tqs_vit_layer_offsets *L, double *dv, double *dq,
                                     double *dk, double *grad, size_t stride, double *dA, const double *da,
                                     const double *att, const double *q, const double *k, const double *v) {
     const double *p = m->params;
@@ -1971,8 +1982,8 @@ static void tqs__attention_backward(const tqs_vit *m, const tqs_vit_layer_offset
     }
 }
 
-static void tqs__vit_backward_sample(const tqs_vit *m, const tqs_vit_ws *ws, double *grad, size_t stride,
-                                     double *scratch, const int8_t *config, int s) {
+static TQS__VECTORISE TQS__INLINE void tqs__vit_backward_sample_loop(const tqs_vit *m, const tqs_vit_ws *ws, double *grad,
+                                                                   size_t stride, double *scratch, const int8_t *config, int s) {
     const double *p = m->params;
     int n = m->n, d = m->cfg.d, fd = m->cfg.ff * d, bb = m->cfg.b * m->cfg.b, l, c, a, P, e;
     size_t nd = (size_t)n * d, so = (size_t)s * nd, sfd = (size_t)s * n * fd;
@@ -2045,6 +2056,10 @@ static void tqs__vit_backward_sample(const tqs_vit *m, const tqs_vit_ws *ws, dou
         }
     }
 }
+
+TQS__TWO_TARGETS(tqs__vit_backward_sample, (const tqs_vit *m, const tqs_vit_ws *ws, double *grad, size_t stride,
+                                            double *scratch, const int8_t *config, int s),
+                 (m, ws, grad, stride, scratch, config, s))
 
 TQSDEF int tqs_vit_jacobian(const tqs_vit *m, tqs_vit_ws *ws, double *jac, tqs_complex *logpsi,
                             const int8_t *configs, int B) {
@@ -2522,6 +2537,39 @@ static double tqs__dot8(const double *a, const double *b, long n) {
 /* Values of k packed per block: fewer when n is large, to bound the buffer. */
 static long tqs__syrk_kb(long n) { return n > 32768 ? 64 : TQS__KB; }
 
+/* Rows 8i .. 8i+7 of C against every panel of the wanted triangle (below).
+ * A function of its own so that, under run-time dispatch, the AVX2 copy has
+ * the tile inlined with its strides as constants. */
+#define TQS__SYRK_ROW(TILE)                                                                    \
+    {                                                                                          \
+        const double *a = buf + (size_t)i * kb * TQS__T, *rows[TQS__T];                        \
+        long pj, pj0 = upper ? i : 0, pj1 = upper ? npan : i + 1;                              \
+        int ii, jj;                                                                            \
+        for (ii = 0; ii < TQS__T; ii++) rows[ii] = a + ii;                                     \
+        for (pj = pj0; pj < pj1; pj++) {                                                       \
+            double acc[TQS__T * TQS__T];                                                       \
+            memset(acc, 0, sizeof acc);                                                        \
+            TILE(acc, rows, TQS__T, buf + (size_t)pj * kb * TQS__T, TQS__T, kb);               \
+            for (ii = 0; ii < TQS__T && i * TQS__T + ii < n; ii++)                             \
+                for (jj = 0; jj < TQS__T && pj * TQS__T + jj < n; jj++) {                      \
+                    long r = i * TQS__T + ii, c = pj * TQS__T + jj;                            \
+                    if (upper ? c < r : c > r) continue;                                       \
+                    C[(size_t)r * ldc + c] += sign * acc[ii * TQS__T + jj];                    \
+                }                                                                              \
+        }                                                                                      \
+    }
+#define TQS__SYRK_ROW_PARAMS (double *C, long ldc, const double *buf, long n, long npan, long kb, long i, double sign, int upper)
+#ifdef TQS__DISPATCH
+static TQS__AVX2 TQS__NOINLINE void tqs__syrk_row_avx2 TQS__SYRK_ROW_PARAMS TQS__SYRK_ROW(tqs__tile_avx2_body)
+static TQS__NOINLINE void tqs__syrk_row_base TQS__SYRK_ROW_PARAMS TQS__SYRK_ROW(tqs__tile_base)
+static void tqs__syrk_row TQS__SYRK_ROW_PARAMS {
+    if (tqs__have_avx2()) tqs__syrk_row_avx2(C, ldc, buf, n, npan, kb, i, sign, upper);
+    else tqs__syrk_row_base(C, ldc, buf, n, npan, kb, i, sign, upper);
+}
+#else
+static void tqs__syrk_row TQS__SYRK_ROW_PARAMS TQS__SYRK_ROW(tqs__tile_base)
+#endif
+
 static void tqs__syrk(double *C, long ldc, const double *X, long ldx, long n, long nk, int transpose,
                       double sign, int upper, double *buf) {
     long npan = (n + TQS__T - 1) / TQS__T, KB = tqs__syrk_kb(n), k0, i;
@@ -2539,23 +2587,7 @@ static void tqs__syrk(double *C, long ldc, const double *X, long ldx, long n, lo
             }
         }
         TQS__OMP(parallel for schedule(dynamic, 1) if (tqs__par(0.5 * (double)n * n * kb)))
-        for (i = 0; i < npan; i++) {  /* rows 8i .. 8i+7 of C, against every panel of the triangle */
-            const double *a = buf + (size_t)i * kb * TQS__T, *rows[TQS__T];
-            long pj, pj0 = upper ? i : 0, pj1 = upper ? npan : i + 1;
-            int ii, jj;
-            for (ii = 0; ii < TQS__T; ii++) rows[ii] = a + ii;
-            for (pj = pj0; pj < pj1; pj++) {
-                double acc[TQS__T * TQS__T];
-                memset(acc, 0, sizeof acc);
-                tqs__tile(acc, rows, TQS__T, buf + (size_t)pj * kb * TQS__T, TQS__T, kb);
-                for (ii = 0; ii < TQS__T && i * TQS__T + ii < n; ii++)
-                    for (jj = 0; jj < TQS__T && pj * TQS__T + jj < n; jj++) {
-                        long r = i * TQS__T + ii, c = pj * TQS__T + jj;
-                        if (upper ? c < r : c > r) continue;
-                        C[(size_t)r * ldc + c] += sign * acc[ii * TQS__T + jj];
-                    }
-            }
-        }
+        for (i = 0; i < npan; i++) tqs__syrk_row(C, ldc, buf, n, npan, kb, i, sign, upper);
     }
 }
 
@@ -2694,18 +2726,23 @@ static void tqs__matvec(double *y, const double *X, const double *v, long R, lon
 
 /* y = X^T u (P entries): each thread owns a range of columns and sums the
  * rows in order, so the result does not depend on the threads. */
+static TQS__VECTORISE TQS__INLINE void tqs__matvec_t_columns_loop(double *y, const double *X, const double *u, long R,
+                                                                  long P, long c0, long c1) {
+    long r, c;
+    for (c = c0; c < c1; c++) y[c] = 0;
+    for (r = 0; r < R; r++) {
+        const double *x = X + (size_t)r * P;
+        double ur = u[r];
+        for (c = c0; c < c1; c++) y[c] += ur * x[c];
+    }
+}
+TQS__TWO_TARGETS(tqs__matvec_t_columns, (double *y, const double *X, const double *u, long R, long P, long c0, long c1),
+                 (y, X, u, R, P, c0, c1))
 static void tqs__matvec_t(double *y, const double *X, const double *u, long R, long P) {
     long nblk = (P + 511) / 512, blk;
     TQS__OMP(parallel for schedule(guided) if (tqs__par((double)R * P)))
-    for (blk = 0; blk < nblk; blk++) {
-        long c0 = blk * 512, c1 = c0 + 512 < P ? c0 + 512 : P, r, c;
-        for (c = c0; c < c1; c++) y[c] = 0;
-        for (r = 0; r < R; r++) {
-            const double *x = X + (size_t)r * P;
-            double ur = u[r];
-            for (c = c0; c < c1; c++) y[c] += ur * x[c];
-        }
-    }
+    for (blk = 0; blk < nblk; blk++)
+        tqs__matvec_t_columns(y, X, u, R, P, blk * 512, blk * 512 + 512 < P ? blk * 512 + 512 : P);
 }
 
 TQSDEF int tqs_sr_apply(double *y, const double *X, const double *v, double shift, long R, long P, double *tmp) {
