@@ -427,6 +427,13 @@ TQSDEF int  tqs_sr_ws_init(tqs_sr_ws *ws, long R, long P, const tqs_sr_options *
 TQSDEF void tqs_sr_ws_free(tqs_sr_ws *ws);
 TQSDEF int  tqs_sr_solve(double *delta, const double *X, const double *f, double shift,
                          const tqs_sr_options *opt, tqs_sr_ws *ws, tqs_sr_info *info);
+/* The same with a prior p (NULL: none): delta = argmin |X delta - f|^2 +
+ * shift |delta - p|^2 = (S + shift)^{-1} (X^T f + shift p). With p = mu times
+ * the previous update this is SPRING (Goldshlager, Abrahamsen, Lin, J. Comput.
+ * Phys. 2024): SR whose regulariser pulls towards the last step instead of 0,
+ * so that a small shift does not forget the directions S barely sees. */
+TQSDEF int  tqs_sr_solve_prior(double *delta, const double *X, const double *f, double shift, const double *prior,
+                               const tqs_sr_options *opt, tqs_sr_ws *ws, tqs_sr_info *info);
 /* y = X^T (X v) + shift v, never forming X^T X (tmp has R entries). */
 TQSDEF int tqs_sr_apply(double *y, const double *X, const double *v, double shift, long R, long P, double *tmp);
 
@@ -447,6 +454,8 @@ typedef struct tqs_vmc_options {  /* zero means default */
     int jac_batch;                /* configurations per Jacobian call; 0: from the model's size (32 and up) */
     double max_distance;          /* if > 0: the update's Fubini-Study length
                                      lr sqrt(delta^T S delta) is capped at it */
+    double momentum;              /* SPRING's mu in [0, 1): the solve is pulled towards
+                                     mu times the last update (tqs_sr_solve_prior); 0: plain SR */
     double memory_limit;          /* bytes tqs_vmc_init may plan to use, default 32e9 (refused above it) */
 } tqs_vmc_options;
 
@@ -481,7 +490,8 @@ typedef struct tqs_vmc {
     tqs_sr_ws sr_ws;
     int8_t *samples;              /* (M, N) */
     tqs_complex *logpsi, *eloc;   /* (M) */
-    double *X, *f, *delta, *work; /* (R, P), (R), (P), (M) */
+    double *X, *f, *delta, *work; /* (R, P), (R), (P), (max(R, P)) */
+    double *prior;                /* (P): momentum times the last update applied (SPRING) */
     double *weights;              /* (M): 1/M, or the enumeration weights */
 } tqs_vmc;
 TQSDEF int  tqs_vmc_init(tqs_vmc *v, const tqs_hamiltonian *H, tqs_vit *model, const tqs_vmc_options *opt);
@@ -517,10 +527,12 @@ TQSDEF int tqs_parse_configs(const char *text, size_t len, int N, int8_t **confi
 
 /* Checkpoint of a run: everything tqs_vmc_step needs to continue exactly as
  * if never interrupted (model, step, chain configurations and random
- * streams). Little-endian: "TQSCKPT1", uint32 version 1, uint64 step,
- * uint32 n_chains (0 with exact enumeration), uint32 N, n_chains*N int8
- * spins, n_chains*4 uint64 generator states, uint64 length L, L bytes of a
- * model file, uint32 CRC-32 of every byte before it. Written atomically.
+ * streams, SPRING's prior). Little-endian: "TQSCKPT1", uint32 version (1,
+ * or 2 when the run has momentum), uint64 step, uint32 n_chains (0 with
+ * exact enumeration), uint32 N, n_chains*N int8 spins, n_chains*4 uint64
+ * generator states, uint64 length L, L bytes of a model file, (version 2:
+ * uint64 P, P doubles of the prior), uint32 CRC-32 of every byte before it.
+ * Written atomically.
  * Loading requires a tqs_vmc made with the same lattice, model shape and
  * chain count, and replaces its parameters, step and chains. */
 TQSDEF int tqs_vmc_save_checkpoint(const tqs_vmc *v, const char *path);
@@ -2832,6 +2844,16 @@ static int tqs__cg(double *x, const double *X, const double *b, double shift, lo
 
 TQSDEF int tqs_sr_solve(double *delta, const double *X, const double *f, double shift,
                         const tqs_sr_options *opt, tqs_sr_ws *ws, tqs_sr_info *info) {
+    return tqs_sr_solve_prior(delta, X, f, shift, NULL, opt, ws, info);
+}
+
+/* With a prior p (SPRING's mu * previous update, or NULL for 0):
+ *   delta = argmin |X delta - f|^2 + shift |delta - p|^2
+ *         = (S + shift)^{-1} (X^T f + shift p)              (parameter, CG)
+ *         = p + X^T (X X^T + shift)^{-1} (f - X p)          (sample space)
+ * the two being equal by X^T (X X^T + shift)^{-1} = (S + shift)^{-1} X^T. */
+TQSDEF int tqs_sr_solve_prior(double *delta, const double *X, const double *f, double shift, const double *prior,
+                              const tqs_sr_options *opt, tqs_sr_ws *ws, tqs_sr_info *info) {
     tqs_sr_options o;
     tqs_sr_info local;
     long R, P, n, i;
@@ -2846,9 +2868,11 @@ TQSDEF int tqs_sr_solve(double *delta, const double *X, const double *f, double 
     info->shift = shift;
     /* b = X^T f, the (half) energy gradient */
     tqs__matvec_t(ws->v2, X, f, R, P);
-    if (ws->solver == TQS_SOLVER_CG)
+    if (ws->solver == TQS_SOLVER_CG) {
+        if (prior) for (i = 0; i < P; i++) ws->v2[i] += shift * prior[i];
         return tqs__cg(delta, X, ws->v2, shift, R, P, o.cg_tol > 0 ? o.cg_tol : 1e-8,
                        o.cg_max_iter > 0 ? o.cg_max_iter : 1000, ws, info);
+    }
     n = ws->solver == TQS_SOLVER_PARAMETER ? P : R;
     tqs__gram_lower(ws->mat, X, R, P, ws->solver == TQS_SOLVER_SAMPLE, ws->pack);
     for (attempt = 0;; attempt++) {
@@ -2863,13 +2887,18 @@ TQSDEF int tqs_sr_solve(double *delta, const double *X, const double *f, double 
         info->shift = s > 0 ? 10 * s : 1e-10;
         tqs__gram_lower(ws->mat, X, R, P, ws->solver == TQS_SOLVER_SAMPLE, ws->pack);
     }
-    if (ws->solver == TQS_SOLVER_PARAMETER) {
-        memcpy(delta, ws->v2, sizeof(double) * (size_t)P);
+    if (ws->solver == TQS_SOLVER_PARAMETER) {   /* (with the shift finally used) */
+        for (i = 0; i < P; i++) delta[i] = ws->v2[i] + (prior ? info->shift * prior[i] : 0.0);
         tqs_cholesky_solve(ws->mat, delta, P);
-    } else { /* delta = X^T (X X^T + shift)^{-1} f */
-        memcpy(ws->v3, f, sizeof(double) * (size_t)R);
+    } else { /* delta = p + X^T (X X^T + shift)^{-1} (f - X p) */
+        if (prior) {
+            tqs__matvec(ws->v3, X, prior, R, P);
+            for (i = 0; i < R; i++) ws->v3[i] = f[i] - ws->v3[i];
+        } else
+            memcpy(ws->v3, f, sizeof(double) * (size_t)R);
         tqs_cholesky_solve(ws->mat, ws->v3, R);
         tqs__matvec_t(delta, X, ws->v3, R, P);
+        if (prior) for (i = 0; i < P; i++) delta[i] += prior[i];
     }
     return TQS_OK;
 }
@@ -2914,6 +2943,7 @@ TQSDEF int tqs_vmc_init(tqs_vmc *v, const tqs_hamiltonian *H, tqs_vit *model, co
     if (model->cfg.Lx != H->lat.Lx || model->cfg.Ly != H->lat.Ly)
         return tqs__fail(TQS_EINVAL, "vmc: the model is for %dx%d, the Hamiltonian for %dx%d",
                          model->cfg.Lx, model->cfg.Ly, H->lat.Lx, H->lat.Ly);
+    if (!(o.momentum >= 0 && o.momentum < 1)) return tqs__fail(TQS_EINVAL, "vmc: momentum %g outside [0, 1)", o.momentum);
     if (!o.exact && o.n_chains > o.n_samples)
         return tqs__fail(TQS_EINVAL, "vmc: more chains (%d) than samples (%d)", o.n_chains, o.n_samples);
     if (o.exact && N > TQS_ED_MAX_SITES)
@@ -2964,8 +2994,9 @@ TQSDEF int tqs_vmc_init(tqs_vmc *v, const tqs_hamiltonian *H, tqs_vit *model, co
     v->f = (double *)tqs__alloc(sizeof(double) * (size_t)v->R);
     v->delta = (double *)tqs__alloc(sizeof(double) * (size_t)P);
     v->work = (double *)tqs__alloc(sizeof(double) * (size_t)(v->R > P ? v->R : P));
+    v->prior = (double *)tqs__calloc(sizeof(double) * (size_t)P);
     v->weights = (double *)tqs__alloc(sizeof(double) * v->M);
-    if ((!o.exact && (!v->samples || !v->logpsi || !v->eloc)) || !v->X || !v->f || !v->delta || !v->work || !v->weights) {
+    if ((!o.exact && (!v->samples || !v->logpsi || !v->eloc)) || !v->X || !v->f || !v->delta || !v->work || !v->prior || !v->weights) {
         tqs_vmc_free(v);
         return tqs__fail(TQS_ENOMEM, "vmc: out of memory (Jacobian %.3g GB)", (double)v->R * P * 8e-9);
     }
@@ -2977,7 +3008,7 @@ TQSDEF void tqs_vmc_free(tqs_vmc *v) {
     tqs_sampler_free(&v->sampler); tqs_enumeration_free(&v->en);
     tqs_vit_ws_free(&v->fwd_ws); tqs_vit_ws_free(&v->jac_ws); tqs_eloc_ws_free(&v->eloc_ws); tqs_sr_ws_free(&v->sr_ws);
     TQS_FREE(v->samples); TQS_FREE(v->logpsi); TQS_FREE(v->eloc);
-    TQS_FREE(v->X); TQS_FREE(v->f); TQS_FREE(v->delta); TQS_FREE(v->work); TQS_FREE(v->weights);
+    TQS_FREE(v->X); TQS_FREE(v->f); TQS_FREE(v->delta); TQS_FREE(v->work); TQS_FREE(v->prior); TQS_FREE(v->weights);
     memset(v, 0, sizeof *v);
 }
 
@@ -3079,7 +3110,8 @@ TQSDEF int tqs_vmc_step(tqs_vmc *v, tqs_step_info *info) {
     }
     info->seconds[2] = tqs__seconds() - t0;
     t0 = tqs__seconds();
-    rc = tqs_sr_solve(v->delta, v->X, v->f, info->diag_shift, &v->opt.sr, &v->sr_ws, &info->sr);
+    rc = tqs_sr_solve_prior(v->delta, v->X, v->f, info->diag_shift, v->opt.momentum > 0 ? v->prior : NULL,
+                            &v->opt.sr, &v->sr_ws, &info->sr);
     if (rc && rc != TQS_ENOTPD) return rc;
     for (k = 0; k < P && !rc; k++) if (!isfinite(v->delta[k])) rc = TQS_ENUMERIC;
     if (rc) info->rejected = 1;
@@ -3094,6 +3126,7 @@ TQSDEF int tqs_vmc_step(tqs_vmc *v, tqs_step_info *info) {
             info->capped = 1;
         }
         for (k = 0; k < P; k++) v->model->params[k] -= scale * info->lr * v->delta[k];
+        for (k = 0; k < P && v->opt.momentum > 0; k++) v->prior[k] = v->opt.momentum * scale * v->delta[k];
     }
     info->seconds[3] = tqs__seconds() - t0;
     tqs_sampler_invalidate(&v->sampler);
@@ -3381,12 +3414,13 @@ TQSDEF int tqs_vmc_save_checkpoint(const tqs_vmc *v, const char *path) {
     int rc, c, k, M, N;
     if (!v || !v->model || !path) return tqs__fail(TQS_EINVAL, "checkpoint: null argument");
     if ((rc = tqs__vit_to_bytes(v->model, &mbuf, &mlen)) != 0) return tqs__fail_in_file(rc, path);
+    size_t np = v->opt.momentum > 0 ? v->model->n_params : 0;   /* version 2: SPRING's prior follows the model */
     M = v->opt.exact ? 0 : v->sampler.n_chains; N = v->H->lat.N;
-    len = 8 + 4 + 8 + 4 + 4 + (size_t)M * N + (size_t)M * 32 + 8 + mlen + 4;
+    len = 8 + 4 + 8 + 4 + 4 + (size_t)M * N + (size_t)M * 32 + 8 + mlen + (np ? 8 + 8 * np : 0) + 4;
     buf = (unsigned char *)tqs__alloc(len);
     if (!buf) { TQS_FREE(mbuf); return tqs__fail(TQS_ENOMEM, "checkpoint: out of memory"); }
     memcpy(buf, "TQSCKPT1", 8);
-    p = tqs__put_u32(buf + 8, 1);
+    p = tqs__put_u32(buf + 8, np ? 2 : 1);
     p = tqs__put_u64(p, (uint64_t)v->step);
     p = tqs__put_u32(p, (uint32_t)M);
     p = tqs__put_u32(p, (uint32_t)N);
@@ -3395,6 +3429,11 @@ TQSDEF int tqs_vmc_save_checkpoint(const tqs_vmc *v, const char *path) {
     for (c = 0; c < M; c++) for (k = 0; k < 4; k++) p = tqs__put_u64(p, v->sampler.rng[c].s[k]);
     p = tqs__put_u64(p, (uint64_t)mlen);
     memcpy(p, mbuf, mlen); p += mlen;
+    if (np) {
+        size_t i;
+        p = tqs__put_u64(p, (uint64_t)np);
+        for (i = 0; i < np; i++) p = tqs__put_f64(p, v->prior[i]);
+    }
     p = tqs__put_u32(p, tqs_crc32(0, buf, len - 4));
     TQS_ASSERT((size_t)(p - buf) == len);
     rc = tqs_write_file_atomic(path, buf, len);
@@ -3403,8 +3442,8 @@ TQSDEF int tqs_vmc_save_checkpoint(const tqs_vmc *v, const char *path) {
 }
 
 TQSDEF int tqs_vmc_checkpoint_from_bytes(tqs_vmc *v, const unsigned char *buf, size_t len) {
-    uint64_t step, mlen;
-    uint32_t M, N;
+    uint64_t step, mlen, np = 0;
+    uint32_t M, N, version;
     size_t fixed, i;
     const unsigned char *p;
     tqs_vit m;
@@ -3412,7 +3451,8 @@ TQSDEF int tqs_vmc_checkpoint_from_bytes(tqs_vmc *v, const unsigned char *buf, s
     if (!v || !v->model) return tqs__fail(TQS_EINVAL, "checkpoint: null argument");
     if (!buf || len < 8 || memcmp(buf, "TQSCKPT1", 8)) return tqs__fail(TQS_EFORMAT, "not a tqs checkpoint (bad magic)");
     if (len < 8 + 4 + 8 + 4 + 4 + 8 + 4) return tqs__fail(TQS_EFORMAT, "checkpoint truncated (%zu bytes)", len);
-    if (tqs__get_u32(buf + 8) != 1) return tqs__fail(TQS_EFORMAT, "checkpoint version %u, this library reads version 1", tqs__get_u32(buf + 8));
+    version = tqs__get_u32(buf + 8);
+    if (version != 1 && version != 2) return tqs__fail(TQS_EFORMAT, "checkpoint version %u, this library reads versions 1 and 2", version);
     step = tqs__get_u64(buf + 12);
     M = tqs__get_u32(buf + 20); N = tqs__get_u32(buf + 24);
     if ((int)N != v->H->lat.N || N == 0 || N > (1u << 22))
@@ -3423,7 +3463,12 @@ TQSDEF int tqs_vmc_checkpoint_from_bytes(tqs_vmc *v, const unsigned char *buf, s
     fixed = 28 + (size_t)M * N + (size_t)M * 32;
     if (len < fixed + 8 + 4) return tqs__fail(TQS_EFORMAT, "checkpoint truncated (%zu bytes)", len);
     mlen = tqs__get_u64(buf + fixed);
-    if (mlen != len - fixed - 8 - 4) return tqs__fail(TQS_EFORMAT, "checkpoint length does not match its model section (truncated?)");
+    if (version == 2) {   /* model section, then the prior: (u64 count, doubles) */
+        if (mlen > len - fixed - 8 - 4 - 8) return tqs__fail(TQS_EFORMAT, "checkpoint length does not match its model section (truncated?)");
+        np = tqs__get_u64(buf + fixed + 8 + mlen);
+        if (np != v->model->n_params || 8 * np != len - fixed - 8 - mlen - 8 - 4)
+            return tqs__fail(TQS_EFORMAT, "checkpoint's momentum section does not match the model (%llu values, truncated?)", (unsigned long long)np);
+    } else if (mlen != len - fixed - 8 - 4) return tqs__fail(TQS_EFORMAT, "checkpoint length does not match its model section (truncated?)");
     if (tqs_crc32(0, buf, len - 4) != tqs__get_u32(buf + len - 4)) return tqs__fail(TQS_EFORMAT, "checkpoint is corrupt (CRC mismatch)");
     if (step > (uint64_t)1 << 40) return tqs__fail(TQS_EFORMAT, "checkpoint step %llu is absurd", (unsigned long long)step);
     p = buf + 28;
@@ -3441,6 +3486,8 @@ TQSDEF int tqs_vmc_checkpoint_from_bytes(tqs_vmc *v, const unsigned char *buf, s
     if (M) memcpy(v->sampler.state, p, (size_t)M * N);
     p += (size_t)M * N;
     for (c = 0; c < (int)M; c++) for (k = 0; k < 4; k++) { v->sampler.rng[c].s[k] = tqs__get_u64(p); p += 8; }
+    for (i = 0; i < v->model->n_params; i++)   /* a version 1 file (no momentum) leaves no prior */
+        v->prior[i] = np ? tqs__get_f64(buf + fixed + 8 + mlen + 8 + 8 * i) : 0.0;
     tqs_sampler_invalidate(&v->sampler);
     return TQS_OK;
 }

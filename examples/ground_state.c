@@ -234,6 +234,7 @@ static const char *usage =
     "            --exact (enumerate the Sz=0 basis instead, N <= 24)\n"
     "  SR        --steps n (500)  --lr x (0.03)  --lr-final x (= lr)  --diag-shift x (0.01)  --diag-shift-final x (= shift)\n"
     "            --solver auto|parameter|sample|cg (auto)  --max-distance x (0: off; cap on lr*sqrt(d^T S d))\n"
+    "            --momentum x (0: off; SPRING, the solve pulled towards x times the last update)\n"
     "  output    --log FILE.csv  --save MODEL  --checkpoint FILE  --checkpoint-every k (50)  --resume FILE\n"
     "            --eval-samples n (16384)  --print-every k  --json  --quiet\n"
     "  paper     --symmetrize (also evaluate psi_sym, projected on the ground state's sector)  --sym-samples n (1024)\n"
@@ -287,7 +288,8 @@ int main(int argc, char **argv) {
             flags_real(argc, argv, &i, "--diag-shift", &opt.diag_shift, 1e-14, 1e6) ||
             flags_real(argc, argv, &i, "--diag-shift-final", &opt.diag_shift_final, 1e-14, 1e6) ||
             flags_str(argc, argv, &i, "--solver", &solver) ||
-            flags_real(argc, argv, &i, "--max-distance", &opt.max_distance, 0, 1e6) || flags_str(argc, argv, &i, "--log", &log_path) ||
+            flags_real(argc, argv, &i, "--max-distance", &opt.max_distance, 0, 1e6) ||
+            flags_real(argc, argv, &i, "--momentum", &opt.momentum, 0, 0.999) || flags_str(argc, argv, &i, "--log", &log_path) ||
             flags_str(argc, argv, &i, "--save", &save) || flags_str(argc, argv, &i, "--checkpoint", &ckpt) ||
             flags_int(argc, argv, &i, "--checkpoint-every", &ckpt_every, 1, 100000000) ||
             flags_str(argc, argv, &i, "--resume", &resume) ||

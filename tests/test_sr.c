@@ -249,6 +249,7 @@ static void test_short_runs(void) {
 
 /* 2K steps = K steps, checkpoint, resume in a fresh driver, K steps: every
  * energy equal to the last bit; and the same with 1 and 2 threads. */
+static double run_momentum;   /* SPRING's momentum of run_steps (0: off; the checkpoint then carries the prior) */
 static void run_steps(double *energies, int from, int to, const char *save_path, const char *resume_path, int threads) {
     tqs_hamiltonian H;
     tqs_vit m;
@@ -263,6 +264,7 @@ static void run_steps(double *energies, int from, int to, const char *save_path,
     tqs_vit_init(&m, &c, 8);
     memset(&o, 0, sizeof o);
     o.n_samples = 128; o.n_chains = 8; o.lr = 0.05; o.lr_final = 0.01; o.diag_shift = 1e-2; o.n_steps = 6; o.seed = 77;
+    o.momentum = run_momentum;
     tqs_vmc_init(&v, &H, &m, &o);
     if (resume_path) CHECK_EQ(tqs_vmc_load_checkpoint(&v, resume_path), 0);
     CHECK_EQ(v.step, from);
@@ -280,6 +282,14 @@ static void test_checkpoint_resume(void) {
     run_steps(two, 0, 6, NULL, NULL, 1);
     CHECK(memcmp(straight, two, sizeof straight) == 0);
     CHECK(straight[5] != straight[0]); /* it did move */
+    /* with momentum: the prior is part of the state (checkpoint version 2) */
+    run_momentum = 0.8;
+    run_steps(two, 0, 6, NULL, NULL, 2);
+    run_steps(split, 0, 3, "build/test_ckpt.bin", NULL, 2);
+    run_steps(split, 3, 6, NULL, "build/test_ckpt.bin", 2);
+    CHECK(memcmp(two, split, sizeof two) == 0);
+    CHECK(memcmp(two, straight, sizeof two) != 0); /* the momentum changed the run */
+    run_momentum = 0;
 }
 
 /* With max_distance the update is the uncapped one scaled to that length
@@ -318,6 +328,90 @@ static void test_max_distance(void) {
     tqs_vmc_free(&v1); tqs_vmc_free(&v2); tqs_vit_free(&m1); tqs_vit_free(&m2); tqs_hamiltonian_free(&H);
 }
 
+/* SPRING's solve with a prior p: the three solvers against the dense
+ * reference (S + shift) d = X^T f + shift p, and d = p when f = X p (the
+ * prior already fits: nothing is left to learn). */
+static void test_solvers_prior(long R, long P) {
+    double *X = random_matrix(R, P, 21), *f = random_matrix(R, 1, 22), *p = random_matrix(P, 1, 23);
+    double *S = (double *)calloc(P * P, 8), *ref = (double *)calloc(P, 8), *d = (double *)malloc(8 * P), *fp = (double *)calloc(R, 8);
+    double shift = 0.05, nr = 0;
+    int solver;
+    long i, j, k;
+    tqs_sr_options o;
+    tqs_sr_ws ws;
+    tqs_sr_info info;
+    for (i = 0; i < P; i++) {
+        for (j = 0; j < P; j++) for (k = 0; k < R; k++) S[i * P + j] += X[k * P + i] * X[k * P + j];
+        S[i * P + i] += shift;
+        for (k = 0; k < R; k++) ref[i] += X[k * P + i] * f[k];
+        ref[i] += shift * p[i];
+    }
+    dense_solve(S, ref, (int)P);
+    for (i = 0; i < P; i++) nr = fmax(nr, fabs(ref[i]));
+    for (k = 0; k < R; k++) for (i = 0; i < P; i++) fp[k] += X[k * P + i] * p[i];
+    for (solver = TQS_SOLVER_PARAMETER; solver <= TQS_SOLVER_CG; solver++) {
+        double e = 0, e2 = 0, np = 0;
+        memset(&o, 0, sizeof o);
+        o.solver = solver; o.cg_tol = 1e-13; o.cg_max_iter = 5000;
+        CHECK_EQ(tqs_sr_ws_init(&ws, R, P, &o), 0);
+        CHECK_EQ(tqs_sr_solve_prior(d, X, f, shift, p, &o, &ws, &info), 0);
+        for (i = 0; i < P; i++) e = fmax(e, fabs(d[i] - ref[i]));
+        /* condition number of S + 0.05 below ~1e4 (as in test_solvers): 1e-8 is wide */
+        CHECK_BELOW(e / nr, 1e-8);
+        CHECK_EQ(tqs_sr_solve_prior(d, X, fp, shift, p, &o, &ws, &info), 0);
+        for (i = 0; i < P; i++) { e2 = fmax(e2, fabs(d[i] - p[i])); np = fmax(np, fabs(p[i])); }
+        CHECK_BELOW(e2 / np, 1e-8);
+        tqs_sr_ws_free(&ws);
+    }
+    free(X); free(f); free(p); free(S); free(ref); free(d); free(fp);
+}
+
+/* The driver with momentum mu: its first step is plain SR, its second the
+ * solve with prior mu * (first update): checked against a driver without
+ * momentum that takes the same first step and leaves the second step's
+ * X and f in its buffers (exact enumeration: the same states). */
+static void test_momentum_step(void) {
+    tqs_hamiltonian H;
+    tqs_vit m1, m2;
+    tqs_vit_config c = tiny_cfg();
+    tqs_vmc v1, v2;
+    tqs_vmc_options o;
+    tqs_sr_options so;
+    tqs_sr_ws ws;
+    double *theta0, *theta1, *prior, *d, worst = 0, scale = 0, mu = 0.9, lr = 0.1;
+    long k, P;
+    tqs_hamiltonian_init(&H, 4, 4, 1.0, 0.5);
+    tqs_vit_init(&m1, &c, 9); tqs_vit_init(&m2, &c, 9);
+    P = (long)m1.n_params;
+    theta0 = (double *)malloc(8 * P); theta1 = (double *)malloc(8 * P);
+    prior = (double *)malloc(8 * P); d = (double *)malloc(8 * P);
+    memcpy(theta0, m1.params, 8 * P);
+    memset(&o, 0, sizeof o);
+    o.exact = 1; o.lr = lr; o.diag_shift = 0.01; o.n_steps = 2; o.sr.solver = TQS_SOLVER_SAMPLE;
+    CHECK_EQ(tqs_vmc_init(&v2, &H, &m2, &o), 0);
+    o.momentum = mu;
+    CHECK_EQ(tqs_vmc_init(&v1, &H, &m1, &o), 0);
+    CHECK_EQ(tqs_vmc_step(&v1, NULL), 0); CHECK_EQ(tqs_vmc_step(&v2, NULL), 0);
+    CHECK(memcmp(m1.params, m2.params, 8 * P) == 0);   /* step 1: no prior yet */
+    memcpy(theta1, m1.params, 8 * P);
+    CHECK_EQ(tqs_vmc_step(&v1, NULL), 0); CHECK_EQ(tqs_vmc_step(&v2, NULL), 0);
+    for (k = 0; k < P; k++) prior[k] = mu * (theta0[k] - theta1[k]) / lr;
+    memset(&so, 0, sizeof so);
+    so.solver = TQS_SOLVER_PARAMETER;
+    CHECK_EQ(tqs_sr_ws_init(&ws, v2.R, P, &so), 0);
+    CHECK_EQ(tqs_sr_solve_prior(d, v2.X, v2.f, 0.01, prior, &so, &ws, NULL), 0);
+    for (k = 0; k < P; k++) {
+        worst = fmax(worst, fabs(m1.params[k] - (theta1[k] - lr * d[k])));
+        scale = fmax(scale, fabs(lr * d[k]));
+    }
+    /* the other solver and the prior recovered from rounded parameters: 1e-7 */
+    CHECK_BELOW(worst / scale, 1e-7);
+    CHECK(memcmp(m1.params, m2.params, 8 * P) != 0);   /* and the momentum did change the step */
+    tqs_sr_ws_free(&ws);
+    free(theta0); free(theta1); free(prior); free(d);
+    tqs_vmc_free(&v1); tqs_vmc_free(&v2); tqs_vit_free(&m1); tqs_vit_free(&m2); tqs_hamiltonian_free(&H);
+}
+
 int main(void) {
     test_gram(37, 53);
     test_gram(300, 70);
@@ -325,6 +419,9 @@ int main(void) {
     test_cholesky(333);
     test_solvers(40, 100);   /* P > 2M */
     test_solvers(120, 30);   /* P < 2M */
+    test_solvers_prior(40, 100);
+    test_solvers_prior(120, 30);
+    test_momentum_step();
     test_exact_step();
     test_short_runs();
     test_checkpoint_resume();
