@@ -456,6 +456,9 @@ typedef struct tqs_vmc_options {  /* zero means default */
                                      lr sqrt(delta^T S delta) is capped at it */
     double momentum;              /* SPRING's mu in [0, 1): the solve is pulled towards
                                      mu times the last update (tqs_sr_solve_prior); 0: plain SR */
+    const struct tqs_symmetry *symmetry; /* if set (characters chosen): train, sample and measure
+                                     psi_sym(s) = sum_g chi(g) psi(g s) instead of psi; each
+                                     configuration then costs symmetry->n passes */
     double memory_limit;          /* bytes tqs_vmc_init may plan to use, default 32e9 (refused above it) */
 } tqs_vmc_options;
 
@@ -492,6 +495,11 @@ typedef struct tqs_vmc {
     tqs_complex *logpsi, *eloc;   /* (M) */
     double *X, *f, *delta, *work; /* (R, P), (R), (P), (max(R, P)) */
     double *prior;                /* (P): momentum times the last update applied (SPRING) */
+    struct tqs_symmetric_amplitude *sym_amp; /* with opt.symmetry: psi_sym, and for its Jacobian */
+    int sym_per_call;             /* samples per Jacobian call (each is symmetry->n configurations) */
+    int8_t *sym_cfgs;             /* (sym_per_call * n, N) the g s */
+    tqs_complex *sym_lp;          /* (sym_per_call * n) log psi(g s) */
+    double *sym_jac, *sym_w;      /* (2 sym_per_call n, P) their rows; (2 sym_per_call n) the weights */
     double *weights;              /* (M): 1/M, or the enumeration weights */
 } tqs_vmc;
 TQSDEF int  tqs_vmc_init(tqs_vmc *v, const tqs_hamiltonian *H, tqs_vit *model, const tqs_vmc_options *opt);
@@ -585,13 +593,18 @@ typedef struct tqs_symmetry {
     int Lx, Ly, N, b;
     int n_point;             /* 8 (C4v) or 4 (C2v) */
     int n_full;              /* |G| = N * n_point * 2 */
-    int n;                   /* elements summed (b*b or N translations) x n_point x 2 */
+    int n;                   /* elements summed (b*b or N translations) x n_point x 2, or the translations alone */
+    int translations_only;   /* made by tqs_symmetry_init_translations */
     double chi_x, chi_y, chi_flip, chi_point[8];
     int *perm;               /* (n, N) j of each site i */
     int8_t *flip;            /* (n) f */
     double *chi;             /* (n) chi(g) */
 } tqs_symmetry;
 TQSDEF int  tqs_symmetry_init(tqs_symmetry *G, int Lx, int Ly, int b);  /* every character +1 */
+/* The translations alone (the b*b inside a patch, or all N with b = 0): the
+ * symmetries the patches break, n = b*b elements (characters chi_x, chi_y;
+ * the point-group and flip characters are not used). */
+TQSDEF int  tqs_symmetry_init_translations(tqs_symmetry *G, int Lx, int Ly, int b);
 TQSDEF void tqs_symmetry_free(tqs_symmetry *G);
 /* out = g in for the element (dx, dy, p, f). */
 TQSDEF int  tqs_symmetry_apply(const tqs_symmetry *G, int8_t *out, const int8_t *in, int dx, int dy, int p, int f);
@@ -2961,6 +2974,13 @@ TQSDEF int tqs_vmc_init(tqs_vmc *v, const tqs_hamiltonian *H, tqs_vit *model, co
     v->R = 2L * v->M;
     if (o.jac_batch == 0) o.jac_batch = tqs__vmc_batch(model, 32, 5.0);
     if (o.jac_batch > v->M) o.jac_batch = v->M;
+    if (o.symmetry) {   /* a Jacobian call holds whole samples: their n configurations g s */
+        const tqs_symmetry *G = o.symmetry;
+        if (!G->perm || G->Lx != H->lat.Lx || G->Ly != H->lat.Ly || (G->b != 0 && G->b != model->cfg.b))
+            return tqs__fail(TQS_EINVAL, "vmc: the symmetry group is not for this lattice and patch");
+        v->sym_per_call = o.jac_batch / G->n > 0 ? o.jac_batch / G->n : 1;
+        o.jac_batch = v->sym_per_call * G->n;
+    }
     v->opt.jac_batch = o.jac_batch;
     fwd_batch = o.exact ? 1024 : (o.n_chains > 256 ? o.n_chains : 256);
     if (fwd_batch < tqs__vmc_batch(model, 0, 1.0)) fwd_batch = tqs__vmc_batch(model, 0, 1.0);
@@ -2985,6 +3005,17 @@ TQSDEF int tqs_vmc_init(tqs_vmc *v, const tqs_hamiltonian *H, tqs_vit *model, co
     rc = tqs_vit_ws_init(&v->fwd_ws, model, fwd_batch, 0);
     if (!rc) rc = tqs_vit_ws_init(&v->jac_ws, model, o.jac_batch, 1);
     if (!rc) { v->amp = tqs_vit_amplitude_make(&v->holder, model, &v->fwd_ws); rc = tqs_eloc_ws_init(&v->eloc_ws, H, v->fwd_ws.max_batch); }
+    if (!rc && o.symmetry) {
+        tqs_amplitude plain = v->amp;
+        size_t T = (size_t)v->sym_per_call * o.symmetry->n;
+        v->sym_amp = (struct tqs_symmetric_amplitude *)tqs__calloc(sizeof *v->sym_amp);
+        v->sym_cfgs = (int8_t *)tqs__alloc(T * N);
+        v->sym_lp = (tqs_complex *)tqs__alloc(sizeof(tqs_complex) * T);
+        v->sym_jac = (double *)tqs__alloc(sizeof(double) * 2 * T * (size_t)P);
+        v->sym_w = (double *)tqs__alloc(sizeof(double) * 2 * T);
+        if (!v->sym_amp || !v->sym_cfgs || !v->sym_lp || !v->sym_jac || !v->sym_w) rc = tqs__fail(TQS_ENOMEM, "vmc: out of memory for the symmetric Jacobian");
+        else rc = tqs_symmetric_amplitude_init(v->sym_amp, &v->amp, o.symmetry, &plain);
+    }
     if (!rc) rc = tqs_sr_ws_init(&v->sr_ws, v->R, P, &o.sr);
     if (rc) { tqs_vmc_free(v); return rc; }
     v->samples = o.exact ? NULL : (int8_t *)tqs__alloc((size_t)v->M * N);
@@ -3009,6 +3040,8 @@ TQSDEF void tqs_vmc_free(tqs_vmc *v) {
     tqs_vit_ws_free(&v->fwd_ws); tqs_vit_ws_free(&v->jac_ws); tqs_eloc_ws_free(&v->eloc_ws); tqs_sr_ws_free(&v->sr_ws);
     TQS_FREE(v->samples); TQS_FREE(v->logpsi); TQS_FREE(v->eloc);
     TQS_FREE(v->X); TQS_FREE(v->f); TQS_FREE(v->delta); TQS_FREE(v->work); TQS_FREE(v->prior); TQS_FREE(v->weights);
+    if (v->sym_amp) tqs_symmetric_amplitude_free(v->sym_amp);
+    TQS_FREE(v->sym_amp); TQS_FREE(v->sym_cfgs); TQS_FREE(v->sym_lp); TQS_FREE(v->sym_jac); TQS_FREE(v->sym_w);
     memset(v, 0, sizeof *v);
 }
 
@@ -3052,6 +3085,45 @@ static int tqs__vmc_measure(tqs_vmc *v, tqs_step_info *info, int8_t **cfgs, tqs_
     }
 }
 
+/* The Jacobian of log psi_sym, rows 2s (Re) and 2s+1 (Im) of X:
+ *   O_sym(s) = sum_g w_g O(g s),  w_g = chi(g) psi(g s) / psi_sym(s)  (complex),
+ * (O = O_re + i O_im, the two rows of the plain Jacobian), so
+ *   Re O_sym = sum_g (Re w_g O_re - Im w_g O_im),  Im O_sym = sum_g (Re w_g O_im + Im w_g O_re).
+ * The g s of sym_per_call samples form one Jacobian call. */
+static void tqs__symmetry_element(const tqs_symmetry *G, int g, int8_t *out, const int8_t *in);
+static int tqs__vmc_symmetric_jacobian(tqs_vmc *v, const int8_t *cfgs, const tqs_complex *lp) {
+    const tqs_symmetry *G = v->opt.symmetry;
+    int n = G->n, N = G->N, rc;
+    long P = (long)v->model->n_params, s0;
+    for (s0 = 0; s0 < v->M; s0 += v->sym_per_call) {
+        long cnt = v->M - s0 < v->sym_per_call ? v->M - s0 : v->sym_per_call, t, nblk = (P + 511) / 512, blk;
+        for (t = 0; t < cnt * n; t++)
+            tqs__symmetry_element(G, (int)(t % n), v->sym_cfgs + (size_t)t * N, cfgs + (size_t)(s0 + t / n) * N);
+        if ((rc = tqs_vit_jacobian(v->model, &v->jac_ws, v->sym_jac, v->sym_lp, v->sym_cfgs, (int)(cnt * n))) != 0) return rc;
+        for (t = 0; t < cnt * n; t++) {
+            const tqs_complex *ls = lp + s0 + t / n;
+            double mag = isfinite(ls->re) ? G->chi[t % n] * exp(v->sym_lp[t].re - ls->re) : 0.0, ph = v->sym_lp[t].im - ls->im;
+            v->sym_w[2 * t] = mag * cos(ph); v->sym_w[2 * t + 1] = mag * sin(ph);
+        }
+        TQS__OMP(parallel for schedule(guided) if (tqs__par(4.0 * cnt * n * P)))
+        for (blk = 0; blk < nblk; blk++) {   /* blocks of parameters; every sum in the order of g */
+            long k0 = blk * 512, k1 = k0 + 512 < P ? k0 + 512 : P, s, k;
+            int g;
+            for (s = 0; s < cnt; s++) {
+                double *xr = v->X + 2 * (size_t)(s0 + s) * P, *xi = xr + P;
+                for (k = k0; k < k1; k++) xr[k] = xi[k] = 0.0;
+                for (g = 0; g < n; g++) {
+                    size_t e = (size_t)s * n + g;
+                    const double *ore = v->sym_jac + 2 * e * P, *oim = ore + P;
+                    double wr = v->sym_w[2 * e], wi = v->sym_w[2 * e + 1];
+                    for (k = k0; k < k1; k++) { xr[k] += wr * ore[k] - wi * oim[k]; xi[k] += wr * oim[k] + wi * ore[k]; }
+                }
+            }
+        }
+    }
+    return TQS_OK;
+}
+
 TQSDEF int tqs_vmc_step(tqs_vmc *v, tqs_step_info *info) {
     tqs_step_info local;
     int8_t *cfgs;
@@ -3076,7 +3148,8 @@ TQSDEF int tqs_vmc_step(tqs_vmc *v, tqs_step_info *info) {
     }
     /* Jacobian rows 2s (Re) and 2s+1 (Im), in batches */
     t0 = tqs__seconds();
-    for (s = 0; s < v->M; s += v->opt.jac_batch) {
+    if (v->sym_amp) { if ((rc = tqs__vmc_symmetric_jacobian(v, cfgs, lp)) != 0) return rc; }
+    else for (s = 0; s < v->M; s += v->opt.jac_batch) {
         int B = (int)(v->M - s < v->opt.jac_batch ? v->M - s : v->opt.jac_batch);
         if ((rc = tqs_vit_jacobian(v->model, &v->jac_ws, v->X + 2 * (size_t)s * P, NULL, cfgs + (size_t)s * N, B)) != 0) return rc;
     }
@@ -3899,6 +3972,19 @@ TQSDEF int tqs_symmetry_init(tqs_symmetry *G, int Lx, int Ly, int b) {
     return tqs_symmetry_set_characters(G, 1, 1, ones, 1);
 }
 
+TQSDEF int tqs_symmetry_init_translations(tqs_symmetry *G, int Lx, int Ly, int b) {
+    int rc = tqs_symmetry_init(G, Lx, Ly, b), t, nt;
+    if (rc) return rc;
+    nt = G->n / (2 * G->n_point);
+    for (t = 0; t < nt; t++) {   /* element (t, identity, no flip) is g = 2 n_point t */
+        memmove(G->perm + (size_t)t * G->N, G->perm + (size_t)t * 2 * G->n_point * G->N, sizeof(int) * (size_t)G->N);
+        G->flip[t] = 0;
+    }
+    G->n = nt;
+    G->translations_only = 1;
+    return tqs_symmetry_set_characters(G, G->chi_x, G->chi_y, G->chi_point, G->chi_flip);
+}
+
 TQSDEF void tqs_symmetry_free(tqs_symmetry *G) {
     if (!G) return;
     TQS_FREE(G->perm); TQS_FREE(G->flip); TQS_FREE(G->chi);
@@ -3940,7 +4026,8 @@ TQSDEF int tqs_symmetry_set_characters(tqs_symmetry *G, double chi_x, double chi
     G->chi_x = chi_x; G->chi_y = chi_y; G->chi_flip = chi_flip;
     for (p = 0; p < 8; p++) G->chi_point[p] = p < G->n_point ? chi_point[p] : 0.0;
     for (g = 0; g < G->n; g++) {
-        int t = g / (2 * G->n_point), pp = (g / 2) % G->n_point, f = g % 2;
+        int t = G->translations_only ? g : g / (2 * G->n_point);
+        int pp = G->translations_only ? 0 : (g / 2) % G->n_point, f = G->translations_only ? 0 : g % 2;
         int dx = G->b > 0 ? t / G->b : t / G->Ly, dy = G->b > 0 ? t % G->b : t % G->Ly;
         G->chi[g] = tqs__ipow(chi_x, dx) * tqs__ipow(chi_y, dy) * chi_point[pp] * (f ? chi_flip : 1.0);
     }
@@ -4048,6 +4135,14 @@ TQSDEF int tqs_symmetry_characters_ground_state(tqs_symmetry *G, const tqs_hamil
     return rc;
 }
 
+/* out = g in for the element of index g of the table (perm, flip). */
+static void tqs__symmetry_element(const tqs_symmetry *G, int g, int8_t *out, const int8_t *in) {
+    const int *perm = G->perm + (size_t)g * G->N;
+    int i;
+    if (G->flip[g]) for (i = 0; i < G->N; i++) out[i] = (int8_t)-in[perm[i]];
+    else for (i = 0; i < G->N; i++) out[i] = in[perm[i]];
+}
+
 static int tqs__symmetric_logpsi_fn(void *ctx, tqs_complex *out, const int8_t *configs, int B) {
     tqs_symmetric_amplitude *sa = (tqs_symmetric_amplitude *)ctx;
     const tqs_symmetry *G = sa->G;
@@ -4056,14 +4151,8 @@ static int tqs__symmetric_logpsi_fn(void *ctx, tqs_complex *out, const int8_t *c
         int cnt = B - s0 < sa->chunk ? B - s0 : sa->chunk, s;
         long t;
         TQS__OMP(parallel for schedule(guided) if (tqs__par((double)cnt * n * N)))
-        for (t = 0; t < (long)cnt * n; t++) {
-            const int8_t *in = configs + (size_t)(s0 + t / n) * N;
-            const int *perm = G->perm + (size_t)(t % n) * N;
-            int8_t *o = sa->buf + (size_t)t * N;
-            int i;
-            if (G->flip[t % n]) for (i = 0; i < N; i++) o[i] = (int8_t)-in[perm[i]];
-            else for (i = 0; i < N; i++) o[i] = in[perm[i]];
-        }
+        for (t = 0; t < (long)cnt * n; t++)
+            tqs__symmetry_element(G, (int)(t % n), sa->buf + (size_t)t * N, configs + (size_t)(s0 + t / n) * N);
         if ((rc = tqs__amp_eval(&sa->inner, sa->lp, sa->buf, (long)cnt * n, N)) != 0) return rc;
         for (s = 0; s < cnt; s++) {
             /* log sum_g chi(g) exp(lp_g), shifted by the largest Re lp_g */

@@ -266,6 +266,182 @@ static void test_svg(void) {
     CHECK_EQ(tqs_svg_line_plot("build/no_such_dir/x.svg", s, 1, &o), TQS_EIO);
 }
 
+/* Gaussian elimination with partial pivoting (the dense reference solve). */
+static void dense_solve(double *A, double *b, int n) {
+    int i, j, k;
+    for (k = 0; k < n; k++) {
+        int p = k;
+        for (i = k + 1; i < n; i++) if (fabs(A[i * n + k]) > fabs(A[p * n + k])) p = i;
+        for (j = 0; j < n; j++) { double t = A[k * n + j]; A[k * n + j] = A[p * n + j]; A[p * n + j] = t; }
+        { double t = b[k]; b[k] = b[p]; b[p] = t; }
+        for (i = k + 1; i < n; i++) {
+            double f = A[i * n + k] / A[k * n + k];
+            for (j = k; j < n; j++) A[i * n + j] -= f * A[k * n + j];
+            b[i] -= f * b[k];
+        }
+    }
+    for (i = n - 1; i >= 0; i--) {
+        double s = b[i];
+        for (j = i + 1; j < n; j++) s -= A[i * n + j] * b[j];
+        b[i] = s / A[i * n + i];
+    }
+}
+
+/* The model and group of the symmetric-training tests: 4x4, b = 2, J2 = 0.5,
+ * characters of the exact ground state; the full group (64 elements) or
+ * the b*b = 4 translations alone. */
+static void sym_setup(tqs_hamiltonian *H, tqs_vit *m, tqs_symmetry *G, int full, int seed) {
+    tqs_vit_config c;
+    tqs_hamiltonian_init(H, 4, 4, 1.0, 0.5);
+    memset(&c, 0, sizeof c);
+    c.Lx = c.Ly = 4; c.b = 2; c.d = 4; c.h = 1; c.n_layers = 1; c.ff = 1; c.attention = TQS_ATTN_FACTORED;
+    tqs_vit_init(m, &c, seed);
+    if (full) tqs_symmetry_init(G, 4, 4, 2);
+    else tqs_symmetry_init_translations(G, 4, 4, 2);
+    CHECK_EQ(tqs_symmetry_characters_ground_state(G, H), 0);
+}
+
+/* Rows of the symmetric Jacobian (d Re log psi_sym, d Im log psi_sym) against
+ * central differences of log psi_sym, for 8 configurations and 40 parameters.
+ * With h = 1e-5 the rounding is 1e-16 |log psi| / h ~ 1e-11 and the
+ * truncation h^2 |f'''| / 6; measured, the difference is 5e-9 to 7e-9 of the
+ * largest derivative. 1e-7 of it leaves that a margin of 14 and is far below
+ * what a wrong weight, sign or character gives (order 1). */
+static void test_symmetric_jacobian(int full) {
+    tqs_hamiltonian H;
+    tqs_vit m;
+    tqs_symmetry G;
+    tqs_vmc v;
+    tqs_vmc_options o;
+    tqs_rng rng;
+    int8_t cfg[8 * 16];
+    tqs_complex lp[8], lpp[8], lpm[8];
+    double worst = 0, scale = 0, h = 1e-5;
+    long P, s, j;
+    sym_setup(&H, &m, &G, full, 4);
+    memset(&o, 0, sizeof o);
+    o.n_samples = 8; o.n_chains = 8; o.symmetry = &G; o.n_steps = 1;
+    CHECK_EQ(tqs_vmc_init(&v, &H, &m, &o), 0);
+    P = (long)m.n_params;
+    tqs_rng_seed(&rng, 5, 0);
+    for (s = 0; s < 8; s++) tqs_random_config(cfg + 16 * s, 16, &rng);
+    CHECK_EQ(v.amp.fn(v.amp.ctx, lp, cfg, 8), 0);
+    CHECK_EQ(tqs__vmc_symmetric_jacobian(&v, cfg, lp), 0);
+    for (j = 0; j < 40; j++) {
+        long k = (j * 7919) % P;
+        double keep = m.params[k];
+        m.params[k] = keep + h; v.amp.fn(v.amp.ctx, lpp, cfg, 8);
+        m.params[k] = keep - h; v.amp.fn(v.amp.ctx, lpm, cfg, 8);
+        m.params[k] = keep;
+        for (s = 0; s < 8; s++) {
+            double dre = (lpp[s].re - lpm[s].re) / (2 * h), dim = remainder(lpp[s].im - lpm[s].im, 2 * PI) / (2 * h);
+            worst = fmax(worst, fmax(fabs(v.X[(2 * s) * P + k] - dre), fabs(v.X[(2 * s + 1) * P + k] - dim)));
+            scale = fmax(scale, fmax(fabs(dre), fabs(dim)));
+        }
+    }
+    printf("  symmetric Jacobian (%s, %d elements) vs central differences: max error %.2e of %.2e\n",
+           full ? "full group" : "translations", G.n, worst, scale);
+    CHECK(scale > 1e-3);
+    CHECK_BELOW(worst, 1e-7 * scale);
+    tqs_vmc_free(&v); tqs_symmetry_free(&G); tqs_vit_free(&m); tqs_hamiltonian_free(&H);
+}
+
+/* One exact-enumeration step of symmetric training against a dense
+ * reference: the energy equals the Rayleigh quotient of the vector psi_sym
+ * on the whole Sz = 0 basis (H applied by the exact-diagonalisation code),
+ * and the update equals theta - lr (S + shift)^{-1} F, with O_sym formed here
+ * in complex arithmetic from the plain Jacobian of every g s. */
+static void test_symmetric_step(void) {
+    tqs_hamiltonian H;
+    tqs_vit m;
+    tqs_symmetry G;
+    tqs_vmc v;
+    tqs_vmc_options o;
+    tqs_step_info info;
+    tqs_vit_ws ws;
+    tqs_basis basis;
+    double *theta0, *theta1, *S, *F, *re, *im, *hre, *him, *Ore, *Oim, *mre, *mim, *jac;
+    double Er = 0, Ei = 0, nrm = 0, num = 0, worst = 0, scale = 0, lr = 0.05, shift = 0.01;
+    tqs_complex *lpg, *lps;
+    int8_t *cf, *gs;
+    long P, M, s, k, l, i, dim;
+    int g;
+    sym_setup(&H, &m, &G, 1, 6);
+    memset(&o, 0, sizeof o);
+    o.exact = 1; o.lr = lr; o.diag_shift = shift; o.n_steps = 1; o.symmetry = &G; o.sr.solver = TQS_SOLVER_PARAMETER;
+    CHECK_EQ(tqs_vmc_init(&v, &H, &m, &o), 0);
+    P = (long)m.n_params; M = v.en.n;
+    theta0 = (double *)malloc(8 * P); theta1 = (double *)malloc(8 * P);
+    memcpy(theta0, m.params, 8 * P);
+    CHECK_EQ(tqs_vmc_step(&v, &info), 0);
+    CHECK(!info.rejected);
+    memcpy(theta1, m.params, 8 * P);
+    memcpy(m.params, theta0, 8 * P);   /* the reference at theta0 (v.model is &m) */
+    /* the energy: <psi_sym|H|psi_sym> / <psi_sym|psi_sym> over all 12870 states */
+    tqs_basis_init(&basis, 16);
+    dim = (long)basis.dim;
+    re = (double *)malloc(8 * dim); im = (double *)malloc(8 * dim);
+    hre = (double *)malloc(8 * dim); him = (double *)malloc(8 * dim);
+    cf = (int8_t *)malloc(16 * dim);
+    lps = (tqs_complex *)malloc(sizeof(tqs_complex) * dim);
+    for (i = 0; i < dim; i++) tqs_bits_to_config(cf + 16 * i, basis.states[i], 16);
+    for (i = 0; i < dim; i += 256) CHECK_EQ(v.amp.fn(v.amp.ctx, lps + i, cf + 16 * i, (int)(dim - i < 256 ? dim - i : 256)), 0);
+    for (i = 0; i < dim; i++) { re[i] = exp(lps[i].re) * cos(lps[i].im); im[i] = exp(lps[i].re) * sin(lps[i].im); }
+    tqs_hamiltonian_apply(&H, &basis, hre, re); tqs_hamiltonian_apply(&H, &basis, him, im);
+    for (i = 0; i < dim; i++) { num += re[i] * hre[i] + im[i] * him[i]; nrm += re[i] * re[i] + im[i] * im[i]; }
+    printf("  symmetric step (full group, exact): E/N %.8f, Rayleigh quotient %.8f\n", info.energy / 16, num / nrm / 16);
+    /* two sums of 12870 terms in doubles: ~1e-12 relative; 1e-9 leaves room */
+    CHECK_NEAR(info.energy, num / nrm, 1e-9 * fabs(num / nrm));
+    /* the update: O_sym(s) = sum_g chi(g) exp(lp(g s) - lp_sym(s)) O(g s) */
+    tqs_vit_ws_init(&ws, &m, G.n, 1);
+    jac = (double *)malloc(8 * 2 * (size_t)G.n * P);
+    lpg = (tqs_complex *)malloc(sizeof(tqs_complex) * G.n);
+    gs = (int8_t *)malloc(16 * (size_t)G.n);
+    Ore = (double *)calloc(M * P, 8); Oim = (double *)calloc(M * P, 8);
+    mre = (double *)calloc(P, 8); mim = (double *)calloc(P, 8);
+    S = (double *)calloc(P * P, 8); F = (double *)calloc(P, 8);
+    for (s = 0; s < M; s++) {
+        for (g = 0; g < G.n; g++)   /* g s from the permutation table, written out here */
+            for (i = 0; i < 16; i++) gs[16 * g + i] = (int8_t)((G.flip[g] ? -1 : 1) * v.en.configs[16 * s + G.perm[(size_t)g * 16 + i]]);
+        tqs_vit_jacobian(&m, &ws, jac, lpg, gs, G.n);
+        for (g = 0; g < G.n; g++) {
+            double a = G.chi[g] * exp(lpg[g].re - v.en.logpsi[s].re), ph = lpg[g].im - v.en.logpsi[s].im;
+            double wr = a * cos(ph), wi = a * sin(ph);
+            for (k = 0; k < P; k++) {
+                double orr = jac[(2 * g) * P + k], oii = jac[(2 * g + 1) * P + k];
+                Ore[s * P + k] += wr * orr - wi * oii;
+                Oim[s * P + k] += wr * oii + wi * orr;
+            }
+        }
+    }
+    for (s = 0; s < M; s++) {
+        double w = v.en.weights[s];
+        Er += w * v.en.eloc[s].re; Ei += w * v.en.eloc[s].im;
+        for (k = 0; k < P; k++) { mre[k] += w * Ore[s * P + k]; mim[k] += w * Oim[s * P + k]; }
+    }
+    for (s = 0; s < M; s++) {
+        double w = v.en.weights[s], dEr = v.en.eloc[s].re - Er, dEi = v.en.eloc[s].im - Ei;
+        for (k = 0; k < P; k++) {
+            double ak = Ore[s * P + k] - mre[k], bk = Oim[s * P + k] - mim[k];
+            F[k] += w * (ak * dEr + bk * dEi);
+            for (l = 0; l < P; l++) S[k * P + l] += w * (ak * (Ore[s * P + l] - mre[l]) + bk * (Oim[s * P + l] - mim[l]));
+        }
+    }
+    for (k = 0; k < P; k++) S[k * P + k] += shift;
+    dense_solve(S, F, (int)P);
+    for (k = 0; k < P; k++) {
+        worst = fmax(worst, fabs(theta1[k] - (theta0[k] - lr * F[k])));
+        scale = fmax(scale, fabs(lr * F[k]));
+    }
+    printf("  symmetric step update vs dense reference: max error %.2e of %.2e\n", worst, scale);
+    /* as test_exact_step in test_sr.c: the same update to 1e-8 relative */
+    CHECK_BELOW(worst, 1e-8 * scale);
+    free(theta0); free(theta1); free(S); free(F); free(re); free(im); free(hre); free(him);
+    free(Ore); free(Oim); free(mre); free(mim); free(jac); free(lpg); free(lps); free(cf); free(gs);
+    tqs_vit_ws_free(&ws); tqs_basis_free(&basis);
+    tqs_vmc_free(&v); tqs_symmetry_free(&G); tqs_vit_free(&m); tqs_hamiltonian_free(&H);
+}
+
 int main(void) {
     test_sector(4, 4, 0.0);
     test_sector(4, 4, 0.5);
@@ -275,6 +451,9 @@ int main(void) {
     test_invariance(2, TQS_ATTN_FACTORED);
     test_invariance(1, TQS_ATTN_STANDARD);
     test_trained();
+    test_symmetric_jacobian(1);
+    test_symmetric_jacobian(0);
+    test_symmetric_step();
     test_attention_stats();
     test_svg();
     return test_summary();
