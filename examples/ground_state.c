@@ -130,9 +130,35 @@ static double attention_dependence(tqs_vmc *v, tqs_vit_ws *ws, int8_t *buf, doub
     return avg;
 }
 
-/* Energy of psi_sym: exact enumeration over the whole basis, or sampling.
- * The characters come from exact diagonalisation (N <= 24) or from samples of
- * the trained model. */
+/* The sector psi_sym is projected on: the characters of the exact ground
+ * state (N <= 24), or estimated from 4096 samples of the plain model, two
+ * sweeps apart. */
+static int find_sector(tqs_symmetry *G, const tqs_hamiltonian *H, const tqs_amplitude *plain, int chains, uint64_t seed) {
+    tqs_sampler S;
+    int per = (4096 + chains - 1) / chains, rc;
+    int8_t *cf;
+    tqs_complex *lp;
+    if (H->lat.N <= TQS_ED_MAX_SITES) return tqs_symmetry_characters_ground_state(G, H);
+    cf = (int8_t *)malloc((size_t)per * chains * H->lat.N); lp = (tqs_complex *)malloc(sizeof(tqs_complex) * per * chains);
+    if (!cf || !lp) { free(cf); free(lp); return TQS_ENOMEM; }
+    if ((rc = tqs_sampler_init(&S, &H->lat, chains, seed + 1000)) == 0) {
+        rc = tqs_sampler_run(&S, plain, per, 2, 50, cf, lp);
+        if (!rc) rc = tqs_symmetry_characters_sampled(G, plain, cf, lp, per * chains, NULL, NULL);
+        tqs_sampler_free(&S);
+    }
+    free(cf); free(lp);
+    return rc;
+}
+
+static void print_sector(const tqs_symmetry *G, const char *what) {
+    int p;
+    fprintf(stderr, "%s over %d of %d group elements (%s): chi_x %+g chi_y %+g flip %+g point", what, G->n, G->n_full,
+            G->N <= TQS_ED_MAX_SITES ? "sector of the exact ground state" : "sector estimated from samples", G->chi_x, G->chi_y, G->chi_flip);
+    for (p = 0; p < G->n_point && !G->translations_only; p++) fprintf(stderr, " %+g", G->chi_point[p]);
+    fprintf(stderr, "%s\n", G->translations_only ? " (translations only: the point group and flip are not summed)" : "");
+}
+
+/* Energy of psi_sym: exact enumeration over the whole basis, or sampling. */
 static int evaluate_symmetrized(tqs_vmc *v, tqs_hamiltonian *H, int n_samples, uint64_t seed, tqs_step_info *out, int quiet) {
     tqs_symmetry G;
     tqs_symmetric_amplitude sa;
@@ -145,28 +171,13 @@ static int evaluate_symmetrized(tqs_vmc *v, tqs_hamiltonian *H, int n_samples, u
     tqs_stats st;
     if ((rc = tqs_symmetry_init(&G, H->lat.Lx, H->lat.Ly, v->model->cfg.b)) != 0) return rc;
     per = (n_samples + chains - 1) / chains; M = per * chains;
-    if (N > TQS_ED_MAX_SITES && M < 4096) M = 4096, per = M / chains;
     cf = (int8_t *)malloc((size_t)M * N); lp = (tqs_complex *)malloc(sizeof(tqs_complex) * M);
     el = (tqs_complex *)malloc(sizeof(tqs_complex) * M); e = (double *)malloc(sizeof(double) * M);
     if (!cf || !lp || !el || !e) { fprintf(stderr, "ground_state: --symmetrize: out of memory for %d samples\n", M); rc = TQS_ENOMEM; goto done; }
     memset(&S, 0, sizeof S);
     if ((rc = tqs_sampler_init(&S, &H->lat, chains, seed + 1000)) != 0) goto done;
-    if (N <= TQS_ED_MAX_SITES) rc = tqs_symmetry_characters_ground_state(&G, H);
-    else {
-        /* 4096 samples of the plain model, two sweeps apart */
-        rc = tqs_sampler_run(&S, &v->amp, 4096 / chains, 2, 50, cf, lp);
-        if (!rc) rc = tqs_symmetry_characters_sampled(&G, &v->amp, cf, lp, 4096 / chains * chains, NULL, NULL);
-        per = (n_samples + chains - 1) / chains; M = per * chains;
-        tqs_sampler_invalidate(&S);
-    }
-    if (rc) goto done_sampler;
-    if (!quiet) {
-        int p;
-        fprintf(stderr, "symmetrising over %d of %d group elements (%s): chi_x %+g chi_y %+g flip %+g point", G.n, G.n_full,
-                N <= TQS_ED_MAX_SITES ? "sector of the exact ground state" : "sector estimated from samples", G.chi_x, G.chi_y, G.chi_flip);
-        for (p = 0; p < G.n_point; p++) fprintf(stderr, " %+g", G.chi_point[p]);
-        fprintf(stderr, "\n");
-    }
+    if ((rc = find_sector(&G, H, &v->amp, chains, seed)) != 0) goto done_sampler;
+    if (!quiet) print_sector(&G, "symmetrising");
     if ((rc = tqs_symmetric_amplitude_init(&sa, &amp, &G, &v->amp)) != 0) goto done_sampler;
     memset(out, 0, sizeof *out);
     if (v->opt.exact) {
@@ -238,6 +249,8 @@ static const char *usage =
     "  output    --log FILE.csv  --save MODEL  --checkpoint FILE  --checkpoint-every k (50)  --resume FILE\n"
     "            --eval-samples n (16384)  --print-every k  --json  --quiet\n"
     "  paper     --symmetrize (also evaluate psi_sym, projected on the ground state's sector)  --sym-samples n (1024)\n"
+    "            --sym-train full|translations (train psi_sym itself: the whole group, or the b*b translations\n"
+    "                             inside a patch; usually after a plain run: --init MODEL --sym-train full --steps K)\n"
     "            --attention-log k (input dependence of the attention every k steps, standard attention)\n"
     "            --plot FILE.svg (E/N per step with error band and exact line; with LOG.csv arguments:\n"
     "                             plot those logs only, for the lattice and J2 given, and exit)\n"
@@ -251,7 +264,8 @@ int main(int argc, char **argv) {
     tqs_vmc vmc;
     tqs_step_info info;
     const char *att = "factored", *solver = "auto", *log_path = NULL, *save = NULL, *init = NULL;
-    const char *ckpt = NULL, *resume = NULL, *plot = NULL;
+    const char *ckpt = NULL, *resume = NULL, *plot = NULL, *sym_train = NULL;
+    tqs_symmetry sym_group;
     const char **logs = (const char **)calloc((size_t)argc, sizeof(char *));
     double J1 = 1.0, J2 = 0.5, t_start, t_train = 0, exact = NAN;
     int i, seed = 1, threads = 0, exact_mode = 0, json = 0, quiet = 0, ckpt_every = 50, eval_samples = 16384;
@@ -298,7 +312,7 @@ int main(int argc, char **argv) {
             flags_bool(argv, i, "--json", &json) || flags_bool(argv, i, "--quiet", &quiet) ||
             flags_int(argc, argv, &i, "--seed", &seed, 0, 2147483647) ||
             flags_int(argc, argv, &i, "--threads", &threads, 1, 1024) ||
-            flags_bool(argv, i, "--symmetrize", &symmetrize) || flags_int(argc, argv, &i, "--sym-samples", &sym_samples, 16, 1 << 24) ||
+            flags_bool(argv, i, "--symmetrize", &symmetrize) || flags_str(argc, argv, &i, "--sym-train", &sym_train) || flags_int(argc, argv, &i, "--sym-samples", &sym_samples, 16, 1 << 24) ||
             flags_int(argc, argv, &i, "--attention-log", &att_every, 1, 100000000) ||
             flags_int(argc, argv, &i, "--max-rejected", &max_rejected, 1, 100000000) || flags_str(argc, argv, &i, "--plot", &plot)) continue;
         if (!strcmp(argv[i], "--help") || !strcmp(argv[i], "-h")) { fputs(usage, stdout); return 0; }
@@ -324,6 +338,9 @@ int main(int argc, char **argv) {
     if (n_logs && !plot) flags_die("unexpected argument '%s' (CSV logs are plotted with --plot FILE.svg)", logs[0]);
     if (att_every && cfg.attention != TQS_ATTN_STANDARD && !init)
         flags_die("--attention-log: needs --attention standard (factored attention does not depend on the input)");
+    if (sym_train && strcmp(sym_train, "full") && strcmp(sym_train, "translations"))
+        flags_die("--sym-train: must be full or translations (got '%s')", sym_train);
+    if (sym_train && symmetrize) flags_die("--symmetrize: the --sym-train run's energies are already those of psi_sym");
     if (symmetrize && !exact_mode && opt.n_chains > sym_samples) flags_die("--sym-samples: %d is fewer than --chains %d", sym_samples, opt.n_chains);
     if (opt.lr_final < 0) opt.lr_final = opt.lr;
     if (opt.diag_shift_final < 0) opt.diag_shift_final = opt.diag_shift;
@@ -367,6 +384,19 @@ int main(int argc, char **argv) {
     if (tqs_vmc_init(&vmc, &H, &model, &opt)) {
         fprintf(stderr, "ground_state: %s\n", tqs_last_error());
         return 2;
+    }
+    memset(&sym_group, 0, sizeof sym_group);
+    if (sym_train) {   /* the sector from the plain model (or exactly), then the run on psi_sym */
+        rc = !strcmp(sym_train, "full") ? tqs_symmetry_init(&sym_group, cfg.Lx, cfg.Ly, cfg.b)
+                                        : tqs_symmetry_init_translations(&sym_group, cfg.Lx, cfg.Ly, cfg.b);
+        if (!rc) rc = find_sector(&sym_group, &H, &vmc.amp, opt.n_chains, (uint64_t)seed);
+        tqs_vmc_free(&vmc);
+        opt.symmetry = &sym_group;
+        if (rc || tqs_vmc_init(&vmc, &H, &model, &opt)) {
+            fprintf(stderr, "ground_state: --sym-train: %s\n", tqs_last_error());
+            return 2;
+        }
+        if (!quiet) print_sector(&sym_group, "--sym-train: training psi_sym");
     }
     if (resume && tqs_vmc_load_checkpoint(&vmc, resume)) {
         fprintf(stderr, "ground_state: --resume: %s\n", tqs_last_error());
@@ -520,6 +550,7 @@ int main(int argc, char **argv) {
     if (att_every) tqs_vit_ws_free(&att_ws);
     free(dep); free(dep_buf); free(hist_x); free(hist_y); free(hist_e); free(logs);
     tqs_vmc_free(&vmc);
+    tqs_symmetry_free(&sym_group);
     tqs_vit_free(&model);
     tqs_hamiltonian_free(&H);
     return status;
