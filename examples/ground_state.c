@@ -243,6 +243,8 @@ static const char *usage =
     "            --attention factored|standard (factored)  --init MODEL (start from a model file)\n"
     "  sampling  --samples n (1024)  --chains n (16)  --sweeps n (1)  --thermalize n (20)\n"
     "            --exact (enumerate the Sz=0 basis instead, N <= 24)\n"
+    "  time      --time-limit MINUTES (the number of steps, and so the schedules, from the measured time\n"
+    "                             per step, so that the run and its evaluation end within MINUTES)\n"
     "  SR        --steps n (500)  --lr x (0.03)  --lr-final x (= lr)  --diag-shift x (0.01)  --diag-shift-final x (= shift)\n"
     "            --solver auto|parameter|sample|cg (auto)  --max-distance x (0: off; cap on lr*sqrt(d^T S d))\n"
     "            --momentum x (0: off; SPRING, the solve pulled towards x times the last update)\n"
@@ -267,7 +269,7 @@ int main(int argc, char **argv) {
     const char *ckpt = NULL, *resume = NULL, *plot = NULL, *sym_train = NULL;
     tqs_symmetry sym_group;
     const char **logs = (const char **)calloc((size_t)argc, sizeof(char *));
-    double J1 = 1.0, J2 = 0.5, t_start, t_train = 0, exact = NAN;
+    double J1 = 1.0, J2 = 0.5, t_start, t_train = 0, exact = NAN, time_limit = 0, t_begin = now();
     int i, seed = 1, threads = 0, exact_mode = 0, json = 0, quiet = 0, ckpt_every = 50, eval_samples = 16384;
     int print_every = 0, rc, status = 0, N, max_rejected = 5, rejected_run = 0, symmetrize = 0, sym_samples = 1024, att_every = 0, n_logs = 0;
     int given_b = 0, given_d = 0, given_h = 0, given_layers = 0, given_ff = 0, given_att = 0;   /* for --init */
@@ -303,7 +305,8 @@ int main(int argc, char **argv) {
             flags_real(argc, argv, &i, "--diag-shift-final", &opt.diag_shift_final, 1e-14, 1e6) ||
             flags_str(argc, argv, &i, "--solver", &solver) ||
             flags_real(argc, argv, &i, "--max-distance", &opt.max_distance, 0, 1e6) ||
-            flags_real(argc, argv, &i, "--momentum", &opt.momentum, 0, 0.999) || flags_str(argc, argv, &i, "--log", &log_path) ||
+            flags_real(argc, argv, &i, "--momentum", &opt.momentum, 0, 0.999) ||
+            flags_real(argc, argv, &i, "--time-limit", &time_limit, 0.01, 1e6) || flags_str(argc, argv, &i, "--log", &log_path) ||
             flags_str(argc, argv, &i, "--save", &save) || flags_str(argc, argv, &i, "--checkpoint", &ckpt) ||
             flags_int(argc, argv, &i, "--checkpoint-every", &ckpt_every, 1, 100000000) ||
             flags_str(argc, argv, &i, "--resume", &resume) ||
@@ -340,6 +343,7 @@ int main(int argc, char **argv) {
         flags_die("--attention-log: needs --attention standard (factored attention does not depend on the input)");
     if (sym_train && strcmp(sym_train, "full") && strcmp(sym_train, "translations"))
         flags_die("--sym-train: must be full or translations (got '%s')", sym_train);
+    if (time_limit > 0 && resume) flags_die("--time-limit: a resumed run keeps the --steps of the run it continues");
     if (sym_train && symmetrize) flags_die("--symmetrize: the --sym-train run's energies are already those of psi_sym");
     if (symmetrize && !exact_mode && opt.n_chains > sym_samples) flags_die("--sym-samples: %d is fewer than --chains %d", sym_samples, opt.n_chains);
     if (opt.lr_final < 0) opt.lr_final = opt.lr;
@@ -397,6 +401,34 @@ int main(int argc, char **argv) {
             return 2;
         }
         if (!quiet) print_sector(&sym_group, "--sym-train: training psi_sym");
+    }
+    if (time_limit > 0) {   /* three steps timed on a copy of the parameters, then the run sized */
+        size_t np = model.n_params;
+        double *keep = (double *)malloc(sizeof(double) * np), t_step = 0, t_eval, left;
+        tqs_vmc_options cal = opt;
+        tqs_step_info ci;
+        int k, steps;
+        if (!keep) { fprintf(stderr, "ground_state: --time-limit: out of memory\n"); return 1; }
+        memcpy(keep, model.params, sizeof(double) * np);
+        tqs_vmc_free(&vmc);
+        cal.n_steps = 3;
+        if (tqs_vmc_init(&vmc, &H, &model, &cal)) { fprintf(stderr, "ground_state: %s\n", tqs_last_error()); return 2; }
+        for (k = 0; k < 3; k++) {   /* the first includes thermalisation: the last two are timed */
+            double t0 = now();
+            if (tqs_vmc_step(&vmc, &ci)) { fprintf(stderr, "ground_state: --time-limit: %s\n", tqs_last_error()); return 1; }
+            if (k) t_step += 0.5 * (now() - t0);
+        }
+        /* the final evaluation: eval_samples fresh samples and their local energies */
+        t_eval = exact_mode ? t_step : (ci.seconds[0] + ci.seconds[1]) * (double)eval_samples / vmc.M;
+        tqs_vmc_free(&vmc);
+        memcpy(model.params, keep, sizeof(double) * np);
+        free(keep);
+        left = 60.0 * time_limit - (now() - t_begin) - t_eval - 0.02 * 60.0 * time_limit;   /* 2% for what varies */
+        steps = left > t_step ? (int)(left / t_step) : 1;
+        opt.n_steps = steps;
+        if (tqs_vmc_init(&vmc, &H, &model, &opt)) { fprintf(stderr, "ground_state: %s\n", tqs_last_error()); return 2; }
+        if (!quiet)
+            fprintf(stderr, "--time-limit %g min: %.3f s per step, %.1f s for the evaluation: %d steps\n", time_limit, t_step, t_eval, steps);
     }
     if (resume && tqs_vmc_load_checkpoint(&vmc, resume)) {
         fprintf(stderr, "ground_state: --resume: %s\n", tqs_last_error());

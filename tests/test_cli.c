@@ -95,6 +95,10 @@ static void test_flags(void) {
     GS("--init " D "/no_such.tqs", "--init");
     GS("--L 32 --d 64 --samples 100000 --chains 64", "GB");   /* more memory than the machine has */
     GS("extra_argument", "extra_argument");
+    GS("--momentum 1", "--momentum");                  /* SPRING needs mu < 1 */
+    GS("--sym-train rotations", "--sym-train");
+    GS("--sym-train full --symmetrize", "--symmetrize");
+    GS("--time-limit 1 --resume " D "/no_such.ckpt", "--time-limit");
     refused_plain("./examples/ground_state --steps 1 --lr", "--lr needs a value", 2);   /* missing value (last flag) */
     refused_plain("./examples/model init --d 8", "-o", 2);
     refused_plain("./examples/model init -o " D "/m.tqs --d 8 --heads 3", "--heads", 2);
@@ -284,6 +288,24 @@ static void test_outputs(void) {
 }
 
 /* tqs_vmc_step past opt.n_steps is refused (its schedules have ended). */
+/* --time-limit sizes the run from the measured time per step: it prints
+ * how many steps it chose and then does exactly that many (the JSON line
+ * reports them); a budget far below one step still makes one. */
+static void test_time_limit(void) {
+    char *out, *err, *p;
+    int steps = -1, chosen = -2;
+    CHECK_EQ(run("./examples/ground_state --d 8 --heads 2 --layers 1 --samples 64 --chains 8 --eval-samples 64 "
+                 "--time-limit 0.02 --json --print-every 1000"), 0);
+    out = slurp(D "/out.txt", NULL); err = slurp(D "/err.txt", NULL);
+    CHECK(out && err);
+    if (out && (p = strstr(out, "\"steps\":"))) steps = atoi(p + 8);
+    if (err && (p = strstr(err, "s for the evaluation: "))) chosen = atoi(p + 22);
+    printf("  --time-limit 0.02 (1.2 s): %d steps chosen, %d done\n", chosen, steps);
+    CHECK(steps >= 1);
+    CHECK_EQ(steps, chosen);
+    free(out); free(err);
+}
+
 static void test_step_limit(void) {
     tqs_vit m;
     tqs_vit_config c;
@@ -314,6 +336,7 @@ int main(void) {
     test_determinism();
     test_outputs();
     test_step_limit();
+    test_time_limit();
     test_faults();
     return test_summary();
 }
