@@ -2,6 +2,7 @@
  * reference, short optimisations, checkpoint/resume. */
 #define TQS_IMPLEMENTATION
 #include "../tqs.h"
+#define TEST_DENSE_SOLVE
 #include "test.h"
 #include <stdlib.h>
 
@@ -14,26 +15,6 @@ static double *random_matrix(long r, long c, uint64_t seed) {
     return m;
 }
 
-/* Gaussian elimination with partial pivoting: the test's own dense solver. */
-static void dense_solve(double *A, double *b, int n) {
-    int i, j, k;
-    for (k = 0; k < n; k++) {
-        int p = k;
-        for (i = k + 1; i < n; i++) if (fabs(A[i * n + k]) > fabs(A[p * n + k])) p = i;
-        for (j = 0; j < n; j++) { double t = A[k * n + j]; A[k * n + j] = A[p * n + j]; A[p * n + j] = t; }
-        { double t = b[k]; b[k] = b[p]; b[p] = t; }
-        for (i = k + 1; i < n; i++) {
-            double f = A[i * n + k] / A[k * n + k];
-            for (j = k; j < n; j++) A[i * n + j] -= f * A[k * n + j];
-            b[i] -= f * b[k];
-        }
-    }
-    for (i = n - 1; i >= 0; i--) {
-        double s = b[i];
-        for (j = i + 1; j < n; j++) s -= A[i * n + j] * b[j];
-        b[i] = s / A[i * n + i];
-    }
-}
 
 static void test_gram(long R, long P) {
     double *X = random_matrix(R, P, (uint64_t)(R * 1000 + P)), *C1 = (double *)malloc(8 * P * P), *C2 = (double *)malloc(8 * R * R);
@@ -91,20 +72,29 @@ static void test_cholesky(long n) {
     free(X); free(A); free(L); free(b); free(x);
 }
 
+/* The dense normal equations of SR: S = X^T X + shift (P x P) and
+ * rhs = X^T f + shift p (p may be NULL). */
+static void dense_normal_equations(double *S, double *rhs, const double *X, const double *f, const double *p,
+                                   double shift, long R, long P) {
+    long i, j, k;
+    for (i = 0; i < P; i++) {
+        for (j = 0; j < P; j++) { S[i * P + j] = 0; for (k = 0; k < R; k++) S[i * P + j] += X[k * P + i] * X[k * P + j]; }
+        S[i * P + i] += shift;
+        rhs[i] = p ? shift * p[i] : 0.0;
+        for (k = 0; k < R; k++) rhs[i] += X[k * P + i] * f[k];
+    }
+}
+
 /* The three solvers and a dense reference agree. */
 static void test_solvers(long R, long P) {
     double *X = random_matrix(R, P, 11), *f = random_matrix(R, 1, 12), *S = (double *)calloc(P * P, 8), *ref = (double *)calloc(P, 8);
     double *d1 = (double *)malloc(8 * P), *d2 = (double *)malloc(8 * P), *d3 = (double *)malloc(8 * P);
     double shift = 0.1, e12 = 0, e13 = 0, e1r = 0, nr = 0;
-    long i, j, k;
+    long i;
     tqs_sr_options o;
     tqs_sr_ws ws;
     tqs_sr_info info;
-    for (i = 0; i < P; i++) {
-        for (j = 0; j < P; j++) for (k = 0; k < R; k++) S[i * P + j] += X[k * P + i] * X[k * P + j];
-        S[i * P + i] += shift;
-        for (k = 0; k < R; k++) ref[i] += X[k * P + i] * f[k];
-    }
+    dense_normal_equations(S, ref, X, f, NULL, shift, R, P);
     dense_solve(S, ref, (int)P);
     memset(&o, 0, sizeof o);
     o.solver = TQS_SOLVER_PARAMETER; tqs_sr_ws_init(&ws, R, P, &o); CHECK_EQ(tqs_sr_solve(d1, X, f, shift, &o, &ws, &info), 0); tqs_sr_ws_free(&ws);
@@ -336,16 +326,11 @@ static void test_solvers_prior(long R, long P) {
     double *S = (double *)calloc(P * P, 8), *ref = (double *)calloc(P, 8), *d = (double *)malloc(8 * P), *fp = (double *)calloc(R, 8);
     double shift = 0.05, nr = 0;
     int solver;
-    long i, j, k;
+    long i, k;
     tqs_sr_options o;
     tqs_sr_ws ws;
     tqs_sr_info info;
-    for (i = 0; i < P; i++) {
-        for (j = 0; j < P; j++) for (k = 0; k < R; k++) S[i * P + j] += X[k * P + i] * X[k * P + j];
-        S[i * P + i] += shift;
-        for (k = 0; k < R; k++) ref[i] += X[k * P + i] * f[k];
-        ref[i] += shift * p[i];
-    }
+    dense_normal_equations(S, ref, X, f, p, shift, R, P);
     dense_solve(S, ref, (int)P);
     for (i = 0; i < P; i++) nr = fmax(nr, fabs(ref[i]));
     for (k = 0; k < R; k++) for (i = 0; i < P; i++) fp[k] += X[k * P + i] * p[i];

@@ -2,6 +2,7 @@
  * attention statistics and the SVG writer. */
 #define TQS_IMPLEMENTATION
 #include "../tqs.h"
+#define TEST_DENSE_SOLVE
 #include "test.h"
 #include <stdlib.h>
 
@@ -266,26 +267,6 @@ static void test_svg(void) {
     CHECK_EQ(tqs_svg_line_plot("build/no_such_dir/x.svg", s, 1, &o), TQS_EIO);
 }
 
-/* Gaussian elimination with partial pivoting (the dense reference solve). */
-static void dense_solve(double *A, double *b, int n) {
-    int i, j, k;
-    for (k = 0; k < n; k++) {
-        int p = k;
-        for (i = k + 1; i < n; i++) if (fabs(A[i * n + k]) > fabs(A[p * n + k])) p = i;
-        for (j = 0; j < n; j++) { double t = A[k * n + j]; A[k * n + j] = A[p * n + j]; A[p * n + j] = t; }
-        { double t = b[k]; b[k] = b[p]; b[p] = t; }
-        for (i = k + 1; i < n; i++) {
-            double f = A[i * n + k] / A[k * n + k];
-            for (j = k; j < n; j++) A[i * n + j] -= f * A[k * n + j];
-            b[i] -= f * b[k];
-        }
-    }
-    for (i = n - 1; i >= 0; i--) {
-        double s = b[i];
-        for (j = i + 1; j < n; j++) s -= A[i * n + j] * b[j];
-        b[i] = s / A[i * n + i];
-    }
-}
 
 /* The model and group of the symmetric-training tests: 4x4, b = 2, J2 = 0.5,
  * characters of the exact ground state; the full group (64 elements) or
