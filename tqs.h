@@ -2992,6 +2992,7 @@ TQSDEF int tqs_vmc_init(tqs_vmc *v, const tqs_hamiltonian *H, tqs_vit *model, co
         else if (o.sr.solver == TQS_SOLVER_PARAMETER) mat = 8.0 * P * P;
         else if (o.sr.solver == TQS_SOLVER_SAMPLE) mat = 8.0 * v->R * v->R;
         act = 8.0 * (tqs__vit_ws_doubles(model, fwd_batch) + tqs__vit_ws_doubles(model, o.jac_batch));
+        if (o.symmetry) act += 16.0 * o.jac_batch * (double)P;   /* the rows of the g s */
         total = jac + 2 * mat + act;   /* the matrix and its packing/factor copy */
         limit = o.memory_limit > 0 ? o.memory_limit : 32e9;
         if (total > limit) {
