@@ -440,6 +440,7 @@ TQSDEF int tqs_sr_apply(double *y, const double *X, const double *v, double shif
 /* ===================================================================== */
 /* The optimisation driver                                               */
 /* ===================================================================== */
+enum { TQS_SCHEDULE_EXP = 0, TQS_SCHEDULE_COSINE = 1 };
 typedef struct tqs_vmc_options {  /* zero means default */
     int n_samples;                /* per step, default 1024 (rounded up to a multiple of n_chains) */
     int n_chains;                 /* default 16 */
@@ -447,8 +448,11 @@ typedef struct tqs_vmc_options {  /* zero means default */
     int thermalize;               /* sweeps before the first step's samples, default 20 */
     int exact;                    /* exact enumeration instead of sampling (N <= 24) */
     int n_steps;                  /* steps of the run (the schedules' length; tqs_vmc_step refuses more), default 100 */
-    double lr, lr_final;          /* learning rate, exponential schedule; default 0.01, final = initial */
+    double lr, lr_final;          /* learning rate from lr to lr_final (schedule); default 0.01, final = initial */
     double diag_shift, diag_shift_final; /* default 1e-3, final = initial */
+    int schedule;                 /* TQS_SCHEDULE_EXP (default): a (b/a)^x, or TQS_SCHEDULE_COSINE:
+                                     b + (a - b)(1 + cos(pi x))/2, x = step/(n_steps - 1), both quantities */
+    int warmup;                   /* steps over which lr rises linearly to lr before its schedule; default 0 */
     tqs_sr_options sr;
     uint64_t seed;
     int jac_batch;                /* configurations per Jacobian call; 0: from the model's size (32 and up) */
@@ -2957,6 +2961,8 @@ TQSDEF int tqs_vmc_init(tqs_vmc *v, const tqs_hamiltonian *H, tqs_vit *model, co
         return tqs__fail(TQS_EINVAL, "vmc: the model is for %dx%d, the Hamiltonian for %dx%d",
                          model->cfg.Lx, model->cfg.Ly, H->lat.Lx, H->lat.Ly);
     if (!(o.momentum >= 0 && o.momentum < 1)) return tqs__fail(TQS_EINVAL, "vmc: momentum %g outside [0, 1)", o.momentum);
+    if (o.schedule != TQS_SCHEDULE_EXP && o.schedule != TQS_SCHEDULE_COSINE) return tqs__fail(TQS_EINVAL, "vmc: unknown schedule %d", o.schedule);
+    if (o.warmup < 0 || o.warmup >= o.n_steps) return tqs__fail(TQS_EINVAL, "vmc: warm-up of %d steps in a run of %d", o.warmup, o.n_steps);
     if (!o.exact && o.n_chains > o.n_samples)
         return tqs__fail(TQS_EINVAL, "vmc: more chains (%d) than samples (%d)", o.n_chains, o.n_samples);
     if (o.exact && N > TQS_ED_MAX_SITES)
@@ -3047,10 +3053,19 @@ TQSDEF void tqs_vmc_free(tqs_vmc *v) {
 }
 
 /* Exponential interpolation from a to b over the run: a (b/a)^(t/(T-1)). */
-static double tqs__schedule(double a, double b, long t, int T) {
+/* From a at step 0 to b at step T - 1: exponential (a (b/a)^x) or cosine
+ * (b + (a - b)(1 + cos(pi x))/2), x = t/(T - 1). */
+static double tqs__schedule(double a, double b, long t, int T, int kind) {
     double x = T > 1 ? (double)t / (double)(T - 1) : 1.0;
     if (x > 1) x = 1;
+    if (kind == TQS_SCHEDULE_COSINE) return b + (a - b) * 0.5 * (1.0 + cos(3.14159265358979323846 * x));
     return a * pow(b / a, x);
+}
+/* The learning rate of step t: a linear warm-up to lr over opt.warmup steps,
+ * then the schedule over the remaining steps. */
+static double tqs__lr_at(const tqs_vmc_options *o, long t) {
+    if (t < o->warmup) return o->lr * (double)(t + 1) / (double)(o->warmup + 1);
+    return tqs__schedule(o->lr, o->lr_final, t - o->warmup, o->n_steps - o->warmup, o->schedule);
 }
 
 /* Samples (or enumerates) and computes local energies and statistics. */
@@ -3140,8 +3155,8 @@ TQSDEF int tqs_vmc_step(tqs_vmc *v, tqs_step_info *info) {
     P = (long)v->model->n_params; N = v->H->lat.N;
     if ((rc = tqs__vmc_measure(v, info, &cfgs, &lp, &el)) != 0) return rc;
     info->step = v->step;
-    info->lr = tqs__schedule(v->opt.lr, v->opt.lr_final, v->step, v->opt.n_steps);
-    info->diag_shift = tqs__schedule(v->opt.diag_shift, v->opt.diag_shift_final, v->step, v->opt.n_steps);
+    info->lr = tqs__lr_at(&v->opt, v->step);
+    info->diag_shift = tqs__schedule(v->opt.diag_shift, v->opt.diag_shift_final, v->step, v->opt.n_steps, v->opt.schedule);
     if (!isfinite(info->energy)) { /* nothing to learn from: keep the parameters */
         info->rejected = 1; v->step++;
         tqs_sampler_invalidate(&v->sampler);

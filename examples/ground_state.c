@@ -248,6 +248,7 @@ static const char *usage =
     "  SR        --steps n (500)  --lr x (0.03)  --lr-final x (= lr)  --diag-shift x (0.01)  --diag-shift-final x (= shift)\n"
     "            --solver auto|parameter|sample|cg (auto)  --max-distance x (0: off; cap on lr*sqrt(d^T S d))\n"
     "            --momentum x (0: off; SPRING, the solve pulled towards x times the last update)\n"
+    "            --schedule exp|cosine (exp: of lr and shift, to their final values)  --warmup n (0: steps of linear lr warm-up)\n"
     "  output    --log FILE.csv  --save MODEL  --checkpoint FILE  --checkpoint-every k (50)  --resume FILE\n"
     "            --eval-samples n (16384)  --print-every k  --json  --quiet\n"
     "  paper     --symmetrize (also evaluate psi_sym, projected on the ground state's sector)  --sym-samples n (1024)\n"
@@ -266,7 +267,7 @@ int main(int argc, char **argv) {
     tqs_vmc vmc;
     tqs_step_info info;
     const char *att = "factored", *solver = "auto", *log_path = NULL, *save = NULL, *init = NULL;
-    const char *ckpt = NULL, *resume = NULL, *plot = NULL, *sym_train = NULL;
+    const char *ckpt = NULL, *resume = NULL, *plot = NULL, *sym_train = NULL, *schedule = "exp";
     tqs_symmetry sym_group;
     const char **logs = (const char **)calloc((size_t)argc, sizeof(char *));
     double J1 = 1.0, J2 = 0.5, t_start, t_train = 0, exact = NAN, time_limit = 0, t_begin = now();
@@ -306,7 +307,8 @@ int main(int argc, char **argv) {
             flags_str(argc, argv, &i, "--solver", &solver) ||
             flags_real(argc, argv, &i, "--max-distance", &opt.max_distance, 0, 1e6) ||
             flags_real(argc, argv, &i, "--momentum", &opt.momentum, 0, 0.999) ||
-            flags_real(argc, argv, &i, "--time-limit", &time_limit, 0.01, 1e6) || flags_str(argc, argv, &i, "--log", &log_path) ||
+            flags_real(argc, argv, &i, "--time-limit", &time_limit, 0.01, 1e6) ||
+            flags_str(argc, argv, &i, "--schedule", &schedule) || flags_int(argc, argv, &i, "--warmup", &opt.warmup, 0, 100000000) || flags_str(argc, argv, &i, "--log", &log_path) ||
             flags_str(argc, argv, &i, "--save", &save) || flags_str(argc, argv, &i, "--checkpoint", &ckpt) ||
             flags_int(argc, argv, &i, "--checkpoint-every", &ckpt_every, 1, 100000000) ||
             flags_str(argc, argv, &i, "--resume", &resume) ||
@@ -343,6 +345,10 @@ int main(int argc, char **argv) {
         flags_die("--attention-log: needs --attention standard (factored attention does not depend on the input)");
     if (sym_train && strcmp(sym_train, "full") && strcmp(sym_train, "translations"))
         flags_die("--sym-train: must be full or translations (got '%s')", sym_train);
+    if (!strcmp(schedule, "exp")) opt.schedule = TQS_SCHEDULE_EXP;
+    else if (!strcmp(schedule, "cosine")) opt.schedule = TQS_SCHEDULE_COSINE;
+    else flags_die("--schedule: must be exp or cosine (got '%s')", schedule);
+    if (opt.warmup > 0 && opt.warmup >= opt.n_steps && time_limit <= 0) flags_die("--warmup: %d steps in a run of --steps %d", opt.warmup, opt.n_steps);
     if (time_limit > 0 && resume) flags_die("--time-limit: a resumed run keeps the --steps of the run it continues");
     if (sym_train && symmetrize) flags_die("--symmetrize: the --sym-train run's energies are already those of psi_sym");
     if (symmetrize && !exact_mode && opt.n_chains > sym_samples) flags_die("--sym-samples: %d is fewer than --chains %d", sym_samples, opt.n_chains);
@@ -411,7 +417,7 @@ int main(int argc, char **argv) {
         if (!keep) { fprintf(stderr, "ground_state: --time-limit: out of memory\n"); return 1; }
         memcpy(keep, model.params, sizeof(double) * np);
         tqs_vmc_free(&vmc);
-        cal.n_steps = 3;
+        cal.n_steps = 3; cal.warmup = 0;
         if (tqs_vmc_init(&vmc, &H, &model, &cal)) { fprintf(stderr, "ground_state: %s\n", tqs_last_error()); return 2; }
         for (k = 0; k < 3; k++) {   /* the first includes thermalisation: the last two are timed */
             double t0 = now();

@@ -397,6 +397,47 @@ static void test_momentum_step(void) {
     tqs_vmc_free(&v1); tqs_vmc_free(&v2); tqs_vit_free(&m1); tqs_vit_free(&m2); tqs_hamiltonian_free(&H);
 }
 
+#define PI_ 3.14159265358979323846
+/* The learning-rate and shift schedules as info reports them: a linear
+ * warm-up to lr, then cosine from lr to lr_final (and the shift from its
+ * start to its end) over the remaining steps; exponential by default. */
+static void test_schedules(void) {
+    tqs_hamiltonian H;
+    tqs_vit m;
+    tqs_vit_config c = tiny_cfg();
+    tqs_vmc v;
+    tqs_vmc_options o;
+    tqs_step_info info;
+    int t, kind;
+    tqs_hamiltonian_init(&H, 4, 4, 1.0, 0.5);
+    tqs_vit_init(&m, &c, 2);
+    for (kind = 0; kind < 2; kind++) {
+        memset(&o, 0, sizeof o);
+        o.n_samples = 16; o.n_chains = 8; o.n_steps = 7; o.warmup = kind ? 2 : 0;
+        o.lr = 0.1; o.lr_final = 0.01; o.diag_shift = 1e-2; o.diag_shift_final = 1e-4;
+        o.schedule = kind ? TQS_SCHEDULE_COSINE : TQS_SCHEDULE_EXP;
+        CHECK_EQ(tqs_vmc_init(&v, &H, &m, &o), 0);
+        for (t = 0; t < 7; t++) {
+            double x, lr, shift;
+            CHECK_EQ(tqs_vmc_step(&v, &info), 0);
+            if (kind) {   /* warm-up 0.1/3, 0.2/3, then x = (t - 2)/4 */
+                x = (t - 2) / 4.0;
+                lr = t < 2 ? 0.1 * (t + 1) / 3.0 : 0.01 + 0.09 * 0.5 * (1 + cos(PI_ * x));
+                shift = 1e-4 + (1e-2 - 1e-4) * 0.5 * (1 + cos(PI_ * t / 6.0));
+            } else {
+                lr = 0.1 * pow(0.1, t / 6.0);
+                shift = 1e-2 * pow(1e-2, t / 6.0);
+            }
+            CHECK_NEAR(info.lr, lr, 1e-15);        /* formulas in doubles: a few ulp */
+            CHECK_NEAR(info.diag_shift, shift, 1e-16);
+        }
+        tqs_vmc_free(&v);
+    }
+    o.warmup = 7;   /* a warm-up as long as the run is refused */
+    CHECK_EQ(tqs_vmc_init(&v, &H, &m, &o), TQS_EINVAL);
+    tqs_vit_free(&m); tqs_hamiltonian_free(&H);
+}
+
 int main(void) {
     test_gram(37, 53);
     test_gram(300, 70);
@@ -407,6 +448,7 @@ int main(void) {
     test_solvers_prior(40, 100);
     test_solvers_prior(120, 30);
     test_momentum_step();
+    test_schedules();
     test_exact_step();
     test_short_runs();
     test_checkpoint_resume();
