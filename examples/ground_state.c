@@ -239,15 +239,15 @@ static int save_or_rescue(int (*write)(const void *, const char *), const void *
 static const char *usage =
     "usage: ground_state [flags]\n"
     "  lattice   --L n | --Lx n --Ly n (4)   --J1 x (1)   --J2 x (0.5)\n"
-    "  model     --patch b (2)  --d n (8)  --heads n (1)  --layers n (2)  --ff n (4)\n"
+    "  model     --patch b (2)  --d n (16)  --heads n (2)  --layers n (2)  --ff n (2)\n"
     "            --attention factored|standard (factored)  --init MODEL (start from a model file)\n"
-    "  sampling  --samples n (1024)  --chains n (16)  --sweeps n (1)  --thermalize n (20)\n"
+    "  sampling  --samples n (1024)  --chains n (samples, at most 1024)  --sweeps n (1)  --thermalize n (20)\n"
     "            --exact (enumerate the Sz=0 basis instead, N <= 24)\n"
     "  time      --time-limit MINUTES (the number of steps, and so the schedules, from the measured time\n"
     "                             per step, so that the run and its evaluation end within MINUTES)\n"
-    "  SR        --steps n (500)  --lr x (0.03)  --lr-final x (= lr)  --diag-shift x (0.01)  --diag-shift-final x (= shift)\n"
-    "            --solver auto|parameter|sample|cg (auto)  --max-distance x (0: off; cap on lr*sqrt(d^T S d))\n"
-    "            --momentum x (0: off; SPRING, the solve pulled towards x times the last update)\n"
+    "  SR        --steps n (500)  --lr x (0.05)  --lr-final x (lr/10)  --diag-shift x (0.001)  --diag-shift-final x (= shift)\n"
+    "            --solver auto|parameter|sample|cg (auto)  --max-distance x (0.05; 0: off; cap on lr*sqrt(d^T S d))\n"
+    "            --momentum x (0.9; 0: off; SPRING, the solve pulled towards x times the last update)\n"
     "            --schedule exp|cosine (exp: of lr and shift, to their final values)  --warmup n (0: steps of linear lr warm-up)\n"
     "  output    --log FILE.csv  --save MODEL  --checkpoint FILE  --checkpoint-every k (50)  --resume FILE\n"
     "            --eval-samples n (16384)  --print-every k  --json  --quiet\n"
@@ -284,9 +284,11 @@ int main(int argc, char **argv) {
 
     flags_prog = "ground_state";
     memset(&cfg, 0, sizeof cfg); memset(&opt, 0, sizeof opt);
-    cfg.Lx = cfg.Ly = 4; cfg.b = 2; cfg.d = 8; cfg.h = 1; cfg.n_layers = 2; cfg.ff = 4;
-    opt.n_samples = 1024; opt.n_chains = 16; opt.sweeps = 1; opt.thermalize = 20; opt.n_steps = 500;
-    opt.lr = 0.03; opt.lr_final = -1; opt.diag_shift = 0.01; opt.diag_shift_final = -1;
+    /* the defaults: the study in README ("Training: what limits sampled SR") */
+    cfg.Lx = cfg.Ly = 4; cfg.b = 2; cfg.d = 16; cfg.h = 2; cfg.n_layers = 2; cfg.ff = 2;
+    opt.n_samples = 1024; opt.n_chains = -1;   /* (one sample per chain, up to 1024 chains) */ opt.sweeps = 1; opt.thermalize = 20; opt.n_steps = 500;
+    opt.lr = 0.05; opt.lr_final = -1; opt.diag_shift = 1e-3; opt.diag_shift_final = -1;
+    opt.max_distance = 0.05; opt.momentum = 0.9;
     for (i = 1; i < argc; i++) {
         given_b |= !strcmp(argv[i], "--patch"); given_d |= !strcmp(argv[i], "--d"); given_h |= !strcmp(argv[i], "--heads");
         given_layers |= !strcmp(argv[i], "--layers"); given_ff |= !strcmp(argv[i], "--ff"); given_att |= !strcmp(argv[i], "--attention");
@@ -338,6 +340,7 @@ int main(int argc, char **argv) {
     if (cfg.d % cfg.h) flags_die("--heads: %d must divide --d %d", cfg.h, cfg.d);
     N = cfg.Lx * cfg.Ly;
     if (exact_mode && N > TQS_ED_MAX_SITES) flags_die("--exact: needs N <= %d sites (got %dx%d)", TQS_ED_MAX_SITES, cfg.Lx, cfg.Ly);
+    if (opt.n_chains < 0) opt.n_chains = opt.n_samples < 1024 ? opt.n_samples : 1024;
     if (!exact_mode && opt.n_chains > opt.n_samples) flags_die("--chains: %d chains for %d samples; need chains <= samples", opt.n_chains, opt.n_samples);
     if (!exact_mode && opt.n_chains > eval_samples) flags_die("--eval-samples: %d is fewer than --chains %d", eval_samples, opt.n_chains);
     if (n_logs && !plot) flags_die("unexpected argument '%s' (CSV logs are plotted with --plot FILE.svg)", logs[0]);
@@ -352,7 +355,7 @@ int main(int argc, char **argv) {
     if (time_limit > 0 && resume) flags_die("--time-limit: a resumed run keeps the --steps of the run it continues");
     if (sym_train && symmetrize) flags_die("--symmetrize: the --sym-train run's energies are already those of psi_sym");
     if (symmetrize && !exact_mode && opt.n_chains > sym_samples) flags_die("--sym-samples: %d is fewer than --chains %d", sym_samples, opt.n_chains);
-    if (opt.lr_final < 0) opt.lr_final = opt.lr;
+    if (opt.lr_final < 0) opt.lr_final = 0.1 * opt.lr;
     if (opt.diag_shift_final < 0) opt.diag_shift_final = opt.diag_shift;
     opt.exact = exact_mode; opt.seed = (uint64_t)seed;
     opt.memory_limit = 0.8 * flags_physical_memory();   /* tqs_vmc_init refuses plans above it */

@@ -12,7 +12,8 @@ cd "$(dirname "$0")/.."
 OUT=examples/results
 mkdir -p "$OUT"
 MODEL="--d 16 --heads 2 --layers 2 --ff 2"
-TRAIN="--samples 512 --chains 16 --lr 0.05 --diag-shift 0.05 --diag-shift-final 0.01 --seed 1"
+# (the optimiser of the committed results: plain SR, exponential shift decay, constant lr)
+TRAIN="--samples 512 --chains 16 --lr 0.05 --lr-final 0.05 --diag-shift 0.05 --diag-shift-final 0.01 --momentum 0 --max-distance 0 --seed 1"
 EVAL="--eval-samples 8192 --symmetrize --sym-samples 1024"
 STEPS=${STEPS:-400}
 

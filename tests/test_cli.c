@@ -146,7 +146,7 @@ static int same_logs(const char *a, const char *b) {
 }
 
 static void test_determinism(void) {
-    const char *base = "./examples/ground_state --quiet --d 8 --heads 2 --samples 128 --chains 8 --lr 0.05 --diag-shift 0.05 "
+    const char *base = "./examples/ground_state --quiet --d 8 --heads 2 --samples 128 --chains 8 --lr 0.05 --lr-final 0.05 --diag-shift 0.05 "
                        "--eval-samples 64 --seed 9";
     char cmd[1024];
     snprintf(cmd, sizeof cmd, "%s --steps 6 --threads 1 --log " D "/t1.csv", base);
