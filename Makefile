@@ -72,7 +72,7 @@ test: $(EXAMPLES) $(TEST_BINS) bench/bench
 # then psi_sym trained over the translations the patches break; about 3 minutes.
 run: examples/ground_state
 	@mkdir -p build
-	./examples/ground_state --samples 512 --time-limit 1.8 --save build/run.tqs --print-every 50
+	./examples/ground_state --samples 512 --time-limit 1.6 --save build/run.tqs --print-every 50
 	./examples/ground_state --init build/run.tqs --sym-train translations --samples 512 --time-limit 1.25 \
 	  --lr 0.01 --lr-final 0.002 --eval-samples 4096 --print-every 10
 
