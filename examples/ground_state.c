@@ -286,7 +286,8 @@ int main(int argc, char **argv) {
     memset(&cfg, 0, sizeof cfg); memset(&opt, 0, sizeof opt);
     /* the defaults: the study in README ("Training: what limits sampled SR") */
     cfg.Lx = cfg.Ly = 4; cfg.b = 2; cfg.d = 16; cfg.h = 2; cfg.n_layers = 2; cfg.ff = 2;
-    opt.n_samples = 1024; opt.n_chains = -1;   /* (one sample per chain, up to 1024 chains) */ opt.sweeps = 1; opt.thermalize = 20; opt.n_steps = 500;
+    opt.n_samples = 1024; opt.n_chains = -1;   /* -1: one sample per chain, up to 1024 chains */
+    opt.sweeps = 1; opt.thermalize = 20; opt.n_steps = 500;
     opt.lr = 0.05; opt.lr_final = -1; opt.diag_shift = 1e-3; opt.diag_shift_final = -1;
     opt.max_distance = 0.05; opt.momentum = 0.9;
     for (i = 1; i < argc; i++) {
@@ -310,7 +311,8 @@ int main(int argc, char **argv) {
             flags_real(argc, argv, &i, "--max-distance", &opt.max_distance, 0, 1e6) ||
             flags_real(argc, argv, &i, "--momentum", &opt.momentum, 0, 0.999) ||
             flags_real(argc, argv, &i, "--time-limit", &time_limit, 0.01, 1e6) ||
-            flags_str(argc, argv, &i, "--schedule", &schedule) || flags_int(argc, argv, &i, "--warmup", &opt.warmup, 0, 100000000) || flags_str(argc, argv, &i, "--log", &log_path) ||
+            flags_str(argc, argv, &i, "--schedule", &schedule) || flags_int(argc, argv, &i, "--warmup", &opt.warmup, 0, 100000000) ||
+            flags_str(argc, argv, &i, "--log", &log_path) ||
             flags_str(argc, argv, &i, "--save", &save) || flags_str(argc, argv, &i, "--checkpoint", &ckpt) ||
             flags_int(argc, argv, &i, "--checkpoint-every", &ckpt_every, 1, 100000000) ||
             flags_str(argc, argv, &i, "--resume", &resume) ||
@@ -319,7 +321,8 @@ int main(int argc, char **argv) {
             flags_bool(argv, i, "--json", &json) || flags_bool(argv, i, "--quiet", &quiet) ||
             flags_int(argc, argv, &i, "--seed", &seed, 0, 2147483647) ||
             flags_int(argc, argv, &i, "--threads", &threads, 1, 1024) ||
-            flags_bool(argv, i, "--symmetrize", &symmetrize) || flags_str(argc, argv, &i, "--sym-train", &sym_train) || flags_int(argc, argv, &i, "--sym-samples", &sym_samples, 16, 1 << 24) ||
+            flags_bool(argv, i, "--symmetrize", &symmetrize) || flags_str(argc, argv, &i, "--sym-train", &sym_train) ||
+            flags_int(argc, argv, &i, "--sym-samples", &sym_samples, 16, 1 << 24) ||
             flags_int(argc, argv, &i, "--attention-log", &att_every, 1, 100000000) ||
             flags_int(argc, argv, &i, "--max-rejected", &max_rejected, 1, 100000000) || flags_str(argc, argv, &i, "--plot", &plot)) continue;
         if (!strcmp(argv[i], "--help") || !strcmp(argv[i], "-h")) { fputs(usage, stdout); return 0; }
