@@ -496,10 +496,11 @@ int main(int argc, char **argv) {
         }
         if (!quiet && (info.step % print_every == 0 || vmc.step == opt.n_steps || info.rejected || info.sr.shift_retries)) {
             double per_step = t_train / (double)done_here;
-            char depstr[32] = "";
+            char depstr[32] = "", rhat[16] = "-";   /* (split-R-hat needs 4 samples per chain) */
             if (isfinite(dep_avg)) snprintf(depstr, sizeof depstr, "  att.dep %.4f", dep_avg);
-            fprintf(stderr, "step %5ld  E/N %.6f +- %.6f  var/N %.5f  acc %.3f  Rhat %.3f  dist %.3g%s%s  %.3fs/step  left %.0fs%s%s\n",
-                    info.step, info.energy / N, info.error / N, info.variance / N, info.acceptance, info.rhat,
+            if (!isnan(info.rhat)) snprintf(rhat, sizeof rhat, "%.3f", info.rhat);
+            fprintf(stderr, "step %5ld  E/N %.6f +- %.6f  var/N %.5f  acc %.3f  Rhat %s  dist %.3g%s%s  %.3fs/step  left %.0fs%s%s\n",
+                    info.step, info.energy / N, info.error / N, info.variance / N, info.acceptance, rhat,
                     info.distance, info.capped ? " (capped)" : "", depstr, dt,
                     (opt.n_steps - vmc.step) * per_step,
                     info.rejected ? "  REJECTED (non-finite update)" : "",
