@@ -361,7 +361,7 @@ static void test_symmetric_step(void) {
     /* the energy: <psi_sym|H|psi_sym> / <psi_sym|psi_sym> over all 12870 states */
     tqs_basis_init(&basis, 16);
     dim = (long)basis.dim;
-    re = (double *)malloc(8 * dim); im = (double *)malloc(8 * dim);
+    re = (double *)calloc(dim, 8); im = (double *)calloc(dim, 8);   /* (calloc: GCC cannot see the loop below fills them) */
     hre = (double *)malloc(8 * dim); him = (double *)malloc(8 * dim);
     cf = (int8_t *)malloc(16 * dim);
     lps = (tqs_complex *)malloc(sizeof(tqs_complex) * dim);
