@@ -37,6 +37,7 @@ static void test_record(int ok, const char *file, int line, const char *what) {
     test_record(a_ < b_, __FILE__, __LINE__, m_); } while (0)
 
 #ifdef TEST_DENSE_SOLVE
+#include <stdlib.h>
 /* Gaussian elimination with partial pivoting: the tests' own dense solver,
  * independent of the library's Cholesky (A and b are overwritten; x in b). */
 static void dense_solve(double *A, double *b, int n) {
@@ -57,6 +58,32 @@ static void dense_solve(double *A, double *b, int n) {
         for (j = i + 1; j < n; j++) s -= A[i * n + j] * b[j];
         b[i] = s / A[i * n + i];
     }
+}
+/* The SR direction of a dense complex-arithmetic reference, from the rows
+ * O = Ore + i Oim (M, P) of log-derivatives, weights w and local energies:
+ *   S_kl = Re sum_s w_s conj(dO_k) dO_l + shift delta_kl,  F_k = Re sum_s w_s conj(dO_k) dE,
+ * with dO = O - <O>, dE = E_loc - <E>; dir = S^{-1} F (P entries). */
+static void dense_sr_direction(double *dir, const double *Ore, const double *Oim, const double *w,
+                               const tqs_complex *eloc, long M, long P, double shift) {
+    double *S = (double *)calloc((size_t)P * P, 8), *mre = (double *)calloc(P, 8), *mim = (double *)calloc(P, 8);
+    double Er = 0, Ei = 0;
+    long s, k, l;
+    for (s = 0; s < M; s++) {
+        Er += w[s] * eloc[s].re; Ei += w[s] * eloc[s].im;
+        for (k = 0; k < P; k++) { mre[k] += w[s] * Ore[s * P + k]; mim[k] += w[s] * Oim[s * P + k]; }
+    }
+    for (k = 0; k < P; k++) dir[k] = 0;
+    for (s = 0; s < M; s++) {
+        double dEr = eloc[s].re - Er, dEi = eloc[s].im - Ei;
+        for (k = 0; k < P; k++) {
+            double ak = Ore[s * P + k] - mre[k], bk = Oim[s * P + k] - mim[k];
+            dir[k] += w[s] * (ak * dEr + bk * dEi);   /* Re(conj(a + ib)(dEr + i dEi)) */
+            for (l = 0; l < P; l++) S[k * P + l] += w[s] * (ak * (Ore[s * P + l] - mre[l]) + bk * (Oim[s * P + l] - mim[l]));
+        }
+    }
+    for (k = 0; k < P; k++) S[k * P + k] += shift;
+    dense_solve(S, dir, (int)P);
+    free(S); free(mre); free(mim);
 }
 #endif
 

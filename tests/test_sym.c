@@ -341,11 +341,11 @@ static void test_symmetric_step(void) {
     tqs_step_info info;
     tqs_vit_ws ws;
     tqs_basis basis;
-    double *theta0, *theta1, *S, *F, *re, *im, *hre, *him, *Ore, *Oim, *mre, *mim, *jac;
-    double Er = 0, Ei = 0, nrm = 0, num = 0, worst = 0, scale = 0, lr = 0.05, shift = 0.01;
+    double *theta0, *theta1, *F, *re, *im, *hre, *him, *Ore, *Oim, *jac;
+    double nrm = 0, num = 0, worst = 0, scale = 0, lr = 0.05, shift = 0.01;
     tqs_complex *lpg, *lps;
     int8_t *cf, *gs;
-    long P, M, s, k, l, i, dim;
+    long P, M, s, k, i, dim;
     int g;
     sym_setup(&H, &m, &G, 1, 6);
     memset(&o, 0, sizeof o);
@@ -379,8 +379,7 @@ static void test_symmetric_step(void) {
     lpg = (tqs_complex *)malloc(sizeof(tqs_complex) * G.n);
     gs = (int8_t *)malloc(16 * (size_t)G.n);
     Ore = (double *)calloc(M * P, 8); Oim = (double *)calloc(M * P, 8);
-    mre = (double *)calloc(P, 8); mim = (double *)calloc(P, 8);
-    S = (double *)calloc(P * P, 8); F = (double *)calloc(P, 8);
+    F = (double *)calloc(P, 8);
     for (s = 0; s < M; s++) {
         for (g = 0; g < G.n; g++)   /* g s from the permutation table, written out here */
             for (i = 0; i < 16; i++) gs[16 * g + i] = (int8_t)((G.flip[g] ? -1 : 1) * v.en.configs[16 * s + G.perm[(size_t)g * 16 + i]]);
@@ -395,21 +394,7 @@ static void test_symmetric_step(void) {
             }
         }
     }
-    for (s = 0; s < M; s++) {
-        double w = v.en.weights[s];
-        Er += w * v.en.eloc[s].re; Ei += w * v.en.eloc[s].im;
-        for (k = 0; k < P; k++) { mre[k] += w * Ore[s * P + k]; mim[k] += w * Oim[s * P + k]; }
-    }
-    for (s = 0; s < M; s++) {
-        double w = v.en.weights[s], dEr = v.en.eloc[s].re - Er, dEi = v.en.eloc[s].im - Ei;
-        for (k = 0; k < P; k++) {
-            double ak = Ore[s * P + k] - mre[k], bk = Oim[s * P + k] - mim[k];
-            F[k] += w * (ak * dEr + bk * dEi);
-            for (l = 0; l < P; l++) S[k * P + l] += w * (ak * (Ore[s * P + l] - mre[l]) + bk * (Oim[s * P + l] - mim[l]));
-        }
-    }
-    for (k = 0; k < P; k++) S[k * P + k] += shift;
-    dense_solve(S, F, (int)P);
+    dense_sr_direction(F, Ore, Oim, v.en.weights, v.en.eloc, M, P, shift);
     for (k = 0; k < P; k++) {
         worst = fmax(worst, fabs(theta1[k] - (theta0[k] - lr * F[k])));
         scale = fmax(scale, fabs(lr * F[k]));
@@ -417,8 +402,8 @@ static void test_symmetric_step(void) {
     printf("  symmetric step update vs dense reference: max error %.2e of %.2e\n", worst, scale);
     /* as test_exact_step in test_sr.c: the same update to 1e-8 relative */
     CHECK_BELOW(worst, 1e-8 * scale);
-    free(theta0); free(theta1); free(S); free(F); free(re); free(im); free(hre); free(him);
-    free(Ore); free(Oim); free(mre); free(mim); free(jac); free(lpg); free(lps); free(cf); free(gs);
+    free(theta0); free(theta1); free(F); free(re); free(im); free(hre); free(him);
+    free(Ore); free(Oim); free(jac); free(lpg); free(lps); free(cf); free(gs);
     tqs_vit_ws_free(&ws); tqs_basis_free(&basis);
     tqs_vmc_free(&v); tqs_symmetry_free(&G); tqs_vit_free(&m); tqs_hamiltonian_free(&H);
 }
