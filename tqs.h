@@ -3553,7 +3553,8 @@ TQSDEF int tqs_vmc_checkpoint_from_bytes(tqs_vmc *v, const unsigned char *buf, s
     if (len < fixed + 8 + 4) return tqs__fail(TQS_EFORMAT, "checkpoint truncated (%zu bytes)", len);
     mlen = tqs__get_u64(buf + fixed);
     if (version == 2) {   /* model section, then the prior: (u64 count, doubles) */
-        if (mlen > len - fixed - 8 - 4 - 8) return tqs__fail(TQS_EFORMAT, "checkpoint length does not match its model section (truncated?)");
+        if (len < fixed + 8 + 8 + 4 || mlen > len - fixed - 8 - 8 - 4)
+            return tqs__fail(TQS_EFORMAT, "checkpoint length does not match its model section (truncated?)");
         np = tqs__get_u64(buf + fixed + 8 + mlen);
         if (np != v->model->n_params || 8 * np != len - fixed - 8 - mlen - 8 - 4)
             return tqs__fail(TQS_EFORMAT, "checkpoint's momentum section does not match the model (%llu values, truncated?)", (unsigned long long)np);

@@ -110,6 +110,7 @@ static void test_checkpoint_corruption(void) {
         {24, 17, 0, "sites"},           /* site count */
         {0, 0, 40, "truncated"},        /* cut short */
         {100, 0, 0, "CRC"},             /* one byte flipped (set below) */
+        {8, 2, 0, "model section"},     /* version 2 (SPRING's prior) without its section */
     };
     size_t k;
     tqs_hamiltonian_init(&H, 4, 4, 1, 0.5);
@@ -139,7 +140,7 @@ static void test_checkpoint_corruption(void) {
         }
         ok &= !memcmp(before, m.params, 8 * m.n_params) && v.step == step;
     }
-    printf("  checkpoint: magic, version, chains, sites, truncation and CRC each refused by name; the run untouched\n");
+    printf("  checkpoint: magic, version, chains, sites, truncation, CRC and a missing momentum section each refused by name; the run untouched\n");
     CHECK(ok);
     CHECK_EQ(tqs_vmc_checkpoint_from_bytes(&v, buf, len), 0);   /* the intact file still loads */
     CHECK_EQ(v.step, 1);
