@@ -36,6 +36,29 @@ static double exact_per_site(const tqs_hamiltonian *H, double J1, double J2) {
     return e;
 }
 
+/* A resumed run continues its log, but a run that was stopped after its last
+ * checkpoint logged steps that the resumed run repeats: keep the header and
+ * the rows before `step` (PATH.tmp, then rename, so the log is never half
+ * written). A missing log is not an error: the resumed run starts one. */
+static int trim_log(const char *path, long step) {
+    char tmp[4096], line[1024];
+    FILE *in = fopen(path, "r"), *out;
+    int ok = 1;
+    if (!in) return 0;
+    snprintf(tmp, sizeof tmp, "%s.tmp", path);
+    if (!(out = fopen(tmp, "w"))) { fclose(in); return 1; }
+    if (fgets(line, sizeof line, in)) fputs(line, out);   /* the header */
+    while (fgets(line, sizeof line, in)) {
+        char *end;
+        long k = strtol(line, &end, 10);
+        if (end == line || k >= step) break;
+        if (fputs(line, out) == EOF) ok = 0;
+    }
+    fclose(in);
+    if (fclose(out) != 0 || !ok || rename(tmp, path) != 0) { remove(tmp); return 1; }
+    return 0;
+}
+
 /* Reads step, energy_per_site and error from a CSV log written by --log. */
 static int read_log(const char *path, double **x, double **y, double **err, int *n) {
     FILE *f = fopen(path, "r");
@@ -446,6 +469,10 @@ int main(int argc, char **argv) {
     }
     if (resume && tqs_vmc_load_checkpoint(&vmc, resume)) {
         fprintf(stderr, "ground_state: --resume: %s\n", tqs_last_error());
+        return 2;
+    }
+    if (log_path && vmc.step > 0 && trim_log(log_path, vmc.step)) {
+        fprintf(stderr, "ground_state: --log: cannot rewrite '%s' up to the checkpoint's step %ld\n", log_path, (long)vmc.step);
         return 2;
     }
     if (log_path) {

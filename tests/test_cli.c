@@ -162,6 +162,12 @@ static void test_determinism(void) {
     snprintf(cmd, sizeof cmd, "%s --steps 6 --resume " D "/r.ckpt --log " D "/r.csv", base);
     CHECK_EQ(run(cmd), 0);
     CHECK(same_logs(D "/t1.csv", D "/r.csv"));
+    /* a run stopped after its checkpoint had logged steps 3-5 already (the
+     * whole 6-step log stands in for it): resuming must not repeat them */
+    CHECK_EQ(run("cp " D "/t1.csv " D "/r2.csv"), 0);
+    snprintf(cmd, sizeof cmd, "%s --steps 6 --resume " D "/r.ckpt --log " D "/r2.csv", base);
+    CHECK_EQ(run(cmd), 0);
+    CHECK(same_logs(D "/t1.csv", D "/r2.csv"));
     /* the test can fail: a different seed gives a different log */
     snprintf(cmd, sizeof cmd, "%s --steps 6 --seed 10 --log " D "/t3.csv", base);
     CHECK_EQ(run(cmd), 0);
