@@ -1,65 +1,125 @@
 #!/bin/sh
-# examples/reproduce.sh - the paper's three claims, measured on this machine
-# (run by `make reproduce`; about 9 minutes on 2 cores). Writes examples/results/:
-#   table.md                   the results table (README shows it)
-#   LxL-ATT.csv / .json        training log and final evaluation of each model
-#   LxL-ATT-attention.json     input dependence of the trained model's attention
-#   LxL-standard-init*         the same for the standard model at initialisation
-#   energy-LxL.svg             E/N per step, factored vs standard, with the exact value
-#   LxL-standard[-init]-mean.svg / -std.svg   attention maps (mean, std over samples)
+# examples/reproduce.sh - the paper's claims, measured on this machine (make reproduce).
+#   PROFILE=quick (default)  about 15 minutes on 2 cores: writes examples/results/
+#   PROFILE=long             about 2 hours: adds symmetrised training; writes examples/results/long/
+#   PROFILE=smoke            seconds, to check the script itself (numbers meaningless)
+# Factored and standard attention on 4x4 and 6x6 at J2 = 0.5, the same model,
+# samples and steps for both, 3 seeds each. Every run is checkpointed: an
+# interrupted `make reproduce` started again skips the runs that finished and
+# resumes the one that was stopped. Writes, per run TAG = LxL-ATT-sSEED:
+#   TAG.csv / TAG.json          training log and final evaluation (plain and symmetrised E/N)
+#   TAG-sym.csv / -sym.json     (long) the symmetrised training that follows it, and its evaluation
+#   TAG-attention.json          input dependence of the trained model's attention (standard:
+#                               TAG-init-attention.json at initialisation; the log's last column during training)
+# and table.md (mean and spread over the seeds), energy-LxL.svg (all seeds'
+# curves, with the exact value), LxL-standard-s1[-init]-mean/-std.svg (attention maps).
 set -eu
 cd "$(dirname "$0")/.."
-OUT=examples/results
-mkdir -p "$OUT"
+PROFILE=${PROFILE:-quick}
 MODEL="--d 16 --heads 2 --layers 2 --ff 2"
-# (the optimiser of the committed results: plain SR, exponential shift decay, constant lr)
-TRAIN="--samples 512 --chains 16 --lr 0.05 --lr-final 0.05 --diag-shift 0.05 --diag-shift-final 0.01 --momentum 0 --max-distance 0 --seed 1"
-EVAL="--eval-samples 8192 --symmetrize --sym-samples 1024"
-STEPS=${STEPS:-400}
+SEEDS="1 2 3"
+SYM_STEPS4=0; SYM_STEPS6=0   # symmetrised training after the plain run (0: none)
+# (the evaluation of psi_sym samples |psi_sym|^2: 64 forward passes per
+# amplitude, so SYM_SAMPLES costs as much as about 64 times as many plain ones)
+case "$PROFILE" in
+quick) OUT=examples/results; SAMPLES=512; STEPS4=150; STEPS6=100; EVAL=4096; SYM_SAMPLES=256 ;;
+long)  OUT=examples/results/long; SAMPLES=1024; STEPS4=400; STEPS6=400; EVAL=16384; SYM_SAMPLES=512
+       SYM_STEPS4=20; SYM4="full"; SYM_STEPS6=40; SYM6="translations" ;;
+smoke) OUT=${OUT:-build/reproduce-smoke}; SAMPLES=64; STEPS4=3; STEPS6=2; EVAL=64; SYM_SAMPLES=64
+       SYM_STEPS4=2; SYM4="full"; SYM_STEPS6=2; SYM6="translations"; SEEDS="1 2" ;;
+*) echo "reproduce.sh: PROFILE must be quick, long or smoke, not '$PROFILE'" >&2; exit 2 ;;
+esac
+# the program's defaults are the optimiser (SR with momentum, step cap, lr decay)
+TRAIN="--samples $SAMPLES"
+EVALF="--eval-samples $EVAL --symmetrize --sym-samples $SYM_SAMPLES"
+SYMF="--samples $SYM_SAMPLES --lr 0.01 --lr-final 0.002"
+mkdir -p "$OUT"
 
-field() { sed -n "s/.*\"$2\":\([^,}]*\).*/\1/p" "$1"; }
-# field formatted with a printf format, "-" when missing or null
-fmt() { awk -v x="$(field "$1" "$2")" -v f="$3" 'BEGIN { if (x == "" || x == "null") printf "-"; else printf f, x }'; }
+field() { sed -n "s/.*\"$2\":\([^,}]*\).*/\1/p" "$1" 2>/dev/null; }
+done_json() { [ -f "$1" ] && grep -q '"energy_per_site"' "$1"; }
+# ground_state with checkpoints: skipped when its JSON is complete, resumed
+# from its checkpoint when one exists. $1 = output prefix, the rest = flags.
+train() {
+    P=$1; shift
+    if done_json "$P.json"; then echo "== $P: done before, kept" >&2; return 0; fi
+    RES=""
+    [ -f "$P.ckpt" ] && RES="--resume $P.ckpt" && echo "== $P: resuming from $P.ckpt" >&2
+    [ -n "$RES" ] || echo "== $P" >&2
+    # exit status 1 with a JSON line: only the symmetrisation failed (its fields are null)
+    ./examples/ground_state "$@" $RES --log "$P.csv" --save "$P.tqs" --checkpoint "$P.ckpt" --checkpoint-every 25 \
+        --json --quiet > "$P.json.tmp" || grep -q energy_per_site "$P.json.tmp" || return 1
+    mv "$P.json.tmp" "$P.json"
+}
 
 for L in 4 6; do
+    if [ "$L" = 4 ]; then STEPS=$STEPS4; SYM=${SYM4:-}; SYM_STEPS=$SYM_STEPS4; else STEPS=$STEPS6; SYM=${SYM6:-}; SYM_STEPS=$SYM_STEPS6; fi
     for ATT in factored standard; do
-        TAG="${L}x${L}-$ATT"
-        EXTRA=""
-        if [ "$ATT" = standard ]; then
-            # the same initial model ground_state starts from (same seed)
-            ./examples/model init -o "$OUT/$TAG-init.tqs" --L "$L" $MODEL --attention standard --seed 1 > /dev/null
-            ./examples/attention "$OUT/$TAG-init.tqs" --samples 1024 --svg "$OUT/$TAG-init" --json > "$OUT/$TAG-init-attention.json"
-            EXTRA="--attention-log 25"
-        fi
-        echo "== $TAG: $STEPS steps" >&2
-        # exit status 1 with a JSON line: only the symmetrisation failed (its fields are null)
-        ./examples/ground_state --L "$L" --J2 0.5 --attention "$ATT" $MODEL $TRAIN $EVAL --steps "$STEPS" \
-            --log "$OUT/$TAG.csv" --save "$OUT/$TAG.tqs" --json --quiet $EXTRA > "$OUT/$TAG.json" || grep -q energy_per_site "$OUT/$TAG.json"
-        ./examples/attention "$OUT/$TAG.tqs" --samples 1024 --json $( [ "$ATT" = standard ] && echo "--svg $OUT/$TAG" ) > "$OUT/$TAG-attention.json"
+        for SEED in $SEEDS; do
+            TAG="$OUT/${L}x${L}-$ATT-s$SEED"
+            EXTRA=""
+            if [ "$ATT" = standard ]; then
+                # the same initial model ground_state starts from (same seed)
+                if [ ! -f "$TAG-init-attention.json" ]; then
+                    ./examples/model init -o "$TAG-init.tqs" --L "$L" $MODEL --attention standard --seed "$SEED" > /dev/null
+                    SVG=""; [ "$SEED" = 1 ] && SVG="--svg $TAG-init"
+                    ./examples/attention "$TAG-init.tqs" --samples 1024 $SVG --json > "$TAG-init-attention.json"
+                fi
+                EXTRA="--attention-log 25"
+            fi
+            train "$TAG" --L "$L" --J2 0.5 --attention "$ATT" $MODEL $TRAIN $EVALF --steps "$STEPS" --seed "$SEED" $EXTRA
+            if [ ! -f "$TAG-attention.json" ]; then
+                SVG=""; [ "$ATT" = standard ] && [ "$SEED" = 1 ] && SVG="--svg $TAG"
+                ./examples/attention "$TAG.tqs" --samples 1024 --json $SVG > "$TAG-attention.json"
+            fi
+            if [ "$SYM_STEPS" -gt 0 ]; then
+                # (a model whose samples do not determine its symmetry sector is refused: noted, not fatal)
+                train "$TAG-sym" --L "$L" --J2 0.5 --init "$TAG.tqs" --sym-train "$SYM" $SYMF --eval-samples "$EVAL" --steps "$SYM_STEPS" \
+                    --seed "$((SEED + 100))" || echo "reproduce.sh: $TAG-sym failed (above); its table entry is -" >&2
+            fi
+        done
     done
-    ./examples/ground_state --L "$L" --J2 0.5 --plot "$OUT/energy-${L}x${L}.svg" "$OUT/${L}x${L}-factored.csv" "$OUT/${L}x${L}-standard.csv"
+    LOGS=""
+    for ATT in factored standard; do for SEED in $SEEDS; do LOGS="$LOGS $OUT/${L}x${L}-$ATT-s$SEED.csv"; done; done
+    ./examples/ground_state --L "$L" --J2 0.5 --plot "$OUT/energy-${L}x${L}.svg" $LOGS
 done
 
+# mean and sample standard deviation over the seeds of a JSON field ("-" if any is missing)
+stat() {   # stat FIELD FORMAT FILES...
+    F=$1; FMT=$2; shift 2
+    for J in "$@"; do V=$(field "$J" "$F" | head -n 1); echo "${V:-null}"; done | awk -v f="$FMT" '
+        { if ($1 == "" || $1 == "null") bad = 1; x[++n] = $1 + 0; s += $1 }
+        END { if (bad || n == 0) { printf "-"; exit }
+              m = s / n; v = 0; for (i = 1; i <= n; i++) v += (x[i] - m) ^ 2
+              printf f, m; if (n > 1) printf(" +- " f, sqrt(v / (n - 1))) }'
+}
+files() { for SEED in $SEEDS; do printf '%s ' "$OUT/$1-s$SEED$2"; done; }
+
 {
-    echo "| lattice | attention | parameters | s/step | E/N +- error | V-score | rel. error | symmetrised E/N +- error | rel. error (sym) | input dependence (init -> trained) |"
-    echo "|---|---|---|---|---|---|---|---|---|---|"
+    SYM_STEPS=$((SYM_STEPS4 + SYM_STEPS6))
+    echo "| lattice | attention | parameters | s/step | E/N | rel. error | symmetrised: rel. error |$( [ "$SYM_STEPS" -gt 0 ] && echo " after symmetrised training: rel. error |") input dependence: init -> trained |"
+    echo "|---|---|---|---|---|---|---|$( [ "$SYM_STEPS" -gt 0 ] && echo "---|")---|"
     for L in 4 6; do
         for ATT in factored standard; do
-            J="$OUT/${L}x${L}-$ATT.json"
+            T="${L}x${L}-$ATT"
+            J=$(files "$T" .json)
             if [ "$ATT" = standard ]; then
-                DEP="$(fmt "$OUT/${L}x${L}-standard-init-attention.json" input_dependence %.3f) -> $(fmt "$OUT/${L}x${L}-standard-attention.json" input_dependence %.3f)"
+                DEP="$(stat input_dependence %.3f $(files "$T" -init-attention.json)) -> $(stat input_dependence %.3f $(files "$T" -attention.json))"
             else
                 DEP="0 (by construction)"
             fi
-            printf '| %sx%s | %s | %s | %s | %s +- %s | %s | %s | %s +- %s | %s | %s |\n' "$L" "$L" "$ATT" \
-                "$(field "$J" params)" "$(fmt "$J" seconds_per_step %.2f)" "$(fmt "$J" energy_per_site %.5f)" "$(fmt "$J" error %.5f)" \
-                "$(fmt "$J" v_score %.3g)" "$(fmt "$J" relative_error %.2e)" "$(fmt "$J" sym_energy_per_site %.5f)" "$(fmt "$J" sym_error %.5f)" \
-                "$(fmt "$J" sym_relative_error %.2e)" "$DEP"
+            SYMCOL=""
+            [ "$SYM_STEPS" -gt 0 ] && SYMCOL=" $(stat relative_error %.2e $(files "$T" -sym.json)) |"
+            # shellcheck disable=SC2086
+            printf '| %sx%s | %s | %s | %s | %s | %s | %s |%s %s |\n' "$L" "$L" "$ATT" "$(field "$OUT/$T-s1.json" params)" \
+                "$(stat seconds_per_step %.2f $J)" "$(stat energy_per_site %.5f $J)" "$(stat relative_error %.2e $J)" \
+                "$(stat sym_relative_error %.2e $J)" "$SYMCOL" "$DEP"
         done
     done
     echo
-    echo "J2 = 0.5; $MODEL, patch 2; $TRAIN; $STEPS steps; evaluation: $EVAL."
+    echo "PROFILE=$PROFILE: J2 = 0.5; $MODEL, patch 2; $TRAIN and the program's default optimiser; $STEPS4 steps (4x4), $STEPS6 (6x6);"
+    [ "$SYM_STEPS" -gt 0 ] && echo "then symmetrised training: $SYM_STEPS4 steps on 4x4 ($SYM4 group), $SYM_STEPS6 on 6x6 ($SYM6), $SYMF;"
+    echo "evaluation: $EVALF. Each entry: mean +- standard deviation over seeds $SEEDS (relative errors of E/N against exact)."
     echo "Exact E/N: 4x4 from the library's Lanczos, 6x6 the published value -0.503810."
-    echo "Measured on: $(grep -m1 'model name' /proc/cpuinfo 2>/dev/null | sed 's/.*: //'), $(nproc) cores, $(date -u +%Y-%m-%d)."
+    echo "Measured on: $(grep -m1 'model name' /proc/cpuinfo 2>/dev/null | sed 's/.*: //'), $(getconf _NPROCESSORS_ONLN) cores, $(date -u +%Y-%m-%d)."
 } > "$OUT/table.md"
 cat "$OUT/table.md"
