@@ -83,6 +83,21 @@ PROFILE ?= quick
 reproduce: $(EXAMPLES)
 	PROFILE=$(PROFILE) ./examples/reproduce.sh
 
+# Optional: the programs over MPI (Open MPI or MPICH; tqs.h itself stays
+# libc + libm). make test-mpi runs two processes of one thread each.
+MPICC ?= mpicc
+MPIRUN ?= mpirun
+MPIRUN_FLAGS ?= --oversubscribe $(shell [ "$$(id -u)" = 0 ] && echo --allow-run-as-root)
+mpi: examples/ground_state_mpi build/mpi/test_mpi
+examples/ground_state_mpi: examples/ground_state.c tqs.h examples/flags.h examples/mpi.h
+	$(MPICC) $(CFLAGS) $(WARN) $(OPENMP) -DTQS_MPI -I. $< -o $@ $(LDLIBS)
+build/mpi/test_mpi: tests/test_mpi.c tqs.h tests/test.h examples/mpi.h
+	@mkdir -p $(@D)
+	$(MPICC) $(CFLAGS) $(WARN) $(OPENMP) -I. $< -o $@ $(LDLIBS)
+test-mpi: mpi
+	OMP_NUM_THREADS=1 $(MPIRUN) $(MPIRUN_FLAGS) -np 2 ./build/mpi/test_mpi
+	./tests/test_mpi.sh
+
 bench: bench/bench
 	./bench/bench
 
@@ -144,5 +159,5 @@ memcheck: $(addprefix build/vg/,$(MEMCHECK_TESTS)) $(addprefix build/vg/prog_,$(
 clean:
 	rm -rf build $(EXAMPLES) bench/bench bench/bench-O2 bench/bench-O2-plain
 
-.PHONY: all test clean run reproduce bench bench-portable fuzz memcheck
+.PHONY: all test clean run reproduce bench bench-portable fuzz memcheck mpi test-mpi
 .SECONDARY:

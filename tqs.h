@@ -79,7 +79,8 @@ enum {
     TQS_EIO = -4,        /* a file could not be opened, read or written */
     TQS_EFORMAT = -5,    /* a file is not in the expected format or is corrupt */
     TQS_ENUMERIC = -6,   /* a computation produced a non-finite value or failed to converge */
-    TQS_ENOTPD = -7      /* a matrix that must be positive definite is not */
+    TQS_ENOTPD = -7,     /* a matrix that must be positive definite is not */
+    TQS_ECOMM = -8       /* a tqs_comm callback failed, or the processes disagree */
 };
 TQSDEF const char *tqs_error_string(int code);
 TQSDEF const char *tqs_last_error(void);
@@ -377,9 +378,17 @@ typedef struct tqs_enumeration {
     int n_slots;           /* per-thread scratch for the connected configurations */
     int *flips;            /* (n_slots, 4N, 2) */
     double *mels;          /* (n_slots, 4N) */
+    const struct tqs_comm *comm; /* tqs_enumeration_split: the entries shared out in blocks */
+    long block, first;     /* entries per process, ceil(n / processes); this process's first */
+    tqs_complex *stage, *gather; /* (block), (processes * block) */
 } tqs_enumeration;
 TQSDEF int  tqs_enumeration_init(tqs_enumeration *E, const tqs_lattice *lat, int b);
 TQSDEF void tqs_enumeration_free(tqs_enumeration *E);
+/* Shares the entries out over the processes of comm (NULL: one): each then
+ * evaluates the amplitudes and local energies of its block of entries, and
+ * tqs_enumeration_evaluate gathers them, so every process ends with all of
+ * logpsi, weights, eloc, energy and variance. Collective from then on. */
+TQSDEF int  tqs_enumeration_split(tqs_enumeration *E, const struct tqs_comm *comm);
 TQSDEF int  tqs_enumeration_evaluate(tqs_enumeration *E, const tqs_hamiltonian *H, const tqs_amplitude *amp);
 
 /* ===================================================================== */
@@ -399,6 +408,26 @@ TQSDEF int tqs_cholesky_solve(const double *L, double *b, long n);
 enum { TQS_SOLVER_AUTO = 0, TQS_SOLVER_PARAMETER = 1, TQS_SOLVER_SAMPLE = 2, TQS_SOLVER_CG = 3 };
 TQSDEF const char *tqs_solver_name(int solver);
 
+/* Several processes, one run (MPI ranks, say): the library calls these three
+ * collectives and nothing else to talk to the other processes, and needs no
+ * MPI itself (examples/mpi.h implements them with MPI in a few lines). A
+ * NULL pointer, or size 1, is one process. Every process makes every call,
+ * in the same order; a callback returns 0, or nonzero on failure (the
+ * library then fails with TQS_ECOMM). The results must be the same bits on
+ * every process (a sum reduced in one place and broadcast, for instance):
+ * every process then takes the same decisions and keeps the same
+ * parameters. */
+typedef struct tqs_comm {
+    int rank, size;               /* this process, and how many (0 or 1: one) */
+    void *ctx;                    /* passed to the callbacks */
+    /* x[0..n) becomes the sum over the processes of their x[0..n) */
+    int (*sum)(void *ctx, double *x, long n);
+    /* recv[r bytes ..] = process r's send[0 .. bytes), for every process r */
+    int (*allgather)(void *ctx, const void *send, void *recv, size_t bytes);
+    /* recv[r bytes ..] = process r's send[rank bytes .. (rank + 1) bytes) */
+    int (*alltoall)(void *ctx, const void *send, void *recv, size_t bytes);
+} tqs_comm;
+
 /* SR: X is (R, P) with rows Re, Im of (O(s) - <O>)/sqrt(M) (R = 2M), f (R)
  * likewise for E_loc. delta = (X^T X + shift I)^{-1} X^T f. */
 typedef struct tqs_sr_options {   /* zero means default */
@@ -406,6 +435,8 @@ typedef struct tqs_sr_options {   /* zero means default */
     double cg_tol;                /* relative residual, default 1e-8 */
     int cg_max_iter;              /* default 1000 */
     double memory_limit;          /* bytes for the matrix, default 4e9 */
+    const tqs_comm *comm;         /* several processes: X and f are this process's rows (as many on
+                                     every process), delta comes out the same on every one; NULL: one */
 } tqs_sr_options;
 typedef struct tqs_sr_info {
     int solver;                   /* the solver that ran */
@@ -415,14 +446,19 @@ typedef struct tqs_sr_info {
     double cg_residual;           /* |b - A x| / |b| at the end */
 } tqs_sr_info;
 typedef struct tqs_sr_ws {
-    long R, P;
+    long R, P;                    /* this process's rows, parameters */
     int solver;
-    double *mat;                  /* (P, P) or (R, R) for the direct solvers */
+    double *mat;                  /* (P, P) or (R_all, R_all) for the direct solvers */
     double *pack;                 /* packing buffer of the rank-k kernel */
-    double *v1, *v2, *v3, *v4, *v5; /* vectors of length max(R, P) */
+    double *v1, *v2, *v3, *v4, *v5; /* vectors of length max(R_all, P + processes) */
+    const tqs_comm *comm;         /* with several processes: */
+    long R_all, Ps;               /* rows of all of them; parameters per slice, ceil(P / processes) */
+    double *xsend, *xcols;        /* sample solver: (processes, R, Ps) this process's rows cut in slices;
+                                     (R_all, Ps) every row's entries of this process's slice */
 } tqs_sr_ws;
 /* Chooses the solver (auto: parameter if P <= R, sample otherwise, cg when the
- * matrix exceeds memory_limit) and allocates for it. */
+ * matrix exceeds memory_limit; R of all processes) and allocates for it.
+ * With opt->comm it is collective. */
 TQSDEF int  tqs_sr_ws_init(tqs_sr_ws *ws, long R, long P, const tqs_sr_options *opt);
 TQSDEF void tqs_sr_ws_free(tqs_sr_ws *ws);
 TQSDEF int  tqs_sr_solve(double *delta, const double *X, const double *f, double shift,
@@ -464,6 +500,11 @@ typedef struct tqs_vmc_options {  /* zero means default */
                                      psi_sym(s) = sum_g chi(g) psi(g s) instead of psi; each
                                      configuration then costs symmetry->n passes */
     double memory_limit;          /* bytes tqs_vmc_init may plan to use, default 32e9 (refused above it) */
+    const tqs_comm *comm;         /* several processes share the run (NULL: one): each runs n_chains /
+                                     processes of the chains (chain c keeps the stream (seed, c)),
+                                     or a block of the enumeration, and its rows of X; statistics
+                                     are over all chains, the parameters the same on every process.
+                                     tqs_vmc_init, _step, _evaluate and the checkpoints are collective */
 } tqs_vmc_options;
 
 typedef struct tqs_step_info {
@@ -486,8 +527,16 @@ typedef struct tqs_vmc {
     tqs_vit *model;
     tqs_vmc_options opt;
     long step;                    /* steps done */
-    int M, per_chain;             /* samples per step (or basis size), per chain */
+    int M, per_chain;             /* samples per step (or basis size) of this process, per chain */
     long R;                       /* rows of X: 2M */
+    const tqs_comm *comm;         /* NULL: one process */
+    int M_all, M_rows;            /* samples (entries) of all processes; this one's that hold data (M, but
+                                     for the last block of a split enumeration) */
+    long first;                   /* this process's first chain (sampled) or entry (exact) */
+    tqs_complex *eloc_all;        /* (M_all) every process's local energies, chain-major (sampled, shared) */
+    double *e_all;                /* (M_all) their real parts */
+    const tqs_complex *el_all;    /* the local energies of all samples (eloc_all, eloc or the enumeration's) */
+    const double *w_all;          /* their weights (the enumeration's), NULL: 1 / M_all each */
     tqs_sampler sampler;
     tqs_enumeration en;
     tqs_vit_ws fwd_ws, jac_ws;
@@ -840,6 +889,7 @@ TQSDEF const char *tqs_error_string(int code) {
     case TQS_EFORMAT: return "bad file format";
     case TQS_ENUMERIC: return "numerical failure";
     case TQS_ENOTPD: return "matrix not positive definite";
+    case TQS_ECOMM: return "communication between processes failed";
     default: return "unknown error";
     }
 }
@@ -2416,6 +2466,50 @@ TQSDEF int tqs_statistics(tqs_stats *st, const double *x, int n_chains, int n_pe
 /* ===================================================================== */
 /* Exact enumeration                                                     */
 /* ===================================================================== */
+/* ---- several processes (tqs_comm): the collectives, one process when NULL ---- */
+static int tqs__comm_n(const tqs_comm *c) { return c && c->size > 1 ? c->size : 1; }
+static int tqs__comm_check(const tqs_comm *c) {
+    if (tqs__comm_n(c) == 1) return TQS_OK;
+    if (!c->sum || !c->allgather || !c->alltoall || c->rank < 0 || c->rank >= c->size)
+        return tqs__fail(TQS_EINVAL, "comm: rank %d of %d, or a missing callback", c->rank, c->size);
+    return TQS_OK;
+}
+static int tqs__comm_sum(const tqs_comm *c, double *x, long n) {
+    if (tqs__comm_n(c) == 1 || n == 0) return TQS_OK;
+    return c->sum(c->ctx, x, n) ? tqs__fail(TQS_ECOMM, "comm: the sum of %ld values over %d processes failed", n, c->size) : TQS_OK;
+}
+static int tqs__comm_allgather(const tqs_comm *c, const void *send, void *recv, size_t bytes) {
+    if (tqs__comm_n(c) == 1) { if (bytes && recv != send) memmove(recv, send, bytes); return TQS_OK; }
+    return c->allgather(c->ctx, send, recv, bytes) ? tqs__fail(TQS_ECOMM, "comm: an allgather of %zu bytes failed", bytes) : TQS_OK;
+}
+static int tqs__comm_alltoall(const tqs_comm *c, const void *send, void *recv, size_t bytes) {
+    if (tqs__comm_n(c) == 1) { if (bytes && recv != send) memmove(recv, send, bytes); return TQS_OK; }
+    return c->alltoall(c->ctx, send, recv, bytes) ? tqs__fail(TQS_ECOMM, "comm: an all-to-all of %zu bytes per process failed", bytes) : TQS_OK;
+}
+/* Every process's value of x must be the same (a check on the callers;
+ * allocates, so for set-up only). */
+static int tqs__comm_same(const tqs_comm *c, double x, const char *what) {
+    double *all;
+    int rc, r;
+    if (tqs__comm_n(c) == 1) return TQS_OK;
+    if (!(all = (double *)tqs__alloc(sizeof(double) * (size_t)c->size))) return tqs__fail(TQS_ENOMEM, "comm: out of memory");
+    rc = tqs__comm_allgather(c, &x, all, sizeof x);
+    for (r = 0; r < c->size && !rc; r++)
+        if (all[r] != x) rc = tqs__fail(TQS_ECOMM, "comm: %s differs between the processes (%g on process %d, %g on %d)", what, x, c->rank, all[r], r);
+    TQS_FREE(all);
+    return rc;
+}
+/* The sum over processes of the lower triangle of an n x n matrix, packed in
+ * place (row i moves to offset i(i+1)/2) so that half the matrix travels. */
+static int tqs__comm_sum_lower(const tqs_comm *c, double *A, long n) {
+    long i;
+    int rc;
+    if (tqs__comm_n(c) == 1) return TQS_OK;
+    for (i = 1; i < n; i++) memmove(A + i * (i + 1) / 2, A + (size_t)i * n, sizeof(double) * (size_t)(i + 1));
+    rc = tqs__comm_sum(c, A, n * (n + 1) / 2);
+    for (i = n - 1; i >= 1; i--) memmove(A + (size_t)i * n, A + i * (i + 1) / 2, sizeof(double) * (size_t)(i + 1));
+    return rc;
+}
 TQSDEF int tqs_enumeration_init(tqs_enumeration *E, const tqs_lattice *lat, int b) {
     int rc, N, t, nt, tx, ty, i;
     size_t r, dim;
@@ -2470,18 +2564,49 @@ TQSDEF void tqs_enumeration_free(tqs_enumeration *E) {
     tqs_basis_free(&E->basis);
     TQS_FREE(E->slot); TQS_FREE(E->mult);
     TQS_FREE(E->configs); TQS_FREE(E->logpsi); TQS_FREE(E->weights); TQS_FREE(E->eloc);
-    TQS_FREE(E->flips); TQS_FREE(E->mels);
+    TQS_FREE(E->flips); TQS_FREE(E->mels); TQS_FREE(E->stage); TQS_FREE(E->gather);
     memset(E, 0, sizeof *E);
+}
+
+TQSDEF int tqs_enumeration_split(tqs_enumeration *E, const tqs_comm *comm) {
+    int np = tqs__comm_n(comm), rc;
+    if (!E || !E->configs) return tqs__fail(TQS_EINVAL, "enumeration: null pointer");
+    if ((rc = tqs__comm_check(comm)) != 0) return rc;
+    TQS_FREE(E->stage); TQS_FREE(E->gather);
+    E->stage = E->gather = NULL;
+    E->comm = np > 1 ? comm : NULL;
+    E->block = (E->n + np - 1) / np;
+    E->first = np > 1 ? comm->rank * E->block : 0;
+    if (np == 1) return TQS_OK;
+    E->stage = (tqs_complex *)tqs__alloc(sizeof(tqs_complex) * (size_t)E->block);
+    E->gather = (tqs_complex *)tqs__alloc(sizeof(tqs_complex) * (size_t)E->block * np);
+    if (!E->stage || !E->gather) return tqs__fail(TQS_ENOMEM, "enumeration: out of memory for the split");
+    return tqs__comm_same(comm, (double)E->n, "enumeration: the number of entries");
+}
+
+/* With a split: this process's block of x (E->stage), then every block into x. */
+static int tqs__enumeration_gather(tqs_enumeration *E, tqs_complex *x) {
+    long lo = E->first, cnt = E->n - lo < E->block ? E->n - lo : E->block, i;
+    int rc;
+    if (cnt < 0) cnt = 0;
+    for (i = 0; i < E->block; i++) { if (i < cnt) E->stage[i] = x[lo + i]; else E->stage[i].re = E->stage[i].im = 0; }
+    if ((rc = tqs__comm_allgather(E->comm, E->stage, E->gather, sizeof(tqs_complex) * (size_t)E->block)) != 0) return rc;
+    memcpy(x, E->gather, sizeof(tqs_complex) * (size_t)E->n);
+    return TQS_OK;
 }
 
 TQSDEF int tqs_enumeration_evaluate(tqs_enumeration *E, const tqs_hamiltonian *H, const tqs_amplitude *amp) {
     size_t r, dim;
     double mx = -HUGE_VAL, z = 0, en = 0, var = 0;
+    long lo = 0, hi;
     int rc;
     if (!E || !E->configs || !H || !amp) return tqs__fail(TQS_EINVAL, "enumeration: null pointer");
     if (E->basis.N != H->lat.N) return tqs__fail(TQS_EINVAL, "enumeration: made for %d sites, Hamiltonian has %d", E->basis.N, H->lat.N);
     dim = (size_t)E->n;
-    if ((rc = tqs__amp_eval(amp, E->logpsi, E->configs, (long)dim, E->basis.N)) != 0) return rc;
+    hi = (long)dim;
+    if (E->comm) { lo = E->first < hi ? E->first : hi; hi = lo + E->block < hi ? lo + E->block : hi; }
+    if ((rc = tqs__amp_eval(amp, E->logpsi + lo, E->configs + (size_t)lo * E->basis.N, hi - lo, E->basis.N)) != 0) return rc;
+    if (E->comm && (rc = tqs__enumeration_gather(E, E->logpsi)) != 0) return rc;
     for (r = 0; r < dim; r++) if (E->logpsi[r].re > mx) mx = E->logpsi[r].re;
     for (r = 0; r < dim; r++) { E->weights[r] = E->mult[r] * exp(2.0 * (E->logpsi[r].re - mx)); z += E->weights[r]; }
     if (!(z > 0) || !isfinite(z)) return tqs__fail(TQS_ENUMERIC, "enumeration: |psi|^2 is not normalisable");
@@ -2491,8 +2616,8 @@ TQSDEF int tqs_enumeration_evaluate(tqs_enumeration *E, const tqs_hamiltonian *H
     {
         long rr;
         int N = E->basis.N;
-        TQS__OMP(parallel for schedule(guided) num_threads(E->n_slots) if (tqs__par(8.0 * N * (double)dim)))
-        for (rr = 0; rr < (long)dim; rr++) {
+        TQS__OMP(parallel for schedule(guided) num_threads(E->n_slots) if (tqs__par(8.0 * N * (double)(hi - lo))))
+        for (rr = lo; rr < hi; rr++) {
             int slot = 0, K, k;
             const int8_t *st = E->configs + (size_t)rr * N;
             uint32_t bits = tqs_config_to_bits(st, N);
@@ -2516,6 +2641,7 @@ TQSDEF int tqs_enumeration_evaluate(tqs_enumeration *E, const tqs_hamiltonian *H
             E->eloc[rr] = acc;
         }
     }
+    if (E->comm && (rc = tqs__enumeration_gather(E, E->eloc)) != 0) return rc;
     for (r = 0; r < dim; r++) en += E->weights[r] * E->eloc[r].re;
     for (r = 0; r < dim; r++) {
         double dr = E->eloc[r].re - en, di = E->eloc[r].im;
@@ -2783,6 +2909,18 @@ TQSDEF int tqs_sr_apply(double *y, const double *X, const double *v, double shif
     return TQS_OK;
 }
 
+/* y = (X^T X + shift) v over the rows of every process (tmp: R entries). */
+static int tqs__sr_apply_all(double *y, const double *X, const double *v, double shift, long R, long P, double *tmp,
+                             const tqs_comm *c) {
+    long k;
+    int rc;
+    tqs__matvec(tmp, X, v, R, P);
+    tqs__matvec_t(y, X, tmp, R, P);
+    if ((rc = tqs__comm_sum(c, y, P)) != 0) return rc;
+    for (k = 0; k < P; k++) y[k] += shift * v[k];
+    return TQS_OK;
+}
+
 TQSDEF int tqs_sr_ws_init(tqs_sr_ws *ws, long R, long P, const tqs_sr_options *opt) {
     tqs_sr_options o;
     long nv;
@@ -2794,12 +2932,21 @@ TQSDEF int tqs_sr_ws_init(tqs_sr_ws *ws, long R, long P, const tqs_sr_options *o
     limit = o.memory_limit > 0 ? o.memory_limit : 4e9;
     ws->R = R; ws->P = P; ws->solver = o.solver;
     if (o.solver < TQS_SOLVER_AUTO || o.solver > TQS_SOLVER_CG) return tqs__fail(TQS_EINVAL, "sr: unknown solver %d", o.solver);
+    {   /* every process must bring as many rows, and the same P, solver and limit */
+        int rc = tqs__comm_check(o.comm), np = tqs__comm_n(o.comm);
+        if (!rc) rc = tqs__comm_same(o.comm, (double)R, "sr: the number of rows");
+        if (!rc) rc = tqs__comm_same(o.comm, (double)P + 1e9 * o.solver, "sr: the parameter count or solver");
+        if (!rc) rc = tqs__comm_same(o.comm, limit, "sr: the memory limit");
+        if (rc) return rc;
+        ws->comm = np > 1 ? o.comm : NULL;
+        ws->R_all = R * np; ws->Ps = (P + np - 1) / np;
+    }
     if (o.solver == TQS_SOLVER_AUTO) {
-        double n = P <= R ? (double)P : (double)R;
-        ws->solver = n * n * 8.0 <= limit ? (P <= R ? TQS_SOLVER_PARAMETER : TQS_SOLVER_SAMPLE) : TQS_SOLVER_CG;
+        double n = P <= ws->R_all ? (double)P : (double)ws->R_all;
+        ws->solver = n * n * 8.0 <= limit ? (P <= ws->R_all ? TQS_SOLVER_PARAMETER : TQS_SOLVER_SAMPLE) : TQS_SOLVER_CG;
     }
     if (ws->solver == TQS_SOLVER_PARAMETER || ws->solver == TQS_SOLVER_SAMPLE) {
-        double n = ws->solver == TQS_SOLVER_PARAMETER ? (double)P : (double)R;
+        double n = ws->solver == TQS_SOLVER_PARAMETER ? (double)P : (double)ws->R_all;
         if (n * n * 8.0 > limit)
             return tqs__fail(TQS_ETOOBIG, "sr: the %s solver needs a %.0f x %.0f matrix (%.3g GB), above the %.3g GB limit; use the cg solver or fewer %s",
                              tqs_solver_name(ws->solver), n, n, n * n * 8e-9, limit * 1e-9,
@@ -2807,8 +2954,13 @@ TQSDEF int tqs_sr_ws_init(tqs_sr_ws *ws, long R, long P, const tqs_sr_options *o
         ws->mat = (double *)tqs__alloc(sizeof(double) * (size_t)n * (size_t)n);
         ws->pack = (double *)tqs__alloc(sizeof(double) * tqs__syrk_buf_size((long)n));
         if (!ws->mat || !ws->pack) { tqs_sr_ws_free(ws); return tqs__fail(TQS_ENOMEM, "sr: out of memory for a %.0f x %.0f matrix", n, n); }
+        if (ws->comm && ws->solver == TQS_SOLVER_SAMPLE) {
+            ws->xsend = (double *)tqs__alloc(sizeof(double) * (size_t)ws->R_all * (size_t)ws->Ps);
+            ws->xcols = (double *)tqs__alloc(sizeof(double) * (size_t)ws->R_all * (size_t)ws->Ps);
+            if (!ws->xsend || !ws->xcols) { tqs_sr_ws_free(ws); return tqs__fail(TQS_ENOMEM, "sr: out of memory for the slices of X"); }
+        }
     }
-    nv = R > P ? R : P;
+    nv = ws->R_all > P + tqs__comm_n(ws->comm) ? ws->R_all : P + tqs__comm_n(ws->comm);
     ws->v1 = (double *)tqs__alloc(sizeof(double) * (size_t)nv);
     ws->v2 = (double *)tqs__alloc(sizeof(double) * (size_t)nv);
     ws->v3 = (double *)tqs__alloc(sizeof(double) * (size_t)nv);
@@ -2821,6 +2973,7 @@ TQSDEF int tqs_sr_ws_init(tqs_sr_ws *ws, long R, long P, const tqs_sr_options *o
 TQSDEF void tqs_sr_ws_free(tqs_sr_ws *ws) {
     if (!ws) return;
     TQS_FREE(ws->mat); TQS_FREE(ws->pack); TQS_FREE(ws->v1); TQS_FREE(ws->v2); TQS_FREE(ws->v3); TQS_FREE(ws->v4); TQS_FREE(ws->v5);
+    TQS_FREE(ws->xsend); TQS_FREE(ws->xcols);
     memset(ws, 0, sizeof *ws);
 }
 
@@ -2829,6 +2982,8 @@ TQSDEF void tqs_sr_ws_free(tqs_sr_ws *ws) {
  * recomputed every 25 iterations against drift. */
 static int tqs__cg(double *x, const double *X, const double *b, double shift, long R, long P,
                    double tol, int max_iter, tqs_sr_ws *ws, tqs_sr_info *info) {
+    const tqs_comm *c = ws->comm;   /* X^T X v summed over the processes: one sum of P values per product */
+    int rc;
     double *r = ws->v3, *p = ws->v4, *Ap = ws->v5, *tmp = ws->v1;
     double bn = sqrt(tqs__dot8(b, b, P)), rs, rs_new;
     long k;
@@ -2838,21 +2993,21 @@ static int tqs__cg(double *x, const double *X, const double *b, double shift, lo
     if (bn == 0) { info->cg_iterations = 0; info->cg_residual = 0; return TQS_OK; }
     while (sqrt(rs) > tol * bn && it < max_iter) {
         double alpha, pAp;
-        tqs_sr_apply(Ap, X, p, shift, R, P, tmp);
+        if ((rc = tqs__sr_apply_all(Ap, X, p, shift, R, P, tmp, c)) != 0) return rc;
         pAp = tqs__dot8(p, Ap, P);
         if (!(pAp > 0)) break;
         alpha = rs / pAp;
         for (k = 0; k < P; k++) { x[k] += alpha * p[k]; r[k] -= alpha * Ap[k]; }
         it++;
         if (it % 25 == 0) { /* true residual */
-            tqs_sr_apply(Ap, X, x, shift, R, P, tmp);
+            if ((rc = tqs__sr_apply_all(Ap, X, x, shift, R, P, tmp, c)) != 0) return rc;
             for (k = 0; k < P; k++) r[k] = b[k] - Ap[k];
         }
         rs_new = tqs__dot8(r, r, P);
         for (k = 0; k < P; k++) p[k] = r[k] + (rs_new / rs) * p[k];
         rs = rs_new;
     }
-    tqs_sr_apply(Ap, X, x, shift, R, P, tmp); /* report the true residual */
+    if ((rc = tqs__sr_apply_all(Ap, X, x, shift, R, P, tmp, c)) != 0) return rc;   /* report the true residual */
     for (k = 0; k < P; k++) r[k] = b[k] - Ap[k];
     info->cg_iterations = it;
     info->cg_residual = sqrt(tqs__dot8(r, r, P)) / bn;
@@ -2862,6 +3017,78 @@ static int tqs__cg(double *x, const double *X, const double *b, double shift, lo
 TQSDEF int tqs_sr_solve(double *delta, const double *X, const double *f, double shift,
                         const tqs_sr_options *opt, tqs_sr_ws *ws, tqs_sr_info *info) {
     return tqs_sr_solve_prior(delta, X, f, shift, NULL, opt, ws, info);
+}
+
+/* SR over the rows of several processes (each holds R of the R_all rows of X
+ * and f; every one ends with the same delta). Per process, with np processes:
+ *  parameter: S = sum_r X_r^T X_r and b = sum_r X_r^T f_r, one sum each
+ *             (P(P+1)/2 and P values); every process then factors S itself.
+ *  cg:        b as above, then one sum of P values per product X^T X v.
+ *  sample:    an all-to-all gives each process every row's entries of its
+ *             slice of Ps = P/np parameters (it sends and receives R_all Ps
+ *             values); K = sum over slices of X_q X_q^T is one sum of
+ *             R_all(R_all+1)/2 values; each process factors K, solves
+ *             y = (K + shift)^{-1} (f - X p) (f gathered: R_all values),
+ *             forms its slice X_q^T y and an allgather joins the slices.
+ *             Memory: X_r (R P), the slices 2 R_all Ps, K R_all^2 doubles:
+ *             no process holds all of X.
+ * The sums run over the processes in the callback's order, so the result
+ * differs from one process's by rounding only. */
+static int tqs__sr_solve_split(double *delta, const double *X, const double *f, const double *prior,
+                               const tqs_sr_options *o, tqs_sr_ws *ws, tqs_sr_info *info) {
+    const tqs_comm *c = ws->comm;
+    int np = c->size, me = c->rank, rc, attempt, sample = ws->solver == TQS_SOLVER_SAMPLE;
+    long R = ws->R, P = ws->P, RA = ws->R_all, Ps = ws->Ps, n = sample ? RA : P, i, q, r;
+    if (!sample) {   /* b = X^T f over every process's rows */
+        tqs__matvec_t(ws->v2, X, f, R, P);
+        if ((rc = tqs__comm_sum(c, ws->v2, P)) != 0) return rc;
+        if (ws->solver == TQS_SOLVER_CG) {
+            if (prior) for (i = 0; i < P; i++) ws->v2[i] += info->shift * prior[i];
+            return tqs__cg(delta, X, ws->v2, info->shift, R, P, o->cg_tol > 0 ? o->cg_tol : 1e-8,
+                           o->cg_max_iter > 0 ? o->cg_max_iter : 1000, ws, info);
+        }
+    } else {   /* the slices: to process q the entries [q Ps, (q+1) Ps) of each row, zero-padded */
+        for (q = 0; q < np; q++) {
+            long k0 = q * Ps, k1 = k0 + Ps < P ? k0 + Ps : P, w = k1 > k0 ? k1 - k0 : 0;
+            for (r = 0; r < R; r++) {
+                double *dst = ws->xsend + ((size_t)q * R + r) * Ps;
+                if (w) memcpy(dst, X + (size_t)r * P + k0, sizeof(double) * (size_t)w);
+                for (i = w; i < Ps; i++) dst[i] = 0.0;
+            }
+        }
+        /* from process p, rows p R .. (p+1) R: the global row order */
+        if ((rc = tqs__comm_alltoall(c, ws->xsend, ws->xcols, sizeof(double) * (size_t)R * Ps)) != 0) return rc;
+    }
+    for (attempt = 0;; attempt++) {   /* as in tqs_sr_solve_prior; every process sees the same pivots */
+        double s = info->shift;
+        if (sample) tqs__gram_lower(ws->mat, ws->xcols, RA, Ps, 1, ws->pack);
+        else tqs__gram_lower(ws->mat, X, R, P, 0, ws->pack);
+        if ((rc = tqs__comm_sum_lower(c, ws->mat, n)) != 0) return rc;
+        for (i = 0; i < n; i++) ws->mat[(size_t)i * n + i] += s;
+        rc = tqs__cholesky_with(ws->mat, n, ws->pack);
+        if (rc == 0) break;
+        if (rc != TQS_ENOTPD || attempt == 6) return rc;
+        info->shift_retries++;
+        info->shift = s > 0 ? 10 * s : 1e-10;
+    }
+    if (!sample) {
+        for (i = 0; i < P; i++) delta[i] = ws->v2[i] + (prior ? info->shift * prior[i] : 0.0);
+        return tqs_cholesky_solve(ws->mat, delta, P);
+    }
+    /* y = (K + shift)^{-1} (f - X p), with f and X p gathered from every process */
+    if ((rc = tqs__comm_allgather(c, f, ws->v3, sizeof(double) * (size_t)R)) != 0) return rc;
+    if (prior) {
+        tqs__matvec(ws->v1, X, prior, R, P);
+        if ((rc = tqs__comm_allgather(c, ws->v1, ws->v4, sizeof(double) * (size_t)R)) != 0) return rc;
+        for (i = 0; i < RA; i++) ws->v3[i] -= ws->v4[i];
+    }
+    tqs_cholesky_solve(ws->mat, ws->v3, RA);
+    /* this process's slice of X^T y, then every slice */
+    tqs__matvec_t(ws->v1, ws->xcols, ws->v3, RA, Ps);
+    if ((rc = tqs__comm_allgather(c, ws->v1, ws->v5, sizeof(double) * (size_t)Ps)) != 0) return rc;
+    for (i = 0; i < P; i++) delta[i] = ws->v5[i] + (prior ? prior[i] : 0.0);
+    (void)me;
+    return TQS_OK;
 }
 
 /* With a prior p (SPRING's mu * previous update, or NULL for 0):
@@ -2883,6 +3110,7 @@ TQSDEF int tqs_sr_solve_prior(double *delta, const double *X, const double *f, d
     R = ws->R; P = ws->P;
     info->solver = ws->solver;
     info->shift = shift;
+    if (ws->comm) return tqs__sr_solve_split(delta, X, f, prior, &o, ws, info);
     /* b = X^T f, the (half) energy gradient */
     tqs__matvec_t(ws->v2, X, f, R, P);
     if (ws->solver == TQS_SOLVER_CG) {
@@ -2950,13 +3178,24 @@ static int tqs__vmc_batch(const tqs_vit *m, int lo, double passes) {
 
 TQSDEF int tqs_vmc_init(tqs_vmc *v, const tqs_hamiltonian *H, tqs_vit *model, const tqs_vmc_options *opt) {
     tqs_vmc_options o;
-    int rc, N, fwd_batch;
+    int rc, N, fwd_batch, np;
     long P;
     if (!v || !H || !model || !model->params) return tqs__fail(TQS_EINVAL, "vmc: null pointer or empty model");
     memset(v, 0, sizeof *v);
     if (opt) o = *opt; else memset(&o, 0, sizeof o);
     tqs__vmc_defaults(&o);
     N = H->lat.N;
+    if ((rc = tqs__comm_check(o.comm)) != 0) return rc;
+    np = tqs__comm_n(o.comm);
+    if (np > 1) {   /* the processes must run the same problem (their rows of X are checked by the SR set-up) */
+        if ((rc = tqs__comm_same(o.comm, (double)o.n_samples + 1e7 * o.n_chains, "vmc: the number of samples or chains")) != 0 ||
+            (rc = tqs__comm_same(o.comm, (double)(o.seed % 4294967291u) + 4294967296.0 * o.exact, "vmc: the seed or exact")) != 0 ||
+            (rc = tqs__comm_same(o.comm, (double)model->n_params, "vmc: the model's parameter count")) != 0)
+            return rc;
+        if (!o.exact && o.n_chains % np)
+            return tqs__fail(TQS_EINVAL, "vmc: %d chains cannot be shared equally by %d processes", o.n_chains, np);
+    }
+    v->comm = np > 1 ? o.comm : NULL;
     if (model->cfg.Lx != H->lat.Lx || model->cfg.Ly != H->lat.Ly)
         return tqs__fail(TQS_EINVAL, "vmc: the model is for %dx%d, the Hamiltonian for %dx%d",
                          model->cfg.Lx, model->cfg.Ly, H->lat.Lx, H->lat.Ly);
@@ -2971,11 +3210,20 @@ TQSDEF int tqs_vmc_init(tqs_vmc *v, const tqs_hamiltonian *H, tqs_vit *model, co
     P = (long)model->n_params;
     if (o.exact) {
         if ((rc = tqs_enumeration_init(&v->en, &H->lat, model->cfg.b)) != 0) return rc;
-        v->M = (int)v->en.n; v->per_chain = v->M;
+        if ((rc = tqs_enumeration_split(&v->en, v->comm)) != 0) { tqs_vmc_free(v); return rc; }
+        v->M = (int)v->en.block; v->per_chain = v->M; v->M_all = (int)v->en.n; v->first = v->en.first;
+        v->M_rows = v->en.n - v->first < v->M ? (int)(v->en.n - v->first) : v->M;
+        if (v->M_rows < 0) v->M_rows = 0;
     } else {
+        int c, local = o.n_chains / np;
         v->per_chain = (o.n_samples + o.n_chains - 1) / o.n_chains;
-        v->M = v->per_chain * o.n_chains;
-        if ((rc = tqs_sampler_init(&v->sampler, &H->lat, o.n_chains, o.seed)) != 0) return rc;
+        v->M = v->per_chain * local; v->M_rows = v->M; v->M_all = v->M * np;
+        v->first = (long)(np > 1 ? o.comm->rank : 0) * local;
+        if ((rc = tqs_sampler_init(&v->sampler, &H->lat, local, o.seed)) != 0) return rc;
+        for (c = 0; c < local && v->first; c++) {   /* chain first + c: its stream and starting configuration */
+            tqs_rng_seed(&v->sampler.rng[c], o.seed, (uint64_t)(v->first + c));
+            tqs_random_config(v->sampler.state + (size_t)c * N, N, &v->sampler.rng[c]);
+        }
     }
     v->R = 2L * v->M;
     if (o.jac_batch == 0) o.jac_batch = tqs__vmc_batch(model, 32, 5.0);
@@ -3023,8 +3271,15 @@ TQSDEF int tqs_vmc_init(tqs_vmc *v, const tqs_hamiltonian *H, tqs_vit *model, co
         if (!v->sym_amp || !v->sym_cfgs || !v->sym_lp || !v->sym_jac || !v->sym_w) rc = tqs__fail(TQS_ENOMEM, "vmc: out of memory for the symmetric Jacobian");
         else rc = tqs_symmetric_amplitude_init(v->sym_amp, &v->amp, o.symmetry, &plain);
     }
+    o.sr.comm = v->comm;
+    v->opt.sr.comm = v->comm;
     if (!rc) rc = tqs_sr_ws_init(&v->sr_ws, v->R, P, &o.sr);
     if (rc) { tqs_vmc_free(v); return rc; }
+    if (v->comm && !o.exact) {
+        v->eloc_all = (tqs_complex *)tqs__alloc(sizeof(tqs_complex) * (size_t)v->M_all);
+        v->e_all = (double *)tqs__alloc(sizeof(double) * (size_t)v->M_all);
+        if (!v->eloc_all || !v->e_all) { tqs_vmc_free(v); return tqs__fail(TQS_ENOMEM, "vmc: out of memory"); }
+    }
     v->samples = o.exact ? NULL : (int8_t *)tqs__alloc((size_t)v->M * N);
     v->logpsi = o.exact ? NULL : (tqs_complex *)tqs__alloc(sizeof(tqs_complex) * v->M);
     v->eloc = o.exact ? NULL : (tqs_complex *)tqs__alloc(sizeof(tqs_complex) * v->M);
@@ -3049,6 +3304,7 @@ TQSDEF void tqs_vmc_free(tqs_vmc *v) {
     TQS_FREE(v->X); TQS_FREE(v->f); TQS_FREE(v->delta); TQS_FREE(v->work); TQS_FREE(v->prior); TQS_FREE(v->weights);
     if (v->sym_amp) tqs_symmetric_amplitude_free(v->sym_amp);
     TQS_FREE(v->sym_amp); TQS_FREE(v->sym_cfgs); TQS_FREE(v->sym_lp); TQS_FREE(v->sym_jac); TQS_FREE(v->sym_w);
+    TQS_FREE(v->eloc_all); TQS_FREE(v->e_all);
     memset(v, 0, sizeof *v);
 }
 
@@ -3079,8 +3335,9 @@ static int tqs__vmc_measure(tqs_vmc *v, tqs_step_info *info, int8_t **cfgs, tqs_
         info->seconds[0] = tqs__seconds() - t0;  /* amplitudes and local energies together */
         info->energy = E->energy; info->variance = E->variance;
         info->error = 0; info->tau = 0.5; info->rhat = 1; info->acceptance = 1;
-        *cfgs = E->configs; *lp = E->logpsi; *el = E->eloc;
-        for (i = 0; i < v->M; i++) v->weights[i] = E->weights[i];
+        *cfgs = E->configs + (size_t)v->first * v->H->lat.N; *lp = E->logpsi + v->first; *el = E->eloc + v->first;
+        for (i = 0; i < v->M; i++) v->weights[i] = i < v->M_rows ? E->weights[v->first + i] : 0.0;
+        v->el_all = E->eloc; v->w_all = E->weights;
         return TQS_OK;
     } else {
         tqs_stats st;
@@ -3091,11 +3348,25 @@ static int tqs__vmc_measure(tqs_vmc *v, tqs_step_info *info, int8_t **cfgs, tqs_
         info->seconds[0] = t1 - t0;
         if ((rc = tqs_local_energy(v->eloc, v->H, &v->amp, &v->eloc_ws, v->samples, v->logpsi, v->M)) != 0) return rc;
         info->seconds[1] = tqs__seconds() - t1;
-        for (i = 0; i < v->M; i++) { v->work[i] = v->eloc[i].re; v->weights[i] = 1.0 / v->M; }
-        tqs_statistics(&st, v->work, v->opt.n_chains, v->per_chain);
+        for (i = 0; i < v->M; i++) v->weights[i] = 1.0 / v->M_all;
+        if (v->comm) {   /* every process's local energies, in the order of the chains */
+            double ap[2] = {0, 0};
+            if ((rc = tqs__comm_allgather(v->comm, v->eloc, v->eloc_all, sizeof(tqs_complex) * (size_t)v->M)) != 0) return rc;
+            for (i = 0; i < v->M_all; i++) v->e_all[i] = v->eloc_all[i].re;
+            tqs_statistics(&st, v->e_all, v->opt.n_chains, v->per_chain);
+            for (i = 0; i < v->sampler.n_chains; i++) { ap[0] += (double)v->sampler.accepted[i]; ap[1] += (double)v->sampler.proposed[i]; }
+            if ((rc = tqs__comm_sum(v->comm, ap, 2)) != 0) return rc;
+            info->acceptance = ap[1] > 0 ? ap[0] / ap[1] : 0.0;
+            v->el_all = v->eloc_all;
+        } else {
+            for (i = 0; i < v->M; i++) v->work[i] = v->eloc[i].re;
+            tqs_statistics(&st, v->work, v->opt.n_chains, v->per_chain);
+            info->acceptance = tqs_sampler_acceptance(&v->sampler, -1);
+            v->el_all = v->eloc;
+        }
+        v->w_all = NULL;
         info->energy = st.mean; info->error = st.error; info->variance = st.variance;
         info->tau = st.tau; info->rhat = st.rhat;
-        info->acceptance = tqs_sampler_acceptance(&v->sampler, -1);
         *cfgs = v->samples; *lp = v->logpsi; *el = v->eloc;
         return TQS_OK;
     }
@@ -3111,8 +3382,8 @@ static int tqs__vmc_symmetric_jacobian(tqs_vmc *v, const int8_t *cfgs, const tqs
     const tqs_symmetry *G = v->opt.symmetry;
     int n = G->n, N = G->N, rc;
     long P = (long)v->model->n_params, s0;
-    for (s0 = 0; s0 < v->M; s0 += v->sym_per_call) {
-        long cnt = v->M - s0 < v->sym_per_call ? v->M - s0 : v->sym_per_call, t, nblk = (P + 511) / 512, blk;
+    for (s0 = 0; s0 < v->M_rows; s0 += v->sym_per_call) {
+        long cnt = v->M_rows - s0 < v->sym_per_call ? v->M_rows - s0 : v->sym_per_call, t, nblk = (P + 511) / 512, blk;
         for (t = 0; t < cnt * n; t++)
             tqs__symmetry_element(G, (int)(t % n), v->sym_cfgs + (size_t)t * N, cfgs + (size_t)(s0 + t / n) * N);
         if ((rc = tqs_vit_jacobian(v->model, &v->jac_ws, v->sym_jac, v->sym_lp, v->sym_cfgs, (int)(cnt * n))) != 0) return rc;
@@ -3165,14 +3436,20 @@ TQSDEF int tqs_vmc_step(tqs_vmc *v, tqs_step_info *info) {
     /* Jacobian rows 2s (Re) and 2s+1 (Im), in batches */
     t0 = tqs__seconds();
     if (v->sym_amp) { if ((rc = tqs__vmc_symmetric_jacobian(v, cfgs, lp)) != 0) return rc; }
-    else for (s = 0; s < v->M; s += v->opt.jac_batch) {
-        int B = (int)(v->M - s < v->opt.jac_batch ? v->M - s : v->opt.jac_batch);
+    else for (s = 0; s < v->M_rows; s += v->opt.jac_batch) {
+        int B = (int)(v->M_rows - s < v->opt.jac_batch ? v->M_rows - s : v->opt.jac_batch);
         if ((rc = tqs_vit_jacobian(v->model, &v->jac_ws, v->X + 2 * (size_t)s * P, NULL, cfgs + (size_t)s * N, B)) != 0) return rc;
     }
+    if (v->M_rows < v->M)   /* the end of the last block of a split enumeration: no samples, zero rows */
+        memset(v->X + 2 * (size_t)v->M_rows * P, 0, sizeof(double) * 2 * (size_t)(v->M - v->M_rows) * (size_t)P);
     /* centre with the weights and scale rows by sqrt(w):
-     * X = sqrt(w_s) (O(s) - <O>), f = sqrt(w_s) (E_loc(s) - <E>) */
+     * X = sqrt(w_s) (O(s) - <O>), f = sqrt(w_s) (E_loc(s) - <E>); <E> over
+     * every sample, <O> summed over the processes */
     Omean = v->delta; /* used as scratch before the solve writes it */
-    for (s = 0; s < v->M; s++) { emean_re += v->weights[s] * el[s].re; emean_im += v->weights[s] * el[s].im; }
+    for (s = 0; s < v->M_all; s++) {
+        double w = v->w_all ? v->w_all[s] : 1.0 / v->M_all;
+        emean_re += w * v->el_all[s].re; emean_im += w * v->el_all[s].im;
+    }
     for (r = 0; r < 2; r++) {
         long nblk = (P + 511) / 512, blk;
         TQS__OMP(parallel for schedule(guided) if (tqs__par((double)v->M * P)))
@@ -3185,6 +3462,7 @@ TQSDEF int tqs_vmc_step(tqs_vmc *v, tqs_step_info *info) {
                 for (kk = k0; kk < k1; kk++) Omean[kk] += w * row[kk];
             }
         }
+        if ((rc = tqs__comm_sum(v->comm, Omean, P)) != 0) return rc;
         TQS__OMP(parallel for schedule(guided) if (tqs__par((double)v->M * P)))
         for (s = 0; s < v->M; s++) {
             double *row = v->X + (2 * (size_t)s + r) * P, sw = sqrt(v->weights[s]);
@@ -3194,8 +3472,8 @@ TQSDEF int tqs_vmc_step(tqs_vmc *v, tqs_step_info *info) {
     }
     for (s = 0; s < v->M; s++) {
         double sw = sqrt(v->weights[s]);
-        v->f[2 * s] = sw * (el[s].re - emean_re);
-        v->f[2 * s + 1] = sw * (el[s].im - emean_im);
+        v->f[2 * s] = s < v->M_rows ? sw * (el[s].re - emean_re) : 0.0;
+        v->f[2 * s + 1] = s < v->M_rows ? sw * (el[s].im - emean_im) : 0.0;
     }
     info->seconds[2] = tqs__seconds() - t0;
     t0 = tqs__seconds();
@@ -3209,6 +3487,7 @@ TQSDEF int tqs_vmc_step(tqs_vmc *v, tqs_step_info *info) {
         double q = 0, scale = 1;
         tqs__matvec(v->work, v->X, v->delta, v->R, P);
         for (r = 0; r < v->R; r++) q += v->work[r] * v->work[r];
+        if ((rc = tqs__comm_sum(v->comm, &q, 1)) != 0) return rc;
         info->distance = info->lr * sqrt(q);
         if (v->opt.max_distance > 0 && info->distance > v->opt.max_distance) {
             scale = v->opt.max_distance / info->distance;
@@ -3225,33 +3504,40 @@ TQSDEF int tqs_vmc_step(tqs_vmc *v, tqs_step_info *info) {
 
 TQSDEF int tqs_vmc_evaluate(tqs_vmc *v, int n_samples, tqs_step_info *info) {
     tqs_step_info local;
-    int rc, per, M, i;
+    int rc, per, M, i, np;
     int8_t *cfgs;
-    tqs_complex *lp, *el;
+    tqs_complex *lp, *el, *el_all;
     double *e;
     tqs_stats st;
     if (!v || !v->X) return tqs__fail(TQS_EINVAL, "vmc: not initialised");
     if (!info) info = &local;
     if (v->opt.exact) return tqs__vmc_measure(v, info, &cfgs, &lp, &el);
     if (n_samples < v->opt.n_chains) return tqs__fail(TQS_EINVAL, "evaluate: fewer samples (%d) than chains (%d)", n_samples, v->opt.n_chains);
+    np = tqs__comm_n(v->comm);
     per = (n_samples + v->opt.n_chains - 1) / v->opt.n_chains;
-    M = per * v->opt.n_chains;
+    M = per * v->sampler.n_chains;   /* this process's chains; all of them: np M */
     cfgs = (int8_t *)tqs__alloc((size_t)M * v->H->lat.N);
     lp = (tqs_complex *)tqs__alloc(sizeof(tqs_complex) * M);
     el = (tqs_complex *)tqs__alloc(sizeof(tqs_complex) * M);
-    e = (double *)tqs__alloc(sizeof(double) * M);
-    rc = (!cfgs || !lp || !el || !e) ? tqs__fail(TQS_ENOMEM, "evaluate: out of memory for %d samples", M) : 0;
+    el_all = np > 1 ? (tqs_complex *)tqs__alloc(sizeof(tqs_complex) * (size_t)M * np) : el;
+    e = (double *)tqs__alloc(sizeof(double) * (size_t)M * np);
+    rc = (!cfgs || !lp || !el || !el_all || !e) ? tqs__fail(TQS_ENOMEM, "evaluate: out of memory for %d samples", M) : 0;
     if (!rc) rc = tqs_sampler_run(&v->sampler, &v->amp, per, v->opt.sweeps, v->step == 0 ? v->opt.thermalize : 0, cfgs, lp);
     if (!rc) rc = tqs_local_energy(el, v->H, &v->amp, &v->eloc_ws, cfgs, lp, M);
+    if (!rc && np > 1) rc = tqs__comm_allgather(v->comm, el, el_all, sizeof(tqs_complex) * (size_t)M);
     if (!rc) {
-        for (i = 0; i < M; i++) e[i] = el[i].re;
+        double ap[2] = {0, 0};
+        for (i = 0; i < M * np; i++) e[i] = el_all[i].re;
         tqs_statistics(&st, e, v->opt.n_chains, per);
+        for (i = 0; i < v->sampler.n_chains; i++) { ap[0] += (double)v->sampler.accepted[i]; ap[1] += (double)v->sampler.proposed[i]; }
+        rc = tqs__comm_sum(v->comm, ap, 2);
         memset(info, 0, sizeof *info);
         info->step = v->step;
         info->energy = st.mean; info->error = st.error; info->variance = st.variance;
-        info->tau = st.tau; info->rhat = st.rhat; info->acceptance = tqs_sampler_acceptance(&v->sampler, -1);
+        info->tau = st.tau; info->rhat = st.rhat; info->acceptance = ap[1] > 0 ? ap[0] / ap[1] : 0.0;
     }
     TQS_FREE(cfgs); TQS_FREE(lp); TQS_FREE(el); TQS_FREE(e);
+    if (np > 1) TQS_FREE(el_all);
     return rc;
 }
 
@@ -3497,98 +3783,149 @@ TQSDEF int tqs_parse_configs(const char *text, size_t len, int N, int8_t **confi
     return TQS_OK;
 }
 
+/* With several processes: whether any failed (the same answer on all). A
+ * process that did not fail itself reports `msg`. */
+static int tqs__comm_agree(const tqs_comm *c, int rc, const char *msg) {
+    double failed = rc != 0;
+    if (tqs__comm_n(c) == 1) return rc;
+    if (tqs__comm_sum(c, &failed, 1)) return TQS_ECOMM;
+    if (failed > 0 && rc == 0) return tqs__fail(TQS_ECOMM, "%s", msg);
+    return rc;
+}
+
+/* One file whatever the number of processes: every chain's state and stream
+ * gathered, written by process 0; every process returns its outcome. */
 TQSDEF int tqs_vmc_save_checkpoint(const tqs_vmc *v, const char *path) {
-    unsigned char *mbuf, *buf, *p;
-    size_t mlen, len;
-    int rc, c, k, M, N;
+    unsigned char *mbuf = NULL, *buf = NULL, *p, *states;
+    tqs_rng *rngs;
+    size_t mlen, len, np_ = 0;
+    int rc = 0, c, k, L, M, N, np, root;
+    char msg[160];
     if (!v || !v->model || !path) return tqs__fail(TQS_EINVAL, "checkpoint: null argument");
-    if ((rc = tqs__vit_to_bytes(v->model, &mbuf, &mlen)) != 0) return tqs__fail_in_file(rc, path);
-    size_t np = v->opt.momentum > 0 ? v->model->n_params : 0;   /* version 2: SPRING's prior follows the model */
-    M = v->opt.exact ? 0 : v->sampler.n_chains; N = v->H->lat.N;
-    len = 8 + 4 + 8 + 4 + 4 + (size_t)M * N + (size_t)M * 32 + 8 + mlen + (np ? 8 + 8 * np : 0) + 4;
-    buf = (unsigned char *)tqs__alloc(len);
-    if (!buf) { TQS_FREE(mbuf); return tqs__fail(TQS_ENOMEM, "checkpoint: out of memory"); }
-    memcpy(buf, "TQSCKPT1", 8);
-    p = tqs__put_u32(buf + 8, np ? 2 : 1);
-    p = tqs__put_u64(p, (uint64_t)v->step);
-    p = tqs__put_u32(p, (uint32_t)M);
-    p = tqs__put_u32(p, (uint32_t)N);
-    if (M) memcpy(p, v->sampler.state, (size_t)M * N);
-    p += (size_t)M * N;
-    for (c = 0; c < M; c++) for (k = 0; k < 4; k++) p = tqs__put_u64(p, v->sampler.rng[c].s[k]);
-    p = tqs__put_u64(p, (uint64_t)mlen);
-    memcpy(p, mbuf, mlen); p += mlen;
-    if (np) {
-        size_t i;
-        p = tqs__put_u64(p, (uint64_t)np);
-        for (i = 0; i < np; i++) p = tqs__put_f64(p, v->prior[i]);
+    np = tqs__comm_n(v->comm); root = np == 1 || v->comm->rank == 0;
+    L = v->opt.exact ? 0 : v->sampler.n_chains; M = L * np; N = v->H->lat.N;
+    states = v->opt.exact ? NULL : (unsigned char *)v->sampler.state; rngs = v->opt.exact ? NULL : v->sampler.rng;
+    if (np > 1 && M) {   /* every chain, in order */
+        states = (unsigned char *)tqs__alloc((size_t)M * N);
+        rngs = (tqs_rng *)tqs__alloc(sizeof(tqs_rng) * (size_t)M);
+        if (!states || !rngs) rc = tqs__fail(TQS_ENOMEM, "checkpoint: out of memory");
+        rc = tqs__comm_agree(v->comm, rc, "checkpoint: another process ran out of memory");
+        if (!rc) rc = tqs__comm_allgather(v->comm, v->sampler.state, states, (size_t)L * N);
+        if (!rc) rc = tqs__comm_allgather(v->comm, v->sampler.rng, rngs, sizeof(tqs_rng) * (size_t)L);
     }
-    p = tqs__put_u32(p, tqs_crc32(0, buf, len - 4));
-    TQS_ASSERT((size_t)(p - buf) == len);
-    rc = tqs_write_file_atomic(path, buf, len);
+    if (!rc && root) {
+        if ((rc = tqs__vit_to_bytes(v->model, &mbuf, &mlen)) != 0) rc = tqs__fail_in_file(rc, path);
+        np_ = v->opt.momentum > 0 ? v->model->n_params : 0;   /* version 2: SPRING's prior follows the model */
+        len = 8 + 4 + 8 + 4 + 4 + (size_t)M * N + (size_t)M * 32 + 8 + (rc ? 0 : mlen) + (np_ ? 8 + 8 * np_ : 0) + 4;
+        if (!rc && !(buf = (unsigned char *)tqs__alloc(len))) rc = tqs__fail(TQS_ENOMEM, "checkpoint: out of memory");
+        if (!rc) {
+            memcpy(buf, "TQSCKPT1", 8);
+            p = tqs__put_u32(buf + 8, np_ ? 2 : 1);
+            p = tqs__put_u64(p, (uint64_t)v->step);
+            p = tqs__put_u32(p, (uint32_t)M);
+            p = tqs__put_u32(p, (uint32_t)N);
+            if (M) memcpy(p, states, (size_t)M * N);
+            p += (size_t)M * N;
+            for (c = 0; c < M; c++) for (k = 0; k < 4; k++) p = tqs__put_u64(p, rngs[c].s[k]);
+            p = tqs__put_u64(p, (uint64_t)mlen);
+            memcpy(p, mbuf, mlen); p += mlen;
+            if (np_) {
+                size_t i;
+                p = tqs__put_u64(p, (uint64_t)np_);
+                for (i = 0; i < np_; i++) p = tqs__put_f64(p, v->prior[i]);
+            }
+            p = tqs__put_u32(p, tqs_crc32(0, buf, len - 4));
+            TQS_ASSERT((size_t)(p - buf) == len);
+            rc = tqs_write_file_atomic(path, buf, len);
+        }
+    }
+    if (np > 1) {
+        snprintf(msg, sizeof msg, "checkpoint: process 0 could not write '%.100s'", path);
+        rc = tqs__comm_agree(v->comm, rc, msg);
+        if (M) { TQS_FREE(states); TQS_FREE(rngs); }
+    }
     TQS_FREE(mbuf); TQS_FREE(buf);
     return rc;
 }
 
-TQSDEF int tqs_vmc_checkpoint_from_bytes(tqs_vmc *v, const unsigned char *buf, size_t len) {
-    uint64_t step, mlen, np = 0;
-    uint32_t M, N, version;
-    size_t fixed, i;
+/* Checks a checkpoint against the run (rc_in: a failure before, such as
+ * reading the file); with several processes every one then learns whether
+ * any failed, and only if none did does each take its slice of the chains. */
+static int tqs__vmc_checkpoint_use(tqs_vmc *v, const unsigned char *buf, size_t len, int rc_in) {
+    uint64_t step = 0, mlen = 0, np = 0;
+    uint32_t M = 0, N = 0, version;
+    size_t fixed = 0, i;
     const unsigned char *p;
     tqs_vit m;
-    int rc, c, k;
-    if (!v || !v->model) return tqs__fail(TQS_EINVAL, "checkpoint: null argument");
-    if (!buf || len < 8 || memcmp(buf, "TQSCKPT1", 8)) return tqs__fail(TQS_EFORMAT, "not a tqs checkpoint (bad magic)");
-    if (len < 8 + 4 + 8 + 4 + 4 + 8 + 4) return tqs__fail(TQS_EFORMAT, "checkpoint truncated (%zu bytes)", len);
+    int rc = rc_in, c, k, L = v->opt.exact ? 0 : v->sampler.n_chains, total = L * tqs__comm_n(v->comm);
+    memset(&m, 0, sizeof m);
+    if (rc) goto agree;
+    if (!buf || len < 8 || memcmp(buf, "TQSCKPT1", 8)) { rc = tqs__fail(TQS_EFORMAT, "not a tqs checkpoint (bad magic)"); goto agree; }
+    if (len < 8 + 4 + 8 + 4 + 4 + 8 + 4) { rc = tqs__fail(TQS_EFORMAT, "checkpoint truncated (%zu bytes)", len); goto agree; }
     version = tqs__get_u32(buf + 8);
-    if (version != 1 && version != 2) return tqs__fail(TQS_EFORMAT, "checkpoint version %u, this library reads versions 1 and 2", version);
+    if (version != 1 && version != 2) { rc = tqs__fail(TQS_EFORMAT, "checkpoint version %u, this library reads versions 1 and 2", version); goto agree; }
     step = tqs__get_u64(buf + 12);
     M = tqs__get_u32(buf + 20); N = tqs__get_u32(buf + 24);
-    if ((int)N != v->H->lat.N || N == 0 || N > (1u << 22))
-        return tqs__fail(TQS_EFORMAT, "checkpoint is for %u sites, this run has %d", N, v->H->lat.N);
-    if (M != (uint32_t)(v->opt.exact ? 0 : v->sampler.n_chains))
-        return tqs__fail(TQS_EFORMAT, "checkpoint has %u chains, this run has %d%s", M,
-                         v->opt.exact ? 0 : v->sampler.n_chains, v->opt.exact ? " (exact enumeration)" : "");
+    if ((int)N != v->H->lat.N || N == 0 || N > (1u << 22)) {
+        rc = tqs__fail(TQS_EFORMAT, "checkpoint is for %u sites, this run has %d", N, v->H->lat.N); goto agree;
+    }
+    if (M != (uint32_t)total) {
+        rc = tqs__fail(TQS_EFORMAT, "checkpoint has %u chains, this run has %d%s", M, total, v->opt.exact ? " (exact enumeration)" : "");
+        goto agree;
+    }
     fixed = 28 + (size_t)M * N + (size_t)M * 32;
-    if (len < fixed + 8 + 4) return tqs__fail(TQS_EFORMAT, "checkpoint truncated (%zu bytes)", len);
+    if (len < fixed + 8 + 4) { rc = tqs__fail(TQS_EFORMAT, "checkpoint truncated (%zu bytes)", len); goto agree; }
     mlen = tqs__get_u64(buf + fixed);
     if (version == 2) {   /* model section, then the prior: (u64 count, doubles) */
-        if (len < fixed + 8 + 8 + 4 || mlen > len - fixed - 8 - 8 - 4)
-            return tqs__fail(TQS_EFORMAT, "checkpoint length does not match its model section (truncated?)");
+        if (len < fixed + 8 + 8 + 4 || mlen > len - fixed - 8 - 8 - 4) {
+            rc = tqs__fail(TQS_EFORMAT, "checkpoint length does not match its model section (truncated?)"); goto agree;
+        }
         np = tqs__get_u64(buf + fixed + 8 + mlen);
-        if (np != v->model->n_params || 8 * np != len - fixed - 8 - mlen - 8 - 4)
-            return tqs__fail(TQS_EFORMAT, "checkpoint's momentum section does not match the model (%llu values, truncated?)", (unsigned long long)np);
-    } else if (mlen != len - fixed - 8 - 4) return tqs__fail(TQS_EFORMAT, "checkpoint length does not match its model section (truncated?)");
-    if (tqs_crc32(0, buf, len - 4) != tqs__get_u32(buf + len - 4)) return tqs__fail(TQS_EFORMAT, "checkpoint is corrupt (CRC mismatch)");
-    if (step > (uint64_t)1 << 40) return tqs__fail(TQS_EFORMAT, "checkpoint step %llu is absurd", (unsigned long long)step);
+        if (np != v->model->n_params || 8 * np != len - fixed - 8 - mlen - 8 - 4) {
+            rc = tqs__fail(TQS_EFORMAT, "checkpoint's momentum section does not match the model (%llu values, truncated?)", (unsigned long long)np);
+            goto agree;
+        }
+    } else if (mlen != len - fixed - 8 - 4) { rc = tqs__fail(TQS_EFORMAT, "checkpoint length does not match its model section (truncated?)"); goto agree; }
+    if (tqs_crc32(0, buf, len - 4) != tqs__get_u32(buf + len - 4)) { rc = tqs__fail(TQS_EFORMAT, "checkpoint is corrupt (CRC mismatch)"); goto agree; }
+    if (step > (uint64_t)1 << 40) { rc = tqs__fail(TQS_EFORMAT, "checkpoint step %llu is absurd", (unsigned long long)step); goto agree; }
     p = buf + 28;
-    for (i = 0; i < (size_t)M * N; i++)
-        if (p[i] != 1 && p[i] != 0xFF) return tqs__fail(TQS_EFORMAT, "checkpoint has a spin that is not +1 or -1");
-    if ((rc = tqs_vit_from_bytes(&m, buf + fixed + 8, (size_t)mlen)) != 0) return rc;
+    for (i = 0; i < (size_t)M * N && !rc; i++)
+        if (p[i] != 1 && p[i] != 0xFF) rc = tqs__fail(TQS_EFORMAT, "checkpoint has a spin that is not +1 or -1");
+    if (rc) goto agree;
+    if ((rc = tqs_vit_from_bytes(&m, buf + fixed + 8, (size_t)mlen)) != 0) goto agree;
     if (memcmp(&m.cfg, &v->model->cfg, sizeof m.cfg)) {
         tqs_vit_free(&m);
-        return tqs__fail(TQS_EFORMAT, "checkpoint model has other hyper-parameters than this run's model");
+        rc = tqs__fail(TQS_EFORMAT, "checkpoint model has other hyper-parameters than this run's model");
     }
-    /* everything checked: now change the run */
+agree:
+    rc = tqs__comm_agree(v->comm, rc, "checkpoint: another process could not use it (its message names the problem)");
+    if (rc) { if (m.params) tqs_vit_free(&m); return rc; }
+    /* everything checked, on every process: now change the run */
     memcpy(v->model->params, m.params, sizeof(double) * m.n_params);
     tqs_vit_free(&m);
     v->step = (long)step;
-    if (M) memcpy(v->sampler.state, p, (size_t)M * N);
-    p += (size_t)M * N;
-    for (c = 0; c < (int)M; c++) for (k = 0; k < 4; k++) { v->sampler.rng[c].s[k] = tqs__get_u64(p); p += 8; }
+    p = buf + 28 + (size_t)v->first * N;   /* this process's chains */
+    if (L) memcpy(v->sampler.state, p, (size_t)L * N);
+    p = buf + 28 + (size_t)M * N + (size_t)v->first * 32;
+    for (c = 0; c < L; c++) for (k = 0; k < 4; k++) { v->sampler.rng[c].s[k] = tqs__get_u64(p); p += 8; }
     for (i = 0; i < v->model->n_params; i++)   /* a version 1 file (no momentum) leaves no prior */
         v->prior[i] = np ? tqs__get_f64(buf + fixed + 8 + mlen + 8 + 8 * i) : 0.0;
     tqs_sampler_invalidate(&v->sampler);
     return TQS_OK;
 }
 
+TQSDEF int tqs_vmc_checkpoint_from_bytes(tqs_vmc *v, const unsigned char *buf, size_t len) {
+    if (!v || !v->model) return tqs__fail(TQS_EINVAL, "checkpoint: null argument");
+    return tqs__vmc_checkpoint_use(v, buf, len, TQS_OK);
+}
+
 TQSDEF int tqs_vmc_load_checkpoint(tqs_vmc *v, const char *path) {
-    unsigned char *buf;
-    size_t len;
+    unsigned char *buf = NULL;
+    size_t len = 0;
     int rc;
+    if (!v || !v->model || !path) return tqs__fail(TQS_EINVAL, "checkpoint: null argument");
     rc = tqs_read_file(path, &buf, &len, (size_t)1 << 34);
-    if (rc) return rc;
-    rc = tqs_vmc_checkpoint_from_bytes(v, buf, len);
+    rc = tqs__vmc_checkpoint_use(v, buf, len, rc);
     TQS_FREE(buf);
     return tqs__fail_in_file(rc, path);
 }
