@@ -1,14 +1,20 @@
 /* ground_state.c - train the ViT on the J1-J2 model by VMC + SR and report
  * an energy with its error bar, variance, V-score and relative error.
  *   ./examples/ground_state                 (4x4, J2 = 0.5, small factored ViT)
- *   ./examples/ground_state --help          (every flag) */
+ *   ./examples/ground_state --help          (every flag)
+ *   mpirun -np R ./examples/ground_state_mpi --threads T ...   (make mpi: the same run shared by R
+ *                                           processes; process 0 prints and writes every file) */
 #define _POSIX_C_SOURCE 200809L
 #define TQS_IMPLEMENTATION
 #include "../tqs.h"
 #include "flags.h"
 #include <signal.h>
 #include <time.h>
+#ifdef TQS_MPI
+#include "mpi.h"
+#endif
 
+static int is_root = 1;   /* the process that prints and writes (process 0 of several) */
 static volatile sig_atomic_t interrupted = 0;
 static void on_sigint(int sig) { (void)sig; interrupted = 1; }
 
@@ -251,9 +257,10 @@ static int save_or_rescue(int (*write)(const void *, const char *), const void *
                           const char *ext, const char **rescued) {
     const char *alt;
     if (write(what, path) == 0) return 0;
-    fprintf(stderr, "ground_state: %s: %s\n", flag, tqs_last_error());
+    if (is_root) fprintf(stderr, "ground_state: %s: %s\n", flag, tqs_last_error());
     alt = write_fallback(write, what, ext);
-    if (alt) fprintf(stderr, "ground_state: %s: written to '%s' instead\n", flag, alt);
+    if (!is_root) {}
+    else if (alt) fprintf(stderr, "ground_state: %s: written to '%s' instead\n", flag, alt);
     else fprintf(stderr, "ground_state: %s: no other place could be written either\n", flag);
     if (rescued) *rescued = alt;
     return 1;
@@ -282,7 +289,7 @@ static const char *usage =
     "                             plot those logs only, for the lattice and J2 given, and exit)\n"
     "  other     --seed n (1)  --threads n  --max-rejected k (5: stop after k rejected steps in a row)  --help\n";
 
-int main(int argc, char **argv) {
+static int run(int argc, char **argv, const tqs_comm *comm) {
     tqs_vit_config cfg;
     tqs_vmc_options opt;
     tqs_hamiltonian H;
@@ -389,6 +396,10 @@ int main(int argc, char **argv) {
         flags_die("--d/--layers/--ff: %.3g parameters need %.3g GB with their buffers, more than this machine's %.3g GB; use a smaller model",
                   (double)tqs_vit_param_count(&cfg), 24e-9 * (double)tqs_vit_param_count(&cfg), flags_physical_memory() * 1e-9);
     if (threads) tqs_set_threads(threads);
+    opt.comm = comm;
+    if (!is_root) {   /* the other processes compute; process 0 alone prints and writes */
+        quiet = 1; json = 0; log_path = NULL; save = NULL; plot = NULL; att_every = 0;
+    }
     /* every output path, before any work: a run must not end with nowhere to put its result */
     flags_check_output("--log", log_path); flags_check_output("--save", save);
     flags_check_output("--checkpoint", ckpt); flags_check_output("--plot", plot);
@@ -462,6 +473,11 @@ int main(int argc, char **argv) {
         /* the run's first step thermalises again: its extra time counts once */
         left = 60.0 * time_limit - (now() - t_begin) - t_eval - (t_first > t_step ? t_first - t_step : 0) - 0.02 * 60.0 * time_limit;
         steps = left > t_step ? (int)(left / t_step) : 1;
+        if (comm && comm->size > 1) {   /* process 0's count, so that every process runs as many steps */
+            double x = comm->rank == 0 ? steps : 0;
+            if (comm->sum(comm->ctx, &x, 1)) { fprintf(stderr, "ground_state: --time-limit: communication failed\n"); return 1; }
+            steps = (int)x;
+        }
         opt.n_steps = steps;
         if (tqs_vmc_init(&vmc, &H, &model, &opt)) { fprintf(stderr, "ground_state: %s\n", tqs_last_error()); return 2; }
         if (!quiet)
@@ -514,6 +530,11 @@ int main(int argc, char **argv) {
         done_here++;
         /* on the step's samples, with the parameters after its update */
         if (att_every) dep_avg = info.step % att_every == 0 ? attention_dependence(&vmc, &att_ws, dep_buf, dep) : NAN;
+        if (comm && comm->size > 1) {   /* an interrupt on any process stops every one after the same step */
+            double x = interrupted;
+            if (comm->sum(comm->ctx, &x, 1)) { fprintf(stderr, "ground_state: communication failed\n"); status = 1; break; }
+            interrupted = x > 0;
+        }
         if (log) {
             fprintf(log, "%ld,%.12g,%.6g,%.6g,%.4f,%.4f,%.6g,%.6g,%s,%.4f,", info.step, info.energy / N, info.error / N,
                     info.variance / N, info.acceptance, info.rhat, info.lr, info.diag_shift, tqs_solver_name(info.sr.solver), dt);
@@ -565,7 +586,7 @@ int main(int argc, char **argv) {
          * plain results, and then exits with status 1 */
         if (status == 0 && symmetrize) have_sym = !evaluate_symmetrized(&vmc, &H, sym_samples, (uint64_t)seed, &sym, quiet);
         exact = exact_per_site(&H, J1, J2);
-        if (status == 0) {
+        if (status == 0 && is_root) {
             double e = info.energy / N, err = info.error / N, var = info.variance / N, vscore = N * info.variance / (info.energy * info.energy);
             double rel = isfinite(exact) ? fabs((e - exact) / exact) : NAN, secs = now() - t_start;
             double per_step = done_here > 0 ? t_train / (double)done_here : 0.0;
@@ -594,8 +615,8 @@ int main(int argc, char **argv) {
                 }
                 printf("%ld steps in %.1f s (%.3f s/step)\n", done_here, t_train, per_step);
             }
-            if (symmetrize && !have_sym) status = 1;
         }
+        if (status == 0 && symmetrize && !have_sym) status = 1;
         /* the model last, after the results are printed; if it cannot be written
          * where asked it goes to another file, named on stderr */
         if (save && save_or_rescue(write_model, &model, save, "--save", "tqs", NULL)) status = 1;
@@ -628,4 +649,15 @@ int main(int argc, char **argv) {
     tqs_vit_free(&model);
     tqs_hamiltonian_free(&H);
     return status;
+}
+
+int main(int argc, char **argv) {
+#ifdef TQS_MPI
+    tqs_mpi mpi;
+    const tqs_comm *comm = tqs_mpi_init(&mpi, &argc, &argv);
+    is_root = comm->rank == 0;
+    return tqs_mpi_finalize(&mpi, run(argc, argv, comm));
+#else
+    return run(argc, argv, NULL);
+#endif
 }
