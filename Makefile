@@ -88,7 +88,13 @@ reproduce: $(EXAMPLES)
 MPICC ?= mpicc
 MPIRUN ?= mpirun
 MPIRUN_FLAGS ?= --oversubscribe $(shell [ "$$(id -u)" = 0 ] && echo --allow-run-as-root)
-mpi: examples/ground_state_mpi build/mpi/test_mpi
+mpi: examples/ground_state_mpi build/mpi/test_mpi bench/bench_mpi
+bench/bench_mpi: bench/bench_mpi.c tqs.h examples/flags.h examples/mpi.h
+	$(MPICC) $(CFLAGS) $(WARN) $(OPENMP) -I. $< -o $@ $(LDLIBS)
+# Strong scaling on this machine: 1 process x 2 threads, then 2 processes x 1 thread
+bench-mpi: bench/bench_mpi
+	OMP_NUM_THREADS=2 $(MPIRUN) $(MPIRUN_FLAGS) --bind-to none -np 1 ./bench/bench_mpi $(BENCH_MPI_ARGS)
+	OMP_NUM_THREADS=1 $(MPIRUN) $(MPIRUN_FLAGS) --bind-to none -np 2 ./bench/bench_mpi $(BENCH_MPI_ARGS)
 examples/ground_state_mpi: examples/ground_state.c tqs.h examples/flags.h examples/mpi.h
 	$(MPICC) $(CFLAGS) $(WARN) $(OPENMP) -DTQS_MPI -I. $< -o $@ $(LDLIBS)
 build/mpi/test_mpi: tests/test_mpi.c tqs.h tests/test.h examples/mpi.h
@@ -157,7 +163,7 @@ memcheck: $(addprefix build/vg/,$(MEMCHECK_TESTS)) $(addprefix build/vg/prog_,$(
 	@echo "memcheck: clean"
 
 clean:
-	rm -rf build $(EXAMPLES) bench/bench bench/bench-O2 bench/bench-O2-plain
+	rm -rf build $(EXAMPLES) examples/ground_state_mpi bench/bench bench/bench-O2 bench/bench-O2-plain bench/bench_mpi
 
-.PHONY: all test clean run reproduce bench bench-portable fuzz memcheck mpi test-mpi
+.PHONY: all test clean run reproduce bench bench-portable fuzz memcheck mpi test-mpi bench-mpi
 .SECONDARY:
