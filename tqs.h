@@ -36,6 +36,11 @@
  *       tqs_ed_result_free(&ed);
  *       tqs_hamiltonian_free(&H);
  *
+ * SEVERAL PROCESSES
+ *   A run can be shared by processes (MPI ranks, say) through three callbacks
+ *   in a tqs_comm (tqs_vmc_options.comm); tqs.h has no MPI in it.
+ *   examples/mpi.h implements them with MPI; NULL is one process.
+ *
  * ERRORS
  *   Functions that can fail return 0 on success and a negative TQS_E... code
  *   otherwise. tqs_error_string(code) names the code; tqs_last_error() holds a
@@ -595,7 +600,10 @@ TQSDEF int tqs_parse_configs(const char *text, size_t len, int N, int8_t **confi
  * uint64 P, P doubles of the prior), uint32 CRC-32 of every byte before it.
  * Written atomically.
  * Loading requires a tqs_vmc made with the same lattice, model shape and
- * chain count, and replaces its parameters, step and chains. */
+ * chain count (of all processes), and replaces its parameters, step and
+ * chains. With several processes both are collective: the file holds every
+ * process's chains, process 0 writes it, and every process returns the
+ * outcome; a run saved by R processes loads into any number of them. */
 TQSDEF int tqs_vmc_save_checkpoint(const tqs_vmc *v, const char *path);
 TQSDEF int tqs_vmc_load_checkpoint(tqs_vmc *v, const char *path);
 TQSDEF int tqs_vmc_checkpoint_from_bytes(tqs_vmc *v, const unsigned char *buf, size_t len);
@@ -3037,7 +3045,7 @@ TQSDEF int tqs_sr_solve(double *delta, const double *X, const double *f, double 
 static int tqs__sr_solve_split(double *delta, const double *X, const double *f, const double *prior,
                                const tqs_sr_options *o, tqs_sr_ws *ws, tqs_sr_info *info) {
     const tqs_comm *c = ws->comm;
-    int np = c->size, me = c->rank, rc, attempt, sample = ws->solver == TQS_SOLVER_SAMPLE;
+    int np = c->size, rc, attempt, sample = ws->solver == TQS_SOLVER_SAMPLE;
     long R = ws->R, P = ws->P, RA = ws->R_all, Ps = ws->Ps, n = sample ? RA : P, i, q, r;
     if (!sample) {   /* b = X^T f over every process's rows */
         tqs__matvec_t(ws->v2, X, f, R, P);
@@ -3087,7 +3095,6 @@ static int tqs__sr_solve_split(double *delta, const double *X, const double *f, 
     tqs__matvec_t(ws->v1, ws->xcols, ws->v3, RA, Ps);
     if ((rc = tqs__comm_allgather(c, ws->v1, ws->v5, sizeof(double) * (size_t)Ps)) != 0) return rc;
     for (i = 0; i < P; i++) delta[i] = ws->v5[i] + (prior ? prior[i] : 0.0);
-    (void)me;
     return TQS_OK;
 }
 

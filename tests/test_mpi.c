@@ -89,8 +89,9 @@ static void test_solvers(void) {
             double e1[6], e2[6], e3[6], *p1 = (double *)malloc(8 * P), *p2 = (double *)malloc(8 * P), *p3 = (double *)malloc(8 * P);
             double de, dp;
             int i;
-            /* the sample solver with exact enumeration: 2 x 6435 rows would make
-             * a 100 MB matrix per process; the parameter and cg solvers cover it */
+            /* the sample solver with exact enumeration: the 3,270 entries of the
+             * 4x4 basis (b = 2) make a 6,540 x 6,540 matrix, 340 MB per process;
+             * the parameter and cg solvers cover the split enumeration */
             if (exact && solvers[k] == TQS_SOLVER_SAMPLE) { free(p1); free(p2); free(p3); continue; }
             CHECK_EQ(run(e1, p1, NULL, solvers[k], exact, 5, 0.5, NULL, 0, NULL), 0);
             CHECK_EQ(run(e2, p2, comm, solvers[k], exact, 5, 0.5, NULL, 0, NULL), 0);
