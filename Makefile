@@ -17,7 +17,7 @@ SANITIZE = -DTQS_TEST_SHORT -O1 -g -fsanitize=address,undefined -fno-omit-frame-
 LDLIBS = -lm
 
 EXAMPLES = examples/exact examples/model examples/ground_state examples/minimal examples/attention
-TESTS = test_ed test_vit test_vmc test_sr test_sym test_files test_cli
+TESTS = test_ed test_vit test_vmc test_sr test_sym test_obs test_files test_cli
 MODES = omp noomp san
 
 all: $(EXAMPLES)

@@ -362,6 +362,57 @@ typedef struct tqs_stats {
 TQSDEF int tqs_statistics(tqs_stats *st, const double *x, int n_chains, int n_per_chain);
 
 /* ===================================================================== */
+/* Observables: spin and dimer correlations, structure factors           */
+/* ===================================================================== */
+/* Measured on configurations of |psi|^2 through any amplitude, with the
+ * exchange operator P_ij (swaps the spins of i and j): S_i.S_j = (P_ij - 1/2)/2,
+ * whose local estimator is Re psi(P_ij s)/psi(s) (1 when s_i = s_j), and for
+ * a product of two, Re psi(P_kl P_ij s)/psi(s). Displacements and momenta
+ * are indexed like sites: r = dx Ly + dy, q = (2 pi kx/Lx, 2 pi ky/Ly) at
+ * kx Ly + ky.
+ *   corr[r]       C(r) = (1/N) sum_i <S_i . S_{i+r}>     (C(0) = 3/4)
+ *   sq[q]         S(q) = sum_r cos(q . r) C(r)           (S(pi,pi): Neel order; S(pi,0), S(0,pi): stripe)
+ *   bond[o]       <D_b> of a nearest-neighbour bond b = (i, i + e_o), D_b = S_i . S_{i+e_o}; o = 0: x, 1: y
+ *   dimer[o][r]   <D_b D_{b+r}> - <D_b><D_{b+r}>, bonds of orientation o, averaged over b
+ *   dimer_sq[o]   sum_r cos(Q_o . r) dimer[o][r], Q_0 = (pi, 0), Q_1 = (0, pi): columnar dimer order
+ * and their error bars (_err: tqs_statistics over the chains, so the
+ * autocorrelation counts; the connected dimer correlations linearised around
+ * the means; 0 for exact weights). The averages over i (and bonds b) run over
+ * the reference sites given to tqs_observables_init: all N, or, for a model
+ * invariant under translations by the patch (the ViT), the b*b sites of one
+ * patch, which have the same expectation at b*b/N of the cost. (With exact
+ * enumeration over orbit representatives, use all N.) A configuration costs
+ * one amplitude per bond, per pair (i, i + r) and per pair of bonds whose
+ * exchanges move spins: about N + n_ref N/2 + n_ref N/2, 5N with one patch's
+ * 4 sites (tests/test_obs.c measures 82 on 4x4, where the local energy
+ * evaluates 34: C(r) and S(q) alone would cost about one local energy). */
+typedef struct tqs_observables {
+    int Lx, Ly, N, n_ref;
+    double *corr, *corr_err, *sq, *sq_err;   /* (N) each */
+    double *dimer[2], *dimer_err[2];         /* (N) each */
+    double bond[2], bond_err[2], dimer_sq[2], dimer_sq_err[2];
+    long n_configs, n_amplitudes;            /* of the last call: configurations, amplitudes evaluated */
+    /* workspace */
+    int *ref;                                /* (n_ref) reference sites */
+    int max_conf;                            /* amplitudes per configuration, at most */
+    int8_t *conf;                            /* (max_conf, N) */
+    tqs_complex *lp;                         /* (max_conf) */
+    double *vals;                            /* (max_samples, 5N) the estimators of each configuration */
+    long max_samples;
+    double *col, *cosq, *acc;                /* (max_samples); (N, N) cos(q . r); (5N) */
+} tqs_observables;
+/* ref_sites NULL: all N sites. max_samples: configurations per call, at most. */
+TQSDEF int  tqs_observables_init(tqs_observables *o, const tqs_lattice *lat, const int *ref_sites, int n_ref, long max_samples);
+TQSDEF void tqs_observables_free(tqs_observables *o);
+/* From samples of |psi|^2, chain-major (n_chains, n_per_chain, N), with their log psi. */
+TQSDEF int  tqs_observables_sampled(tqs_observables *o, const tqs_amplitude *amp, const int8_t *samples,
+                                    const tqs_complex *logpsi, int n_chains, int n_per_chain);
+/* Exactly: n configurations with normalised weights (exact enumeration, or a
+ * whole basis with |psi|^2); configurations of weight 0 are skipped. */
+TQSDEF int  tqs_observables_weighted(tqs_observables *o, const tqs_amplitude *amp, const int8_t *configs,
+                                     const tqs_complex *logpsi, const double *weights, long n);
+
+/* ===================================================================== */
 /* Exact enumeration (N <= 24): expectation values without sampling     */
 /* ===================================================================== */
 /* With b >= 1 the basis is reduced to orbits under the lattice translations
@@ -2467,6 +2518,261 @@ TQSDEF int tqs_statistics(tqs_stats *st, const double *x, int n_chains, int n_pe
         Bv = (Bv / m - gm * gm) * m / (m - 1);   /* variance of the chain means = B/h */
         if (Wm > 0) st->rhat = sqrt(((h - 1.0) / h * Wm + Bv) / Wm);
         else st->rhat = Bv > 0 ? HUGE_VAL : 1.0;
+    }
+    return TQS_OK;
+}
+
+/* ===================================================================== */
+/* Observables                                                           */
+/* ===================================================================== */
+TQSDEF void tqs_observables_free(tqs_observables *o) {
+    if (!o) return;
+    TQS_FREE(o->corr); TQS_FREE(o->corr_err); TQS_FREE(o->sq); TQS_FREE(o->sq_err);
+    TQS_FREE(o->dimer[0]); TQS_FREE(o->dimer[1]); TQS_FREE(o->dimer_err[0]); TQS_FREE(o->dimer_err[1]);
+    TQS_FREE(o->ref); TQS_FREE(o->conf); TQS_FREE(o->lp); TQS_FREE(o->vals); TQS_FREE(o->col); TQS_FREE(o->cosq); TQS_FREE(o->acc);
+    memset(o, 0, sizeof *o);
+}
+
+TQSDEF int tqs_observables_init(tqs_observables *o, const tqs_lattice *lat, const int *ref_sites, int n_ref, long max_samples) {
+    int N, i, r, q;
+    if (!o || !lat || !lat->N) return tqs__fail(TQS_EINVAL, "observables: null pointer or empty lattice");
+    memset(o, 0, sizeof *o);
+    N = lat->N;
+    if (!ref_sites) n_ref = N;
+    if (n_ref < 1 || n_ref > N || max_samples < 1) return tqs__fail(TQS_EINVAL, "observables: %d reference sites, %ld samples", n_ref, max_samples);
+    o->Lx = lat->Lx; o->Ly = lat->Ly; o->N = N; o->n_ref = n_ref; o->max_samples = max_samples;
+    o->max_conf = 3 * n_ref * N + 2 * N;
+    o->corr = (double *)tqs__calloc(sizeof(double) * N); o->corr_err = (double *)tqs__calloc(sizeof(double) * N);
+    o->sq = (double *)tqs__calloc(sizeof(double) * N); o->sq_err = (double *)tqs__calloc(sizeof(double) * N);
+    for (i = 0; i < 2; i++) { o->dimer[i] = (double *)tqs__calloc(sizeof(double) * N); o->dimer_err[i] = (double *)tqs__calloc(sizeof(double) * N); }
+    o->ref = (int *)tqs__alloc(sizeof(int) * n_ref);
+    o->conf = (int8_t *)tqs__alloc((size_t)o->max_conf * N);
+    o->lp = (tqs_complex *)tqs__alloc(sizeof(tqs_complex) * o->max_conf);
+    o->vals = (double *)tqs__alloc(sizeof(double) * 5 * (size_t)N * (size_t)max_samples);
+    o->col = (double *)tqs__alloc(sizeof(double) * (size_t)max_samples);
+    o->cosq = (double *)tqs__alloc(sizeof(double) * (size_t)N * N);
+    o->acc = (double *)tqs__alloc(sizeof(double) * 5 * (size_t)N);
+    if (!o->acc || !o->corr || !o->corr_err || !o->sq || !o->sq_err || !o->dimer[0] || !o->dimer[1] || !o->dimer_err[0] || !o->dimer_err[1] ||
+        !o->ref || !o->conf || !o->lp || !o->vals || !o->col || !o->cosq) {
+        tqs_observables_free(o);
+        return tqs__fail(TQS_ENOMEM, "observables: out of memory for %ld samples", max_samples);
+    }
+    for (i = 0; i < n_ref; i++) {
+        o->ref[i] = ref_sites ? ref_sites[i] : i;
+        if (o->ref[i] < 0 || o->ref[i] >= N) { int bad = o->ref[i]; tqs_observables_free(o); return tqs__fail(TQS_EINVAL, "observables: reference site %d outside the lattice", bad); }
+    }
+    for (q = 0; q < N; q++) for (r = 0; r < N; r++) {
+        double ph = 2.0 * 3.14159265358979323846 * ((double)(q / lat->Ly) * (r / lat->Ly) / lat->Lx + (double)(q % lat->Ly) * (r % lat->Ly) / lat->Ly);
+        o->cosq[(size_t)q * N + r] = cos(ph);
+    }
+    return TQS_OK;
+}
+
+/* The site i moved by the displacement r (an index dx Ly + dy). */
+static int tqs__obs_shift(const tqs_observables *o, int i, int r) {
+    int x = (i / o->Ly + r / o->Ly) % o->Lx, y = (i % o->Ly + r % o->Ly) % o->Ly;
+    return x * o->Ly + y;
+}
+static int tqs__obs_swap_moves(const int8_t *s, int a, int b) { return s[a] != s[b]; }
+
+/* The 5N estimators of one configuration s (log psi ls), in v:
+ *   v[r]           C_s(r) = (1/n_ref) sum_{i ref} (S_i . S_{i+r})_s
+ *   v[N + 2a + o]  (D_b)_s for the bond b = (a, a + e_o), every site a
+ *   v[3N + o N + r] (1/n_ref) sum_{i ref} (D_b D_{b+r})_s, b = (i, i + e_o)
+ * Amplitudes of the moved configurations in one batched call: bonds first,
+ * then the pairs of C, then the products, walked twice in the same order
+ * (once to list, once to read). */
+static int tqs__obs_config(tqs_observables *o, const tqs_amplitude *amp, const int8_t *s, tqs_complex ls, double *v) {
+    int N = o->N, nr = o->n_ref, k, a, oo, r, rc, n = 0, pass, e[2];
+    e[0] = o->Ly; e[1] = 1;   /* the displacement indices of (1, 0) and (0, 1) */
+    for (pass = 0; pass < 2; pass++) {
+        int m = 0;
+#define TQS__OBS_RATIO() (exp(o->lp[m].re - ls.re) * cos(o->lp[m].im - ls.im))
+        /* bonds: D_b = (R(P_b s) - 1/2)/2 */
+        for (a = 0; a < N; a++) for (oo = 0; oo < 2; oo++) {
+            int b2 = tqs__obs_shift(o, a, e[oo]);
+            if (!tqs__obs_swap_moves(s, a, b2)) { if (pass) v[N + 2 * a + oo] = 0.25; continue; }
+            if (!pass) { int8_t *c = o->conf + (size_t)m * N; memcpy(c, s, (size_t)N); c[a] = s[b2]; c[b2] = s[a]; }
+            else v[N + 2 * a + oo] = 0.5 * (TQS__OBS_RATIO() - 0.5);
+            m++;
+        }
+        /* C_s(r) */
+        if (pass) for (r = 0; r < N; r++) v[r] = 0;
+        for (k = 0; k < nr; k++) for (r = 0; r < N; r++) {
+            int i = o->ref[k], j = tqs__obs_shift(o, i, r);
+            if (r == 0) { if (pass) v[0] += 0.75 / nr; continue; }   /* S_i . S_i = 3/4 (the exchange form holds for i != j) */
+            if (!tqs__obs_swap_moves(s, i, j)) { if (pass) v[r] += 0.25 / nr; continue; }
+            if (!pass) { int8_t *c = o->conf + (size_t)m * N; memcpy(c, s, (size_t)N); c[i] = s[j]; c[j] = s[i]; }
+            else v[r] += 0.5 * (TQS__OBS_RATIO() - 0.5) / nr;
+            m++;
+        }
+        /* (D_b D_b')_s = (R(P_b' P_b s) - R(P_b s)/2 - R(P_b' s)/2 + 1/4)/4; R(P_b s) = 2 D_b + 1/2 */
+        if (pass) for (r = 0; r < 2 * N; r++) v[3 * N + r] = 0;
+        for (oo = 0; oo < 2; oo++) for (k = 0; k < nr; k++) for (r = 0; r < N; r++) {
+            int i = o->ref[k], i2 = tqs__obs_shift(o, i, e[oo]), j = tqs__obs_shift(o, i, r), j2 = tqs__obs_shift(o, j, e[oo]);
+            double r1 = pass ? 2 * v[N + 2 * i + oo] + 0.5 : 0, r2 = pass ? 2 * v[N + 2 * j + oo] + 0.5 : 0, r12;
+            int m1 = tqs__obs_swap_moves(s, i, i2), m2;
+            /* s1 = P_b s, then whether P_b' moves s1 */
+            int8_t si = s[i], si2 = s[i2], sj, sj2;
+            sj = j == i ? si2 : j == i2 ? si : s[j];
+            sj2 = j2 == i ? si2 : j2 == i2 ? si : s[j2];
+            m2 = sj != sj2;
+            if (!m1 || !m2) {   /* one of the exchanges changes nothing: a single ratio */
+                if (pass) {
+                    r12 = !m1 ? r2 : r1;
+                    if (!m1 && !m2) r12 = 1.0;
+                    v[3 * N + oo * N + r] += 0.25 * (r12 - 0.5 * r1 - 0.5 * r2 + 0.25) / nr;
+                }
+                continue;
+            }
+            /* both move: P_b' P_b s = s only when b' is b itself (two different
+             * exchanges that both move spins never cancel) */
+            if ((j == i && j2 == i2) || (j == i2 && j2 == i)) {
+                if (pass) v[3 * N + oo * N + r] += 0.25 * (1.0 - 0.5 * r1 - 0.5 * r2 + 0.25) / nr;
+                continue;
+            }
+            if (!pass) {
+                int8_t *c = o->conf + (size_t)m * N, t;
+                memcpy(c, s, (size_t)N);
+                t = c[i]; c[i] = c[i2]; c[i2] = t;
+                t = c[j]; c[j] = c[j2]; c[j2] = t;
+            } else {
+                r12 = TQS__OBS_RATIO();
+                v[3 * N + oo * N + r] += 0.25 * (r12 - 0.5 * r1 - 0.5 * r2 + 0.25) / nr;
+            }
+            m++;
+        }
+#undef TQS__OBS_RATIO
+        if (!pass) {
+            n = m;
+            TQS_ASSERT(n <= o->max_conf);
+            if (n && (rc = tqs__amp_eval(amp, o->lp, o->conf, n, N)) != 0) return rc;
+        }
+    }
+    o->n_amplitudes += n;
+    return TQS_OK;
+}
+
+/* The observables from the estimators v (5N per configuration) and the bond
+ * means mb (2N): the connected dimer correlation of orientation oo at r, and
+ * its linearisation around the means for configuration values x (v of one
+ * configuration): x_P - (1/n_ref) sum_k (m_{b_k + r} x_{b_k} + m_{b_k} x_{b_k + r}). */
+static double tqs__obs_dimer_lin(const tqs_observables *o, const double *x, const double *mb, int oo, int r) {
+    int N = o->N, k;
+    double d = x[3 * N + oo * N + r];
+    for (k = 0; k < o->n_ref; k++) {
+        int i = o->ref[k], j = tqs__obs_shift(o, i, r);
+        d -= (mb[2 * j + oo] * x[N + 2 * i + oo] + mb[2 * i + oo] * x[N + 2 * j + oo]) / o->n_ref;
+    }
+    return d;
+}
+static double tqs__obs_dimer_sign(const tqs_observables *o, int oo, int r) {
+    int d = oo == 0 ? r / o->Ly : r % o->Ly;   /* cos(Q_o . r), Q_0 = (pi, 0), Q_1 = (0, pi) */
+    return d % 2 ? -1.0 : 1.0;
+}
+/* From the means of the 5N estimators (mean, and mb its bond part), the
+ * connected correlations and structure factors. */
+static void tqs__obs_finish_means(tqs_observables *o, const double *mean) {
+    int N = o->N, r, q, oo, k;
+    const double *mb = mean + N;
+    for (r = 0; r < N; r++) o->corr[r] = mean[r];
+    for (q = 0; q < N; q++) { double t = 0; for (r = 0; r < N; r++) t += o->cosq[(size_t)q * N + r] * mean[r]; o->sq[q] = t; }
+    for (oo = 0; oo < 2; oo++) {
+        double b = 0, sf = 0;
+        for (k = 0; k < N; k++) b += mb[2 * k + oo];
+        o->bond[oo] = b / N;
+        for (r = 0; r < N; r++) {
+            double d = mean[3 * N + oo * N + r];
+            for (k = 0; k < o->n_ref; k++) { int i = o->ref[k], j = tqs__obs_shift(o, i, r); d -= mb[2 * i + oo] * mb[2 * j + oo] / o->n_ref; }
+            o->dimer[oo][r] = d;
+            sf += tqs__obs_dimer_sign(o, oo, r) * d;
+        }
+        o->dimer_sq[oo] = sf;
+    }
+}
+
+TQSDEF int tqs_observables_sampled(tqs_observables *o, const tqs_amplitude *amp, const int8_t *samples,
+                                   const tqs_complex *logpsi, int n_chains, int n_per_chain) {
+    long M, s;
+    int N, c, rc, q, oo, r;
+    tqs_stats st;
+    double *mean;
+    if (!o || !o->vals || !amp || !samples || !logpsi) return tqs__fail(TQS_EINVAL, "observables: null pointer");
+    M = (long)n_chains * n_per_chain;
+    if (n_chains < 1 || n_per_chain < 1 || M > o->max_samples)
+        return tqs__fail(TQS_EINVAL, "observables: %d x %d samples (room for %ld)", n_chains, n_per_chain, o->max_samples);
+    N = o->N;
+    o->n_configs = M; o->n_amplitudes = 0;
+    for (s = 0; s < M; s++)
+        if ((rc = tqs__obs_config(o, amp, samples + (size_t)s * N, logpsi[s], o->vals + 5 * (size_t)N * s)) != 0) return rc;
+    /* each estimator's mean and error over the chains */
+    mean = o->acc;
+    for (c = 0; c < 5 * N; c++) {
+        for (s = 0; s < M; s++) o->col[s] = o->vals[5 * (size_t)N * s + c];
+        tqs_statistics(&st, o->col, n_chains, n_per_chain);
+        mean[c] = st.mean;
+        if (c < N) o->corr_err[c] = st.error;
+    }
+    tqs__obs_finish_means(o, mean);
+    /* errors of the combinations: each a linear estimator per sample (the
+     * dimer ones linearised around the means) through tqs_statistics */
+    for (q = 0; q < N; q++) {
+        for (s = 0; s < M; s++) {
+            const double *x = o->vals + 5 * (size_t)N * s;
+            double t = 0;
+            for (r = 0; r < N; r++) t += o->cosq[(size_t)q * N + r] * x[r];
+            o->col[s] = t;
+        }
+        tqs_statistics(&st, o->col, n_chains, n_per_chain);
+        o->sq_err[q] = st.error;
+    }
+    for (oo = 0; oo < 2; oo++) {
+        for (s = 0; s < M; s++) {
+            const double *x = o->vals + 5 * (size_t)N * s;
+            double t = 0;
+            int k;
+            for (k = 0; k < N; k++) t += x[N + 2 * k + oo];
+            o->col[s] = t / N;
+        }
+        tqs_statistics(&st, o->col, n_chains, n_per_chain);
+        o->bond_err[oo] = st.error;
+        for (r = 0; r < N; r++) {
+            for (s = 0; s < M; s++) o->col[s] = tqs__obs_dimer_lin(o, o->vals + 5 * (size_t)N * s, mean + N, oo, r);
+            tqs_statistics(&st, o->col, n_chains, n_per_chain);
+            o->dimer_err[oo][r] = st.error;
+        }
+        for (s = 0; s < M; s++) {
+            double t = 0;
+            for (r = 0; r < N; r++) t += tqs__obs_dimer_sign(o, oo, r) * tqs__obs_dimer_lin(o, o->vals + 5 * (size_t)N * s, mean + N, oo, r);
+            o->col[s] = t;
+        }
+        tqs_statistics(&st, o->col, n_chains, n_per_chain);
+        o->dimer_sq_err[oo] = st.error;
+    }
+    return TQS_OK;
+}
+
+TQSDEF int tqs_observables_weighted(tqs_observables *o, const tqs_amplitude *amp, const int8_t *configs,
+                                    const tqs_complex *logpsi, const double *weights, long n) {
+    long s;
+    int N, c, rc, q, oo, r;
+    double *v, *sum;
+    if (!o || !o->vals || !amp || !configs || !logpsi || !weights || n < 1) return tqs__fail(TQS_EINVAL, "observables: null pointer or no configurations");
+    N = o->N;
+    v = o->vals; sum = o->acc;
+    for (c = 0; c < 5 * N; c++) sum[c] = 0;
+    o->n_configs = 0; o->n_amplitudes = 0;
+    for (s = 0; s < n; s++) {
+        if (weights[s] == 0.0) continue;
+        if ((rc = tqs__obs_config(o, amp, configs + (size_t)s * N, logpsi[s], v)) != 0) return rc;
+        for (c = 0; c < 5 * N; c++) sum[c] += weights[s] * v[c];
+        o->n_configs++;
+    }
+    tqs__obs_finish_means(o, sum);
+    for (q = 0; q < N; q++) o->corr_err[q] = o->sq_err[q] = 0;
+    for (oo = 0; oo < 2; oo++) {
+        o->bond_err[oo] = o->dimer_sq_err[oo] = 0;
+        for (r = 0; r < N; r++) o->dimer_err[oo][r] = 0;
     }
     return TQS_OK;
 }
