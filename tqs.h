@@ -570,6 +570,7 @@ typedef struct tqs_step_info {
      * energy per site, variance by N for the variance per site the programs
      * print (the V-score is N variance / energy^2). */
     double energy, error, variance, tau, rhat, acceptance;
+    double energy_imag;           /* the imaginary part of the mean local energy (0 up to noise) */
     double lr, diag_shift;
     tqs_sr_info sr;
     int rejected;                 /* the update was not finite: parameters unchanged */
@@ -3648,6 +3649,7 @@ static int tqs__vmc_measure(tqs_vmc *v, tqs_step_info *info, int8_t **cfgs, tqs_
         info->seconds[0] = tqs__seconds() - t0;  /* amplitudes and local energies together */
         info->energy = E->energy; info->variance = E->variance;
         info->error = 0; info->tau = 0.5; info->rhat = 1; info->acceptance = 1;
+        for (i = 0; i < (int)E->n; i++) info->energy_imag += E->weights[i] * E->eloc[i].im;
         *cfgs = E->configs + (size_t)v->first * v->H->lat.N; *lp = E->logpsi + v->first; *el = E->eloc + v->first;
         for (i = 0; i < v->M; i++) v->weights[i] = i < v->M_rows ? E->weights[v->first + i] : 0.0;
         v->el_all = E->eloc; v->w_all = E->weights;
@@ -3678,6 +3680,7 @@ static int tqs__vmc_measure(tqs_vmc *v, tqs_step_info *info, int8_t **cfgs, tqs_
             v->el_all = v->eloc;
         }
         v->w_all = NULL;
+        for (i = 0; i < v->M_all; i++) info->energy_imag += v->el_all[i].im / v->M_all;
         info->energy = st.mean; info->error = st.error; info->variance = st.variance;
         info->tau = st.tau; info->rhat = st.rhat;
         *cfgs = v->samples; *lp = v->logpsi; *el = v->eloc;
@@ -3848,6 +3851,7 @@ TQSDEF int tqs_vmc_evaluate(tqs_vmc *v, int n_samples, tqs_step_info *info) {
         info->step = v->step;
         info->energy = st.mean; info->error = st.error; info->variance = st.variance;
         info->tau = st.tau; info->rhat = st.rhat; info->acceptance = ap[1] > 0 ? ap[0] / ap[1] : 0.0;
+        for (i = 0; i < M * np; i++) info->energy_imag += el_all[i].im / (M * np);
     }
     TQS_FREE(cfgs); TQS_FREE(lp); TQS_FREE(el); TQS_FREE(e);
     if (np > 1) TQS_FREE(el_all);

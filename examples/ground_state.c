@@ -8,6 +8,7 @@
 #define TQS_IMPLEMENTATION
 #include "../tqs.h"
 #include "flags.h"
+#include "observables.h"
 #include <signal.h>
 #include <time.h>
 #ifdef TQS_MPI
@@ -188,7 +189,8 @@ static void print_sector(const tqs_symmetry *G, const char *what) {
 }
 
 /* Energy of psi_sym: exact enumeration over the whole basis, or sampling. */
-static int evaluate_symmetrized(tqs_vmc *v, tqs_hamiltonian *H, int n_samples, uint64_t seed, tqs_step_info *out, int quiet) {
+static int evaluate_symmetrized(tqs_vmc *v, tqs_hamiltonian *H, int n_samples, uint64_t seed, tqs_step_info *out, int quiet,
+                                tqs_observables *obs, int obs_samples) {
     tqs_symmetry G;
     tqs_symmetric_amplitude sa;
     tqs_amplitude amp;
@@ -225,6 +227,8 @@ static int evaluate_symmetrized(tqs_vmc *v, tqs_hamiltonian *H, int n_samples, u
             out->acceptance = tqs_sampler_acceptance(&S, -1);
         }
     }
+    /* the observables of psi_sym (translation-invariant: one site would do; the patch costs little) */
+    if (!rc && obs) rc = obs_measure(obs, &H->lat, v->model->cfg.b, &amp, obs_samples, chains, seed + 2000);
     tqs_symmetric_amplitude_free(&sa);
 done_sampler:
     tqs_sampler_free(&S);
@@ -266,6 +270,97 @@ static int save_or_rescue(int (*write)(const void *, const char *), const void *
     return 1;
 }
 
+/* --json-log: NetKet's JsonLog layout for an "Energy" observable (totals, not
+ * per site, as NetKet's; TauCorr = tau - 1/2, NetKet's convention for the
+ * same error; R_hat null when undefined), rewritten atomically. */
+typedef struct json_log { long n, cap; double *it, *re, *im, *sigma, *var, *rhat, *tau; } json_log;
+static int json_log_init(json_log *j, long cap) {
+    memset(j, 0, sizeof *j);
+    j->cap = cap > 0 ? cap : 1;
+    j->it = (double *)calloc((size_t)j->cap * 7, sizeof(double));
+    if (!j->it) return 1;
+    j->re = j->it + j->cap; j->im = j->re + j->cap; j->sigma = j->im + j->cap; j->var = j->sigma + j->cap;
+    j->rhat = j->var + j->cap; j->tau = j->rhat + j->cap;
+    return 0;
+}
+static void json_log_add(json_log *j, const tqs_step_info *in) {
+    if (j->n >= j->cap) return;
+    j->it[j->n] = (double)in->step; j->re[j->n] = in->energy; j->im[j->n] = in->energy_imag; j->sigma[j->n] = in->error;
+    j->var[j->n] = in->variance; j->rhat[j->n] = in->rhat; j->tau[j->n] = in->tau - 0.5;
+    j->n++;
+}
+static size_t json_log_array(char *out, size_t room, const char *key, const double *x, long n, int integer) {
+    size_t k = (size_t)snprintf(out, room, "\"%s\":[", key);
+    long i;
+    for (i = 0; i < n && k < room; i++) {
+        if (!isfinite(x[i])) k += (size_t)snprintf(out + k, room - k, "%snull", i ? "," : "");
+        else if (integer) k += (size_t)snprintf(out + k, room - k, "%s%.0f", i ? "," : "", x[i]);
+        else k += (size_t)snprintf(out + k, room - k, "%s%.12g", i ? "," : "", x[i]);
+    }
+    if (k < room) k += (size_t)snprintf(out + k, room - k, "]");
+    return k;
+}
+static int json_log_write(const json_log *j, const char *path) {
+    size_t room = (size_t)j->n * 7 * 24 + 256, k;
+    char *buf = (char *)malloc(room);
+    int rc;
+    if (!buf) return 1;
+    k = (size_t)snprintf(buf, room, "{\"Energy\":{");
+    k += json_log_array(buf + k, room - k, "iters", j->it, j->n, 1);
+    k += (size_t)snprintf(buf + k, room - k, ",\"Mean\":{");
+    k += json_log_array(buf + k, room - k, "real", j->re, j->n, 0);
+    k += (size_t)snprintf(buf + k, room - k, ",");
+    k += json_log_array(buf + k, room - k, "imag", j->im, j->n, 0);
+    k += (size_t)snprintf(buf + k, room - k, "},");
+    k += json_log_array(buf + k, room - k, "Sigma", j->sigma, j->n, 0);
+    k += (size_t)snprintf(buf + k, room - k, ",");
+    k += json_log_array(buf + k, room - k, "Variance", j->var, j->n, 0);
+    k += (size_t)snprintf(buf + k, room - k, ",");
+    k += json_log_array(buf + k, room - k, "R_hat", j->rhat, j->n, 0);
+    k += (size_t)snprintf(buf + k, room - k, ",");
+    k += json_log_array(buf + k, room - k, "TauCorr", j->tau, j->n, 0);
+    k += (size_t)snprintf(buf + k, room - k, "}}\n");
+    rc = k >= room ? 1 : tqs_write_file_atomic(path, buf, k);
+    free(buf);
+    return rc;
+}
+/* A resumed run: the entries of an existing log before the checkpoint's step
+ * (our own file, so a small reader: each array after its key). */
+static int json_log_read_array(const char *text, const char *key, double *x, long cap, long *n) {
+    char pat[64];
+    const char *p;
+    long k = 0;
+    snprintf(pat, sizeof pat, "\"%s\":[", key);
+    if (!(p = strstr(text, pat))) return 1;
+    p += strlen(pat);
+    while (*p && *p != ']' && k < cap) {
+        char *end;
+        if (!strncmp(p, "null", 4)) { x[k++] = NAN; p += 4; }
+        else { x[k++] = strtod(p, &end); if (end == p) return 1; p = end; }
+        if (*p == ',') p++;
+    }
+    *n = k;
+    return 0;
+}
+static int json_log_resume(json_log *j, const char *path, long step) {
+    unsigned char *buf = NULL;
+    size_t len;
+    long n[7], i, keep = 0;
+    int bad;
+    if (tqs_read_file(path, &buf, &len, (size_t)1 << 30)) return 0;   /* none yet: start one */
+    buf = (unsigned char *)realloc(buf, len + 1); buf[len] = 0;
+    bad = json_log_read_array((char *)buf, "iters", j->it, j->cap, &n[0]) || json_log_read_array((char *)buf, "real", j->re, j->cap, &n[1]) ||
+          json_log_read_array((char *)buf, "imag", j->im, j->cap, &n[2]) || json_log_read_array((char *)buf, "Sigma", j->sigma, j->cap, &n[3]) ||
+          json_log_read_array((char *)buf, "Variance", j->var, j->cap, &n[4]) || json_log_read_array((char *)buf, "R_hat", j->rhat, j->cap, &n[5]) ||
+          json_log_read_array((char *)buf, "TauCorr", j->tau, j->cap, &n[6]);
+    free(buf);
+    for (i = 1; i < 7 && !bad; i++) if (n[i] != n[0]) bad = 1;
+    if (bad) return 1;
+    while (keep < n[0] && j->it[keep] < (double)step) keep++;
+    j->n = keep;
+    return 0;
+}
+
 static const char *usage =
     "usage: ground_state [flags]\n"
     "  lattice   --L n | --Lx n --Ly n (4)   --J1 x (1)   --J2 x (0.5)\n"
@@ -281,6 +376,9 @@ static const char *usage =
     "            --schedule exp|cosine (exp: of lr and shift, to their final values)  --warmup n (0: steps of linear lr warm-up)\n"
     "  output    --log FILE.csv  --save MODEL  --checkpoint FILE  --checkpoint-every k (50)  --resume FILE\n"
     "            --eval-samples n (16384)  --print-every k  --json  --quiet\n"
+    "            --json-log FILE (per step, NetKet's JsonLog layout for \"Energy\": iters, Mean, Sigma, Variance, R_hat, TauCorr)\n"
+    "  physics   --observables (after training, on --obs-samples n (4096) fresh samples: C(r), S(q), dimer correlations;\n"
+    "                             printed, in --json, of psi_sym too with --symmetrize)  --obs-svg PREFIX (PREFIX-sq.svg, -corr.svg)\n"
     "  paper     --symmetrize (also evaluate psi_sym, projected on the ground state's sector)  --sym-samples n (1024)\n"
     "            --sym-train full|translations (train psi_sym itself: the whole group, or the b*b translations\n"
     "                             inside a patch; usually after a plain run: --init MODEL --sym-train full --steps K)\n"
@@ -304,6 +402,10 @@ static int run(int argc, char **argv, const tqs_comm *comm) {
     int i, seed = 1, threads = 0, exact_mode = 0, json = 0, quiet = 0, ckpt_every = 50, eval_samples = 16384;
     int print_every = 0, rc, status = 0, N, max_rejected = 5, rejected_run = 0, symmetrize = 0, sym_samples = 1024, att_every = 0, n_logs = 0;
     int given_b = 0, given_d = 0, given_h = 0, given_layers = 0, given_ff = 0, given_att = 0;   /* for --init */
+    int observables = 0, obs_samples = 4096, have_obs = 0, have_sym_obs = 0;
+    const char *obs_svg_prefix = NULL, *json_log_path = NULL;
+    tqs_observables obs, sym_obs;
+    json_log jlog;
     double *hist_x = NULL, *hist_y = NULL, *hist_e = NULL, *dep = NULL, dep_avg = NAN;
     int8_t *dep_buf = NULL;
     tqs_vit_ws att_ws;
@@ -354,7 +456,9 @@ static int run(int argc, char **argv, const tqs_comm *comm) {
             flags_bool(argv, i, "--symmetrize", &symmetrize) || flags_str(argc, argv, &i, "--sym-train", &sym_train) ||
             flags_int(argc, argv, &i, "--sym-samples", &sym_samples, 16, 1 << 24) ||
             flags_int(argc, argv, &i, "--attention-log", &att_every, 1, 100000000) ||
-            flags_int(argc, argv, &i, "--max-rejected", &max_rejected, 1, 100000000) || flags_str(argc, argv, &i, "--plot", &plot)) continue;
+            flags_int(argc, argv, &i, "--max-rejected", &max_rejected, 1, 100000000) || flags_str(argc, argv, &i, "--plot", &plot) ||
+            flags_bool(argv, i, "--observables", &observables) || flags_int(argc, argv, &i, "--obs-samples", &obs_samples, 16, 1 << 24) ||
+            flags_str(argc, argv, &i, "--obs-svg", &obs_svg_prefix) || flags_str(argc, argv, &i, "--json-log", &json_log_path)) continue;
         if (!strcmp(argv[i], "--help") || !strcmp(argv[i], "-h")) { fputs(usage, stdout); return 0; }
         if (argv[i][0] == '-') flags_die("unknown flag '%s' (try --help)", argv[i]);
         logs[n_logs++] = argv[i];   /* a CSV log to plot */
@@ -388,6 +492,7 @@ static int run(int argc, char **argv, const tqs_comm *comm) {
     if (time_limit > 0 && resume) flags_die("--time-limit: a resumed run keeps the --steps of the run it continues");
     if (sym_train && symmetrize) flags_die("--symmetrize: the --sym-train run's energies are already those of psi_sym");
     if (symmetrize && !exact_mode && opt.n_chains > sym_samples) flags_die("--sym-samples: %d is fewer than --chains %d", sym_samples, opt.n_chains);
+    if (obs_svg_prefix && !observables) flags_die("--obs-svg: needs --observables");
     if (opt.lr_final < 0) opt.lr_final = 0.1 * opt.lr;
     if (opt.diag_shift_final < 0) opt.diag_shift_final = opt.diag_shift;
     opt.exact = exact_mode; opt.seed = (uint64_t)seed;
@@ -398,11 +503,16 @@ static int run(int argc, char **argv, const tqs_comm *comm) {
     if (threads) tqs_set_threads(threads);
     opt.comm = comm;
     if (!is_root) {   /* the other processes compute; process 0 alone prints and writes */
-        quiet = 1; json = 0; log_path = NULL; save = NULL; plot = NULL; att_every = 0;
+        quiet = 1; json = 0; log_path = NULL; save = NULL; plot = NULL; att_every = 0; json_log_path = NULL; obs_svg_prefix = NULL;
     }
     /* every output path, before any work: a run must not end with nowhere to put its result */
     flags_check_output("--log", log_path); flags_check_output("--save", save);
-    flags_check_output("--checkpoint", ckpt); flags_check_output("--plot", plot);
+    flags_check_output("--checkpoint", ckpt); flags_check_output("--plot", plot); flags_check_output("--json-log", json_log_path);
+    if (obs_svg_prefix) {
+        char probe[1024];
+        snprintf(probe, sizeof probe, "%s-sq.svg", obs_svg_prefix);
+        flags_check_output("--obs-svg", probe);
+    }
 
     if (tqs_hamiltonian_init(&H, cfg.Lx, cfg.Ly, J1, J2)) flags_die("%s", tqs_last_error());
     if (n_logs) {   /* plot only */
@@ -496,6 +606,13 @@ static int run(int argc, char **argv, const tqs_comm *comm) {
         if (!log) { fprintf(stderr, "ground_state: --log: cannot open '%s'\n", log_path); return 2; }
         if (vmc.step == 0) fprintf(log, "step,energy_per_site,error,variance_per_site,acceptance,rhat,lr,diag_shift,solver,seconds,input_dependence\n");
     }
+    if (json_log_path) {
+        if (json_log_init(&jlog, opt.n_steps + 1)) { fprintf(stderr, "ground_state: --json-log: out of memory\n"); return 1; }
+        if (vmc.step > 0 && json_log_resume(&jlog, json_log_path, vmc.step)) {
+            fprintf(stderr, "ground_state: --json-log: '%s' is not a log this program wrote\n", json_log_path);
+            return 2;
+        }
+    }
     if (att_every && model.cfg.attention != TQS_ATTN_STANDARD) flags_die("--attention-log: the --init model has factored attention");
     if (att_every) {
         dep = (double *)malloc(sizeof(double) * model.cfg.n_layers * model.cfg.h);
@@ -542,6 +659,11 @@ static int run(int argc, char **argv, const tqs_comm *comm) {
             fprintf(log, "\n");
             fflush(log);
         }
+        if (json_log_path) {
+            json_log_add(&jlog, &info);
+            if ((info.step % print_every == 0 || vmc.step == opt.n_steps || interrupted) && json_log_write(&jlog, json_log_path))
+                fprintf(stderr, "ground_state: --json-log: cannot write '%s'\n", json_log_path);
+        }
         if (!quiet && (info.step % print_every == 0 || vmc.step == opt.n_steps || info.rejected || info.sr.shift_retries)) {
             double per_step = t_train / (double)done_here;
             char depstr[32] = "", rhat[16] = "-";   /* (split-R-hat needs 4 samples per chain) */
@@ -578,13 +700,25 @@ static int run(int argc, char **argv, const tqs_comm *comm) {
         if (interrupted) { fprintf(stderr, "ground_state: interrupted after step %ld%s\n", info.step, ckpt ? ", checkpoint written" : ""); status = 130; break; }
     }
     if (log) fclose(log);
+    if (json_log_path && jlog.n && json_log_write(&jlog, json_log_path)) {
+        fprintf(stderr, "ground_state: --json-log: cannot write '%s'\n", json_log_path);
+        status = 1;
+    }
     if (status == 0) {
         tqs_step_info sym;
         int have_sym = 0;
         if (tqs_vmc_evaluate(&vmc, eval_samples, &info)) { fprintf(stderr, "ground_state: evaluation: %s\n", tqs_last_error()); status = 1; }
         /* a failed symmetrisation (e.g. an undetermined sector) still reports the
          * plain results, and then exits with status 1 */
-        if (status == 0 && symmetrize) have_sym = !evaluate_symmetrized(&vmc, &H, sym_samples, (uint64_t)seed, &sym, quiet);
+        if (status == 0 && symmetrize)
+            have_sym = !evaluate_symmetrized(&vmc, &H, sym_samples, (uint64_t)seed, &sym, quiet, observables ? &sym_obs : NULL, obs_samples);
+        have_sym_obs = have_sym && observables;
+        if (status == 0 && observables) {
+            if (obs_measure(&obs, &H.lat, cfg.b, &vmc.amp, obs_samples, opt.n_chains, (uint64_t)seed)) {
+                fprintf(stderr, "ground_state: --observables: %s\n", tqs_last_error());
+                status = 1;
+            } else have_obs = 1;
+        }
         exact = exact_per_site(&H, J1, J2);
         if (status == 0 && is_root) {
             double e = info.energy / N, err = info.error / N, var = info.variance / N, vscore = N * info.variance / (info.energy * info.energy);
@@ -603,6 +737,8 @@ static int run(int argc, char **argv, const tqs_comm *comm) {
                     printf("\"sym_energy_per_site\":%.10g,\"sym_error\":%.4g,\"sym_v_score\":%.6g,", se, serr, svs);
                     if (isfinite(srel)) printf("\"sym_relative_error\":%.4g,", srel); else printf("\"sym_relative_error\":null,");
                 } else if (symmetrize) printf("\"sym_energy_per_site\":null,\"sym_error\":null,\"sym_v_score\":null,\"sym_relative_error\":null,");
+                if (have_obs) { printf("\"observables\":"); obs_json(stdout, &obs); printf(","); }
+                if (have_sym_obs) { printf("\"sym_observables\":"); obs_json(stdout, &sym_obs); printf(","); }
                 printf("\"seconds\":%.2f}\n", secs);
             } else {
                 printf("E/N = %.6f +- %.6f  (%s)\n", e, err, exact_mode ? "exact enumeration" : "fresh samples");
@@ -614,12 +750,19 @@ static int run(int argc, char **argv, const tqs_comm *comm) {
                     printf("\n");
                 }
                 printf("%ld steps in %.1f s (%.3f s/step)\n", done_here, t_train, per_step);
+                if (have_obs) obs_print(stdout, &obs, "observables");
+                if (have_sym_obs) obs_print(stdout, &sym_obs, "observables of psi_sym");
             }
         }
         if (status == 0 && symmetrize && !have_sym) status = 1;
         /* the model last, after the results are printed; if it cannot be written
          * where asked it goes to another file, named on stderr */
         if (save && save_or_rescue(write_model, &model, save, "--save", "tqs", NULL)) status = 1;
+        if (have_obs && obs_svg_prefix) {
+            char t[128];
+            snprintf(t, sizeof t, "%dx%d, J2 = %g", cfg.Lx, cfg.Ly, J2);
+            if (obs_svg(obs_svg_prefix, have_sym_obs ? &sym_obs : &obs, t)) { fprintf(stderr, "ground_state: --obs-svg: %s\n", tqs_last_error()); status = 1; }
+        }
         if (plot) {   /* after the results are printed: a failed plot loses nothing else */
             char title[128], full_title[256];
             snprintf(title, sizeof title, "%dx%d J1-J2, J2 = %g, %s ViT", cfg.Lx, cfg.Ly, J2, cfg.attention ? "standard" : "factored");
@@ -643,6 +786,9 @@ static int run(int argc, char **argv, const tqs_comm *comm) {
     }
     if (ckpt_failed && status == 0) status = 1;   /* the run finished, but not everything went where asked */
     if (att_every) tqs_vit_ws_free(&att_ws);
+    if (have_obs) tqs_observables_free(&obs);
+    if (have_sym_obs) tqs_observables_free(&sym_obs);
+    if (json_log_path) free(jlog.it);
     free(dep); free(dep_buf); free(hist_x); free(hist_y); free(hist_e); free(logs);
     tqs_vmc_free(&vmc);
     tqs_symmetry_free(&sym_group);

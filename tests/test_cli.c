@@ -98,6 +98,7 @@ static void test_flags(void) {
     GS("--momentum 1", "--momentum");                  /* SPRING needs mu < 1 */
     GS("--sym-train rotations", "--sym-train");
     GS("--sym-train full --symmetrize", "--symmetrize");
+    GS("--obs-svg " D "/o", "--obs-svg: needs --observables");
     GS("--time-limit 1 --resume " D "/no_such.ckpt", "--time-limit");
     refused_plain("./examples/ground_state --steps 1 --lr", "--lr needs a value", 2);   /* missing value (last flag) */
     refused_plain("./examples/model init --d 8", "-o", 2);
@@ -249,6 +250,8 @@ static void test_outputs(void) {
     refused_plain("./examples/ground_state --quiet --log /no_such_dir/l.csv", "--log: cannot create files", 2);
     refused_plain("./examples/ground_state --quiet --save " D, "--save: cannot write", 2);   /* a directory */
     GS("--plot /no_such_dir/p.svg", "--plot: cannot create files");
+    GS("--json-log /no_such_dir/j.json", "--json-log: cannot create files");
+    GS("--observables --obs-svg /no_such_dir/o", "--obs-svg: cannot create files");
     refused_plain("./examples/model init -o /no_such_dir/m.tqs", "-o: cannot create files", 2);
     refused_plain("./examples/attention " D "/no_such.tqs --svg /no_such_dir/att", "--svg: cannot create files", 2);
     /* --init against contradicting model flags */
@@ -334,12 +337,95 @@ static void test_step_limit(void) {
     tqs_vmc_free(&v); tqs_vit_free(&m); tqs_hamiltonian_free(&H);
 }
 
+/* --json-log: NetKet's layout, and its numbers are the CSV log's (the CSV
+ * has E/N to 12 digits, the JSON the total to 12: equal to 1e-10
+ * relative); a resumed run continues it without repeating steps; and
+ * --observables adds its arrays to --json. */
+static long json_numbers(const char *text, const char *key, double *x, long cap) {
+    char pat[64];
+    const char *p;
+    long k = 0;
+    snprintf(pat, sizeof pat, "\"%s\":[", key);
+    if (!(p = strstr(text, pat))) return -1;
+    p += strlen(pat);
+    while (*p && *p != ']' && k < cap) {
+        char *end;
+        if (!strncmp(p, "null", 4)) { x[k++] = NAN; p += 4; }
+        else { x[k++] = strtod(p, &end); if (end == p) return -1; p = end; }
+        if (*p == ',') p++;
+    }
+    return k;
+}
+static long csv_energies(const char *path, double *x, long cap) {
+    char *t = slurp(path, NULL), *p;
+    long k = 0;
+    if (!t) return -1;
+    p = strchr(t, '\n');
+    while (p && p[1] && k < cap) {
+        double e;
+        long step;
+        if (sscanf(p + 1, "%ld,%lf", &step, &e) != 2) break;
+        x[k++] = e;
+        p = strchr(p + 1, '\n');
+    }
+    free(t);
+    return k;
+}
+static void test_json_log(void) {
+    const char *base = "./examples/ground_state --quiet --d 8 --heads 2 --samples 128 --chains 8 --lr 0.05 --lr-final 0.05 --diag-shift 0.05 "
+                       "--eval-samples 64 --seed 9";
+    char cmd[1024], *t;
+    double e[16], csv[16], e2[16], it[16];
+    long n, m, k, worst_k = -1;
+    double worst = 0;
+    snprintf(cmd, sizeof cmd, "%s --steps 6 --log " D "/j.csv --json-log " D "/j.json", base);
+    CHECK_EQ(run(cmd), 0);
+    t = slurp(D "/j.json", NULL);
+    CHECK(t != NULL);
+    if (!t) return;
+    CHECK(!strncmp(t, "{\"Energy\":{\"iters\":[", 20));
+    CHECK(strstr(t, "\"Mean\":{\"real\":[") && strstr(t, "\"imag\":[") && strstr(t, "\"Sigma\":[") && strstr(t, "\"Variance\":[") &&
+          strstr(t, "\"R_hat\":[") && strstr(t, "\"TauCorr\":["));
+    n = json_numbers(t, "real", e, 16);
+    CHECK_EQ(json_numbers(t, "iters", it, 16), 6);
+    free(t);
+    m = csv_energies(D "/j.csv", csv, 16);
+    CHECK_EQ(n, 6);
+    CHECK_EQ(m, 6);
+    for (k = 0; k < n && k < m; k++) {
+        double d = fabs(e[k] / 16 - csv[k]) / fabs(csv[k]);
+        if (d > worst) { worst = d; worst_k = k; }
+        CHECK_EQ((long)it[k], k);
+    }
+    CHECK_BELOW(worst, 1e-10);
+    /* resumed from step 3 with the whole log present: still 6 entries, the same */
+    snprintf(cmd, sizeof cmd, "%s --steps 3 --checkpoint " D "/j.ckpt", base);
+    CHECK_EQ(run(cmd), 0);
+    snprintf(cmd, sizeof cmd, "%s --steps 6 --resume " D "/j.ckpt --json-log " D "/j.json", base);
+    CHECK_EQ(run(cmd), 0);
+    t = slurp(D "/j.json", NULL);
+    CHECK(t && json_numbers(t, "real", e2, 16) == 6);
+    for (k = 0; k < 6 && t; k++) CHECK(fabs(e2[k] - e[k]) <= 1e-10 * fabs(e[k]));
+    free(t);
+    /* --observables in --json */
+    snprintf(cmd, sizeof cmd, "%s --steps 2 --observables --obs-samples 64 --json", base);
+    CHECK_EQ(run(cmd), 0);
+    t = slurp(D "/out.txt", NULL);
+    CHECK(t && strstr(t, "\"observables\":{") && strstr(t, "\"C\":[") && strstr(t, "\"S\":[") && strstr(t, "\"dimer_x\":["));
+    if (t) CHECK_EQ(json_numbers(t, "C", e, 16), 16);
+    if (t) CHECK_NEAR(e[0], 0.75, 1e-12);
+    free(t);
+    printf("  --json-log: NetKet's keys, energies = the CSV's (worst %.2g at step %ld), resumed without repeats; --observables in --json\n",
+           worst, worst_k);
+}
+
 int main(void) {
     mkdir("build", 0777);
     mkdir(D, 0777);
     if (!exists("examples/ground_state")) { printf("run from the repository root after make\n0 passed, 1 failed\n"); return 1; }
     test_flags();
     test_determinism();
+    test_json_log();
     test_outputs();
     test_step_limit();
     test_time_limit();
