@@ -16,13 +16,13 @@ OPENMP ?= -fopenmp
 SANITIZE = -DTQS_TEST_SHORT -O1 -g -fsanitize=address,undefined -fno-omit-frame-pointer -fno-sanitize-recover=all
 LDLIBS = -lm
 
-EXAMPLES = examples/exact examples/model examples/ground_state examples/minimal examples/attention
+EXAMPLES = examples/exact examples/model examples/ground_state examples/minimal examples/attention examples/scan
 TESTS = test_ed test_vit test_vmc test_sr test_sym test_obs test_files test_cli
 MODES = omp noomp san
 
 all: $(EXAMPLES)
 
-examples/%: examples/%.c tqs.h examples/flags.h
+examples/%: examples/%.c tqs.h examples/flags.h examples/observables.h
 	$(CC) $(CFLAGS) $(WARN) $(OPENMP) -I. $< -o $@ $(LDLIBS)
 
 bench/bench: bench/bench.c tqs.h examples/flags.h

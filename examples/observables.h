@@ -8,7 +8,7 @@
 #include <math.h>
 
 /* Index of the momentum or displacement (kx, ky), periodic. */
-static int obs_index(const tqs_observables *o, int kx, int ky) {
+static inline int obs_index(const tqs_observables *o, int kx, int ky) {
     return ((kx % o->Lx + o->Lx) % o->Lx) * o->Ly + (ky % o->Ly + o->Ly) % o->Ly;
 }
 
@@ -17,7 +17,7 @@ static int obs_index(const tqs_observables *o, int kx, int ky) {
  * patch 0 (the ViT is invariant under translations by the patch size b; b = 1
  * or a symmetrised amplitude: site 0 alone would do, but the patch costs
  * little). */
-static int obs_measure(tqs_observables *o, const tqs_lattice *lat, int b, const tqs_amplitude *amp, int n_samples, int chains,
+static inline int obs_measure(tqs_observables *o, const tqs_lattice *lat, int b, const tqs_amplitude *amp, int n_samples, int chains,
                        uint64_t seed) {
     tqs_sampler S;
     int ref[64], n_ref = b * b, e, per, rc;
@@ -40,7 +40,7 @@ static int obs_measure(tqs_observables *o, const tqs_lattice *lat, int b, const 
     return rc;
 }
 
-static void obs_print(FILE *f, const tqs_observables *o, const char *what) {
+static inline void obs_print(FILE *f, const tqs_observables *o, const char *what) {
     int N = o->N, qn = obs_index(o, o->Lx / 2, o->Ly / 2), qx = obs_index(o, o->Lx / 2, 0), qy = obs_index(o, 0, o->Ly / 2);
     fprintf(f, "%s (%ld samples, %.1f amplitudes each):\n", what, o->n_configs, o->n_configs ? (double)o->n_amplitudes / o->n_configs : 0.0);
     fprintf(f, "  C(1,0) = %.5f +- %.5f   C(0,1) = %.5f +- %.5f   C(1,1) = %.5f +- %.5f   C(Lx/2,Ly/2) = %.5f +- %.5f\n",
@@ -52,14 +52,14 @@ static void obs_print(FILE *f, const tqs_observables *o, const char *what) {
             o->bond[0], o->bond_err[0], o->bond[1], o->bond_err[1], o->dimer_sq[0], o->dimer_sq_err[0], o->dimer_sq[1], o->dimer_sq_err[1]);
 }
 
-static void obs_json_array(FILE *f, const char *key, const double *x, int n) {
+static inline void obs_json_array(FILE *f, const char *key, const double *x, int n) {
     int i;
     fprintf(f, "\"%s\":[", key);
     for (i = 0; i < n; i++) fprintf(f, "%s%.8g", i ? "," : "", isfinite(x[i]) ? x[i] : 0.0);
     fprintf(f, "]");
 }
 /* One JSON object (no trailing newline): arrays indexed like sites (r = dx Ly + dy, q likewise). */
-static void obs_json(FILE *f, const tqs_observables *o) {
+static inline void obs_json(FILE *f, const tqs_observables *o) {
     int qn = obs_index(o, o->Lx / 2, o->Ly / 2), qx = obs_index(o, o->Lx / 2, 0), qy = obs_index(o, 0, o->Ly / 2);
     fprintf(f, "{\"Lx\":%d,\"Ly\":%d,\"samples\":%ld,\"S_pipi\":%.8g,\"S_pipi_err\":%.4g,\"S_pi0\":%.8g,\"S_pi0_err\":%.4g,"
             "\"S_0pi\":%.8g,\"S_0pi_err\":%.4g,\"neel_m2\":%.8g,\"bond_x\":%.8g,\"bond_y\":%.8g,\"dimer_S_pi0\":%.8g,\"dimer_S_pi0_err\":%.4g,"
@@ -77,7 +77,7 @@ static void obs_json(FILE *f, const tqs_observables *o) {
 /* PREFIX-sq.svg: S(q) on the momentum grid, (0,0) marked (kx, ky in units
  * of 2 pi / L); PREFIX-corr.svg: C(r) along x, along y and along the
  * diagonal, r = 0 .. L/2 (error bands). */
-static int obs_svg(const char *prefix, const tqs_observables *o, const char *title) {
+static inline int obs_svg(const char *prefix, const tqs_observables *o, const char *title) {
     char path[1024], t[256];
     double *map = (double *)malloc(sizeof(double) * o->N), x[3][64], y[3][64], e[3][64];
     tqs_heat_options ho;

@@ -1,0 +1,170 @@
+/* scan.c - the J1-J2 phase diagram in one command: train at J2 = from, from
+ * + step, ... to, each point starting from the previous point's model, and
+ * measure E/N, the Neel and stripe structure factors and the columnar dimer
+ * structure factor on fresh samples; beside them the exact values (Lanczos
+ * ground state, N <= 24). Writes PREFIX.csv, PREFIX-energy.svg, PREFIX-order.svg.
+ *   ./examples/scan --L 4 --from 0 --to 1 --step 0.1 --prefix build/scan
+ *   ./examples/scan --help */
+#define _POSIX_C_SOURCE 200809L
+#define TQS_IMPLEMENTATION
+#include "../tqs.h"
+#include "flags.h"
+#include "observables.h"
+
+static const char *usage =
+    "usage: scan [flags]\n"
+    "  --L n | --Lx n --Ly n (4)   --from x (0)  --to x (1)  --step x (0.1)   J2 values (J1 = 1)\n"
+    "  --d n (16) --heads n (2) --layers n (2) --ff n (2) --patch b (2)       the factored ViT\n"
+    "  --samples n (1024)  --steps n (300: the first point)  --steps-next n (100: each later one, warm-started)\n"
+    "  --eval-samples n (8192)  --obs-samples n (4096)  --seed n (1)  --threads n\n"
+    "  --prefix P (scan): P.csv, P-energy.svg, P-order.svg\n";
+
+/* Exact E/N and observables of the ground state (Lanczos vector as the amplitude). */
+typedef struct vec_amp { const tqs_basis *basis; const double *v; int N; } vec_amp;
+static int vec_logpsi(void *ctx, tqs_complex *out, const int8_t *configs, int B) {
+    vec_amp *a = (vec_amp *)ctx;
+    int s;
+    for (s = 0; s < B; s++) {
+        double x = a->v[tqs_basis_index(a->basis, tqs_config_to_bits(configs + (size_t)s * a->N, a->N))];
+        out[s].re = x != 0 ? log(fabs(x)) : -HUGE_VAL;
+        out[s].im = x < 0 ? 3.14159265358979323846 : 0.0;
+    }
+    return 0;
+}
+static int exact_point(const tqs_hamiltonian *H, double *e, tqs_observables *o) {
+    tqs_lanczos_options lo;
+    tqs_ed_result ed;
+    tqs_basis B;
+    vec_amp va;
+    tqs_amplitude amp;
+    int8_t *cf;
+    tqs_complex *lp;
+    double *w;
+    int N = H->lat.N, rc, ref = 0;
+    size_t s;
+    memset(&lo, 0, sizeof lo);
+    lo.want_vector = 1;
+    if ((rc = tqs_exact_ground_state(&ed, H, &lo)) != 0) return rc;
+    if ((rc = tqs_basis_init(&B, N)) != 0) { tqs_ed_result_free(&ed); return rc; }
+    *e = ed.energy / N;
+    cf = (int8_t *)malloc(B.dim * N); lp = (tqs_complex *)malloc(sizeof(tqs_complex) * B.dim); w = (double *)malloc(8 * B.dim);
+    rc = !cf || !lp || !w ? TQS_ENOMEM : 0;
+    va.basis = &B; va.v = ed.vector; va.N = N;
+    amp.fn = vec_logpsi; amp.ctx = &va; amp.max_batch = 1 << 20;
+    for (s = 0; s < B.dim && !rc; s++) { tqs_bits_to_config(cf + s * N, B.states[s], N); w[s] = ed.vector[s] * ed.vector[s]; }
+    if (!rc) rc = vec_logpsi(&va, lp, cf, (int)B.dim);
+    /* the ground state is invariant under every translation: one reference site */
+    if (!rc) rc = tqs_observables_init(o, &H->lat, &ref, 1, 1);
+    if (!rc) rc = tqs_observables_weighted(o, &amp, cf, lp, w, (long)B.dim);
+    free(cf); free(lp); free(w); tqs_basis_free(&B); tqs_ed_result_free(&ed);
+    return rc;
+}
+
+int main(int argc, char **argv) {
+    tqs_vit_config cfg;
+    tqs_vit model;
+    tqs_vmc_options opt;
+    double from = 0, to = 1, step = 0.1, *x, *y[8], *ey[8];
+    int i, n_pts, p, steps = 300, steps_next = 100, samples = 1024, eval_samples = 8192, obs_samples = 4096, seed = 1, threads = 0;
+    const char *prefix = "scan";
+    char path[1024];
+    FILE *csv;
+    flags_prog = "scan";
+    memset(&cfg, 0, sizeof cfg);
+    cfg.Lx = cfg.Ly = 4; cfg.b = 2; cfg.d = 16; cfg.h = 2; cfg.n_layers = 2; cfg.ff = 2; cfg.attention = TQS_ATTN_FACTORED;
+    for (i = 1; i < argc; i++) {
+        if (flags_lattice(argc, argv, &i, &cfg.Lx, &cfg.Ly) || flags_real(argc, argv, &i, "--from", &from, -10, 10) ||
+            flags_real(argc, argv, &i, "--to", &to, -10, 10) || flags_real(argc, argv, &i, "--step", &step, 1e-3, 10) ||
+            flags_int(argc, argv, &i, "--d", &cfg.d, 1, 4096) || flags_int(argc, argv, &i, "--heads", &cfg.h, 1, 4096) ||
+            flags_int(argc, argv, &i, "--layers", &cfg.n_layers, 1, 64) || flags_int(argc, argv, &i, "--ff", &cfg.ff, 1, 64) ||
+            flags_int(argc, argv, &i, "--patch", &cfg.b, 1, 16) || flags_int(argc, argv, &i, "--samples", &samples, 16, 1 << 24) ||
+            flags_int(argc, argv, &i, "--steps", &steps, 1, 1000000) || flags_int(argc, argv, &i, "--steps-next", &steps_next, 1, 1000000) ||
+            flags_int(argc, argv, &i, "--eval-samples", &eval_samples, 16, 1 << 24) ||
+            flags_int(argc, argv, &i, "--obs-samples", &obs_samples, 16, 1 << 24) || flags_int(argc, argv, &i, "--seed", &seed, 0, 2147483647) ||
+            flags_int(argc, argv, &i, "--threads", &threads, 1, 1024) || flags_str(argc, argv, &i, "--prefix", &prefix)) continue;
+        if (!strcmp(argv[i], "--help") || !strcmp(argv[i], "-h")) { fputs(usage, stdout); return 0; }
+        flags_die("unknown flag '%s' (try --help)", argv[i]);
+    }
+    flags_check_lattice(cfg.Lx, cfg.Ly);
+    if (cfg.Lx % cfg.b || cfg.Ly % cfg.b) flags_die("--patch: %d must divide Lx = %d and Ly = %d", cfg.b, cfg.Lx, cfg.Ly);
+    if (cfg.d % cfg.h) flags_die("--heads: %d must divide --d %d", cfg.h, cfg.d);
+    if (to < from) flags_die("--to: %g is below --from %g", to, from);
+    n_pts = (int)floor((to - from) / step + 1e-9) + 1;
+    if (n_pts > 1000) flags_die("--step: %d points; at most 1000", n_pts);
+    snprintf(path, sizeof path, "%s.csv", prefix); flags_check_output("--prefix", path);
+    if (threads) tqs_set_threads(threads);
+    x = (double *)calloc((size_t)n_pts, sizeof(double));
+    for (i = 0; i < 8; i++) { y[i] = (double *)calloc((size_t)n_pts, sizeof(double)); ey[i] = (double *)calloc((size_t)n_pts, sizeof(double)); }
+    if (tqs_vit_init(&model, &cfg, (uint64_t)seed)) flags_die("%s", tqs_last_error());
+    if (!(csv = fopen(path, "w"))) flags_die("--prefix: cannot write '%s'", path);
+    fprintf(csv, "J2,energy_per_site,error,exact_energy_per_site,S_pipi,S_pipi_err,exact_S_pipi,S_stripe,S_stripe_err,exact_S_stripe,"
+                 "dimer_S,dimer_S_err,exact_dimer_S\n");
+    for (p = 0; p < n_pts; p++) {
+        tqs_hamiltonian H;
+        tqs_vmc vmc;
+        tqs_step_info info;
+        tqs_observables o, ex;
+        double J2 = from + p * step, e_exact = NAN;
+        int N = cfg.Lx * cfg.Ly, qn, qx, qy, k, have_ex = 0;
+        x[p] = J2;
+        if (tqs_hamiltonian_init(&H, cfg.Lx, cfg.Ly, 1.0, J2)) flags_die("%s", tqs_last_error());
+        memset(&opt, 0, sizeof opt);   /* ground_state's defaults */
+        opt.n_samples = samples; opt.n_chains = samples < 1024 ? samples : 1024; opt.n_steps = p ? steps_next : steps;
+        opt.lr = p ? 0.02 : 0.05; opt.lr_final = 0.005; opt.diag_shift = 1e-3; opt.max_distance = 0.05; opt.momentum = 0.9;
+        opt.seed = (uint64_t)seed + 17 * (uint64_t)p;
+        opt.memory_limit = 0.8 * flags_physical_memory();
+        if (tqs_vmc_init(&vmc, &H, &model, &opt)) { fprintf(stderr, "scan: %s\n", tqs_last_error()); return 2; }
+        for (k = 0; k < opt.n_steps; k++)
+            if (tqs_vmc_step(&vmc, &info)) { fprintf(stderr, "scan: J2 = %g: %s\n", J2, tqs_last_error()); return 1; }
+        if (tqs_vmc_evaluate(&vmc, eval_samples, &info) || obs_measure(&o, &H.lat, cfg.b, &vmc.amp, obs_samples, opt.n_chains, opt.seed)) {
+            fprintf(stderr, "scan: J2 = %g: %s\n", J2, tqs_last_error()); return 1;
+        }
+        if (N <= TQS_ED_MAX_SITES) have_ex = exact_point(&H, &e_exact, &ex) == 0;
+        qn = obs_index(&o, cfg.Lx / 2, cfg.Ly / 2); qx = obs_index(&o, cfg.Lx / 2, 0); qy = obs_index(&o, 0, cfg.Ly / 2);
+        /* per site: E/N; the structure factors as m^2 = S/N; stripe and dimer averaged over x and y */
+        y[0][p] = info.energy / N; ey[0][p] = info.error / N; y[1][p] = e_exact;
+        y[2][p] = o.sq[qn] / N; ey[2][p] = o.sq_err[qn] / N;
+        y[3][p] = 0.5 * (o.sq[qx] + o.sq[qy]) / N; ey[3][p] = 0.5 * (o.sq_err[qx] + o.sq_err[qy]) / N;
+        y[4][p] = 0.5 * (o.dimer_sq[0] + o.dimer_sq[1]) / N; ey[4][p] = 0.5 * (o.dimer_sq_err[0] + o.dimer_sq_err[1]) / N;
+        y[5][p] = have_ex ? ex.sq[qn] / N : NAN; y[6][p] = have_ex ? 0.5 * (ex.sq[qx] + ex.sq[qy]) / N : NAN;
+        y[7][p] = have_ex ? 0.5 * (ex.dimer_sq[0] + ex.dimer_sq[1]) / N : NAN;
+        fprintf(csv, "%.6g,%.10g,%.4g,%.10g,%.8g,%.4g,%.8g,%.8g,%.4g,%.8g,%.8g,%.4g,%.8g\n", J2, y[0][p], ey[0][p], y[1][p], y[2][p], ey[2][p],
+                y[5][p], y[3][p], ey[3][p], y[6][p], y[4][p], ey[4][p], y[7][p]);
+        fflush(csv);
+        printf("J2 = %.3f  E/N %.6f +- %.6f (exact %.6f)  m2_Neel %.4f (exact %.4f)  m2_stripe %.4f (%.4f)  dimer %.4f (%.4f)\n", J2, y[0][p],
+               ey[0][p], y[1][p], y[2][p], y[5][p], y[3][p], y[6][p], y[4][p], y[7][p]);
+        fflush(stdout);
+        tqs_observables_free(&o);
+        if (have_ex) tqs_observables_free(&ex);
+        tqs_vmc_free(&vmc); tqs_hamiltonian_free(&H);
+    }
+    fclose(csv);
+    {
+        tqs_plot_series s[6];
+        tqs_plot_options po;
+        char title[128];
+        static const char *labels[6] = {"ViT: S(pi,pi)/N", "ViT: stripe S/N", "ViT: dimer S_D/N", "exact: S(pi,pi)/N", "exact: stripe S/N",
+                                        "exact: dimer S_D/N"};
+        int n_ex = cfg.Lx * cfg.Ly <= TQS_ED_MAX_SITES;
+        memset(&po, 0, sizeof po);
+        snprintf(title, sizeof title, "%dx%d J1-J2: energy per site", cfg.Lx, cfg.Ly);
+        po.title = title; po.xlabel = "J2 / J1"; po.ylabel = "E/N";
+        s[0].label = "ViT (fresh samples)"; s[0].x = x; s[0].y = y[0]; s[0].err = ey[0]; s[0].n = n_pts;
+        s[1].label = "exact (Lanczos)"; s[1].x = x; s[1].y = y[1]; s[1].err = NULL; s[1].n = n_pts;
+        snprintf(path, sizeof path, "%s-energy.svg", prefix);
+        if (tqs_svg_line_plot(path, s, n_ex ? 2 : 1, &po)) { fprintf(stderr, "scan: %s\n", tqs_last_error()); return 1; }
+        for (i = 0; i < 6; i++) {
+            s[i].label = labels[i]; s[i].x = x; s[i].n = n_pts;
+            s[i].y = i < 3 ? y[2 + i] : y[5 + i - 3]; s[i].err = i < 3 ? ey[2 + i] : NULL;
+        }
+        snprintf(title, sizeof title, "%dx%d J1-J2: order parameters (structure factor / N)", cfg.Lx, cfg.Ly);
+        po.ylabel = "S / N";
+        snprintf(path, sizeof path, "%s-order.svg", prefix);
+        if (tqs_svg_line_plot(path, s, n_ex ? 6 : 3, &po)) { fprintf(stderr, "scan: %s\n", tqs_last_error()); return 1; }
+    }
+    printf("wrote %s.csv, %s-energy.svg, %s-order.svg\n", prefix, prefix, prefix);
+    tqs_vit_free(&model);
+    free(x);
+    for (i = 0; i < 8; i++) { free(y[i]); free(ey[i]); }
+    return 0;
+}
