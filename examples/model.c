@@ -3,6 +3,7 @@
  *                          [--layers l] [--ff f] [--attention factored|standard] [--seed s]
  *   ./examples/model info MODEL
  *   ./examples/model eval MODEL [CONFIGS | --random K [--seed S]] [--symmetrize [--J2 x]]
+ *   ./examples/model observables MODEL [--samples K] [--seed S] [--symmetrize [--J2 x]] [--json] [--svg PREFIX]
  * eval reads one configuration per line (N integers +1/-1 in site order, from
  * CONFIGS or standard input) and prints "Re Im" of log psi per line.
  * --symmetrize evaluates psi_sym instead, in the symmetry sector of the exact
@@ -11,6 +12,7 @@
 #define TQS_IMPLEMENTATION
 #include "../tqs.h"
 #include "flags.h"
+#include "observables.h"
 
 static int cmd_init(int argc, char **argv) {
     tqs_vit_config c;
@@ -153,6 +155,51 @@ static int cmd_eval(const tqs_vit *m, int argc, char **argv) {
     return rc;
 }
 
+/* C(r), S(q) and the dimer correlations of the model (or of psi_sym) from
+ * fresh samples of |psi|^2 (examples/observables.h). */
+static int cmd_observables(const tqs_vit *m, int argc, char **argv) {
+    int i, K = 4096, seed = 1, symmetrize = 0, json = 0, rc;
+    double J2 = 0.5;
+    const char *svg = NULL;
+    tqs_vit_ws ws;
+    tqs_vit_amplitude holder;
+    tqs_amplitude amp, sym_amp;
+    tqs_symmetry G;
+    tqs_symmetric_amplitude sa;
+    tqs_observables o;
+    tqs_lattice lat;
+    for (i = 3; i < argc; i++) {
+        if (flags_int(argc, argv, &i, "--samples", &K, 16, 1 << 24) || flags_int(argc, argv, &i, "--seed", &seed, 0, 2147483647) ||
+            flags_bool(argv, i, "--symmetrize", &symmetrize) || flags_real(argc, argv, &i, "--J2", &J2, -1e3, 1e3) ||
+            flags_bool(argv, i, "--json", &json) || flags_str(argc, argv, &i, "--svg", &svg)) continue;
+        flags_die("observables: unknown flag '%s'", argv[i]);
+    }
+    if (svg) { char probe[1024]; snprintf(probe, sizeof probe, "%s-sq.svg", svg); flags_check_output("--svg", probe); }
+    if (tqs_lattice_init(&lat, m->cfg.Lx, m->cfg.Ly) || tqs_vit_ws_init(&ws, m, 256, 0)) { fprintf(stderr, "model: %s\n", tqs_last_error()); return 1; }
+    amp = tqs_vit_amplitude_make(&holder, m, &ws);
+    if (symmetrize && (tqs_symmetry_init(&G, m->cfg.Lx, m->cfg.Ly, m->cfg.b) || sector(&G, m, &amp, J2) ||
+                       tqs_symmetric_amplitude_init(&sa, &sym_amp, &G, &amp))) {
+        fprintf(stderr, "model: --symmetrize: %s\n", tqs_last_error());
+        tqs_vit_ws_free(&ws); tqs_lattice_free(&lat);
+        return 1;
+    }
+    rc = obs_measure(&o, &lat, m->cfg.b, symmetrize ? &sym_amp : &amp, K, 16, (uint64_t)seed);
+    if (rc) fprintf(stderr, "model: observables: %s\n", tqs_last_error());
+    else {
+        if (json) { obs_json(stdout, &o); printf("\n"); }
+        else obs_print(stdout, &o, symmetrize ? "observables of psi_sym" : "observables");
+        if (svg) {
+            char t[128];
+            snprintf(t, sizeof t, "%dx%d %s", m->cfg.Lx, m->cfg.Ly, symmetrize ? "psi_sym" : "model");
+            if (obs_svg(svg, &o, t)) { fprintf(stderr, "model: --svg: %s\n", tqs_last_error()); rc = 1; }
+        }
+        tqs_observables_free(&o);
+    }
+    if (symmetrize) { tqs_symmetric_amplitude_free(&sa); tqs_symmetry_free(&G); }
+    tqs_vit_ws_free(&ws); tqs_lattice_free(&lat);
+    return rc ? 1 : 0;
+}
+
 int main(int argc, char **argv) {
     tqs_vit m;
     int rc;
@@ -161,15 +208,17 @@ int main(int argc, char **argv) {
         printf("usage: model init -o OUT [--L n|--Lx n --Ly n (4)] [--patch b (2)] [--d d (16)] [--heads h (2)] [--layers l (2)]\n"
                "                  [--ff f (4)] [--attention factored|standard (factored)] [--seed s (1)]\n"
                "       model info MODEL\n"
-               "       model eval MODEL [CONFIGS | --random K [--seed S (1)]] [--symmetrize [--J2 x (0.5)]]\n");
+               "       model eval MODEL [CONFIGS | --random K [--seed S (1)]] [--symmetrize [--J2 x (0.5)]]\n"
+               "       model observables MODEL [--samples K (4096)] [--seed S (1)] [--symmetrize [--J2 x (0.5)]] [--json] [--svg PREFIX]\n");
         return argc < 2 ? 2 : 0;
     }
     if (!strcmp(argv[1], "init")) return cmd_init(argc, argv);
-    if (strcmp(argv[1], "info") && strcmp(argv[1], "eval")) flags_die("unknown command '%s' (init, info or eval)", argv[1]);
+    if (strcmp(argv[1], "info") && strcmp(argv[1], "eval") && strcmp(argv[1], "observables"))
+        flags_die("unknown command '%s' (init, info, eval or observables)", argv[1]);
     if (argc < 3) flags_die("%s: MODEL is required", argv[1]);
     if (!strcmp(argv[1], "info") && argc > 3) flags_die("info: unexpected argument '%s'", argv[3]);
     if (tqs_vit_load(&m, argv[2])) { fprintf(stderr, "model: %s\n", tqs_last_error()); return 1; }
-    rc = !strcmp(argv[1], "info") ? cmd_info(&m) : cmd_eval(&m, argc, argv);
+    rc = !strcmp(argv[1], "info") ? cmd_info(&m) : !strcmp(argv[1], "eval") ? cmd_eval(&m, argc, argv) : cmd_observables(&m, argc, argv);
     tqs_vit_free(&m);
     return rc;
 }
