@@ -112,4 +112,43 @@ static inline int obs_svg(const char *prefix, const tqs_observables *o, const ch
     snprintf(path, sizeof path, "%s-corr.svg", prefix);
     return tqs_svg_line_plot(path, ps, 3, &po);
 }
+
+/* The Lanczos ground state as an amplitude: log of its entry (the sign as a phase pi). */
+typedef struct obs_vec_amp { tqs_basis basis; const double *v; int N; } obs_vec_amp;
+static inline int obs_vec_logpsi(void *ctx, tqs_complex *out, const int8_t *configs, int B) {
+    obs_vec_amp *a = (obs_vec_amp *)ctx;
+    int s;
+    for (s = 0; s < B; s++) {
+        double x = a->v[tqs_basis_index(&a->basis, tqs_config_to_bits(configs + (size_t)s * a->N, a->N))];
+        out[s].re = x != 0 ? log(fabs(x)) : -HUGE_VAL;
+        out[s].im = x < 0 ? 3.14159265358979323846 : 0.0;
+    }
+    return 0;
+}
+/* Observables of the exact ground state (ed from tqs_exact_ground_state with
+ * want_vector): every basis state weighted by psi0^2 through the amplitude
+ * interface; one reference site, since the ground state is invariant under
+ * every translation. */
+static inline int obs_ground_state(tqs_observables *o, const tqs_hamiltonian *H, const tqs_ed_result *ed) {
+    obs_vec_amp va;
+    tqs_amplitude amp;
+    int8_t *cf;
+    tqs_complex *lp;
+    double *w;
+    int N = H->lat.N, rc, ref = 0;
+    size_t s;
+    if (!ed->vector) return TQS_EINVAL;
+    if ((rc = tqs_basis_init(&va.basis, N)) != 0) return rc;
+    va.v = ed->vector; va.N = N;
+    amp.fn = obs_vec_logpsi; amp.ctx = &va; amp.max_batch = 1 << 20;
+    cf = (int8_t *)malloc(va.basis.dim * N); lp = (tqs_complex *)malloc(sizeof(tqs_complex) * va.basis.dim);
+    w = (double *)malloc(sizeof(double) * va.basis.dim);
+    rc = !cf || !lp || !w ? TQS_ENOMEM : 0;
+    for (s = 0; s < va.basis.dim && !rc; s++) { tqs_bits_to_config(cf + s * N, va.basis.states[s], N); w[s] = ed->vector[s] * ed->vector[s]; }
+    if (!rc) rc = obs_vec_logpsi(&va, lp, cf, (int)va.basis.dim);
+    if (!rc) rc = tqs_observables_init(o, &H->lat, &ref, 1, 1);
+    if (!rc) { rc = tqs_observables_weighted(o, &amp, cf, lp, w, (long)va.basis.dim); if (rc) tqs_observables_free(o); }
+    free(cf); free(lp); free(w); tqs_basis_free(&va.basis);
+    return rc;
+}
 #endif

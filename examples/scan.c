@@ -19,44 +19,17 @@ static const char *usage =
     "  --eval-samples n (8192)  --obs-samples n (4096)  --seed n (1)  --threads n\n"
     "  --prefix P (scan): P.csv, P-energy.svg, P-order.svg\n";
 
-/* Exact E/N and observables of the ground state (Lanczos vector as the amplitude). */
-typedef struct vec_amp { const tqs_basis *basis; const double *v; int N; } vec_amp;
-static int vec_logpsi(void *ctx, tqs_complex *out, const int8_t *configs, int B) {
-    vec_amp *a = (vec_amp *)ctx;
-    int s;
-    for (s = 0; s < B; s++) {
-        double x = a->v[tqs_basis_index(a->basis, tqs_config_to_bits(configs + (size_t)s * a->N, a->N))];
-        out[s].re = x != 0 ? log(fabs(x)) : -HUGE_VAL;
-        out[s].im = x < 0 ? 3.14159265358979323846 : 0.0;
-    }
-    return 0;
-}
+/* Exact E/N and observables of the ground state. */
 static int exact_point(const tqs_hamiltonian *H, double *e, tqs_observables *o) {
     tqs_lanczos_options lo;
     tqs_ed_result ed;
-    tqs_basis B;
-    vec_amp va;
-    tqs_amplitude amp;
-    int8_t *cf;
-    tqs_complex *lp;
-    double *w;
-    int N = H->lat.N, rc, ref = 0;
-    size_t s;
+    int rc;
     memset(&lo, 0, sizeof lo);
     lo.want_vector = 1;
     if ((rc = tqs_exact_ground_state(&ed, H, &lo)) != 0) return rc;
-    if ((rc = tqs_basis_init(&B, N)) != 0) { tqs_ed_result_free(&ed); return rc; }
-    *e = ed.energy / N;
-    cf = (int8_t *)malloc(B.dim * N); lp = (tqs_complex *)malloc(sizeof(tqs_complex) * B.dim); w = (double *)malloc(8 * B.dim);
-    rc = !cf || !lp || !w ? TQS_ENOMEM : 0;
-    va.basis = &B; va.v = ed.vector; va.N = N;
-    amp.fn = vec_logpsi; amp.ctx = &va; amp.max_batch = 1 << 20;
-    for (s = 0; s < B.dim && !rc; s++) { tqs_bits_to_config(cf + s * N, B.states[s], N); w[s] = ed.vector[s] * ed.vector[s]; }
-    if (!rc) rc = vec_logpsi(&va, lp, cf, (int)B.dim);
-    /* the ground state is invariant under every translation: one reference site */
-    if (!rc) rc = tqs_observables_init(o, &H->lat, &ref, 1, 1);
-    if (!rc) rc = tqs_observables_weighted(o, &amp, cf, lp, w, (long)B.dim);
-    free(cf); free(lp); free(w); tqs_basis_free(&B); tqs_ed_result_free(&ed);
+    *e = ed.energy / H->lat.N;
+    rc = obs_ground_state(o, H, &ed);
+    tqs_ed_result_free(&ed);
     return rc;
 }
 
