@@ -220,8 +220,72 @@ static void test_sampled(void) {
     tqs_enumeration_free(&E); tqs_vit_ws_free(&ws); tqs_vit_free(&m); tqs_hamiltonian_free(&H);
 }
 
+#ifndef TQS_TEST_SHORT
+/* 4x6 (2,704,156 states): one reference site (the ground state is invariant
+ * under every translation), C(r) and the dimer correlations from that site
+ * against direct application, to 1e-10. */
+static void test_exact_4x6(void) {
+    tqs_hamiltonian H;
+    tqs_lanczos_options lo;
+    tqs_ed_result ed;
+    tqs_observables o;
+    tqs_basis basis;
+    vec_amp va;
+    tqs_amplitude amp;
+    int8_t *configs;
+    tqs_complex *lp;
+    double *w, *t1, *t2, worst = 0, sum = 0;
+    int N = 24, Ly = 6, r, oo, ref = 0;
+    size_t n, s;
+    tqs_hamiltonian_init(&H, 4, 6, 1.0, 0.5);
+    memset(&lo, 0, sizeof lo);
+    lo.want_vector = 1;
+    CHECK_EQ(tqs_exact_ground_state(&ed, &H, &lo), 0);
+    tqs_basis_init(&basis, N);
+    n = basis.dim;
+    va.basis = &basis; va.v = ed.vector; va.N = N;
+    amp.fn = vec_logpsi; amp.ctx = &va; amp.max_batch = 1 << 20;
+    configs = (int8_t *)malloc(n * N); lp = (tqs_complex *)malloc(sizeof(tqs_complex) * n); w = (double *)malloc(8 * n);
+    t1 = (double *)malloc(8 * n); t2 = (double *)malloc(8 * n);
+    for (s = 0; s < n; s++) { tqs_bits_to_config(configs + s * N, basis.states[s], N); w[s] = ed.vector[s] * ed.vector[s]; }
+    vec_logpsi(&va, lp, configs, (int)n);
+    CHECK_EQ(tqs_observables_init(&o, &H.lat, &ref, 1, 1), 0);
+    CHECK_EQ(tqs_observables_weighted(&o, &amp, configs, lp, w, (long)n), 0);
+    for (r = 0; r < N; r++) {
+        apply_exchange(t1, ed.vector, &basis, 0, tqs_site(&H.lat, r / Ly, r % Ly));
+        if (fabs(o.corr[r] - dot(ed.vector, t1, n)) > worst) worst = fabs(o.corr[r] - dot(ed.vector, t1, n));
+        sum += o.corr[r];
+    }
+    for (oo = 0; oo < 2; oo++)
+        for (r = 0; r < N; r++) {
+            int k2 = oo ? tqs_site(&H.lat, 0, 1) : tqs_site(&H.lat, 1, 0), j = tqs_site(&H.lat, r / Ly, r % Ly);
+            int j2 = oo ? tqs_site(&H.lat, j / Ly, j % Ly + 1) : tqs_site(&H.lat, j / Ly + 1, j % Ly);
+            double db, dbp, d;
+            apply_exchange(t1, ed.vector, &basis, j, j2);
+            dbp = dot(ed.vector, t1, n);
+            apply_exchange(t2, t1, &basis, 0, k2);
+            d = dot(ed.vector, t2, n);
+            apply_exchange(t1, ed.vector, &basis, 0, k2);
+            db = dot(ed.vector, t1, n);
+            d -= db * dbp;
+            if (fabs(o.dimer[oo][r] - d) > worst) worst = fabs(o.dimer[oo][r] - d);
+        }
+    CHECK_BELOW(worst, 1e-10);
+    CHECK_NEAR(sum, 0.0, 1e-10);
+    CHECK_NEAR(o.corr[0], 0.75, 1e-12);
+    printf("  4x6 ground state: C(r) and dimer correlations vs direct %.2g; sum_r C(r) %.2g; S(pi,pi) %.5f\n", worst, sum,
+           o.sq[2 * Ly + 3]);
+    tqs_observables_free(&o);
+    free(configs); free(lp); free(w); free(t1); free(t2);
+    tqs_basis_free(&basis); tqs_ed_result_free(&ed); tqs_hamiltonian_free(&H);
+}
+#endif
+
 int main(void) {
     test_exact_ground_state();
+#ifndef TQS_TEST_SHORT
+    test_exact_4x6();
+#endif
     test_sampled();
     return test_summary();
 }
