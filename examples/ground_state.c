@@ -714,7 +714,9 @@ static int run(int argc, char **argv, const tqs_comm *comm) {
             have_sym = !evaluate_symmetrized(&vmc, &H, sym_samples, (uint64_t)seed, &sym, quiet, observables ? &sym_obs : NULL, obs_samples);
         have_sym_obs = have_sym && observables;
         if (status == 0 && observables) {
-            if (obs_measure(&obs, &H.lat, cfg.b, &vmc.amp, obs_samples, opt.n_chains, (uint64_t)seed)) {
+            /* --exact: over the enumeration the evaluation just made (orbit representatives: every site as reference) */
+            if (exact_mode ? obs_enumeration(&obs, &H.lat, &vmc.amp, &vmc.en)
+                           : obs_measure(&obs, &H.lat, cfg.b, &vmc.amp, obs_samples, opt.n_chains, (uint64_t)seed)) {
                 fprintf(stderr, "ground_state: --observables: %s\n", tqs_last_error());
                 status = 1;
             } else have_obs = 1;

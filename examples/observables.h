@@ -40,6 +40,14 @@ static inline int obs_measure(tqs_observables *o, const tqs_lattice *lat, int b,
     return rc;
 }
 
+/* Exactly, over an enumeration evaluated for amp (its weights and log psi):
+ * its entries are orbit representatives, so every site is a reference site. */
+static inline int obs_enumeration(tqs_observables *o, const tqs_lattice *lat, const tqs_amplitude *amp, const tqs_enumeration *E) {
+    int rc = tqs_observables_init(o, lat, NULL, 0, 1);
+    if (!rc && (rc = tqs_observables_weighted(o, amp, E->configs, E->logpsi, E->weights, E->n)) != 0) tqs_observables_free(o);
+    return rc;
+}
+
 static inline void obs_print(FILE *f, const tqs_observables *o, const char *what) {
     int N = o->N, qn = obs_index(o, o->Lx / 2, o->Ly / 2), qx = obs_index(o, o->Lx / 2, 0), qy = obs_index(o, 0, o->Ly / 2);
     fprintf(f, "%s (%ld samples, %.1f amplitudes each):\n", what, o->n_configs, o->n_configs ? (double)o->n_amplitudes / o->n_configs : 0.0);
