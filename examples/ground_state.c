@@ -195,7 +195,10 @@ static int evaluate_symmetrized(tqs_vmc *v, tqs_hamiltonian *H, int n_samples, u
     tqs_symmetric_amplitude sa;
     tqs_amplitude amp;
     tqs_sampler S;
-    int rc, chains = v->opt.n_chains, per, i, N = H->lat.N, M;
+    /* at most 32 chains: each proposal costs the group's 64 forward passes,
+     * so 50 sweeps of thermalisation on a thousand chains would cost more
+     * than the samples themselves */
+    int rc, chains = v->opt.n_chains < 32 ? v->opt.n_chains : 32, per, i, N = H->lat.N, M;
     int8_t *cf = NULL;
     tqs_complex *lp = NULL, *el = NULL;
     double *e = NULL;
@@ -491,7 +494,8 @@ static int run(int argc, char **argv, const tqs_comm *comm) {
     if (opt.warmup > 0 && opt.warmup >= opt.n_steps && time_limit <= 0) flags_die("--warmup: %d steps in a run of --steps %d", opt.warmup, opt.n_steps);
     if (time_limit > 0 && resume) flags_die("--time-limit: a resumed run keeps the --steps of the run it continues");
     if (sym_train && symmetrize) flags_die("--symmetrize: the --sym-train run's energies are already those of psi_sym");
-    if (symmetrize && !exact_mode && opt.n_chains > sym_samples) flags_die("--sym-samples: %d is fewer than --chains %d", sym_samples, opt.n_chains);
+    if (symmetrize && !exact_mode && (opt.n_chains < 32 ? opt.n_chains : 32) > sym_samples)
+        flags_die("--sym-samples: %d is fewer than the %d chains of the symmetrised evaluation", sym_samples, opt.n_chains < 32 ? opt.n_chains : 32);
     if (obs_svg_prefix && !observables) flags_die("--obs-svg: needs --observables");
     if (opt.lr_final < 0) opt.lr_final = 0.1 * opt.lr;
     if (opt.diag_shift_final < 0) opt.diag_shift_final = opt.diag_shift;
