@@ -102,6 +102,7 @@ build/mpi/test_mpi: tests/test_mpi.c tqs.h tests/test.h examples/mpi.h
 	$(MPICC) $(CFLAGS) $(WARN) $(OPENMP) -I. $< -o $@ $(LDLIBS)
 test-mpi: mpi
 	OMP_NUM_THREADS=1 $(MPIRUN) $(MPIRUN_FLAGS) -np 2 ./build/mpi/test_mpi
+	OMP_NUM_THREADS=1 $(MPIRUN) $(MPIRUN_FLAGS) -np 4 ./build/mpi/test_mpi
 	./tests/test_mpi.sh
 
 bench: bench/bench
