@@ -76,7 +76,7 @@ run: examples/ground_state
 	./examples/ground_state --init build/run.tqs --sym-train translations --samples 512 --time-limit 1.25 \
 	  --lr 0.01 --lr-final 0.002 --eval-samples 4096 --print-every 10
 
-# The paper's claims on this machine: PROFILE=quick (default, about 15
+# The paper's claims on this machine: PROFILE=quick (default, about 18
 # minutes, examples/results/) or PROFILE=long (about 2 hours, resumable,
 # examples/results/long/); see examples/reproduce.sh
 PROFILE ?= quick
