@@ -3334,6 +3334,27 @@ TQSDEF int tqs_sr_solve(double *delta, const double *X, const double *f, double 
     return tqs_sr_solve_prior(delta, X, f, shift, NULL, opt, ws, info);
 }
 
+/* The n x n matrix A A^T (transpose) or A^T A of A (rows x cols), summed
+ * over the processes of c (NULL: one), plus the shift, factored. A
+ * non-positive pivot (rounding can make S indefinite when the shift is
+ * tiny): rebuild and retry with ten times the shift, at most 6 times; every
+ * process sees the same pivots, so all retry together. */
+static int tqs__sr_factor(tqs_sr_ws *ws, const double *A, long rows, long cols, int transpose, const tqs_comm *c, tqs_sr_info *info) {
+    long n = transpose ? rows : cols, i;
+    int rc, attempt;
+    for (attempt = 0;; attempt++) {
+        double s = info->shift;
+        tqs__gram_lower(ws->mat, A, rows, cols, transpose, ws->pack);
+        if ((rc = tqs__comm_sum_lower(c, ws->mat, n)) != 0) return rc;
+        for (i = 0; i < n; i++) ws->mat[(size_t)i * n + i] += s;
+        rc = tqs__cholesky_with(ws->mat, n, ws->pack);
+        if (rc == 0) return TQS_OK;
+        if (rc != TQS_ENOTPD || attempt == 6) return rc;
+        info->shift_retries++;
+        info->shift = s > 0 ? 10 * s : 1e-10;
+    }
+}
+
 /* SR over the rows of several processes (each holds R of the R_all rows of X
  * and f; every one ends with the same delta). Per process, with np processes:
  *  parameter: S = sum_r X_r^T X_r and b = sum_r X_r^T f_r, one sum each
@@ -3352,8 +3373,8 @@ TQSDEF int tqs_sr_solve(double *delta, const double *X, const double *f, double 
 static int tqs__sr_solve_split(double *delta, const double *X, const double *f, const double *prior,
                                const tqs_sr_options *o, tqs_sr_ws *ws, tqs_sr_info *info) {
     const tqs_comm *c = ws->comm;
-    int np = c->size, rc, attempt, sample = ws->solver == TQS_SOLVER_SAMPLE;
-    long R = ws->R, P = ws->P, RA = ws->R_all, Ps = ws->Ps, n = sample ? RA : P, i, q, r;
+    int np = c->size, rc, sample = ws->solver == TQS_SOLVER_SAMPLE;
+    long R = ws->R, P = ws->P, RA = ws->R_all, Ps = ws->Ps, i, q, r;
     if (!sample) {   /* b = X^T f over every process's rows */
         tqs__matvec_t(ws->v2, X, f, R, P);
         if ((rc = tqs__comm_sum(c, ws->v2, P)) != 0) return rc;
@@ -3374,18 +3395,7 @@ static int tqs__sr_solve_split(double *delta, const double *X, const double *f, 
         /* from process p, rows p R .. (p+1) R: the global row order */
         if ((rc = tqs__comm_alltoall(c, ws->xsend, ws->xcols, sizeof(double) * (size_t)R * Ps)) != 0) return rc;
     }
-    for (attempt = 0;; attempt++) {   /* as in tqs_sr_solve_prior; every process sees the same pivots */
-        double s = info->shift;
-        if (sample) tqs__gram_lower(ws->mat, ws->xcols, RA, Ps, 1, ws->pack);
-        else tqs__gram_lower(ws->mat, X, R, P, 0, ws->pack);
-        if ((rc = tqs__comm_sum_lower(c, ws->mat, n)) != 0) return rc;
-        for (i = 0; i < n; i++) ws->mat[(size_t)i * n + i] += s;
-        rc = tqs__cholesky_with(ws->mat, n, ws->pack);
-        if (rc == 0) break;
-        if (rc != TQS_ENOTPD || attempt == 6) return rc;
-        info->shift_retries++;
-        info->shift = s > 0 ? 10 * s : 1e-10;
-    }
+    if ((rc = sample ? tqs__sr_factor(ws, ws->xcols, RA, Ps, 1, c, info) : tqs__sr_factor(ws, X, R, P, 0, c, info)) != 0) return rc;
     if (!sample) {
         for (i = 0; i < P; i++) delta[i] = ws->v2[i] + (prior ? info->shift * prior[i] : 0.0);
         return tqs_cholesky_solve(ws->mat, delta, P);
@@ -3414,8 +3424,8 @@ TQSDEF int tqs_sr_solve_prior(double *delta, const double *X, const double *f, d
                               const tqs_sr_options *opt, tqs_sr_ws *ws, tqs_sr_info *info) {
     tqs_sr_options o;
     tqs_sr_info local;
-    long R, P, n, i;
-    int rc, attempt;
+    long R, P, i;
+    int rc;
     if (!delta || !X || !f || !ws || !ws->v1) return tqs__fail(TQS_EINVAL, "sr: null pointer");
     if (!(shift >= 0) || !isfinite(shift)) return tqs__fail(TQS_EINVAL, "sr: the diagonal shift must be finite and >= 0");
     if (opt) o = *opt; else memset(&o, 0, sizeof o);
@@ -3432,20 +3442,7 @@ TQSDEF int tqs_sr_solve_prior(double *delta, const double *X, const double *f, d
         return tqs__cg(delta, X, ws->v2, shift, R, P, o.cg_tol > 0 ? o.cg_tol : 1e-8,
                        o.cg_max_iter > 0 ? o.cg_max_iter : 1000, ws, info);
     }
-    n = ws->solver == TQS_SOLVER_PARAMETER ? P : R;
-    tqs__gram_lower(ws->mat, X, R, P, ws->solver == TQS_SOLVER_SAMPLE, ws->pack);
-    for (attempt = 0;; attempt++) {
-        /* a non-positive pivot (rounding can make S indefinite when shift is
-         * tiny): rebuild and retry with ten times the shift, at most 6 times */
-        double s = info->shift;
-        for (i = 0; i < n; i++) ws->mat[(size_t)i * n + i] += s;
-        rc = tqs__cholesky_with(ws->mat, n, ws->pack);
-        if (rc == 0) break;
-        if (rc != TQS_ENOTPD || attempt == 6) return rc;
-        info->shift_retries++;
-        info->shift = s > 0 ? 10 * s : 1e-10;
-        tqs__gram_lower(ws->mat, X, R, P, ws->solver == TQS_SOLVER_SAMPLE, ws->pack);
-    }
+    if ((rc = tqs__sr_factor(ws, X, R, P, ws->solver == TQS_SOLVER_SAMPLE, NULL, info)) != 0) return rc;
     if (ws->solver == TQS_SOLVER_PARAMETER) {   /* (with the shift finally used) */
         for (i = 0; i < P; i++) delta[i] = ws->v2[i] + (prior ? info->shift * prior[i] : 0.0);
         tqs_cholesky_solve(ws->mat, delta, P);
