@@ -373,35 +373,45 @@ TQSDEF int tqs_statistics(tqs_stats *st, const double *x, int n_chains, int n_pe
  *   corr[r]       C(r) = (1/N) sum_i <S_i . S_{i+r}>     (C(0) = 3/4)
  *   sq[q]         S(q) = sum_r cos(q . r) C(r)           (S(pi,pi): Neel order; S(pi,0), S(0,pi): stripe)
  *   bond[o]       <D_b> of a nearest-neighbour bond b = (i, i + e_o), D_b = S_i . S_{i+e_o}; o = 0: x, 1: y
+ *   diag[d]       <S_i . S_{i+f_d}>, next-nearest neighbours f_0 = (1, 1), f_1 = (1, -1)
  *   dimer[o][r]   <D_b D_{b+r}> - <D_b><D_{b+r}>, bonds of orientation o, averaged over b
  *   dimer_sq[o]   sum_r cos(Q_o . r) dimer[o][r], Q_0 = (pi, 0), Q_1 = (0, pi): columnar dimer order
  * and their error bars (_err: tqs_statistics over the chains, so the
  * autocorrelation counts; the connected dimer correlations linearised around
- * the means; 0 for exact weights). The averages over i (and bonds b) run over
- * the reference sites given to tqs_observables_init: all N, or, for a model
- * invariant under translations by the patch (the ViT), the b*b sites of one
- * patch, which have the same expectation at b*b/N of the cost. (With exact
- * enumeration over orbit representatives, use all N.) A configuration costs
- * one amplitude per bond, per pair (i, i + r) and per pair of bonds whose
- * exchanges move spins: about N + n_ref N/2 + n_ref N/2, 5N with one patch's
- * 4 sites (tests/test_obs.c measures 82 on 4x4, where the local energy
- * evaluates 34: C(r) and S(q) alone would cost about one local energy). */
+ * the means; 0 for exact weights). bond and diag average over every bond, so
+ * the energy of any J1, J2 follows from the same amplitudes, sample by
+ * sample (tqs_observables_energy: E_loc(s) = J1 sum_nn + J2 sum_nnn, equal to
+ * tqs_local_energy's). The averages over i in C(r) and over b in the dimer
+ * correlations run over the reference sites given to tqs_observables_init:
+ * all N, or, for a model invariant under translations by the patch (the
+ * ViT), the b*b sites of one patch, which have the same expectation. With
+ * exact weights every reference site is used for every configuration; from
+ * samples, each sample uses one of them, drawn uniformly (from a hash of the
+ * sample's index: reproducible, and unbiased for any state).
+ * Cost per sample, in amplitudes (moved configurations only, all in batched
+ * calls of many samples): the 4N bonds as the local energy (about 2.2N on
+ * J1-J2 states), plus about N/2 for the pairs of C and N for the products
+ * of two bonds: about 1.5 local energies in all, so measured together with
+ * the energy (tqs_vmc_evaluate_observables) they add about half of one. */
 typedef struct tqs_observables {
     int Lx, Ly, N, n_ref;
     double *corr, *corr_err, *sq, *sq_err;   /* (N) each */
     double *dimer[2], *dimer_err[2];         /* (N) each */
-    double bond[2], bond_err[2], dimer_sq[2], dimer_sq_err[2];
+    double bond[2], bond_err[2], diag[2], diag_err[2], dimer_sq[2], dimer_sq_err[2];
     long n_configs, n_amplitudes;            /* of the last call: configurations, amplitudes evaluated */
+    int n_chains, n_per_chain;               /* of the last sampled call (0: the last call was exact) */
     /* workspace */
     int *ref;                                /* (n_ref) reference sites */
-    int max_conf;                            /* amplitudes per configuration, at most */
-    int8_t *conf;                            /* (max_conf, N) */
-    tqs_complex *lp;                         /* (max_conf) */
-    double *vals;                            /* (max_samples, 5N) the estimators of each configuration */
+    signed char *rbond;                      /* (N) displacement r -> the bond (i, i + r) is, 0: none */
+    int max_conf;                            /* amplitudes per configuration with every reference site, at most */
+    long cap;                                /* rows of conf: the amplitudes of one batched call */
+    int8_t *conf;                            /* (cap, N) */
+    tqs_complex *lp;                         /* (cap) */
+    double *vals;                            /* (max_samples, 7N + 2) the estimators of each sample */
     long max_samples;
-    double *col, *cosq, *acc;                /* (max_samples); (N, N) cos(q . r); (5N) */
+    double *col, *cosq, *mean, *block;       /* (max_samples); (N, N) cos(q . r); (7N + 2); (64, 7N + 2) */
 } tqs_observables;
-/* ref_sites NULL: all N sites. max_samples: configurations per call, at most. */
+/* ref_sites NULL: all N sites. max_samples: samples per call, at most. */
 TQSDEF int  tqs_observables_init(tqs_observables *o, const tqs_lattice *lat, const int *ref_sites, int n_ref, long max_samples);
 TQSDEF void tqs_observables_free(tqs_observables *o);
 /* From samples of |psi|^2, chain-major (n_chains, n_per_chain, N), with their log psi. */
@@ -411,6 +421,12 @@ TQSDEF int  tqs_observables_sampled(tqs_observables *o, const tqs_amplitude *amp
  * whole basis with |psi|^2); configurations of weight 0 are skipped. */
 TQSDEF int  tqs_observables_weighted(tqs_observables *o, const tqs_amplitude *amp, const int8_t *configs,
                                      const tqs_complex *logpsi, const double *weights, long n);
+/* The energy of the J1-J2 model on the last call's configurations (total,
+ * not per site): after tqs_observables_sampled its statistics over the
+ * chains, sample by sample, and the mean imaginary part in *imag (NULL: not
+ * wanted); after tqs_observables_weighted the exact mean (error 0, variance
+ * and tau NAN). */
+TQSDEF int  tqs_observables_energy(tqs_observables *o, double J1, double J2, tqs_stats *st, double *imag);
 
 /* ===================================================================== */
 /* Exact enumeration (N <= 24): expectation values without sampling     */
@@ -619,6 +635,14 @@ TQSDEF int  tqs_vmc_step(tqs_vmc *v, tqs_step_info *info);
 /* Energy statistics of the current model from n_samples fresh samples (the
  * driver's chains continue), or exactly with opt.exact. */
 TQSDEF int  tqs_vmc_evaluate(tqs_vmc *v, int n_samples, tqs_step_info *info);
+/* The same, and the observables of the same samples: the energy comes from
+ * the observables' bonds (tqs_observables_energy, the same numbers as the
+ * local energy's), so one batched pass of amplitudes serves both. o: from
+ * tqs_observables_init with room for the evaluation's samples (n_samples
+ * rounded up to a multiple of the chains); with opt.exact, over the
+ * enumeration, whose entries are orbit representatives, so o must average
+ * over all N sites (ref_sites NULL). One process only. */
+TQSDEF int  tqs_vmc_evaluate_observables(tqs_vmc *v, int n_samples, tqs_step_info *info, tqs_observables *o);
 
 /* ===================================================================== */
 /* File I/O: the model file                                              */
@@ -2526,41 +2550,65 @@ TQSDEF int tqs_statistics(tqs_stats *st, const double *x, int n_chains, int n_pe
 /* ===================================================================== */
 /* Observables                                                           */
 /* ===================================================================== */
+#define TQS__OBS_W(N) (7 * (N) + 2)   /* estimators per configuration (the layout: tqs__obs_walk) */
+#define TQS__OBS_BLOCK 64              /* configurations per batched amplitude call, at most */
+
 TQSDEF void tqs_observables_free(tqs_observables *o) {
     if (!o) return;
     TQS_FREE(o->corr); TQS_FREE(o->corr_err); TQS_FREE(o->sq); TQS_FREE(o->sq_err);
     TQS_FREE(o->dimer[0]); TQS_FREE(o->dimer[1]); TQS_FREE(o->dimer_err[0]); TQS_FREE(o->dimer_err[1]);
-    TQS_FREE(o->ref); TQS_FREE(o->conf); TQS_FREE(o->lp); TQS_FREE(o->vals); TQS_FREE(o->col); TQS_FREE(o->cosq); TQS_FREE(o->acc);
+    TQS_FREE(o->ref); TQS_FREE(o->rbond); TQS_FREE(o->conf); TQS_FREE(o->lp); TQS_FREE(o->vals); TQS_FREE(o->col);
+    TQS_FREE(o->cosq); TQS_FREE(o->mean); TQS_FREE(o->block);
     memset(o, 0, sizeof *o);
 }
 
+/* The index of the displacement (dx, dy), periodic. */
+static int tqs__obs_disp(const tqs_observables *o, int dx, int dy) {
+    return ((dx % o->Lx + o->Lx) % o->Lx) * o->Ly + (dy % o->Ly + o->Ly) % o->Ly;
+}
+
 TQSDEF int tqs_observables_init(tqs_observables *o, const tqs_lattice *lat, const int *ref_sites, int n_ref, long max_samples) {
-    int N, i, r, q;
+    int N, i, r, q, d, W;
     if (!o || !lat || !lat->N) return tqs__fail(TQS_EINVAL, "observables: null pointer or empty lattice");
     memset(o, 0, sizeof *o);
     N = lat->N;
+    W = TQS__OBS_W(N);
     if (!ref_sites) n_ref = N;
     if (n_ref < 1 || n_ref > N || max_samples < 1) return tqs__fail(TQS_EINVAL, "observables: %d reference sites, %ld samples", n_ref, max_samples);
+    if ((double)max_samples * W * sizeof(double) > 0.25 * (double)SIZE_MAX)
+        return tqs__fail(TQS_ETOOBIG, "observables: %ld samples of %d sites is too many", max_samples, N);
     o->Lx = lat->Lx; o->Ly = lat->Ly; o->N = N; o->n_ref = n_ref; o->max_samples = max_samples;
-    o->max_conf = 3 * n_ref * N + 2 * N;
+    o->max_conf = 4 * N + 3 * n_ref * N;
+    o->cap = (long)TQS__OBS_BLOCK * 7 * N;
+    if (o->cap < o->max_conf) o->cap = o->max_conf;
     o->corr = (double *)tqs__calloc(sizeof(double) * N); o->corr_err = (double *)tqs__calloc(sizeof(double) * N);
     o->sq = (double *)tqs__calloc(sizeof(double) * N); o->sq_err = (double *)tqs__calloc(sizeof(double) * N);
     for (i = 0; i < 2; i++) { o->dimer[i] = (double *)tqs__calloc(sizeof(double) * N); o->dimer_err[i] = (double *)tqs__calloc(sizeof(double) * N); }
     o->ref = (int *)tqs__alloc(sizeof(int) * n_ref);
-    o->conf = (int8_t *)tqs__alloc((size_t)o->max_conf * N);
-    o->lp = (tqs_complex *)tqs__alloc(sizeof(tqs_complex) * o->max_conf);
-    o->vals = (double *)tqs__alloc(sizeof(double) * 5 * (size_t)N * (size_t)max_samples);
+    o->rbond = (signed char *)tqs__calloc((size_t)N);
+    o->conf = (int8_t *)tqs__alloc((size_t)o->cap * N);
+    o->lp = (tqs_complex *)tqs__alloc(sizeof(tqs_complex) * (size_t)o->cap);
+    o->vals = (double *)tqs__alloc(sizeof(double) * W * (size_t)max_samples);
     o->col = (double *)tqs__alloc(sizeof(double) * (size_t)max_samples);
     o->cosq = (double *)tqs__alloc(sizeof(double) * (size_t)N * N);
-    o->acc = (double *)tqs__alloc(sizeof(double) * 5 * (size_t)N);
-    if (!o->acc || !o->corr || !o->corr_err || !o->sq || !o->sq_err || !o->dimer[0] || !o->dimer[1] || !o->dimer_err[0] || !o->dimer_err[1] ||
-        !o->ref || !o->conf || !o->lp || !o->vals || !o->col || !o->cosq) {
+    o->mean = (double *)tqs__calloc(sizeof(double) * W);
+    o->block = (double *)tqs__alloc(sizeof(double) * W * TQS__OBS_BLOCK);
+    if (!o->mean || !o->block || !o->corr || !o->corr_err || !o->sq || !o->sq_err || !o->dimer[0] || !o->dimer[1] || !o->dimer_err[0] ||
+        !o->dimer_err[1] || !o->ref || !o->rbond || !o->conf || !o->lp || !o->vals || !o->col || !o->cosq) {
         tqs_observables_free(o);
         return tqs__fail(TQS_ENOMEM, "observables: out of memory for %ld samples", max_samples);
     }
     for (i = 0; i < n_ref; i++) {
         o->ref[i] = ref_sites ? ref_sites[i] : i;
         if (o->ref[i] < 0 || o->ref[i] >= N) { int bad = o->ref[i]; tqs_observables_free(o); return tqs__fail(TQS_EINVAL, "observables: reference site %d outside the lattice", bad); }
+    }
+    /* the displacements that are bonds (distinct for L >= 4): 1 + d: +e_d, 3 + d: -e_d,
+     * 5 + d: +f_d, 7 + d: -f_d, with e_0 = (1, 0), e_1 = (0, 1), f_0 = (1, 1), f_1 = (1, -1) */
+    for (d = 0; d < 2; d++) {
+        o->rbond[tqs__obs_disp(o, 1 - d, d)] = (signed char)(1 + d);
+        o->rbond[tqs__obs_disp(o, d - 1, -d)] = (signed char)(3 + d);
+        o->rbond[tqs__obs_disp(o, 1, 1 - 2 * d)] = (signed char)(5 + d);
+        o->rbond[tqs__obs_disp(o, -1, 2 * d - 1)] = (signed char)(7 + d);
     }
     for (q = 0; q < N; q++) for (r = 0; r < N; r++) {
         double ph = 2.0 * 3.14159265358979323846 * ((double)(q / lat->Ly) * (r / lat->Ly) / lat->Lx + (double)(q % lat->Ly) * (r % lat->Ly) / lat->Ly);
@@ -2574,90 +2622,132 @@ static int tqs__obs_shift(const tqs_observables *o, int i, int r) {
     int x = (i / o->Ly + r / o->Ly) % o->Lx, y = (i % o->Ly + r % o->Ly) % o->Ly;
     return x * o->Ly + y;
 }
-static int tqs__obs_swap_moves(const int8_t *s, int a, int b) { return s[a] != s[b]; }
 
-/* The 5N estimators of one configuration s (log psi ls), in v:
- *   v[r]           C_s(r) = (1/n_ref) sum_{i ref} (S_i . S_{i+r})_s
- *   v[N + 2a + o]  (D_b)_s for the bond b = (a, a + e_o), every site a
- *   v[3N + o N + r] (1/n_ref) sum_{i ref} (D_b D_{b+r})_s, b = (i, i + e_o)
- * Amplitudes of the moved configurations in one batched call: bonds first,
- * then the pairs of C, then the products, walked twice in the same order
- * (once to list, once to read). */
-static int tqs__obs_config(tqs_observables *o, const tqs_amplitude *amp, const int8_t *s, tqs_complex ls, double *v) {
-    int N = o->N, nr = o->n_ref, k, a, oo, r, rc, n = 0, pass, e[2];
-    e[0] = o->Ly; e[1] = 1;   /* the displacement indices of (1, 0) and (0, 1) */
-    for (pass = 0; pass < 2; pass++) {
-        int m = 0;
-#define TQS__OBS_RATIO() (exp(o->lp[m].re - ls.re) * cos(o->lp[m].im - ls.im))
-        /* bonds: D_b = (R(P_b s) - 1/2)/2 */
-        for (a = 0; a < N; a++) for (oo = 0; oo < 2; oo++) {
-            int b2 = tqs__obs_shift(o, a, e[oo]);
-            if (!tqs__obs_swap_moves(s, a, b2)) { if (pass) v[N + 2 * a + oo] = 0.25; continue; }
-            if (!pass) { int8_t *c = o->conf + (size_t)m * N; memcpy(c, s, (size_t)N); c[a] = s[b2]; c[b2] = s[a]; }
-            else v[N + 2 * a + oo] = 0.5 * (TQS__OBS_RATIO() - 0.5);
-            m++;
-        }
-        /* C_s(r) */
-        if (pass) for (r = 0; r < N; r++) v[r] = 0;
-        for (k = 0; k < nr; k++) for (r = 0; r < N; r++) {
-            int i = o->ref[k], j = tqs__obs_shift(o, i, r);
-            if (r == 0) { if (pass) v[0] += 0.75 / nr; continue; }   /* S_i . S_i = 3/4 (the exchange form holds for i != j) */
-            if (!tqs__obs_swap_moves(s, i, j)) { if (pass) v[r] += 0.25 / nr; continue; }
-            if (!pass) { int8_t *c = o->conf + (size_t)m * N; memcpy(c, s, (size_t)N); c[i] = s[j]; c[j] = s[i]; }
-            else v[r] += 0.5 * (TQS__OBS_RATIO() - 0.5) / nr;
-            m++;
-        }
-        /* (D_b D_b')_s = (R(P_b' P_b s) - R(P_b s)/2 - R(P_b' s)/2 + 1/4)/4; R(P_b s) = 2 D_b + 1/2 */
-        if (pass) for (r = 0; r < 2 * N; r++) v[3 * N + r] = 0;
-        for (oo = 0; oo < 2; oo++) for (k = 0; k < nr; k++) for (r = 0; r < N; r++) {
-            int i = o->ref[k], i2 = tqs__obs_shift(o, i, e[oo]), j = tqs__obs_shift(o, i, r), j2 = tqs__obs_shift(o, j, e[oo]);
-            double r1 = pass ? 2 * v[N + 2 * i + oo] + 0.5 : 0, r2 = pass ? 2 * v[N + 2 * j + oo] + 0.5 : 0, r12;
-            int m1 = tqs__obs_swap_moves(s, i, i2), m2;
-            /* s1 = P_b s, then whether P_b' moves s1 */
-            int8_t si = s[i], si2 = s[i2], sj, sj2;
-            sj = j == i ? si2 : j == i2 ? si : s[j];
-            sj2 = j2 == i ? si2 : j2 == i2 ? si : s[j2];
-            m2 = sj != sj2;
-            if (!m1 || !m2) {   /* one of the exchanges changes nothing: a single ratio */
-                if (pass) {
-                    r12 = !m1 ? r2 : r1;
-                    if (!m1 && !m2) r12 = 1.0;
-                    v[3 * N + oo * N + r] += 0.25 * (r12 - 0.5 * r1 - 0.5 * r2 + 0.25) / nr;
-                }
-                continue;
+/* One moved configuration, P_ij s or P_kl P_ij s (k < 0: one exchange):
+ * pass 0 lists it in row *m of conf, pass 1 reads psi(moved)/psi(s) from
+ * row *m of lp; either way the row advances. */
+static void tqs__obs_row(tqs_observables *o, const int8_t *s, tqs_complex ls, int i, int j, int k, int l, int pass, long *m,
+                         double *re, double *im) {
+    if (!pass) {
+        int8_t *c = o->conf + (size_t)*m * o->N, t;
+        memcpy(c, s, (size_t)o->N);
+        t = c[i]; c[i] = c[j]; c[j] = t;
+        if (k >= 0) { t = c[k]; c[k] = c[l]; c[l] = t; }
+        *re = *im = 0;
+    } else {
+        double mag = exp(o->lp[*m].re - ls.re), ph = o->lp[*m].im - ls.im;
+        *re = mag * cos(ph); *im = mag * sin(ph);
+    }
+    (*m)++;
+}
+
+/* The estimators of one configuration s (log psi ls), W = 7N + 2 of them in v
+ * (pass 1; pass 0 only lists the moved configurations, v unused), with the
+ * reference sites refs[0 .. nr):
+ *   v[r]             C_s(r) = (1/nr) sum_{i ref} (S_i . S_{i+r})_s
+ *   v[N + 2a + o]    (D_b)_s, b = (a, a + e_o), every site a
+ *   v[3N + o N + r]  (1/nr) sum_{i ref} (D_b D_{b+r})_s, b = (i, i + e_o)
+ *   v[5N + 2a + d]   (S_a . S_{a+f_d})_s, every site a
+ *   v[7N], v[7N + 1] sum over the nearest (next-nearest) bonds of Im psi(P_b s)/psi(s) / 2
+ * Bonds first, then the pairs of C (a pair that is a bond reuses it), then
+ * the products; both passes walk the same order. */
+static void tqs__obs_walk(tqs_observables *o, const int8_t *s, tqs_complex ls, double *v, const int *refs, int nr, int pass, long *m) {
+    int N = o->N, a, k, oo, r, e[4];
+    double re, im;
+    e[0] = tqs__obs_disp(o, 1, 0); e[1] = tqs__obs_disp(o, 0, 1); e[2] = tqs__obs_disp(o, 1, 1); e[3] = tqs__obs_disp(o, 1, -1);
+    /* the 4N bonds, S_a.S_b = (R(P_ab s) - 1/2)/2: what the local energy evaluates */
+    if (pass) v[7 * N] = v[7 * N + 1] = 0;
+    for (a = 0; a < N; a++) for (k = 0; k < 4; k++) {
+        int j = tqs__obs_shift(o, a, e[k]), x = k < 2 ? N + 2 * a + k : 5 * N + 2 * a + k - 2;
+        if (s[a] == s[j]) { if (pass) v[x] = 0.25; continue; }
+        tqs__obs_row(o, s, ls, a, j, -1, -1, pass, m, &re, &im);
+        if (pass) { v[x] = 0.5 * (re - 0.5); v[7 * N + k / 2] += 0.5 * im; }
+    }
+    /* C_s(r); S_i . S_i = 3/4 (the exchange form holds for i != j) */
+    if (pass) { v[0] = 0.75; for (r = 1; r < N; r++) v[r] = 0; }
+    for (k = 0; k < nr; k++) for (r = 1; r < N; r++) {
+        int i = refs[k], j = tqs__obs_shift(o, i, r), c = o->rbond[r];
+        if (c) {
+            if (pass) {
+                int d = (c - 1) % 2, kind = (c - 1) / 2;   /* bond from i (+e, +f) or from j (-e, -f) */
+                v[r] += v[(kind < 2 ? N : 5 * N) + 2 * (kind % 2 ? j : i) + d] / nr;
             }
-            /* both move: P_b' P_b s = s only when b' is b itself (two different
-             * exchanges that both move spins never cancel) */
-            if ((j == i && j2 == i2) || (j == i2 && j2 == i)) {
-                if (pass) v[3 * N + oo * N + r] += 0.25 * (1.0 - 0.5 * r1 - 0.5 * r2 + 0.25) / nr;
-                continue;
-            }
-            if (!pass) {
-                int8_t *c = o->conf + (size_t)m * N, t;
-                memcpy(c, s, (size_t)N);
-                t = c[i]; c[i] = c[i2]; c[i2] = t;
-                t = c[j]; c[j] = c[j2]; c[j2] = t;
-            } else {
-                r12 = TQS__OBS_RATIO();
+            continue;
+        }
+        if (s[i] == s[j]) { if (pass) v[r] += 0.25 / nr; continue; }
+        tqs__obs_row(o, s, ls, i, j, -1, -1, pass, m, &re, &im);
+        if (pass) v[r] += 0.5 * (re - 0.5) / nr;
+    }
+    /* (D_b D_b')_s = (R(P_b' P_b s) - R(P_b s)/2 - R(P_b' s)/2 + 1/4)/4; R(P_b s) = 2 D_b + 1/2 */
+    if (pass) for (r = 0; r < 2 * N; r++) v[3 * N + r] = 0;
+    for (oo = 0; oo < 2; oo++) for (k = 0; k < nr; k++) for (r = 0; r < N; r++) {
+        int i = refs[k], i2 = tqs__obs_shift(o, i, e[oo]), j = tqs__obs_shift(o, i, r), j2 = tqs__obs_shift(o, j, e[oo]);
+        double r1 = pass ? 2 * v[N + 2 * i + oo] + 0.5 : 0, r2 = pass ? 2 * v[N + 2 * j + oo] + 0.5 : 0, r12;
+        int m1 = s[i] != s[i2], m2;
+        /* s1 = P_b s, then whether P_b' moves s1 */
+        int8_t si = s[i], si2 = s[i2], sj, sj2;
+        sj = j == i ? si2 : j == i2 ? si : s[j];
+        sj2 = j2 == i ? si2 : j2 == i2 ? si : s[j2];
+        m2 = sj != sj2;
+        if (!m1 || !m2) {   /* one of the exchanges changes nothing: a single ratio */
+            if (pass) {
+                r12 = !m1 ? r2 : r1;
+                if (!m1 && !m2) r12 = 1.0;
                 v[3 * N + oo * N + r] += 0.25 * (r12 - 0.5 * r1 - 0.5 * r2 + 0.25) / nr;
             }
-            m++;
+            continue;
         }
-#undef TQS__OBS_RATIO
-        if (!pass) {
-            n = m;
-            TQS_ASSERT(n <= o->max_conf);
-            if (n && (rc = tqs__amp_eval(amp, o->lp, o->conf, n, N)) != 0) return rc;
+        /* both move: P_b' P_b s = s only when b' is b itself (two different
+         * exchanges that both move spins never cancel) */
+        if ((j == i && j2 == i2) || (j == i2 && j2 == i)) {
+            if (pass) v[3 * N + oo * N + r] += 0.25 * (1.0 - 0.5 * r1 - 0.5 * r2 + 0.25) / nr;
+            continue;
         }
+        tqs__obs_row(o, s, ls, i, i2, j, j2, pass, m, &re, &im);
+        if (pass) v[3 * N + oo * N + r] += 0.25 * (re - 0.5 * r1 - 0.5 * r2 + 0.25) / nr;
     }
-    o->n_amplitudes += n;
+}
+
+/* The estimators of configurations [0, n). weights NULL: samples, each with
+ * one reference site drawn from a hash of its index, into vals; else exact
+ * weights, every reference site, summed into mean. The moved configurations
+ * of up to TQS__OBS_BLOCK configurations go to the amplitude in one batched
+ * call and are read back in the same order. */
+static int tqs__obs_run(tqs_observables *o, const tqs_amplitude *amp, const int8_t *configs, const tqs_complex *logpsi,
+                        const double *weights, long n) {
+    int N = o->N, W = TQS__OBS_W(N), c, rc, pass;
+    long per_max = weights ? o->max_conf : 7L * N, t = 0;
+    while (t < n) {
+        long start = t, end = n, m = 0, u;
+        for (pass = 0; pass < 2; pass++) {
+            int nb = 0;
+            m = 0;
+            for (u = start; u < end; u++) {
+                const int *refs = o->ref;
+                int nr = o->n_ref;
+                double *v = NULL;
+                if (weights && weights[u] == 0.0) continue;
+                if (!pass && (nb == TQS__OBS_BLOCK || m + per_max > o->cap)) { end = u; break; }
+                if (!weights) { uint64_t h = (uint64_t)u; refs = o->ref + tqs__splitmix64(&h) % (uint64_t)o->n_ref; nr = 1; }
+                if (pass) v = weights ? o->block + (size_t)nb * W : o->vals + (size_t)u * W;
+                tqs__obs_walk(o, configs + (size_t)u * N, logpsi[u], v, refs, nr, pass, &m);
+                if (pass && weights) for (c = 0; c < W; c++) o->mean[c] += weights[u] * v[c];
+                nb++;
+            }
+            if (!pass) {
+                if (m && (rc = tqs__amp_eval(amp, o->lp, o->conf, m, N)) != 0) return rc;
+                o->n_amplitudes += m;
+            } else o->n_configs += nb;
+        }
+        t = end;
+    }
     return TQS_OK;
 }
 
-/* The observables from the estimators v (5N per configuration) and the bond
- * means mb (2N): the connected dimer correlation of orientation oo at r, and
- * its linearisation around the means for configuration values x (v of one
- * configuration): x_P - (1/n_ref) sum_k (m_{b_k + r} x_{b_k} + m_{b_k} x_{b_k + r}). */
+/* The observables from the means of the estimators (mb: the bond part): the
+ * connected dimer correlation of orientation oo at r, and its linearisation
+ * around the means for one configuration's values x:
+ * x_P - (1/n_ref) sum_k (m_{b_k + r} x_{b_k} + m_{b_k} x_{b_k + r}). */
 static double tqs__obs_dimer_lin(const tqs_observables *o, const double *x, const double *mb, int oo, int r) {
     int N = o->N, k;
     double d = x[3 * N + oo * N + r];
@@ -2671,17 +2761,24 @@ static double tqs__obs_dimer_sign(const tqs_observables *o, int oo, int r) {
     int d = oo == 0 ? r / o->Ly : r % o->Ly;   /* cos(Q_o . r), Q_0 = (pi, 0), Q_1 = (0, pi) */
     return d % 2 ? -1.0 : 1.0;
 }
-/* From the means of the 5N estimators (mean, and mb its bond part), the
- * connected correlations and structure factors. */
+/* The average over the N bonds of one kind (first: N or 5N, orientation oo) in x. */
+static double tqs__obs_bond_avg(const tqs_observables *o, const double *x, int first, int oo) {
+    double t = 0;
+    int k;
+    for (k = 0; k < o->N; k++) t += x[first + 2 * k + oo];
+    return t / o->N;
+}
+/* From the means of the estimators: C, S(q), the bonds, the connected dimer
+ * correlations and their structure factors. */
 static void tqs__obs_finish_means(tqs_observables *o, const double *mean) {
     int N = o->N, r, q, oo, k;
     const double *mb = mean + N;
     for (r = 0; r < N; r++) o->corr[r] = mean[r];
     for (q = 0; q < N; q++) { double t = 0; for (r = 0; r < N; r++) t += o->cosq[(size_t)q * N + r] * mean[r]; o->sq[q] = t; }
     for (oo = 0; oo < 2; oo++) {
-        double b = 0, sf = 0;
-        for (k = 0; k < N; k++) b += mb[2 * k + oo];
-        o->bond[oo] = b / N;
+        double sf = 0;
+        o->bond[oo] = tqs__obs_bond_avg(o, mean, N, oo);
+        o->diag[oo] = tqs__obs_bond_avg(o, mean, 5 * N, oo);
         for (r = 0; r < N; r++) {
             double d = mean[3 * N + oo * N + r];
             for (k = 0; k < o->n_ref; k++) { int i = o->ref[k], j = tqs__obs_shift(o, i, r); d -= mb[2 * i + oo] * mb[2 * j + oo] / o->n_ref; }
@@ -2695,31 +2792,32 @@ static void tqs__obs_finish_means(tqs_observables *o, const double *mean) {
 TQSDEF int tqs_observables_sampled(tqs_observables *o, const tqs_amplitude *amp, const int8_t *samples,
                                    const tqs_complex *logpsi, int n_chains, int n_per_chain) {
     long M, s;
-    int N, c, rc, q, oo, r;
-    tqs_stats st;
+    int N, W, c, rc, q, oo, r;
+    tqs_stats st = {0, 0, 0, 0, 0};
     double *mean;
-    if (!o || !o->vals || !amp || !samples || !logpsi) return tqs__fail(TQS_EINVAL, "observables: null pointer");
+    if (!o || !o->vals || !amp || !amp->fn || !samples || !logpsi) return tqs__fail(TQS_EINVAL, "observables: null pointer");
     M = (long)n_chains * n_per_chain;
     if (n_chains < 1 || n_per_chain < 1 || M > o->max_samples)
         return tqs__fail(TQS_EINVAL, "observables: %d x %d samples (room for %ld)", n_chains, n_per_chain, o->max_samples);
-    N = o->N;
-    o->n_configs = M; o->n_amplitudes = 0;
-    for (s = 0; s < M; s++)
-        if ((rc = tqs__obs_config(o, amp, samples + (size_t)s * N, logpsi[s], o->vals + 5 * (size_t)N * s)) != 0) return rc;
-    /* each estimator's mean and error over the chains */
-    mean = o->acc;
-    for (c = 0; c < 5 * N; c++) {
-        for (s = 0; s < M; s++) o->col[s] = o->vals[5 * (size_t)N * s + c];
+    N = o->N; W = TQS__OBS_W(N);
+    o->n_configs = 0; o->n_amplitudes = 0; o->n_chains = n_chains; o->n_per_chain = n_per_chain;
+    if ((rc = tqs__obs_run(o, amp, samples, logpsi, NULL, M)) != 0) { o->n_configs = 0; return rc; }
+    /* the means; C(r)'s errors over the chains */
+    mean = o->mean;
+    for (c = 0; c < W; c++) mean[c] = 0;
+    for (s = 0; s < M; s++) for (c = 0; c < W; c++) mean[c] += o->vals[(size_t)W * s + c];
+    for (c = 0; c < W; c++) mean[c] /= (double)M;
+    for (r = 0; r < N; r++) {
+        for (s = 0; s < M; s++) o->col[s] = o->vals[(size_t)W * s + r];
         tqs_statistics(&st, o->col, n_chains, n_per_chain);
-        mean[c] = st.mean;
-        if (c < N) o->corr_err[c] = st.error;
+        o->corr_err[r] = st.error;
     }
     tqs__obs_finish_means(o, mean);
     /* errors of the combinations: each a linear estimator per sample (the
      * dimer ones linearised around the means) through tqs_statistics */
     for (q = 0; q < N; q++) {
         for (s = 0; s < M; s++) {
-            const double *x = o->vals + 5 * (size_t)N * s;
+            const double *x = o->vals + (size_t)W * s;
             double t = 0;
             for (r = 0; r < N; r++) t += o->cosq[(size_t)q * N + r] * x[r];
             o->col[s] = t;
@@ -2728,23 +2826,20 @@ TQSDEF int tqs_observables_sampled(tqs_observables *o, const tqs_amplitude *amp,
         o->sq_err[q] = st.error;
     }
     for (oo = 0; oo < 2; oo++) {
-        for (s = 0; s < M; s++) {
-            const double *x = o->vals + 5 * (size_t)N * s;
-            double t = 0;
-            int k;
-            for (k = 0; k < N; k++) t += x[N + 2 * k + oo];
-            o->col[s] = t / N;
-        }
+        for (s = 0; s < M; s++) o->col[s] = tqs__obs_bond_avg(o, o->vals + (size_t)W * s, N, oo);
         tqs_statistics(&st, o->col, n_chains, n_per_chain);
         o->bond_err[oo] = st.error;
+        for (s = 0; s < M; s++) o->col[s] = tqs__obs_bond_avg(o, o->vals + (size_t)W * s, 5 * N, oo);
+        tqs_statistics(&st, o->col, n_chains, n_per_chain);
+        o->diag_err[oo] = st.error;
         for (r = 0; r < N; r++) {
-            for (s = 0; s < M; s++) o->col[s] = tqs__obs_dimer_lin(o, o->vals + 5 * (size_t)N * s, mean + N, oo, r);
+            for (s = 0; s < M; s++) o->col[s] = tqs__obs_dimer_lin(o, o->vals + (size_t)W * s, mean + N, oo, r);
             tqs_statistics(&st, o->col, n_chains, n_per_chain);
             o->dimer_err[oo][r] = st.error;
         }
         for (s = 0; s < M; s++) {
             double t = 0;
-            for (r = 0; r < N; r++) t += tqs__obs_dimer_sign(o, oo, r) * tqs__obs_dimer_lin(o, o->vals + 5 * (size_t)N * s, mean + N, oo, r);
+            for (r = 0; r < N; r++) t += tqs__obs_dimer_sign(o, oo, r) * tqs__obs_dimer_lin(o, o->vals + (size_t)W * s, mean + N, oo, r);
             o->col[s] = t;
         }
         tqs_statistics(&st, o->col, n_chains, n_per_chain);
@@ -2755,27 +2850,46 @@ TQSDEF int tqs_observables_sampled(tqs_observables *o, const tqs_amplitude *amp,
 
 TQSDEF int tqs_observables_weighted(tqs_observables *o, const tqs_amplitude *amp, const int8_t *configs,
                                     const tqs_complex *logpsi, const double *weights, long n) {
-    long s;
     int N, c, rc, q, oo, r;
-    double *v, *sum;
-    if (!o || !o->vals || !amp || !configs || !logpsi || !weights || n < 1) return tqs__fail(TQS_EINVAL, "observables: null pointer or no configurations");
+    if (!o || !o->vals || !amp || !amp->fn || !configs || !logpsi || !weights || n < 1) return tqs__fail(TQS_EINVAL, "observables: null pointer or no configurations");
     N = o->N;
-    v = o->vals; sum = o->acc;
-    for (c = 0; c < 5 * N; c++) sum[c] = 0;
-    o->n_configs = 0; o->n_amplitudes = 0;
-    for (s = 0; s < n; s++) {
-        if (weights[s] == 0.0) continue;
-        if ((rc = tqs__obs_config(o, amp, configs + (size_t)s * N, logpsi[s], v)) != 0) return rc;
-        for (c = 0; c < 5 * N; c++) sum[c] += weights[s] * v[c];
-        o->n_configs++;
-    }
-    tqs__obs_finish_means(o, sum);
+    for (c = 0; c < TQS__OBS_W(N); c++) o->mean[c] = 0;
+    o->n_configs = 0; o->n_amplitudes = 0; o->n_chains = o->n_per_chain = 0;
+    if ((rc = tqs__obs_run(o, amp, configs, logpsi, weights, n)) != 0) { o->n_configs = 0; return rc; }
+    tqs__obs_finish_means(o, o->mean);
     for (q = 0; q < N; q++) o->corr_err[q] = o->sq_err[q] = 0;
     for (oo = 0; oo < 2; oo++) {
-        o->bond_err[oo] = o->dimer_sq_err[oo] = 0;
+        o->bond_err[oo] = o->diag_err[oo] = o->dimer_sq_err[oo] = 0;
         for (r = 0; r < N; r++) o->dimer_err[oo][r] = 0;
     }
     return TQS_OK;
+}
+
+/* E_loc(s) of one configuration's estimators x: J1 and J2 times the sums of the bonds'. */
+static void tqs__obs_eloc(const tqs_observables *o, const double *x, double J1, double J2, double *re, double *im) {
+    int N = o->N, k;
+    double s1 = 0, s2 = 0;
+    for (k = 0; k < 2 * N; k++) { s1 += x[N + k]; s2 += x[5 * N + k]; }
+    *re = J1 * s1 + J2 * s2;
+    *im = J1 * x[7 * N] + J2 * x[7 * N + 1];
+}
+
+TQSDEF int tqs_observables_energy(tqs_observables *o, double J1, double J2, tqs_stats *st, double *imag) {
+    long M, s;
+    double im, sum_im = 0;
+    if (!o || !o->vals || !st) return tqs__fail(TQS_EINVAL, "observables: null pointer");
+    if (o->n_configs == 0) return tqs__fail(TQS_EINVAL, "observables: no configurations measured yet");
+    if (o->n_chains == 0) {   /* exact weights: the means */
+        memset(st, 0, sizeof *st);
+        tqs__obs_eloc(o, o->mean, J1, J2, &st->mean, &im);
+        st->variance = st->tau = st->rhat = NAN;
+        if (imag) *imag = im;
+        return TQS_OK;
+    }
+    M = (long)o->n_chains * o->n_per_chain;
+    for (s = 0; s < M; s++) { tqs__obs_eloc(o, o->vals + (size_t)TQS__OBS_W(o->N) * s, J1, J2, &o->col[s], &im); sum_im += im; }
+    if (imag) *imag = sum_im / (double)M;
+    return tqs_statistics(st, o->col, o->n_chains, o->n_per_chain);
 }
 
 /* ===================================================================== */
@@ -3815,7 +3929,7 @@ TQSDEF int tqs_vmc_step(tqs_vmc *v, tqs_step_info *info) {
     return TQS_OK;
 }
 
-TQSDEF int tqs_vmc_evaluate(tqs_vmc *v, int n_samples, tqs_step_info *info) {
+static int tqs__vmc_evaluate(tqs_vmc *v, int n_samples, tqs_step_info *info, tqs_observables *o) {
     tqs_step_info local;
     int rc, per, M, i, np;
     int8_t *cfgs;
@@ -3824,11 +3938,19 @@ TQSDEF int tqs_vmc_evaluate(tqs_vmc *v, int n_samples, tqs_step_info *info) {
     tqs_stats st;
     if (!v || !v->X) return tqs__fail(TQS_EINVAL, "vmc: not initialised");
     if (!info) info = &local;
-    if (v->opt.exact) return tqs__vmc_measure(v, info, &cfgs, &lp, &el);
-    if (n_samples < v->opt.n_chains) return tqs__fail(TQS_EINVAL, "evaluate: fewer samples (%d) than chains (%d)", n_samples, v->opt.n_chains);
     np = tqs__comm_n(v->comm);
+    if (o && np > 1) return tqs__fail(TQS_EINVAL, "evaluate: observables are measured on one process only");
+    if (o && v->opt.exact && o->n_ref != v->H->lat.N)
+        return tqs__fail(TQS_EINVAL, "evaluate: exact observables over orbit representatives need every site as reference (ref_sites NULL)");
+    if (v->opt.exact) {
+        rc = tqs__vmc_measure(v, info, &cfgs, &lp, &el);
+        if (!rc && o) rc = tqs_observables_weighted(o, &v->amp, v->en.configs, v->en.logpsi, v->en.weights, v->en.n);
+        return rc;
+    }
+    if (n_samples < v->opt.n_chains) return tqs__fail(TQS_EINVAL, "evaluate: fewer samples (%d) than chains (%d)", n_samples, v->opt.n_chains);
     per = (n_samples + v->opt.n_chains - 1) / v->opt.n_chains;
     M = per * v->sampler.n_chains;   /* this process's chains; all of them: np M */
+    if (o && M > o->max_samples) return tqs__fail(TQS_EINVAL, "evaluate: %d samples, the observables have room for %ld", M, o->max_samples);
     cfgs = (int8_t *)tqs__alloc((size_t)M * v->H->lat.N);
     lp = (tqs_complex *)tqs__alloc(sizeof(tqs_complex) * M);
     el = (tqs_complex *)tqs__alloc(sizeof(tqs_complex) * M);
@@ -3836,7 +3958,10 @@ TQSDEF int tqs_vmc_evaluate(tqs_vmc *v, int n_samples, tqs_step_info *info) {
     e = (double *)tqs__alloc(sizeof(double) * (size_t)M * np);
     rc = (!cfgs || !lp || !el || !el_all || !e) ? tqs__fail(TQS_ENOMEM, "evaluate: out of memory for %d samples", M) : 0;
     if (!rc) rc = tqs_sampler_run(&v->sampler, &v->amp, per, v->opt.sweeps, v->step == 0 ? v->opt.thermalize : 0, cfgs, lp);
-    if (!rc) rc = tqs_local_energy(el, v->H, &v->amp, &v->eloc_ws, cfgs, lp, M);
+    if (!rc && !o) rc = tqs_local_energy(el, v->H, &v->amp, &v->eloc_ws, cfgs, lp, M);
+    if (!rc && o && (rc = tqs_observables_sampled(o, &v->amp, cfgs, lp, v->opt.n_chains, per)) == 0)
+        for (i = 0; i < M; i++)
+            tqs__obs_eloc(o, o->vals + (size_t)TQS__OBS_W(o->N) * i, v->H->J1, v->H->J2, &el[i].re, &el[i].im);
     if (!rc && np > 1) rc = tqs__comm_allgather(v->comm, el, el_all, sizeof(tqs_complex) * (size_t)M);
     if (!rc) {
         double ap[2] = {0, 0};
@@ -3853,6 +3978,11 @@ TQSDEF int tqs_vmc_evaluate(tqs_vmc *v, int n_samples, tqs_step_info *info) {
     TQS_FREE(cfgs); TQS_FREE(lp); TQS_FREE(el); TQS_FREE(e);
     if (np > 1) TQS_FREE(el_all);
     return rc;
+}
+TQSDEF int tqs_vmc_evaluate(tqs_vmc *v, int n_samples, tqs_step_info *info) { return tqs__vmc_evaluate(v, n_samples, info, NULL); }
+TQSDEF int tqs_vmc_evaluate_observables(tqs_vmc *v, int n_samples, tqs_step_info *info, tqs_observables *o) {
+    if (!o) return tqs__fail(TQS_EINVAL, "evaluate: null observables");
+    return tqs__vmc_evaluate(v, n_samples, info, o);
 }
 
 /* ===================================================================== */

@@ -255,6 +255,16 @@ static void bench_model(const shape *sh) {
             row(sh->name, "  connected configurations", th, conn / t, "configs/s", 0);
             tqs_eloc_ws_free(&ews);
         }
+        {   /* observables of the same samples (which include their local energies): samples/s */
+            tqs_observables o;
+            int ref[64], e, nr = sh->cfg.b * sh->cfg.b <= 64 ? sh->cfg.b * sh->cfg.b : 1;
+            for (e = 0; e < nr; e++) ref[e] = nr == 1 ? 0 : tqs_patch_site(&H.lat, sh->cfg.b, 0, e);
+            if (tqs_observables_init(&o, &H.lat, ref, nr, Be)) { fprintf(stderr, "bench: %s\n", tqs_last_error()); exit(1); }
+            TIME_IT(t, mt, tqs_observables_sampled(&o, &amp, cf, lp, Be, 1));
+            snprintf(what, sizeof what, "observables, %d samples (%.1f amplitudes each)", Be, (double)o.n_amplitudes / Be);
+            row(sh->name, what, th, Be / t, "samples/s", fl * o.n_amplitudes / t * 1e-9);
+            tqs_observables_free(&o);
+        }
         {   /* sampler: 16 chains, proposals per second */
             tqs_sampler_init(&S, &H.lat, 16, 3);
             TIME_IT(t, mt, tqs_sampler_run(&S, &amp, 0, 0, 1, NULL, NULL));

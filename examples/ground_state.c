@@ -190,7 +190,7 @@ static void print_sector(const tqs_symmetry *G, const char *what) {
 
 /* Energy of psi_sym: exact enumeration over the whole basis, or sampling. */
 static int evaluate_symmetrized(tqs_vmc *v, tqs_hamiltonian *H, int n_samples, uint64_t seed, tqs_step_info *out, int quiet,
-                                tqs_observables *obs, int obs_samples) {
+                                tqs_observables *obs) {
     tqs_symmetry G;
     tqs_symmetric_amplitude sa;
     tqs_amplitude amp;
@@ -220,18 +220,24 @@ static int evaluate_symmetrized(tqs_vmc *v, tqs_hamiltonian *H, int n_samples, u
             if ((rc = tqs_enumeration_evaluate(&E, H, &amp)) == 0) { out->energy = E.energy; out->variance = E.variance; }
             tqs_enumeration_free(&E);
         }
+        /* the observables of psi_sym from as many fresh samples */
+        if (!rc && obs) rc = obs_measure(obs, &H->lat, v->model->cfg.b, &amp, n_samples, chains, seed + 2000);
     } else {
         rc = tqs_sampler_run(&S, &amp, per, v->opt.sweeps, 50, cf, lp);
-        if (!rc) rc = tqs_local_energy(el, H, &amp, &v->eloc_ws, cf, lp, M);
-        if (!rc) {
+        if (!rc && obs) {   /* the observables of these samples, and the energy from their bonds: one pass of psi_sym for both */
+            if ((rc = obs_init(obs, &H->lat, v->model->cfg.b, M)) == 0) {
+                if ((rc = tqs_observables_sampled(obs, &amp, cf, lp, chains, per)) == 0) rc = tqs_observables_energy(obs, H->J1, H->J2, &st, NULL);
+                if (rc) tqs_observables_free(obs);
+            }
+        } else if (!rc && (rc = tqs_local_energy(el, H, &amp, &v->eloc_ws, cf, lp, M)) == 0) {
             for (i = 0; i < M; i++) e[i] = el[i].re;
             tqs_statistics(&st, e, chains, per);
+        }
+        if (!rc) {
             out->energy = st.mean; out->error = st.error; out->variance = st.variance; out->rhat = st.rhat;
             out->acceptance = tqs_sampler_acceptance(&S, -1);
         }
     }
-    /* the observables of psi_sym (translation-invariant: one site would do; the patch costs little) */
-    if (!rc && obs) rc = obs_measure(obs, &H->lat, v->model->cfg.b, &amp, obs_samples, chains, seed + 2000);
     tqs_symmetric_amplitude_free(&sa);
 done_sampler:
     tqs_sampler_free(&S);
@@ -380,7 +386,7 @@ static const char *usage =
     "  output    --log FILE.csv  --save MODEL  --checkpoint FILE  --checkpoint-every k (50)  --resume FILE\n"
     "            --eval-samples n (16384)  --print-every k  --json  --quiet\n"
     "            --json-log FILE (per step, NetKet's JsonLog layout for \"Energy\": iters, Mean, Sigma, Variance, R_hat, TauCorr)\n"
-    "  physics   --observables (after training, on --obs-samples n (4096) fresh samples: C(r), S(q), dimer correlations;\n"
+    "  physics   --observables (after training, on the evaluation's samples: C(r), S(q), dimer correlations;\n"
     "                             printed, in --json, of psi_sym too with --symmetrize)  --obs-svg PREFIX (PREFIX-sq.svg, -corr.svg)\n"
     "  paper     --symmetrize (also evaluate psi_sym, projected on the ground state's sector)  --sym-samples n (1024)\n"
     "            --sym-train full|translations (train psi_sym itself: the whole group, or the b*b translations\n"
@@ -405,7 +411,7 @@ static int run(int argc, char **argv, const tqs_comm *comm) {
     int i, seed = 1, threads = 0, exact_mode = 0, json = 0, quiet = 0, ckpt_every = 50, eval_samples = 16384;
     int print_every = 0, rc, status = 0, N, max_rejected = 5, rejected_run = 0, symmetrize = 0, sym_samples = 1024, att_every = 0, n_logs = 0;
     int given_b = 0, given_d = 0, given_h = 0, given_layers = 0, given_ff = 0, given_att = 0;   /* for --init */
-    int observables = 0, obs_samples = 4096, have_obs = 0, have_sym_obs = 0;
+    int observables = 0, have_obs = 0, have_sym_obs = 0;
     const char *obs_svg_prefix = NULL, *json_log_path = NULL;
     tqs_observables obs, sym_obs;
     json_log jlog;
@@ -460,7 +466,7 @@ static int run(int argc, char **argv, const tqs_comm *comm) {
             flags_int(argc, argv, &i, "--sym-samples", &sym_samples, 16, 1 << 24) ||
             flags_int(argc, argv, &i, "--attention-log", &att_every, 1, 100000000) ||
             flags_int(argc, argv, &i, "--max-rejected", &max_rejected, 1, 100000000) || flags_str(argc, argv, &i, "--plot", &plot) ||
-            flags_bool(argv, i, "--observables", &observables) || flags_int(argc, argv, &i, "--obs-samples", &obs_samples, 16, 1 << 24) ||
+            flags_bool(argv, i, "--observables", &observables) ||
             flags_str(argc, argv, &i, "--obs-svg", &obs_svg_prefix) || flags_str(argc, argv, &i, "--json-log", &json_log_path)) continue;
         if (!strcmp(argv[i], "--help") || !strcmp(argv[i], "-h")) { fputs(usage, stdout); return 0; }
         if (argv[i][0] == '-') flags_die("unknown flag '%s' (try --help)", argv[i]);
@@ -710,17 +716,30 @@ static int run(int argc, char **argv, const tqs_comm *comm) {
     }
     if (status == 0) {
         tqs_step_info sym;
-        int have_sym = 0;
-        if (tqs_vmc_evaluate(&vmc, eval_samples, &info)) { fprintf(stderr, "ground_state: evaluation: %s\n", tqs_last_error()); status = 1; }
+        int have_sym = 0, one_process = !comm || comm->size == 1;
+        /* --observables: of the evaluation's own samples, its energy from the
+         * same amplitudes (--exact: over the enumeration, whose orbit
+         * representatives need every site as reference). Over MPI they are
+         * measured apart, on as many fresh samples. */
+        if (observables && one_process) {
+            long room = (long)((eval_samples + opt.n_chains - 1) / opt.n_chains) * opt.n_chains;
+            if (exact_mode ? tqs_observables_init(&obs, &H.lat, NULL, 0, 1) : obs_init(&obs, &H.lat, cfg.b, room)) {
+                fprintf(stderr, "ground_state: --observables: %s\n", tqs_last_error());
+                status = 1;
+            } else have_obs = 1;
+        }
+        if (status == 0 && (have_obs ? tqs_vmc_evaluate_observables(&vmc, eval_samples, &info, &obs) : tqs_vmc_evaluate(&vmc, eval_samples, &info))) {
+            fprintf(stderr, "ground_state: evaluation: %s\n", tqs_last_error());
+            status = 1;
+        }
         /* a failed symmetrisation (e.g. an undetermined sector) still reports the
          * plain results, and then exits with status 1 */
         if (status == 0 && symmetrize)
-            have_sym = !evaluate_symmetrized(&vmc, &H, sym_samples, (uint64_t)seed, &sym, quiet, observables ? &sym_obs : NULL, obs_samples);
+            have_sym = !evaluate_symmetrized(&vmc, &H, sym_samples, (uint64_t)seed, &sym, quiet, observables ? &sym_obs : NULL);
         have_sym_obs = have_sym && observables;
-        if (status == 0 && observables) {
-            /* --exact: over the enumeration the evaluation just made (orbit representatives: every site as reference) */
+        if (status == 0 && observables && !one_process) {
             if (exact_mode ? obs_enumeration(&obs, &H.lat, &vmc.amp, &vmc.en)
-                           : obs_measure(&obs, &H.lat, cfg.b, &vmc.amp, obs_samples, opt.n_chains, (uint64_t)seed)) {
+                           : obs_measure(&obs, &H.lat, cfg.b, &vmc.amp, eval_samples, opt.n_chains, (uint64_t)seed)) {
                 fprintf(stderr, "ground_state: --observables: %s\n", tqs_last_error());
                 status = 1;
             } else have_obs = 1;

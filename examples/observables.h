@@ -12,22 +12,27 @@ static inline int obs_index(const tqs_observables *o, int kx, int ky) {
     return ((kx % o->Lx + o->Lx) % o->Lx) * o->Ly + (ky % o->Ly + o->Ly) % o->Ly;
 }
 
+/* Observables for max_samples samples of a model with patch size b,
+ * averaged over the sites of patch 0 (the ViT is invariant under
+ * translations by b; each sample uses one of them). */
+static inline int obs_init(tqs_observables *o, const tqs_lattice *lat, int b, long max_samples) {
+    int ref[64], n_ref = b * b, e;
+    if (n_ref > 64) n_ref = 1;
+    for (e = 0; e < n_ref; e++) ref[e] = n_ref == 1 ? 0 : tqs_patch_site(lat, b, 0, e);
+    return tqs_observables_init(o, lat, ref, n_ref, max_samples);
+}
+
 /* Observables of amp from n_samples fresh samples of |amp|^2 (chains chains,
- * 2 sweeps apart after 50 of thermalisation), averaged over the sites of
- * patch 0 (the ViT is invariant under translations by the patch size b; b = 1
- * or a symmetrised amplitude: site 0 alone would do, but the patch costs
- * little). */
+ * 2 sweeps apart after 50 of thermalisation). */
 static inline int obs_measure(tqs_observables *o, const tqs_lattice *lat, int b, const tqs_amplitude *amp, int n_samples, int chains,
                        uint64_t seed) {
     tqs_sampler S;
-    int ref[64], n_ref = b * b, e, per, rc;
+    int per, rc;
     int8_t *samples;
     tqs_complex *lp;
-    if (n_ref > 64) n_ref = 1;
     if (chains > n_samples) chains = n_samples;
     per = (n_samples + chains - 1) / chains;
-    for (e = 0; e < n_ref; e++) ref[e] = n_ref == 1 ? 0 : tqs_patch_site(lat, b, 0, e);
-    if ((rc = tqs_observables_init(o, lat, ref, n_ref, (long)chains * per)) != 0) return rc;
+    if ((rc = obs_init(o, lat, b, (long)chains * per)) != 0) return rc;
     samples = (int8_t *)malloc((size_t)chains * per * lat->N);
     lp = (tqs_complex *)malloc(sizeof(tqs_complex) * (size_t)chains * per);
     if (!samples || !lp) { free(samples); free(lp); tqs_observables_free(o); return TQS_ENOMEM; }

@@ -16,7 +16,7 @@ static const char *usage =
     "  --L n | --Lx n --Ly n (4)   --from x (0)  --to x (1)  --step x (0.1)   J2 values (J1 = 1)\n"
     "  --d n (16) --heads n (2) --layers n (2) --ff n (2) --patch b (2)       the factored ViT\n"
     "  --samples n (1024)  --steps n (300: the first point)  --steps-next n (100: each later one, warm-started)\n"
-    "  --eval-samples n (8192)  --obs-samples n (4096)  --seed n (1)  --threads n\n"
+    "  --eval-samples n (8192; the observables too)  --seed n (1)  --threads n\n"
     "  --prefix P (scan): P.csv, P-energy.svg, P-order.svg\n";
 
 /* Exact E/N and observables of the ground state. */
@@ -38,7 +38,7 @@ int main(int argc, char **argv) {
     tqs_vit model;
     tqs_vmc_options opt;
     double from = 0, to = 1, step = 0.1, *x, *y[8], *ey[8];
-    int i, n_pts, p, steps = 300, steps_next = 100, samples = 1024, eval_samples = 8192, obs_samples = 4096, seed = 1, threads = 0;
+    int i, n_pts, p, steps = 300, steps_next = 100, samples = 1024, eval_samples = 8192, seed = 1, threads = 0;
     const char *prefix = "scan";
     char path[1024];
     FILE *csv;
@@ -53,7 +53,7 @@ int main(int argc, char **argv) {
             flags_int(argc, argv, &i, "--patch", &cfg.b, 1, 16) || flags_int(argc, argv, &i, "--samples", &samples, 16, 1 << 24) ||
             flags_int(argc, argv, &i, "--steps", &steps, 1, 1000000) || flags_int(argc, argv, &i, "--steps-next", &steps_next, 1, 1000000) ||
             flags_int(argc, argv, &i, "--eval-samples", &eval_samples, 16, 1 << 24) ||
-            flags_int(argc, argv, &i, "--obs-samples", &obs_samples, 16, 1 << 24) || flags_int(argc, argv, &i, "--seed", &seed, 0, 2147483647) ||
+            flags_int(argc, argv, &i, "--seed", &seed, 0, 2147483647) ||
             flags_int(argc, argv, &i, "--threads", &threads, 1, 1024) || flags_str(argc, argv, &i, "--prefix", &prefix)) continue;
         if (!strcmp(argv[i], "--help") || !strcmp(argv[i], "-h")) { fputs(usage, stdout); return 0; }
         flags_die("unknown flag '%s' (try --help)", argv[i]);
@@ -89,7 +89,9 @@ int main(int argc, char **argv) {
         if (tqs_vmc_init(&vmc, &H, &model, &opt)) { fprintf(stderr, "scan: %s\n", tqs_last_error()); return 2; }
         for (k = 0; k < opt.n_steps; k++)
             if (tqs_vmc_step(&vmc, &info)) { fprintf(stderr, "scan: J2 = %g: %s\n", J2, tqs_last_error()); return 1; }
-        if (tqs_vmc_evaluate(&vmc, eval_samples, &info) || obs_measure(&o, &H.lat, cfg.b, &vmc.amp, obs_samples, opt.n_chains, opt.seed)) {
+        /* the observables of the evaluation's samples, its energy from the same amplitudes */
+        if (obs_init(&o, &H.lat, cfg.b, (long)((eval_samples + opt.n_chains - 1) / opt.n_chains) * opt.n_chains) ||
+            tqs_vmc_evaluate_observables(&vmc, eval_samples, &info, &o)) {
             fprintf(stderr, "scan: J2 = %g: %s\n", J2, tqs_last_error()); return 1;
         }
         if (N <= TQS_ED_MAX_SITES) have_ex = exact_point(&H, &e_exact, &ex) == 0;

@@ -356,6 +356,14 @@ static long json_numbers(const char *text, const char *key, double *x, long cap)
     }
     return k;
 }
+/* A number "key":x of a JSON text (NAN when missing). */
+static double json_scalar(const char *text, const char *key) {
+    char pat[64];
+    const char *p;
+    snprintf(pat, sizeof pat, "\"%s\":", key);
+    if (!text || !(p = strstr(text, pat))) return NAN;
+    return strtod(p + strlen(pat), NULL);
+}
 static long csv_energies(const char *path, double *x, long cap) {
     char *t = slurp(path, NULL), *p;
     long k = 0;
@@ -407,13 +415,23 @@ static void test_json_log(void) {
     CHECK(t && json_numbers(t, "real", e2, 16) == 6);
     for (k = 0; k < 6 && t; k++) CHECK(fabs(e2[k] - e[k]) <= 1e-10 * fabs(e[k]));
     free(t);
-    /* --observables in --json */
-    snprintf(cmd, sizeof cmd, "%s --steps 2 --observables --obs-samples 64 --json", base);
+    /* --observables in --json; measured on the evaluation's samples, whose
+     * energy then comes from the observables' bonds: the same energy as
+     * without them (the same terms in another order: rounding ~1e-15, printed
+     * to 10 digits) */
+    snprintf(cmd, sizeof cmd, "%s --steps 2 --json", base);
+    CHECK_EQ(run(cmd), 0);
+    t = slurp(D "/out.txt", NULL);
+    e2[0] = json_scalar(t, "energy_per_site");
+    CHECK(isfinite(e2[0]));
+    free(t);
+    snprintf(cmd, sizeof cmd, "%s --steps 2 --observables --json", base);
     CHECK_EQ(run(cmd), 0);
     t = slurp(D "/out.txt", NULL);
     CHECK(t && strstr(t, "\"observables\":{") && strstr(t, "\"C\":[") && strstr(t, "\"S\":[") && strstr(t, "\"dimer_x\":["));
     if (t) CHECK_EQ(json_numbers(t, "C", e, 16), 16);
     if (t) CHECK_NEAR(e[0], 0.75, 1e-12);
+    if (t) CHECK_NEAR(json_scalar(t, "energy_per_site"), e2[0], 1e-9);
     free(t);
     printf("  --json-log: NetKet's keys, energies = the CSV's (worst %.2g at step %ld), resumed without repeats; --observables in --json\n",
            worst, worst_k);

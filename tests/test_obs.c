@@ -11,7 +11,9 @@
  *    translation-invariant state (the ground state), to 1e-10.
  * 3. A fixed small ViT: sampled observables (one patch's sites as reference)
  *    against exact enumeration within 4 error bars, and their error bars
- *    against the spread of independent runs (factor 2). */
+ *    against the spread of independent runs (factor 2); the energy from the
+ *    observables equals the local energy of the same samples, and the
+ *    observables cost at most one local energy beyond it, in amplitudes. */
 #include <stdlib.h>
 #include <string.h>
 #define TQS_IMPLEMENTATION
@@ -97,6 +99,15 @@ static void test_exact_ground_state(void) {
     e_from_c = 1.0 * (o.corr[1 * Ly + 0] + o.corr[0 * Ly + 1]) + 0.5 * (o.corr[1 * Ly + 1] + o.corr[1 * Ly + 3]);
     CHECK_NEAR(e_from_c, ed.energy / N, 1e-10);
     CHECK_NEAR(o.bond[0], o.corr[Ly], 1e-12);
+    CHECK_NEAR(o.diag[0], o.corr[Ly + 1], 1e-12);       /* the next-nearest bonds, (1, 1) and (1, -1) */
+    CHECK_NEAR(o.diag[1], o.corr[Ly + Ly - 1], 1e-12);
+    {   /* the energy from the bonds' estimators: E0 (same rounding argument) */
+        tqs_stats est;
+        double eim = 1;
+        CHECK_EQ(tqs_observables_energy(&o, 1.0, 0.5, &est, &eim), 0);
+        CHECK_NEAR(est.mean, ed.energy, 1e-10 * N);
+        CHECK_EQ(eim, 0.0);   /* a real psi */
+    }
     CHECK_NEAR(o.sq[0], sum, 1e-12);   /* S(0) = sum_r C(r) */
     printf("  4x4 ground state: C(r) vs <psi0|S.S|psi0> %.2g; sum_r C(r) %.2g; E/N from C %.12f vs %.12f; S(pi,pi) %.6f\n",
            worst, sum, e_from_c, ed.energy / N, o.sq[2 * Ly + 2]);
@@ -144,7 +155,17 @@ static void test_exact_ground_state(void) {
     tqs_basis_free(&basis); tqs_ed_result_free(&ed); tqs_hamiltonian_free(&H);
 }
 
-/* A fixed small ViT: samples against exact enumeration. */
+/* An amplitude that counts the configurations it is asked for. */
+typedef struct count_amp { tqs_amplitude inner; long n; } count_amp;
+static int count_logpsi(void *ctx, tqs_complex *out, const int8_t *configs, int B) {
+    count_amp *a = (count_amp *)ctx;
+    a->n += B;
+    return a->inner.fn(a->inner.ctx, out, configs, B);
+}
+
+/* A fixed small ViT: samples against exact enumeration; the energy from the
+ * observables' bonds against the local energy of the same samples, and what
+ * each costs in amplitudes. */
 static void test_sampled(void) {
     tqs_hamiltonian H;
     tqs_vit m;
@@ -158,7 +179,12 @@ static void test_sampled(void) {
     int ref[4], e, chains = 64, per = 64, runs = 6, run, r, oo, N = 16, worst_k = 0;
     double worst = 0, spread_ratio_c = 0, *runs_c, mean_err = 0;
     int8_t *samples;
-    tqs_complex *lp;
+    tqs_complex *lp, *el;
+    double *ere, worst_e = 0;
+    count_amp ca;
+    tqs_amplitude camp;
+    tqs_eloc_ws ews;
+    long amps_obs = 0, amps_eloc = 0;
     c.Lx = 4; c.Ly = 4; c.b = 2; c.d = 8; c.h = 2; c.n_layers = 1; c.ff = 2; c.attention = TQS_ATTN_FACTORED;
     tqs_hamiltonian_init(&H, 4, 4, 1.0, 0.5);
     tqs_vit_init(&m, &c, 21);
@@ -176,11 +202,33 @@ static void test_sampled(void) {
     CHECK_EQ(tqs_observables_init(&sm, &H.lat, ref, 4, (long)chains * per), 0);
     samples = (int8_t *)malloc((size_t)chains * per * N); lp = (tqs_complex *)malloc(sizeof(tqs_complex) * chains * per);
     runs_c = (double *)calloc((size_t)runs * N, 8);
+    el = (tqs_complex *)malloc(sizeof(tqs_complex) * chains * per); ere = (double *)malloc(sizeof(double) * chains * per);
+    ca.inner = amp; ca.n = 0;
+    camp.fn = count_logpsi; camp.ctx = &ca; camp.max_batch = amp.max_batch;
+    CHECK_EQ(tqs_eloc_ws_init(&ews, &H, 256), 0);
     for (run = 0; run < runs; run++) {
+        tqs_stats est, st;
+        double eim, lim = 0;
+        long k;
         tqs_sampler_init(&S, &H.lat, chains, 100 + run);
         CHECK_EQ(tqs_sampler_run(&S, &amp, per, 2, 50, samples, lp), 0);
-        CHECK_EQ(tqs_observables_sampled(&sm, &amp, samples, lp, chains, per), 0);
+        ca.n = 0;
+        CHECK_EQ(tqs_observables_sampled(&sm, &camp, samples, lp, chains, per), 0);
+        CHECK_EQ(ca.n, sm.n_amplitudes);
+        amps_obs += ca.n;
         tqs_sampler_free(&S);
+        /* the same samples' local energies: the same statistics from the
+         * observables' bonds (the same terms summed in another order: rounding,
+         * ~1e-15 relative per sample) */
+        ca.n = 0;
+        CHECK_EQ(tqs_local_energy(el, &H, &camp, &ews, samples, lp, (long)chains * per), 0);
+        amps_eloc += ca.n;
+        for (k = 0; k < (long)chains * per; k++) { ere[k] = el[k].re; lim += el[k].im / ((double)chains * per); }
+        tqs_statistics(&st, ere, chains, per);
+        CHECK_EQ(tqs_observables_energy(&sm, 1.0, 0.5, &est, &eim), 0);
+        if (fabs(est.mean - st.mean) / fabs(st.mean) > worst_e) worst_e = fabs(est.mean - st.mean) / fabs(st.mean);
+        if (fabs(est.error - st.error) / st.error > worst_e) worst_e = fabs(est.error - st.error) / st.error;
+        if (fabs(eim - lim) / fabs(st.mean) > worst_e) worst_e = fabs(eim - lim) / fabs(st.mean);
         /* within 4 error bars: C(r), S(q), the bonds, the dimer correlations */
         for (r = 0; r < N; r++) {
             double zc = fabs(sm.corr[r] - ex.corr[r]) / (sm.corr_err[r] + 1e-300), zq = fabs(sm.sq[r] - ex.sq[r]) / (sm.sq_err[r] + 1e-300);
@@ -195,12 +243,22 @@ static void test_sampled(void) {
         }
         for (oo = 0; oo < 2; oo++) {
             double zb = fabs(sm.bond[oo] - ex.bond[oo]) / sm.bond_err[oo], zs = fabs(sm.dimer_sq[oo] - ex.dimer_sq[oo]) / sm.dimer_sq_err[oo];
+            double zn = fabs(sm.diag[oo] - ex.diag[oo]) / sm.diag_err[oo];
             if (zb > worst) { worst = zb; worst_k = 400 + oo; }
             if (zs > worst) { worst = zs; worst_k = 500 + oo; }
+            if (zn > worst) { worst = zn; worst_k = 600 + oo; }
         }
         mean_err += sm.corr_err[1] / runs;
     }
-    /* 6 runs x (16 C + 16 S + 32 dimer + 4) ~ 400 comparisons: 4 sigma is exceeded with
+    CHECK_BELOW(worst_e, 1e-12);
+    /* the cost: the observables evaluate the local energy's amplitudes (the
+     * moved configurations of the 4N bonds) and at most one local energy's
+     * worth more (pairs of C: ~N/2, products of two bonds: ~N; the local
+     * energy ~2N here). Exact counts, no statistics in the bound's margin
+     * beyond the model's own spin correlations. */
+    CHECK(amps_obs >= amps_eloc);
+    CHECK(amps_obs - amps_eloc <= amps_eloc);
+    /* 6 runs x (16 C + 16 S + 32 dimer + 6) ~ 400 comparisons: 4 sigma is exceeded with
      * probability ~6e-5 each, so ~2.5% for the whole test if the error bars are right */
     CHECK_BELOW(worst, 4.0);
     /* the error bar of C(x) against the spread of the runs: within a factor 2
@@ -212,10 +270,12 @@ static void test_sampled(void) {
         spread_ratio_c = sqrt(v0) / mean_err;
         CHECK(spread_ratio_c > 0.5 && spread_ratio_c < 2.0);
     }
-    printf("  sampled (one patch's 4 sites) vs exact enumeration: worst |z| %.2f (item %d); C(x) spread/error %.2f; "
-           "%.1f amplitudes per sample (the local energy: ~%d)\n", worst, worst_k, spread_ratio_c,
-           (double)sm.n_amplitudes / sm.n_configs, 2 * N);
-    free(samples); free(lp); free(runs_c);
+    printf("  sampled (one of a patch's 4 sites per sample) vs exact enumeration: worst |z| %.2f (item %d); C(x) spread/error %.2f\n"
+           "  energy from the observables vs the local energy, same samples: %.1e; amplitudes per sample: observables %.1f, "
+           "local energy %.1f\n", worst, worst_k, spread_ratio_c, worst_e, (double)amps_obs / ((double)runs * chains * per),
+           (double)amps_eloc / ((double)runs * chains * per));
+    tqs_eloc_ws_free(&ews);
+    free(samples); free(lp); free(runs_c); free(el); free(ere);
     tqs_observables_free(&ex); tqs_observables_free(&sm);
     tqs_enumeration_free(&E); tqs_vit_ws_free(&ws); tqs_vit_free(&m); tqs_hamiltonian_free(&H);
 }
