@@ -437,6 +437,53 @@ static void test_json_log(void) {
            worst, worst_k);
 }
 
+/* examples/scan: two warm-started points, the CSV and the figures; its exact
+ * columns against the library's Lanczos ground state and its observables
+ * (printed to 10 and 8 digits); the trained energies not below the exact
+ * ones by more than 5 error bars (the variational principle: a failure
+ * would mean a wrong energy, not bad luck, ~3e-7 per point). */
+static void test_scan(void) {
+    static const double j2s[2] = {0.4, 0.5};
+    char *t, *p;
+    int k, rows = 0;
+    double m2_exact[2] = {NAN, NAN};
+    CHECK_EQ(run("./examples/scan --L 4 --from 0.4 --to 0.5 --step 0.1 --d 8 --samples 64 --steps 3 --steps-next 2 --eval-samples 256 "
+                 "--threads 1 --prefix " D "/scan"), 0);
+    CHECK(exists(D "/scan-energy.svg") && exists(D "/scan-order.svg"));
+    t = slurp(D "/scan.csv", NULL);
+    CHECK(t && !strncmp(t, "J2,energy_per_site,error,exact_energy_per_site,S_pipi,", 54));
+    for (p = t ? strchr(t, '\n') : NULL, k = 0; p && p[1] && k < 2; p = strchr(p + 1, '\n'), k++) {
+        double v[13];
+        int n = sscanf(p + 1, "%lf,%lf,%lf,%lf,%lf,%lf,%lf,%lf,%lf,%lf,%lf,%lf,%lf", &v[0], &v[1], &v[2], &v[3], &v[4], &v[5], &v[6], &v[7],
+                       &v[8], &v[9], &v[10], &v[11], &v[12]);
+        tqs_hamiltonian H;
+        tqs_lanczos_options lo;
+        tqs_ed_result ed;
+        CHECK_EQ(n, 13);
+        if (n != 13) break;
+        rows++;
+        CHECK_NEAR(v[0], j2s[k], 1e-12);
+        tqs_hamiltonian_init(&H, 4, 4, 1.0, j2s[k]);
+        memset(&lo, 0, sizeof lo);
+        CHECK_EQ(tqs_exact_ground_state(&ed, &H, &lo), 0);
+        CHECK_NEAR(v[3], ed.energy / 16, 1e-9);
+        CHECK(v[1] >= v[3] - 5 * v[2]);
+        CHECK(v[6] > 0 && v[6] < 0.75 && isfinite(v[4]) && isfinite(v[7]) && isfinite(v[10]));
+        m2_exact[k] = v[6];
+        tqs_ed_result_free(&ed); tqs_hamiltonian_free(&H);
+    }
+    CHECK_EQ(rows, 2);
+    free(t);
+    /* the Neel m^2 of the exact 4x4 ground state at J2 = 0.5, through exact --observables */
+    CHECK_EQ(run("./examples/exact --L 4 --J2 0.5 --observables --json"), 0);
+    t = slurp(D "/out.txt", NULL);
+    if (t && strstr(t, "\"S_pipi\":")) CHECK_NEAR(m2_exact[1], strtod(strstr(t, "\"S_pipi\":") + 9, NULL) / 16, 1e-7);
+    else CHECK(0);
+    free(t);
+    refused_plain("./examples/scan --from 0.5 --to 0.4", "--to", 2);
+    printf("  scan: two warm-started points, exact columns = Lanczos, energies above the exact ones\n");
+}
+
 int main(void) {
     mkdir("build", 0777);
     mkdir(D, 0777);
@@ -448,5 +495,6 @@ int main(void) {
     test_step_limit();
     test_time_limit();
     test_faults();
+    test_scan();
     return test_summary();
 }
