@@ -4,6 +4,7 @@
 #   PROFILE=long             about 2 hours (estimated from the 4x4 runs' times):
 #                            adds symmetrised training; writes examples/results/long/
 #   PROFILE=smoke            seconds, to check the script itself (numbers meaningless)
+#   TABLE_ONLY=1             no training: table.md from the runs finished so far
 # Factored and standard attention on 4x4 and 6x6 at J2 = 0.5, the same model,
 # samples and steps for both, 3 seeds each. Every run is checkpointed: an
 # interrupted `make reproduce` started again skips the runs that finished and
@@ -52,7 +53,9 @@ train() {
     mv "$P.json.tmp" "$P.json"
 }
 
-for L in 4 6; do
+# TABLE_ONLY=1: no training, only table.md from the runs that finished ("-" where a seed is missing)
+LATTICES="4 6"; [ "${TABLE_ONLY:-0}" = 1 ] && LATTICES=""
+for L in $LATTICES; do
     if [ "$L" = 4 ]; then STEPS=$STEPS4; SYM=${SYM4:-}; SYM_STEPS=$SYM_STEPS4; else STEPS=$STEPS6; SYM=${SYM6:-}; SYM_STEPS=$SYM_STEPS6; fi
     for ATT in factored standard; do
         for SEED in $SEEDS; do
@@ -85,14 +88,17 @@ for L in 4 6; do
     ./examples/ground_state --L "$L" --J2 0.5 --plot "$OUT/energy-${L}x${L}.svg" $LOGS
 done
 
-# mean and sample standard deviation over the seeds of a JSON field ("-" if any is missing)
+# mean and sample standard deviation over the seeds of a JSON field; a seed
+# without the value (not run yet, or a symmetrisation that failed) is left
+# out and the count said: "(2 of 3 seeds)"; "-" when none has it
 stat() {   # stat FIELD FORMAT FILES...
     F=$1; FMT=$2; shift 2
     for J in "$@"; do V=$(field "$J" "$F" | head -n 1); echo "${V:-null}"; done | awk -v f="$FMT" '
-        { if ($1 == "" || $1 == "null") bad = 1; x[++n] = $1 + 0; s += $1 }
-        END { if (bad || n == 0) { printf "-"; exit }
+        { t++; if ($1 != "" && $1 != "null") { x[++n] = $1 + 0; s += $1 } }
+        END { if (n == 0) { printf "-"; exit }
               m = s / n; v = 0; for (i = 1; i <= n; i++) v += (x[i] - m) ^ 2
-              printf f, m; if (n > 1) printf(" +- " f, sqrt(v / (n - 1))) }'
+              printf f, m; if (n > 1) printf(" +- " f, sqrt(v / (n - 1)))
+              if (n < t) printf(" (%d of %d seeds)", n, t) }'
 }
 files() { for SEED in $SEEDS; do printf '%s ' "$OUT/$1-s$SEED$2"; done; }
 
