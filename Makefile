@@ -147,14 +147,16 @@ build/vg/prog_%: examples/%.c tqs.h examples/flags.h
 	$(CC) -O1 -g $(WARN) -I. $< -o $@ $(LDLIBS)
 memcheck: $(addprefix build/vg/,$(MEMCHECK_TESTS)) $(addprefix build/vg/prog_,$(VG_PROGS))
 	@for t in $(MEMCHECK_TESTS); do echo "== valgrind $$t"; $(VG) ./build/vg/$$t > build/vg/$$t.log 2>&1 || { cat build/vg/$$t.log; exit 1; }; tail -n 1 build/vg/$$t.log; done
-	@echo "== valgrind ground_state: 3 steps with a checkpoint, resumed to 5, plot, symmetrised evaluation"
+	@echo "== valgrind ground_state: 3 steps with a checkpoint, resumed to 5, plot, symmetrised evaluation, observables of both"
 	@rm -f build/vg/run.csv build/vg/run.ckpt
 	@$(VG) ./build/vg/prog_ground_state --quiet --d 8 --heads 2 --samples 32 --chains 8 --steps 3 --eval-samples 32 \
 	  --checkpoint build/vg/run.ckpt --log build/vg/run.csv > /dev/null
 	@$(VG) ./build/vg/prog_ground_state --quiet --d 8 --heads 2 --samples 32 --chains 8 --steps 5 --eval-samples 32 \
-	  --resume build/vg/run.ckpt --log build/vg/run.csv --save build/vg/run.tqs --symmetrize --sym-samples 16 --plot build/vg/run.svg > /dev/null
-	@echo "== valgrind ground_state --exact, standard attention, --attention-log"
-	@$(VG) ./build/vg/prog_ground_state --quiet --exact --attention standard --d 4 --heads 1 --layers 1 --ff 1 --steps 2 --attention-log 1 > /dev/null
+	  --resume build/vg/run.ckpt --log build/vg/run.csv --save build/vg/run.tqs --symmetrize --sym-samples 16 --plot build/vg/run.svg \
+	  --observables --obs-svg build/vg/obs > /dev/null
+	@echo "== valgrind ground_state --exact (with --observables), standard attention, --attention-log"
+	@$(VG) ./build/vg/prog_ground_state --quiet --exact --attention standard --d 4 --heads 1 --layers 1 --ff 1 --steps 2 --attention-log 1 \
+	  --observables > /dev/null
 	@echo "== valgrind attention, model eval (configurations file, --symmetrize), exact"
 	@$(VG) ./build/vg/prog_attention build/vg/run.tqs --samples 32 --svg build/vg/att > /dev/null
 	@printf '1 -1 1 -1 1 -1 1 -1 -1 1 -1 1 -1 1 -1 1\n' > build/vg/configs.txt
