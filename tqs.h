@@ -763,7 +763,9 @@ TQSDEF int  tqs_symmetry_characters_ground_state(tqs_symmetry *G, const tqs_hami
  * elements 1..), rounded to +-1. expect and error (may be NULL; 2 + n_point
  * entries) receive <g> and its standard error. Fails with TQS_ENUMERIC when
  * some |<g>| is below 3 standard errors: the sign is not determined (psi is
- * not close to one sector). */
+ * not close to one sector). A translations-only group (tqs_symmetry_init_
+ * translations) needs only the two translations: the others are not
+ * measured (<g> = 1, error 0 reported; their characters are not used). */
 TQSDEF int  tqs_symmetry_characters_sampled(tqs_symmetry *G, const tqs_amplitude *amp, const int8_t *samples,
                                             const tqs_complex *logpsi, int M, double *expect, double *error);
 
@@ -4892,6 +4894,12 @@ TQSDEF int tqs_symmetry_characters_sampled(tqs_symmetry *G, const tqs_amplitude 
     ng = 2 + G->n_point;
     for (k = 0; k < ng && !rc; k++) {
         double acc = 0, acc2 = 0;
+        if (G->translations_only && k >= 2) {   /* not summed by this group: not needed */
+            ex[k] = 1.0; er[k] = 0.0;
+            if (expect) expect[k] = 1.0;
+            if (error) error[k] = 0.0;
+            continue;
+        }
         tqs__generator(k, &dx, &dy, &p, &f);
         for (s = 0; s < M; s++) tqs_symmetry_apply(G, buf + (size_t)s * G->N, samples + (size_t)s * G->N, dx, dy, p, f);
         if ((rc = tqs__amp_eval(amp, lp, buf, M, G->N)) != 0) break;
