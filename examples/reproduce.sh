@@ -1,7 +1,7 @@
 #!/bin/sh
 # examples/reproduce.sh - the paper's claims, measured on this machine (make reproduce).
 #   PROFILE=quick (default)  about 18 minutes on 2 cores: writes examples/results/
-#   PROFILE=long             about 2 hours (estimated from the 4x4 runs' times):
+#   PROFILE=long             about 2 hours on 2 cores (2.1 h measured, examples/results/long/):
 #                            adds symmetrised training; writes examples/results/long/
 #   PROFILE=smoke            seconds, to check the script itself (numbers meaningless)
 #   TABLE_ONLY=1             no training: table.md from the runs finished so far
