@@ -1,28 +1,34 @@
 # tqs.h - build the examples, run the tests, train the default model.
-#   make          build the examples
-#   make run      train the default model (4x4, J2 = 0.5) and report its energy
-#   make test     build every test three ways (OpenMP; no OpenMP with the plain-C kernels; sanitizers), the kernel tests a fourth (-O2, 2-wide vectors), and run them
-#   make reproduce  the paper's comparisons (about 9 minutes), written to examples/results/
-#   make bench    the benchmark suite (a few minutes; bench/bench --quick is part of make test)
+#   make            build the example programs
+#   make run        train the default model (4x4, J2 = 0.5) and report its energy (about 3 minutes)
+#   make test       the quick contract: every behaviour of the library and the programs, in the
+#                   default build (about 1.5 minutes with the builds on 2 cores)
+#   make check      make test, then the full matrix: the long tests (4x6 Lanczos, long trainings),
+#                   no OpenMP with the plain-C kernels, sanitizers, the baseline-vector build,
+#                   valgrind, the fuzzers, MPI (what .ci/run runs; see tests/README.md)
+#   make reproduce  the paper's comparisons (about 18 minutes), written to examples/results/
+#   make bench      the benchmark suite (about 7 minutes; bench/README.md)
 #   make bench-portable  the quick bench built with the Makefile's flags, plain -O2, and plain C, side by side
-#   make fuzz     libFuzzer on the three parsers (needs clang; FUZZ_TIME=60 seconds each)
-#   make memcheck valgrind on the tests and a short training run
+#   make fuzz       libFuzzer on the three parsers (needs clang; FUZZ_TIME=60 seconds each)
+#   make memcheck   valgrind on the tests and a short training run
 #   make clean
+# Builds and test runs use every core (-j); make -j1 runs one thing at a time.
 CC ?= cc
 MARCH := $(shell $(CC) -march=native -x c -c /dev/null -o /dev/null >/dev/null 2>&1 && echo -march=native)
 CFLAGS ?= -O3 $(MARCH) -ffp-contract=fast
 WARN = -std=c99 -Wall -Wextra -Wpedantic -Wshadow -Werror
 OPENMP ?= -fopenmp
-SANITIZE = -DTQS_TEST_SHORT -O1 -g -fsanitize=address,undefined -fno-omit-frame-pointer -fno-sanitize-recover=all
+SANITIZE = -O1 -g -fsanitize=address,undefined -fno-omit-frame-pointer -fno-sanitize-recover=all
 LDLIBS = -lm
+NPROC := $(shell nproc 2>/dev/null || echo 2)
+MAKEFLAGS += -j$(NPROC)
 
-EXAMPLES = examples/exact examples/model examples/ground_state examples/minimal examples/attention examples/scan
+EXAMPLES = examples/exact examples/model examples/ground_state examples/minimal examples/attention examples/scan examples/tour
 TESTS = test_ed test_vit test_vmc test_sr test_sym test_obs test_files test_cli
-MODES = omp noomp san
 
 all: $(EXAMPLES)
 
-examples/%: examples/%.c tqs.h examples/flags.h examples/observables.h
+examples/%: examples/%.c tqs.h examples/flags.h examples/observables.h examples/plot.h
 	$(CC) $(CFLAGS) $(WARN) $(OPENMP) -I. $< -o $@ $(LDLIBS)
 
 bench/bench: bench/bench.c tqs.h examples/flags.h
@@ -34,38 +40,81 @@ bench/bench-O2: bench/bench.c tqs.h examples/flags.h
 bench/bench-O2-plain: bench/bench.c tqs.h examples/flags.h
 	$(CC) -O2 -DTQS_NO_VECTOR_EXT $(WARN) $(OPENMP) -I. $< -o $@ $(LDLIBS)
 
-build/omp/%: tests/%.c tqs.h tests/test.h
+# ---- tests ------------------------------------------------------------------
+# The library is compiled once per build, build/B/tqs.o (tqs.h compiled as C
+# with TQS_IMPLEMENTATION, as a project using the header would), and linked
+# into that build's test programs. The builds:
+#   test   the Makefile's flags; the tests at their quick level (make test)
+#   full   the same library; the tests with TQS_TEST_FULL: 4x6 Lanczos, the
+#          6x4 sector, 4x6 observables, the momentum step on the enumeration
+#   noomp  no OpenMP, plain-C kernels (TQS_NO_VECTOR_EXT)
+#   san    AddressSanitizer + UBSan (no -march: the run-time AVX2 choice)
+#   base   -O2 without run-time dispatch (2-wide vectors on x86-64 and AArch64)
+# noomp, san and base build the tests with TQS_TEST_SHORT: the same checks on
+# shorter runs, training thresholds left to the optimised builds.
+LIBFLAGS_test = $(CFLAGS) $(OPENMP)
+LIBFLAGS_noomp = $(CFLAGS) -DTQS_NO_VECTOR_EXT
+LIBFLAGS_san = $(SANITIZE) $(OPENMP)
+LIBFLAGS_base = -O2 -DTQS_NO_DISPATCH $(OPENMP)
+LIBFLAGS_vg = -O1 -g
+build/%/tqs.o: tqs.h
 	@mkdir -p $(@D)
-	$(CC) $(CFLAGS) $(WARN) $(OPENMP) -I. $< -o $@ $(LDLIBS)
-build/noomp/%: tests/%.c tqs.h tests/test.h
+	$(CC) $(LIBFLAGS_$*) $(WARN) -x c -DTQS_IMPLEMENTATION -c tqs.h -o $@
+TEST_DEPS = tqs.h tests/test.h examples/plot.h
+build/test/%: tests/%.c build/test/tqs.o $(TEST_DEPS)
+	$(CC) $(LIBFLAGS_test) $(WARN) -I. $< build/test/tqs.o -o $@ $(LDLIBS)
+build/full/%: tests/%.c build/test/tqs.o $(TEST_DEPS)
 	@mkdir -p $(@D)
-	$(CC) $(CFLAGS) -DTQS_TEST_SHORT -DTQS_NO_VECTOR_EXT $(WARN) -I. $< -o $@ $(LDLIBS)
-build/san/%: tests/%.c tqs.h tests/test.h
-	@mkdir -p $(@D)
-	$(CC) $(SANITIZE) $(WARN) $(OPENMP) -I. $< -o $@ $(LDLIBS)
-# The kernels of a baseline build without run-time dispatch (2-wide vectors on
-# x86-64 and AArch64), against the model's reference and the dense solvers;
-# the sanitizer build (no -march) runs the run-time AVX2 choice where the
-# processor has it, the omp build the 4-wide kernels, noomp the plain-C ones.
-build/base/%: tests/%.c tqs.h tests/test.h
-	@mkdir -p $(@D)
-	$(CC) -O2 -DTQS_TEST_SHORT -DTQS_NO_DISPATCH $(WARN) $(OPENMP) -I. $< -o $@ $(LDLIBS)
+	$(CC) $(LIBFLAGS_test) -DTQS_TEST_FULL $(WARN) -I. $< build/test/tqs.o -o $@ $(LDLIBS)
+build/noomp/%: tests/%.c build/noomp/tqs.o $(TEST_DEPS)
+	$(CC) $(LIBFLAGS_noomp) -DTQS_TEST_SHORT $(WARN) -I. $< build/noomp/tqs.o -o $@ $(LDLIBS)
+build/san/%: tests/%.c build/san/tqs.o $(TEST_DEPS)
+	$(CC) $(LIBFLAGS_san) -DTQS_TEST_SHORT $(WARN) -I. $< build/san/tqs.o -o $@ $(LDLIBS)
+build/base/%: tests/%.c build/base/tqs.o $(TEST_DEPS)
+	$(CC) $(LIBFLAGS_base) -DTQS_TEST_SHORT $(WARN) -I. $< build/base/tqs.o -o $@ $(LDLIBS)
 
-RUNS = $(foreach m,$(MODES),$(addprefix $(m)/,$(TESTS))) base/test_vit base/test_sr
-TEST_BINS = $(addprefix build/,$(RUNS))
+# Running one test program: its output and exit status go to build/B/NAME.log
+# (always run again); tests/summary.sh reads the logs in a fixed order. Each
+# build's programs run side by side; the builds run one after another, since
+# a test's scratch files (build/test_cli, ...) are shared by the builds.
+build/%.log: build/% FORCE
+	@./$< > $@.tmp 2>&1; echo "exit status $$?" >> $@.tmp; mv $@.tmp $@
+$(foreach b,test full noomp san,build/$(b)/test_cli.log): $(EXAMPLES)
+build/test/bench-quick.log: bench/bench FORCE
+	@./bench/bench --quick > $@.tmp 2>&1; echo "exit status $$?" >> $@.tmp; mv $@.tmp $@
+FORCE:
 
-# Every test program prints "N passed, N failed" last; a crash counts as a failure.
-test: $(EXAMPLES) $(TEST_BINS) bench/bench
-	@rm -f build/summary; \
-	for r in $(RUNS); do \
-	  echo "== $$r"; \
-	  if ./build/$$r > build/$$r.log 2>&1; then :; else echo "1 crashed" >> build/summary; fi; \
-	  grep -v ' passed, ' build/$$r.log; grep ' passed, ' build/$$r.log | tail -n 1 | tee -a build/summary; \
-	done; \
-	echo "== bench --quick (a smoke run: the benchmark must keep working)"; \
-	if ./bench/bench --quick > build/bench-quick.log 2>&1; then echo "1 passed, 0 failed" >> build/summary; \
-	else cat build/bench-quick.log; echo "1 crashed" >> build/summary; fi; \
-	awk '/ passed, /{p+=$$1; f+=$$3} / crashed/{f+=$$1} END{printf "%d passed, %d failed\n", p, f; exit (f>0)}' build/summary
+# make test: the quick contract (every behaviour checked once, default build)
+test: $(EXAMPLES) $(TESTS:%=build/test/%.log) build/test/bench-quick.log
+	@./tests/summary.sh $(TESTS:%=build/test/%.log) build/test/bench-quick.log
+
+# The rest of the matrix, one build at a time (make check runs them all).
+test-full: $(TESTS:%=build/full/%.log)
+	@./tests/summary.sh $^
+test-noomp: $(TESTS:%=build/noomp/%.log)
+	@./tests/summary.sh $^
+test-san: $(TESTS:%=build/san/%.log)
+	@./tests/summary.sh $^
+test-base: build/base/test_vit.log build/base/test_sr.log
+	@./tests/summary.sh $^
+
+# make check: make test, then every other build, valgrind, the fuzzers and
+# MPI, one stage after another. A stage whose tool is missing (valgrind,
+# clang's libFuzzer, an MPI compiler) is named and skipped; .ci/run installs
+# them first.
+check:
+	@$(MAKE) --no-print-directory test
+	@$(MAKE) --no-print-directory test-full
+	@$(MAKE) --no-print-directory test-noomp
+	@$(MAKE) --no-print-directory test-san
+	@$(MAKE) --no-print-directory test-base
+	@if command -v valgrind >/dev/null 2>&1; then $(MAKE) --no-print-directory memcheck; \
+	 else echo "make check: valgrind not installed: memcheck SKIPPED"; fi
+	@if ./tests/have_fuzzer.sh; then $(MAKE) --no-print-directory fuzz; \
+	 else echo "make check: clang's libFuzzer not installed: fuzz SKIPPED"; fi
+	@if command -v $(MPICC) >/dev/null 2>&1 && command -v $(MPIRUN) >/dev/null 2>&1; then $(MAKE) --no-print-directory test-mpi; \
+	 else echo "make check: no MPI compiler and launcher: test-mpi SKIPPED"; fi
+	@echo "make check: done"
 
 # The main job: train the default model (see README) and report its energy.
 # The paper's method: sampled SR on the b = 2 ViT (the program's defaults),
@@ -135,14 +184,13 @@ fuzz: $(addprefix build/fuzz/,$(FUZZERS))
 # inputs, which between them run every part of the library (sampler, local
 # energy, SR, checkpoint and resume, symmetrisation, attention, plots, parsing).
 # Under valgrind code runs ~50x slower, so the longer test programs are left to
-# the sanitizer build of make test (ASan's leak checker included).
+# the sanitizer build of make check (ASan's leak checker included).
 VG = valgrind --error-exitcode=1 --leak-check=full --errors-for-leak-kinds=all --show-leak-kinds=all -q
 MEMCHECK_TESTS = test_ed test_vit
 VG_PROGS = ground_state model attention exact
-build/vg/%: tests/%.c tqs.h tests/test.h
-	@mkdir -p $(@D)
-	$(CC) -DTQS_TEST_SHORT -O1 -g $(WARN) -I. $< -o $@ $(LDLIBS)
-build/vg/prog_%: examples/%.c tqs.h examples/flags.h
+build/vg/test_%: tests/test_%.c build/vg/tqs.o $(TEST_DEPS)
+	$(CC) $(LIBFLAGS_vg) -DTQS_TEST_SHORT $(WARN) -I. $< build/vg/tqs.o -o $@ $(LDLIBS)
+build/vg/prog_%: examples/%.c tqs.h examples/flags.h examples/observables.h examples/plot.h
 	@mkdir -p $(@D)
 	$(CC) -O1 -g $(WARN) -I. $< -o $@ $(LDLIBS)
 memcheck: $(addprefix build/vg/,$(MEMCHECK_TESTS)) $(addprefix build/vg/prog_,$(VG_PROGS))
@@ -168,5 +216,5 @@ memcheck: $(addprefix build/vg/,$(MEMCHECK_TESTS)) $(addprefix build/vg/prog_,$(
 clean:
 	rm -rf build $(EXAMPLES) examples/ground_state_mpi bench/bench bench/bench-O2 bench/bench-O2-plain bench/bench_mpi
 
-.PHONY: all test clean run reproduce bench bench-portable fuzz memcheck mpi test-mpi bench-mpi
+.PHONY: all test check test-full test-noomp test-san test-base clean run reproduce bench bench-portable fuzz memcheck mpi test-mpi bench-mpi FORCE
 .SECONDARY:

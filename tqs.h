@@ -63,7 +63,9 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#ifdef TQS_STATIC
+#if defined(TQS_STATIC) && (defined(__GNUC__) || defined(__clang__))
+#define TQSDEF static __attribute__((unused))   /* a program may use few of them */
+#elif defined(TQS_STATIC)
 #define TQSDEF static
 #else
 #define TQSDEF extern
@@ -193,14 +195,14 @@ TQSDEF int    tqs_hamiltonian_apply(const tqs_hamiltonian *H, const tqs_basis *b
  * disp(P,Q) = ((QX-PX) mod gx)*gy + ((QY-PY) mod gy) on the periodic patch grid. */
 enum { TQS_ATTN_FACTORED = 0, TQS_ATTN_STANDARD = 1 };
 
-typedef struct tqs_vit_config {
-    int Lx, Ly;      /* lattice */
-    int b;           /* patch size (divides Lx and Ly) */
-    int d;           /* embedding dimension */
-    int h;           /* heads (divides d) */
-    int n_layers;    /* encoder blocks */
-    int ff;          /* feed-forward width multiplier (hidden width ff*d) */
-    int attention;   /* TQS_ATTN_FACTORED or TQS_ATTN_STANDARD */
+typedef struct tqs_vit_config {  /* zero means default (tqs_vit_config_defaults), but for the lattice */
+    int Lx, Ly;      /* lattice (required) */
+    int b;           /* patch size (divides Lx and Ly), default 2 */
+    int d;           /* embedding dimension, default 16 */
+    int h;           /* heads (divides d), default 2 */
+    int n_layers;    /* encoder blocks, default 2 */
+    int ff;          /* feed-forward width multiplier (hidden width ff*d), default 2 */
+    int attention;   /* TQS_ATTN_FACTORED (default) or TQS_ATTN_STANDARD */
 } tqs_vit_config;
 
 /* Offsets of one encoder block's tensors in the flat parameter vector.
@@ -230,12 +232,16 @@ typedef struct tqs_vit {
     int *disp;              /* (n, n): displacement index from query P to key Q */
 } tqs_vit;
 
+/* Fills every zero field but Lx, Ly with its default: the defaults of
+ * tqs_vit_init and of the example programs (one definition). */
+TQSDEF void   tqs_vit_config_defaults(tqs_vit_config *cfg);
 /* Checks a configuration; returns 0 or TQS_EINVAL with a message naming the field. */
 TQSDEF int    tqs_vit_config_check(const tqs_vit_config *cfg);
-/* Number of parameters implied by cfg (0 if cfg is invalid). */
+/* Number of parameters implied by cfg, zero fields at their defaults (0 if cfg is invalid). */
 TQSDEF size_t tqs_vit_param_count(const tqs_vit_config *cfg);
 /* Allocates a model with Xavier-uniform matrices, zero biases, unit LayerNorm
- * gains, drawn from the generator stream (seed, 0). */
+ * gains, drawn from the generator stream (seed, 0); zero fields of cfg take
+ * their defaults (model->cfg holds the values used). */
 TQSDEF int    tqs_vit_init(tqs_vit *model, const tqs_vit_config *cfg, uint64_t seed);
 TQSDEF void   tqs_vit_free(tqs_vit *model);
 
@@ -549,14 +555,14 @@ TQSDEF int tqs_sr_apply(double *y, const double *X, const double *v, double shif
 /* The optimisation driver                                               */
 /* ===================================================================== */
 enum { TQS_SCHEDULE_EXP = 0, TQS_SCHEDULE_COSINE = 1 };
-typedef struct tqs_vmc_options {  /* zero means default */
+typedef struct tqs_vmc_options {  /* zero means default (tqs_vmc_options_defaults) */
     int n_samples;                /* per step, default 1024 (rounded up to a multiple of n_chains) */
-    int n_chains;                 /* default 16 */
+    int n_chains;                 /* default: one sample per chain, min(n_samples, 1024) chains */
     int sweeps;                   /* sweeps between samples, default 1 */
     int thermalize;               /* sweeps before the first step's samples, default 20 */
     int exact;                    /* exact enumeration instead of sampling (N <= 24) */
-    int n_steps;                  /* steps of the run (the schedules' length; tqs_vmc_step refuses more), default 100 */
-    double lr, lr_final;          /* learning rate from lr to lr_final (schedule); default 0.01, final = initial */
+    int n_steps;                  /* steps of the run (the schedules' length; tqs_vmc_step refuses more), default 500 */
+    double lr, lr_final;          /* learning rate from lr to lr_final (schedule); default 0.05, final lr / 10 */
     double diag_shift, diag_shift_final; /* default 1e-3, final = initial */
     int schedule;                 /* TQS_SCHEDULE_EXP (default): a (b/a)^x, or TQS_SCHEDULE_COSINE:
                                      b + (a - b)(1 + cos(pi x))/2, x = step/(n_steps - 1), both quantities */
@@ -564,20 +570,25 @@ typedef struct tqs_vmc_options {  /* zero means default */
     tqs_sr_options sr;
     uint64_t seed;
     int jac_batch;                /* configurations per Jacobian call; 0: from the model's size (32 and up) */
-    double max_distance;          /* if > 0: the update's Fubini-Study length
-                                     lr sqrt(delta^T S delta) is capped at it */
-    double momentum;              /* SPRING's mu in [0, 1): the solve is pulled towards
-                                     mu times the last update (tqs_sr_solve_prior); 0: plain SR */
+    double max_distance;          /* the update's Fubini-Study length lr sqrt(delta^T S delta) is
+                                     capped at it; default 0.05, < 0: no cap */
+    double momentum;              /* SPRING's mu < 1: the solve is pulled towards mu times the
+                                     last update (tqs_sr_solve_prior); default 0.9, < 0: plain SR */
     const struct tqs_symmetry *symmetry; /* if set (characters chosen): train, sample and measure
                                      psi_sym(s) = sum_g chi(g) psi(g s) instead of psi; each
                                      configuration then costs symmetry->n passes */
     double memory_limit;          /* bytes tqs_vmc_init may plan to use, default 32e9 (refused above it) */
+    const char *note;             /* free text kept in checkpoints (a program's flags, say), NULL: none */
     const tqs_comm *comm;         /* several processes share the run (NULL: one): each runs n_chains /
                                      processes of the chains (chain c keeps the stream (seed, c)),
                                      or a block of the enumeration, and its rows of X; statistics
                                      are over all chains, the parameters the same on every process.
                                      tqs_vmc_init, _step, _evaluate and the checkpoints are collective */
 } tqs_vmc_options;
+/* Fills every zero field with its default: the defaults of tqs_vmc_init and
+ * of the example programs (one definition; measured in examples/README.md,
+ * "Training"). Idempotent: "off" stays negative. */
+TQSDEF void tqs_vmc_options_defaults(tqs_vmc_options *opt);
 
 typedef struct tqs_step_info {
     long step;                    /* index of this step (0-based) */
@@ -669,20 +680,43 @@ TQSDEF int tqs_parse_configs(const char *text, size_t len, int N, int8_t **confi
 
 /* Checkpoint of a run: everything tqs_vmc_step needs to continue exactly as
  * if never interrupted (model, step, chain configurations and random
- * streams, SPRING's prior). Little-endian: "TQSCKPT1", uint32 version (1,
- * or 2 when the run has momentum), uint64 step, uint32 n_chains (0 with
- * exact enumeration), uint32 N, n_chains*N int8 spins, n_chains*4 uint64
- * generator states, uint64 length L, L bytes of a model file, (version 2:
- * uint64 P, P doubles of the prior), uint32 CRC-32 of every byte before it.
- * Written atomically.
- * Loading requires a tqs_vmc made with the same lattice, model shape and
- * chain count (of all processes), and replaces its parameters, step and
- * chains. With several processes both are collective: the file holds every
- * process's chains, process 0 writes it, and every process returns the
- * outcome; a run saved by R processes loads into any number of them. */
+ * streams, SPRING's prior) and the run itself (couplings, options, the
+ * symmetry sector of psi_sym, the options' note). Little-endian:
+ * "TQSCKPT1", uint32 version 3, uint64 step, uint32 n_chains (0 with exact
+ * enumeration), uint32 N, n_chains*N int8 spins, n_chains*4 uint64
+ * generator states, uint64 length L, L bytes of a model file, uint64 P, P
+ * doubles of the prior (P = 0 without momentum), uint64 length K, K bytes
+ * of the run record (text, "key value" lines, numbers that round-trip
+ * exactly, the note last), uint32 CRC-32 of every byte before it. Versions
+ * 1 and 2 (no run record; 2 with the prior) are still read. Written
+ * atomically.
+ * Loading requires a tqs_vmc made with the same lattice, model shape, chain
+ * count (of all processes) and, from version 3, the same run: J1, J2 and
+ * every option that changes the trajectory (a difference is refused with
+ * TQS_EINVAL, naming it); it replaces the parameters, step and chains. With
+ * several processes both are collective: the file holds every process's
+ * chains, process 0 writes it, and every process returns the outcome; a run
+ * saved by R processes loads into any number of them. */
 TQSDEF int tqs_vmc_save_checkpoint(const tqs_vmc *v, const char *path);
 TQSDEF int tqs_vmc_load_checkpoint(tqs_vmc *v, const char *path);
 TQSDEF int tqs_vmc_checkpoint_from_bytes(tqs_vmc *v, const unsigned char *buf, size_t len);
+/* What a checkpoint file holds, without a run: enough to rebuild the run
+ * it continues (the example programs' --resume FILE). */
+#define TQS_NOTE_MAX 4096
+typedef struct tqs_checkpoint_info {
+    int version;                  /* 1, 2 or 3 */
+    long step;                    /* steps done */
+    int n_chains, N;              /* chains in the file (0: exact enumeration), sites */
+    tqs_vit_config cfg;           /* the model's */
+    int has_run;                  /* version 3: the run's fields below are set */
+    double J1, J2;
+    tqs_vmc_options opt;          /* its options, defaults resolved (pointers NULL) */
+    int symmetry;                 /* 0: psi; 1: psi_sym over tqs_symmetry_init's group; 2: the translations alone */
+    int symmetry_b;               /* the group's patch size */
+    double chi_x, chi_y, chi_flip, chi_point[8];   /* the sector */
+    char note[TQS_NOTE_MAX];      /* opt.note ("" if none) */
+} tqs_checkpoint_info;
+TQSDEF int tqs_vmc_checkpoint_info(tqs_checkpoint_info *info, const char *path);
 
 /* ===================================================================== */
 /* Exact diagonalisation in the Sz = 0 sector (N <= 24)                  */
@@ -795,39 +829,6 @@ TQSDEF int tqs_vit_attention_stats(const tqs_vit *model, tqs_vit_ws *ws, double 
 /* A map over (query P, key Q), (n, n), averaged over P at fixed displacement
  * Q - P: out (gx, gy), out[dx * gy + dy] (gx = Lx / b, gy = Ly / b). */
 TQSDEF int tqs_vit_displacement_map(const tqs_vit *model, double *out, const double *map);
-
-/* ===================================================================== */
-/* Plots (SVG, no dependencies)                                          */
-/* ===================================================================== */
-typedef struct tqs_plot_series {
-    const char *label;
-    const double *x, *y;     /* n points */
-    const double *err;       /* optional: band y +- err */
-    int n;
-} tqs_plot_series;
-typedef struct tqs_plot_options { /* zero means default */
-    const char *title, *xlabel, *ylabel;
-    double ref;              /* horizontal reference line (used when ref_label != NULL) */
-    const char *ref_label;
-    double ymin, ymax;       /* y range (automatic when ymin == ymax) */
-} tqs_plot_options;
-/* Line plot with axes, ticks, labels, legend and error bands; written atomically. */
-TQSDEF int tqs_svg_line_plot(const char *path, const tqs_plot_series *series, int n_series, const tqs_plot_options *opt);
-/* n_maps heat maps of rows x cols side by side, one shared colour scale and a
- * colour bar; labels (may be NULL) name each map. */
-TQSDEF int tqs_svg_heat_maps(const char *path, const char *title, const double *maps, int n_maps, int rows, int cols,
-                             const char *const *labels, const char *colorbar_label);
-/* The same with axes: every map gets ticks labelled row - row0 and
- * col - col0 (so a displacement map centred on zero reads in displacements),
- * axis titles, and, with mark set, an outline on cell (mark_row, mark_col). */
-typedef struct tqs_heat_options { /* zero means default */
-    const char *xlabel, *ylabel;  /* under the columns / beside the rows */
-    int row0, col0;               /* tick of row i reads i - row0, of column j reads j - col0 */
-    int mark, mark_row, mark_col; /* outline this cell (e.g. zero displacement) when mark != 0 */
-    const char *mark_label;       /* what the outline means, for the legend line */
-} tqs_heat_options;
-TQSDEF int tqs_svg_heat_maps_opt(const char *path, const char *title, const double *maps, int n_maps, int rows, int cols,
-                                 const char *const *labels, const char *colorbar_label, const tqs_heat_options *opt);
 
 #ifdef __cplusplus
 }
@@ -1291,8 +1292,21 @@ static size_t tqs__vit_layout(tqs_vit_layer_offsets *layers, size_t *head, const
     return at;
 }
 
-TQSDEF size_t tqs_vit_param_count(const tqs_vit_config *c) {
-    if (!c || c->b < 1 || c->d < 1 || c->h < 1 || c->n_layers < 1 || c->n_layers > 64 || c->ff < 1 ||
+TQSDEF void tqs_vit_config_defaults(tqs_vit_config *c) {
+    if (!c) return;
+    if (c->b == 0) c->b = 2;
+    if (c->d == 0) c->d = 16;
+    if (c->h == 0) c->h = 2;
+    if (c->n_layers == 0) c->n_layers = 2;
+    if (c->ff == 0) c->ff = 2;
+}
+
+TQSDEF size_t tqs_vit_param_count(const tqs_vit_config *cfg) {
+    tqs_vit_config full, *c = &full;
+    if (!cfg) return 0;
+    full = *cfg;
+    tqs_vit_config_defaults(&full);
+    if (c->b < 1 || c->d < 1 || c->h < 1 || c->n_layers < 1 || c->n_layers > 64 || c->ff < 1 ||
         c->Lx < 1 || c->Ly < 1 || c->Lx > 1024 || c->Ly > 1024 || c->d > 4096 || c->b > 16 || c->ff > 64)
         return 0;
     return tqs__vit_layout(NULL, NULL, c);
@@ -1347,12 +1361,15 @@ static int tqs__vit_alloc(tqs_vit *m, const tqs_vit_config *c) {
     return TQS_OK;
 }
 
-TQSDEF int tqs_vit_init(tqs_vit *m, const tqs_vit_config *c, uint64_t seed) {
+TQSDEF int tqs_vit_init(tqs_vit *m, const tqs_vit_config *cfg, uint64_t seed) {
     tqs_rng rng;
     size_t d, n, h, fd, bb;
     int rc, l;
     double *p;
-    if (!m) return tqs__fail(TQS_EINVAL, "model: null pointer");
+    tqs_vit_config full, *c = &full;
+    if (!m || !cfg) return tqs__fail(TQS_EINVAL, "model: null pointer");
+    full = *cfg;
+    tqs_vit_config_defaults(&full);
     if ((rc = tqs__vit_alloc(m, c)) != 0) return rc;
     d = (size_t)c->d; n = (size_t)m->n; h = (size_t)c->h; fd = (size_t)c->ff * d; bb = (size_t)(c->b * c->b);
     p = m->params;
@@ -3578,17 +3595,22 @@ TQSDEF int tqs_sr_solve_prior(double *delta, const double *X, const double *f, d
 /* ===================================================================== */
 /* The optimisation driver                                               */
 /* ===================================================================== */
-static void tqs__vmc_defaults(tqs_vmc_options *o) {
-    if (o->n_chains <= 0) o->n_chains = 16;
+/* The defaults come from the training study (examples/README.md): one
+ * sample per chain decorrelates best, SPRING's momentum and the trust region
+ * keep sampled SR stable at lr 0.05, decaying tenfold over the run. */
+TQSDEF void tqs_vmc_options_defaults(tqs_vmc_options *o) {
     if (o->n_samples <= 0) o->n_samples = 1024;
+    if (o->n_chains <= 0) o->n_chains = o->n_samples < 1024 ? o->n_samples : 1024;
     if (o->sweeps <= 0) o->sweeps = 1;
     if (o->thermalize < 0) o->thermalize = 0;
     else if (o->thermalize == 0) o->thermalize = 20;
-    if (o->n_steps <= 0) o->n_steps = 100;
-    if (!(o->lr > 0)) o->lr = 0.01;
-    if (!(o->lr_final > 0)) o->lr_final = o->lr;
+    if (o->n_steps <= 0) o->n_steps = 500;
+    if (!(o->lr > 0)) o->lr = 0.05;
+    if (!(o->lr_final > 0)) o->lr_final = 0.1 * o->lr;
     if (!(o->diag_shift > 0)) o->diag_shift = 1e-3;
     if (!(o->diag_shift_final > 0)) o->diag_shift_final = o->diag_shift;
+    if (o->max_distance == 0) o->max_distance = 0.05;
+    if (o->momentum == 0) o->momentum = 0.9;
     if (o->jac_batch < 0) o->jac_batch = 0;   /* 0: chosen by tqs__vmc_batch */
 }
 
@@ -3610,7 +3632,7 @@ TQSDEF int tqs_vmc_init(tqs_vmc *v, const tqs_hamiltonian *H, tqs_vit *model, co
     if (!v || !H || !model || !model->params) return tqs__fail(TQS_EINVAL, "vmc: null pointer or empty model");
     memset(v, 0, sizeof *v);
     if (opt) o = *opt; else memset(&o, 0, sizeof o);
-    tqs__vmc_defaults(&o);
+    tqs_vmc_options_defaults(&o);
     N = H->lat.N;
     if ((rc = tqs__comm_check(o.comm)) != 0) return rc;
     np = tqs__comm_n(o.comm);
@@ -3626,8 +3648,10 @@ TQSDEF int tqs_vmc_init(tqs_vmc *v, const tqs_hamiltonian *H, tqs_vit *model, co
     if (model->cfg.Lx != H->lat.Lx || model->cfg.Ly != H->lat.Ly)
         return tqs__fail(TQS_EINVAL, "vmc: the model is for %dx%d, the Hamiltonian for %dx%d",
                          model->cfg.Lx, model->cfg.Ly, H->lat.Lx, H->lat.Ly);
-    if (!(o.momentum >= 0 && o.momentum < 1)) return tqs__fail(TQS_EINVAL, "vmc: momentum %g outside [0, 1)", o.momentum);
+    if (!(o.momentum < 1)) return tqs__fail(TQS_EINVAL, "vmc: momentum %g is not below 1", o.momentum);
+    if (isnan(o.max_distance)) return tqs__fail(TQS_EINVAL, "vmc: max_distance is NaN");
     if (o.schedule != TQS_SCHEDULE_EXP && o.schedule != TQS_SCHEDULE_COSINE) return tqs__fail(TQS_EINVAL, "vmc: unknown schedule %d", o.schedule);
+    if (o.note && strlen(o.note) >= TQS_NOTE_MAX) return tqs__fail(TQS_EINVAL, "vmc: the note is longer than %d characters", TQS_NOTE_MAX - 1);
     if (o.warmup < 0 || o.warmup >= o.n_steps) return tqs__fail(TQS_EINVAL, "vmc: warm-up of %d steps in a run of %d", o.warmup, o.n_steps);
     if (!o.exact && o.n_chains > o.n_samples)
         return tqs__fail(TQS_EINVAL, "vmc: more chains (%d) than samples (%d)", o.n_chains, o.n_samples);
@@ -4239,12 +4263,142 @@ static int tqs__comm_agree(const tqs_comm *c, int rc, const char *msg) {
     return rc;
 }
 
+/* The run record of a version-3 checkpoint: the options that decide the
+ * trajectory, one table for writing, reading and comparing them. */
+enum { TQS__F_INT, TQS__F_DBL, TQS__F_U64 };
+typedef struct tqs__run_field { const char *key; int kind; size_t off; } tqs__run_field;
+#define TQS__RF(key, kind, member) {key, kind, offsetof(tqs_vmc_options, member)}
+static const tqs__run_field tqs__run_fields[] = {
+    TQS__RF("n_samples", TQS__F_INT, n_samples), TQS__RF("n_chains", TQS__F_INT, n_chains),
+    TQS__RF("sweeps", TQS__F_INT, sweeps), TQS__RF("thermalize", TQS__F_INT, thermalize),
+    TQS__RF("exact", TQS__F_INT, exact), TQS__RF("n_steps", TQS__F_INT, n_steps),
+    TQS__RF("lr", TQS__F_DBL, lr), TQS__RF("lr_final", TQS__F_DBL, lr_final),
+    TQS__RF("diag_shift", TQS__F_DBL, diag_shift), TQS__RF("diag_shift_final", TQS__F_DBL, diag_shift_final),
+    TQS__RF("schedule", TQS__F_INT, schedule), TQS__RF("warmup", TQS__F_INT, warmup),
+    TQS__RF("solver", TQS__F_INT, sr.solver), TQS__RF("cg_tol", TQS__F_DBL, sr.cg_tol),
+    TQS__RF("cg_max_iter", TQS__F_INT, sr.cg_max_iter), TQS__RF("seed", TQS__F_U64, seed),
+    TQS__RF("max_distance", TQS__F_DBL, max_distance), TQS__RF("momentum", TQS__F_DBL, momentum)
+};
+#define TQS__N_RUN_FIELDS (sizeof tqs__run_fields / sizeof tqs__run_fields[0])
+
+/* "key value" lines: J1, J2, the fields, the symmetry, then the note. */
+static char *tqs__run_record(const tqs_vmc *v, size_t *len) {
+    const tqs_symmetry *G = v->opt.symmetry;
+    size_t cap = 4096 + (v->opt.note ? strlen(v->opt.note) : 0), n = 0, f;
+    char *r = (char *)tqs__alloc(cap);
+    const char *o = (const char *)&v->opt;
+    int k;
+    if (!r) return NULL;
+    n += (size_t)snprintf(r + n, cap - n, "J1 %.17g\nJ2 %.17g\n", v->H->J1, v->H->J2);
+    for (f = 0; f < TQS__N_RUN_FIELDS; f++) {
+        const tqs__run_field *F = &tqs__run_fields[f];
+        if (F->kind == TQS__F_INT) n += (size_t)snprintf(r + n, cap - n, "%s %d\n", F->key, *(const int *)(o + F->off));
+        else if (F->kind == TQS__F_DBL) n += (size_t)snprintf(r + n, cap - n, "%s %.17g\n", F->key, *(const double *)(o + F->off));
+        else n += (size_t)snprintf(r + n, cap - n, "%s %llu\n", F->key, (unsigned long long)*(const uint64_t *)(o + F->off));
+    }
+    if (!G) n += (size_t)snprintf(r + n, cap - n, "symmetry none 0\n");
+    else {
+        n += (size_t)snprintf(r + n, cap - n, "symmetry %s %d\ncharacters %.17g %.17g %.17g",
+                              G->translations_only ? "translations" : "full", G->b, G->chi_x, G->chi_y, G->chi_flip);
+        for (k = 0; k < 8; k++) n += (size_t)snprintf(r + n, cap - n, " %.17g", G->chi_point[k]);
+        n += (size_t)snprintf(r + n, cap - n, "\n");
+    }
+    n += (size_t)snprintf(r + n, cap - n, "note %s", v->opt.note ? v->opt.note : "");
+    *len = n;
+    return r;
+}
+
+/* Reads a run record into info (has_run set); TQS_EFORMAT if a line is missing or malformed. */
+static int tqs__run_record_parse(tqs_checkpoint_info *ci, const char *rec, size_t len) {
+    char *text = (char *)tqs__alloc(len + 1), *p, *end, kind[16];
+    size_t f;
+    int rc = TQS_OK, k, used;
+    char *o = (char *)&ci->opt;
+    if (!text) return tqs__fail(TQS_ENOMEM, "checkpoint: out of memory");
+    memcpy(text, rec, len); text[len] = 0;
+    p = strstr(text, "\nnote ");
+    if (!p) { rc = tqs__fail(TQS_EFORMAT, "checkpoint: its run record has no note line"); goto done; }
+    *p = 0;   /* the note is the rest, whatever it holds */
+    if (strlen(p + 6) >= TQS_NOTE_MAX) { rc = tqs__fail(TQS_EFORMAT, "checkpoint: its note is too long"); goto done; }
+    strcpy(ci->note, p + 6);
+    memset(&ci->opt, 0, sizeof ci->opt);
+#define TQS__FIND(key) (p = strstr(text, key " "), (p && (p == text || p[-1] == '\n')) ? p + strlen(key) + 1 : NULL)
+    if (!(p = TQS__FIND("J1")) || sscanf(p, "%lf", &ci->J1) != 1 || !(p = TQS__FIND("J2")) || sscanf(p, "%lf", &ci->J2) != 1) {
+        rc = tqs__fail(TQS_EFORMAT, "checkpoint: its run record has no couplings"); goto done;
+    }
+    for (f = 0; f < TQS__N_RUN_FIELDS; f++) {
+        const tqs__run_field *F = &tqs__run_fields[f];
+        unsigned long long u;
+        char key[32];
+        snprintf(key, sizeof key, "\n%s ", F->key);
+        p = strstr(text, key);
+        if (!p) { rc = tqs__fail(TQS_EFORMAT, "checkpoint: its run record has no %s", F->key); goto done; }
+        p += strlen(key);
+        if (F->kind == TQS__F_INT) { long x = strtol(p, &end, 10); *(int *)(o + F->off) = (int)x; }
+        else if (F->kind == TQS__F_DBL) *(double *)(o + F->off) = strtod(p, &end);
+        else { u = strtoull(p, &end, 10); *(uint64_t *)(o + F->off) = (uint64_t)u; }
+        if (end == p || *end != '\n') { rc = tqs__fail(TQS_EFORMAT, "checkpoint: its run record's %s is malformed", F->key); goto done; }
+    }
+    if (!(p = strstr(text, "\nsymmetry ")) || sscanf(p + 10, "%15s %d", kind, &ci->symmetry_b) != 2) {
+        rc = tqs__fail(TQS_EFORMAT, "checkpoint: its run record has no symmetry"); goto done;
+    }
+#undef TQS__FIND
+    ci->symmetry = !strcmp(kind, "full") ? 1 : !strcmp(kind, "translations") ? 2 : 0;
+    if (ci->symmetry) {
+        p = strstr(text, "\ncharacters ");
+        if (!p || sscanf(p + 12, "%lf %lf %lf%n", &ci->chi_x, &ci->chi_y, &ci->chi_flip, &used) != 3) {
+            rc = tqs__fail(TQS_EFORMAT, "checkpoint: its run record has no characters"); goto done;
+        }
+        p += 12 + used;
+        for (k = 0; k < 8; k++) {
+            ci->chi_point[k] = strtod(p, &end);
+            if (end == p) { rc = tqs__fail(TQS_EFORMAT, "checkpoint: its run record's characters are malformed"); goto done; }
+            p = end;
+        }
+    }
+    ci->has_run = 1;
+done:
+    TQS_FREE(text);
+    return rc;
+}
+
+/* The run v against a checkpoint's record: the first difference, by name. */
+static int tqs__run_record_check(const tqs_vmc *v, const tqs_checkpoint_info *ci) {
+    const tqs_symmetry *G = v->opt.symmetry;
+    const char *a = (const char *)&v->opt, *b = (const char *)&ci->opt;
+    size_t f;
+    int k, sym = G ? (G->translations_only ? 2 : 1) : 0;
+    if (v->H->J1 != ci->J1 || v->H->J2 != ci->J2)
+        return tqs__fail(TQS_EINVAL, "checkpoint: its run has J1 %g, J2 %g; this run J1 %g, J2 %g", ci->J1, ci->J2, v->H->J1, v->H->J2);
+    for (f = 0; f < TQS__N_RUN_FIELDS; f++) {
+        const tqs__run_field *F = &tqs__run_fields[f];
+        if (F->kind == TQS__F_INT && *(const int *)(a + F->off) != *(const int *)(b + F->off))
+            return tqs__fail(TQS_EINVAL, "checkpoint: its run has %s %d, this run %d", F->key, *(const int *)(b + F->off), *(const int *)(a + F->off));
+        if (F->kind == TQS__F_DBL && *(const double *)(a + F->off) != *(const double *)(b + F->off))
+            return tqs__fail(TQS_EINVAL, "checkpoint: its run has %s %.15g, this run %.15g", F->key, *(const double *)(b + F->off),
+                             *(const double *)(a + F->off));
+        if (F->kind == TQS__F_U64 && *(const uint64_t *)(a + F->off) != *(const uint64_t *)(b + F->off))
+            return tqs__fail(TQS_EINVAL, "checkpoint: its run has %s %llu, this run %llu", F->key,
+                             (unsigned long long)*(const uint64_t *)(b + F->off), (unsigned long long)*(const uint64_t *)(a + F->off));
+    }
+    if (sym != ci->symmetry || (G && G->b != ci->symmetry_b))
+        return tqs__fail(TQS_EINVAL, "checkpoint: its run trains %s, this run %s", ci->symmetry == 0 ? "psi" : ci->symmetry == 1 ? "psi_sym (full group)" :
+                         "psi_sym (translations)", sym == 0 ? "psi" : sym == 1 ? "psi_sym (full group)" : "psi_sym (translations)");
+    if (G) {
+        int same = G->chi_x == ci->chi_x && G->chi_y == ci->chi_y && G->chi_flip == ci->chi_flip;
+        for (k = 0; k < 8; k++) same &= G->chi_point[k] == ci->chi_point[k];
+        if (!same) return tqs__fail(TQS_EINVAL, "checkpoint: its run's psi_sym is in another symmetry sector");
+    }
+    return TQS_OK;
+}
+
 /* One file whatever the number of processes: every chain's state and stream
  * gathered, written by process 0; every process returns its outcome. */
 TQSDEF int tqs_vmc_save_checkpoint(const tqs_vmc *v, const char *path) {
     unsigned char *mbuf = NULL, *buf = NULL, *p, *states;
+    char *rec = NULL;
     tqs_rng *rngs;
-    size_t mlen, len, np_ = 0;
+    size_t mlen, len, np_ = 0, rlen = 0;
     int rc = 0, c, k, L, M, N, np, root;
     char msg[160];
     if (!v || !v->model || !path) return tqs__fail(TQS_EINVAL, "checkpoint: null argument");
@@ -4261,12 +4415,13 @@ TQSDEF int tqs_vmc_save_checkpoint(const tqs_vmc *v, const char *path) {
     }
     if (!rc && root) {
         if ((rc = tqs__vit_to_bytes(v->model, &mbuf, &mlen)) != 0) rc = tqs__fail_in_file(rc, path);
-        np_ = v->opt.momentum > 0 ? v->model->n_params : 0;   /* version 2: SPRING's prior follows the model */
-        len = 8 + 4 + 8 + 4 + 4 + (size_t)M * N + (size_t)M * 32 + 8 + (rc ? 0 : mlen) + (np_ ? 8 + 8 * np_ : 0) + 4;
+        np_ = v->opt.momentum > 0 ? v->model->n_params : 0;   /* SPRING's prior follows the model */
+        if (!rc && !(rec = tqs__run_record(v, &rlen))) rc = tqs__fail(TQS_ENOMEM, "checkpoint: out of memory");
+        len = 8 + 4 + 8 + 4 + 4 + (size_t)M * N + (size_t)M * 32 + 8 + (rc ? 0 : mlen) + 8 + 8 * np_ + 8 + rlen + 4;
         if (!rc && !(buf = (unsigned char *)tqs__alloc(len))) rc = tqs__fail(TQS_ENOMEM, "checkpoint: out of memory");
         if (!rc) {
             memcpy(buf, "TQSCKPT1", 8);
-            p = tqs__put_u32(buf + 8, np_ ? 2 : 1);
+            p = tqs__put_u32(buf + 8, 3);
             p = tqs__put_u64(p, (uint64_t)v->step);
             p = tqs__put_u32(p, (uint32_t)M);
             p = tqs__put_u32(p, (uint32_t)N);
@@ -4275,11 +4430,13 @@ TQSDEF int tqs_vmc_save_checkpoint(const tqs_vmc *v, const char *path) {
             for (c = 0; c < M; c++) for (k = 0; k < 4; k++) p = tqs__put_u64(p, rngs[c].s[k]);
             p = tqs__put_u64(p, (uint64_t)mlen);
             memcpy(p, mbuf, mlen); p += mlen;
-            if (np_) {
+            {
                 size_t i;
                 p = tqs__put_u64(p, (uint64_t)np_);
                 for (i = 0; i < np_; i++) p = tqs__put_f64(p, v->prior[i]);
             }
+            p = tqs__put_u64(p, (uint64_t)rlen);
+            memcpy(p, rec, rlen); p += rlen;
             p = tqs__put_u32(p, tqs_crc32(0, buf, len - 4));
             TQS_ASSERT((size_t)(p - buf) == len);
             rc = tqs_write_file_atomic(path, buf, len);
@@ -4290,58 +4447,89 @@ TQSDEF int tqs_vmc_save_checkpoint(const tqs_vmc *v, const char *path) {
         rc = tqs__comm_agree(v->comm, rc, msg);
         if (M) { TQS_FREE(states); TQS_FREE(rngs); }
     }
-    TQS_FREE(mbuf); TQS_FREE(buf);
+    TQS_FREE(mbuf); TQS_FREE(buf); TQS_FREE(rec);
     return rc;
+}
+
+/* The sections of a checkpoint file, checked for consistency (magic,
+ * version, lengths, CRC, spins) but not yet against a run. */
+typedef struct tqs__ckpt {
+    uint32_t version, M, N;
+    uint64_t step, mlen, np, rlen;
+    const unsigned char *spins, *rngs, *model, *prior, *rec;
+} tqs__ckpt;
+static int tqs__ckpt_parse(tqs__ckpt *c, const unsigned char *buf, size_t len, const tqs_vmc *v) {
+    size_t fixed, at, i;
+    memset(c, 0, sizeof *c);
+    if (!buf || len < 8 || memcmp(buf, "TQSCKPT1", 8)) return tqs__fail(TQS_EFORMAT, "not a tqs checkpoint (bad magic)");
+    if (len < 8 + 4 + 8 + 4 + 4 + 8 + 4) return tqs__fail(TQS_EFORMAT, "checkpoint truncated (%zu bytes)", len);
+    c->version = tqs__get_u32(buf + 8);
+    if (c->version < 1 || c->version > 3) return tqs__fail(TQS_EFORMAT, "checkpoint version %u, this library reads versions 1 to 3", c->version);
+    c->step = tqs__get_u64(buf + 12);
+    c->M = tqs__get_u32(buf + 20); c->N = tqs__get_u32(buf + 24);
+    if (c->N == 0 || c->N > (1u << 22)) return tqs__fail(TQS_EFORMAT, "checkpoint is for %u sites", c->N);
+    if (v) {   /* the run it is loaded into, first: the clearest message */
+        int total = v->opt.exact ? 0 : v->sampler.n_chains * tqs__comm_n(v->comm);
+        if ((int)c->N != v->H->lat.N) return tqs__fail(TQS_EFORMAT, "checkpoint is for %u sites, this run has %d", c->N, v->H->lat.N);
+        if (c->M != (uint32_t)total)
+            return tqs__fail(TQS_EFORMAT, "checkpoint has %u chains, this run has %d%s", c->M, total, v->opt.exact ? " (exact enumeration)" : "");
+    }
+    if ((uint64_t)c->M * (c->N + 32) > len) return tqs__fail(TQS_EFORMAT, "checkpoint truncated (%zu bytes)", len);
+    fixed = 28 + (size_t)c->M * c->N + (size_t)c->M * 32;
+    if (len < fixed + 8 + 4) return tqs__fail(TQS_EFORMAT, "checkpoint truncated (%zu bytes)", len);
+    c->mlen = tqs__get_u64(buf + fixed);
+    if (c->mlen > len - fixed - 8 - 4) return tqs__fail(TQS_EFORMAT, "checkpoint length does not match its sections (model, prior, run record; truncated?)");
+    at = fixed + 8 + (size_t)c->mlen;   /* after the model */
+    if (c->version >= 2) {   /* the prior: (u64 count, doubles) */
+        if (len - at < 8 + 4) return tqs__fail(TQS_EFORMAT, "checkpoint length does not match its sections (model, prior, run record; truncated?)");
+        c->np = tqs__get_u64(buf + at);
+        if (c->np > (len - at - 8 - 4) / 8) return tqs__fail(TQS_EFORMAT, "checkpoint's momentum section does not match the model (%llu values, truncated?)",
+                                                            (unsigned long long)c->np);
+        c->prior = buf + at + 8;
+        at += 8 + 8 * (size_t)c->np;
+    }
+    if (c->version == 3) {   /* the run record */
+        if (len - at < 8 + 4) return tqs__fail(TQS_EFORMAT, "checkpoint truncated before its run record");
+        c->rlen = tqs__get_u64(buf + at);
+        if (c->rlen > len - at - 8 - 4) return tqs__fail(TQS_EFORMAT, "checkpoint's run record is truncated");
+        c->rec = buf + at + 8;
+        at += 8 + (size_t)c->rlen;
+    }
+    if (at + 4 != len) return tqs__fail(TQS_EFORMAT, "checkpoint length does not match its sections (model, prior, run record; truncated?)");
+    if (tqs_crc32(0, buf, len - 4) != tqs__get_u32(buf + len - 4)) return tqs__fail(TQS_EFORMAT, "checkpoint is corrupt (CRC mismatch)");
+    if (c->step > (uint64_t)1 << 40) return tqs__fail(TQS_EFORMAT, "checkpoint step %llu is absurd", (unsigned long long)c->step);
+    c->spins = buf + 28; c->rngs = buf + 28 + (size_t)c->M * c->N; c->model = buf + fixed + 8;
+    for (i = 0; i < (size_t)c->M * c->N; i++)
+        if (c->spins[i] != 1 && c->spins[i] != 0xFF) return tqs__fail(TQS_EFORMAT, "checkpoint has a spin that is not +1 or -1");
+    return TQS_OK;
 }
 
 /* Checks a checkpoint against the run (rc_in: a failure before, such as
  * reading the file); with several processes every one then learns whether
  * any failed, and only if none did does each take its slice of the chains. */
 static int tqs__vmc_checkpoint_use(tqs_vmc *v, const unsigned char *buf, size_t len, int rc_in) {
-    uint64_t step = 0, mlen = 0, np = 0;
-    uint32_t M = 0, N = 0, version;
-    size_t fixed = 0, i;
-    const unsigned char *p;
+    tqs__ckpt c;
     tqs_vit m;
-    int rc = rc_in, c, k, L = v->opt.exact ? 0 : v->sampler.n_chains, total = L * tqs__comm_n(v->comm);
+    tqs_checkpoint_info *ci = NULL;
+    const unsigned char *p;
+    size_t i;
+    int rc = rc_in, ch, k, L = v->opt.exact ? 0 : v->sampler.n_chains;
     memset(&m, 0, sizeof m);
     if (rc) goto agree;
-    if (!buf || len < 8 || memcmp(buf, "TQSCKPT1", 8)) { rc = tqs__fail(TQS_EFORMAT, "not a tqs checkpoint (bad magic)"); goto agree; }
-    if (len < 8 + 4 + 8 + 4 + 4 + 8 + 4) { rc = tqs__fail(TQS_EFORMAT, "checkpoint truncated (%zu bytes)", len); goto agree; }
-    version = tqs__get_u32(buf + 8);
-    if (version != 1 && version != 2) { rc = tqs__fail(TQS_EFORMAT, "checkpoint version %u, this library reads versions 1 and 2", version); goto agree; }
-    step = tqs__get_u64(buf + 12);
-    M = tqs__get_u32(buf + 20); N = tqs__get_u32(buf + 24);
-    if ((int)N != v->H->lat.N || N == 0 || N > (1u << 22)) {
-        rc = tqs__fail(TQS_EFORMAT, "checkpoint is for %u sites, this run has %d", N, v->H->lat.N); goto agree;
-    }
-    if (M != (uint32_t)total) {
-        rc = tqs__fail(TQS_EFORMAT, "checkpoint has %u chains, this run has %d%s", M, total, v->opt.exact ? " (exact enumeration)" : "");
+    if ((rc = tqs__ckpt_parse(&c, buf, len, v)) != 0) goto agree;
+    if (c.np && c.np != v->model->n_params) {
+        rc = tqs__fail(TQS_EFORMAT, "checkpoint's momentum section does not match the model (%llu values, truncated?)", (unsigned long long)c.np);
         goto agree;
     }
-    fixed = 28 + (size_t)M * N + (size_t)M * 32;
-    if (len < fixed + 8 + 4) { rc = tqs__fail(TQS_EFORMAT, "checkpoint truncated (%zu bytes)", len); goto agree; }
-    mlen = tqs__get_u64(buf + fixed);
-    if (version == 2) {   /* model section, then the prior: (u64 count, doubles) */
-        if (len < fixed + 8 + 8 + 4 || mlen > len - fixed - 8 - 8 - 4) {
-            rc = tqs__fail(TQS_EFORMAT, "checkpoint length does not match its model section (truncated?)"); goto agree;
-        }
-        np = tqs__get_u64(buf + fixed + 8 + mlen);
-        if (np != v->model->n_params || 8 * np != len - fixed - 8 - mlen - 8 - 4) {
-            rc = tqs__fail(TQS_EFORMAT, "checkpoint's momentum section does not match the model (%llu values, truncated?)", (unsigned long long)np);
-            goto agree;
-        }
-    } else if (mlen != len - fixed - 8 - 4) { rc = tqs__fail(TQS_EFORMAT, "checkpoint length does not match its model section (truncated?)"); goto agree; }
-    if (tqs_crc32(0, buf, len - 4) != tqs__get_u32(buf + len - 4)) { rc = tqs__fail(TQS_EFORMAT, "checkpoint is corrupt (CRC mismatch)"); goto agree; }
-    if (step > (uint64_t)1 << 40) { rc = tqs__fail(TQS_EFORMAT, "checkpoint step %llu is absurd", (unsigned long long)step); goto agree; }
-    p = buf + 28;
-    for (i = 0; i < (size_t)M * N && !rc; i++)
-        if (p[i] != 1 && p[i] != 0xFF) rc = tqs__fail(TQS_EFORMAT, "checkpoint has a spin that is not +1 or -1");
-    if (rc) goto agree;
-    if ((rc = tqs_vit_from_bytes(&m, buf + fixed + 8, (size_t)mlen)) != 0) goto agree;
+    if ((rc = tqs_vit_from_bytes(&m, c.model, (size_t)c.mlen)) != 0) goto agree;
     if (memcmp(&m.cfg, &v->model->cfg, sizeof m.cfg)) {
-        tqs_vit_free(&m);
         rc = tqs__fail(TQS_EFORMAT, "checkpoint model has other hyper-parameters than this run's model");
+        goto agree;
+    }
+    if (c.rec) {   /* version 3: the same run */
+        if (!(ci = (tqs_checkpoint_info *)tqs__calloc(sizeof *ci))) { rc = tqs__fail(TQS_ENOMEM, "checkpoint: out of memory"); goto agree; }
+        if ((rc = tqs__run_record_parse(ci, (const char *)c.rec, (size_t)c.rlen)) == 0) rc = tqs__run_record_check(v, ci);
+        TQS_FREE(ci);
     }
 agree:
     rc = tqs__comm_agree(v->comm, rc, "checkpoint: another process could not use it (its message names the problem)");
@@ -4349,15 +4537,37 @@ agree:
     /* everything checked, on every process: now change the run */
     memcpy(v->model->params, m.params, sizeof(double) * m.n_params);
     tqs_vit_free(&m);
-    v->step = (long)step;
-    p = buf + 28 + (size_t)v->first * N;   /* this process's chains */
-    if (L) memcpy(v->sampler.state, p, (size_t)L * N);
-    p = buf + 28 + (size_t)M * N + (size_t)v->first * 32;
-    for (c = 0; c < L; c++) for (k = 0; k < 4; k++) { v->sampler.rng[c].s[k] = tqs__get_u64(p); p += 8; }
-    for (i = 0; i < v->model->n_params; i++)   /* a version 1 file (no momentum) leaves no prior */
-        v->prior[i] = np ? tqs__get_f64(buf + fixed + 8 + mlen + 8 + 8 * i) : 0.0;
+    v->step = (long)c.step;
+    p = c.spins + (size_t)v->first * c.N;   /* this process's chains */
+    if (L) memcpy(v->sampler.state, p, (size_t)L * c.N);
+    p = c.rngs + (size_t)v->first * 32;
+    for (ch = 0; ch < L; ch++) for (k = 0; k < 4; k++) { v->sampler.rng[ch].s[k] = tqs__get_u64(p); p += 8; }
+    for (i = 0; i < v->model->n_params; i++)   /* a file without momentum leaves no prior */
+        v->prior[i] = c.np ? tqs__get_f64(c.prior + 8 * i) : 0.0;
     tqs_sampler_invalidate(&v->sampler);
     return TQS_OK;
+}
+
+TQSDEF int tqs_vmc_checkpoint_info(tqs_checkpoint_info *ci, const char *path) {
+    unsigned char *buf = NULL;
+    size_t len = 0;
+    tqs__ckpt c;
+    tqs_vit m;
+    int rc;
+    if (!ci || !path) return tqs__fail(TQS_EINVAL, "checkpoint: null argument");
+    memset(ci, 0, sizeof *ci);
+    memset(&m, 0, sizeof m);
+    rc = tqs_read_file(path, &buf, &len, (size_t)1 << 34);
+    if (!rc) rc = tqs__ckpt_parse(&c, buf, len, NULL);
+    if (!rc) rc = tqs_vit_from_bytes(&m, c.model, (size_t)c.mlen);
+    if (!rc) {
+        ci->version = (int)c.version; ci->step = (long)c.step; ci->n_chains = (int)c.M; ci->N = (int)c.N;
+        ci->cfg = m.cfg;
+        tqs_vit_free(&m);
+        if (c.rec) rc = tqs__run_record_parse(ci, (const char *)c.rec, (size_t)c.rlen);
+    }
+    TQS_FREE(buf);
+    return tqs__fail_in_file(rc, path);
 }
 
 TQSDEF int tqs_vmc_checkpoint_from_bytes(tqs_vmc *v, const unsigned char *buf, size_t len) {
@@ -5048,238 +5258,6 @@ TQSDEF int tqs_vit_displacement_map(const tqs_vit *m, double *out, const double 
     for (PQ = 0; PQ < n; PQ++) out[PQ] = 0;
     for (PQ = 0; PQ < n * n; PQ++) out[m->disp[PQ]] += map[PQ] / n;
     return TQS_OK;
-}
-
-/* ===================================================================== */
-/* Plots (SVG, no dependencies)                                          */
-/* ===================================================================== */
-typedef struct tqs__text { char *buf; size_t len, cap; int failed; } tqs__text;
-
-static void tqs__put(tqs__text *t, const char *fmt, ...) {
-    va_list ap;
-    int k;
-    if (t->failed) return;
-    for (;;) {
-        size_t room = t->cap - t->len;
-        va_start(ap, fmt);
-        k = vsnprintf(t->buf ? t->buf + t->len : NULL, room, fmt, ap);
-        va_end(ap);
-        if (k < 0) { t->failed = 1; return; }
-        if ((size_t)k < room) { t->len += (size_t)k; return; }
-        {
-            size_t cap = 2 * t->cap + (size_t)k + 4096;
-            char *nb = (char *)tqs__alloc(cap);
-            if (!nb) { t->failed = 1; return; }
-            if (t->buf) { memcpy(nb, t->buf, t->len); TQS_FREE(t->buf); }
-            t->buf = nb; t->cap = cap;
-        }
-    }
-}
-
-/* Text for SVG: &, <, > and quotes escaped. */
-static void tqs__put_escaped(tqs__text *t, const char *s) {
-    for (; s && *s; s++) {
-        switch (*s) {
-        case '&': tqs__put(t, "&amp;"); break;
-        case '<': tqs__put(t, "&lt;"); break;
-        case '>': tqs__put(t, "&gt;"); break;
-        case '"': tqs__put(t, "&quot;"); break;
-        default: tqs__put(t, "%c", *s);
-        }
-    }
-}
-
-static int tqs__text_write(tqs__text *t, const char *path) {
-    int rc = t->failed ? tqs__fail(TQS_ENOMEM, "plot: out of memory") : tqs_write_file_atomic(path, t->buf, t->len);
-    TQS_FREE(t->buf);
-    return rc;
-}
-
-/* Tick spacing: 1, 2 or 5 times a power of ten, about 5 ticks over [lo, hi]. */
-static double tqs__tick_step(double lo, double hi) {
-    double raw = (hi - lo) / 5, p = pow(10.0, floor(log10(raw))), f = raw / p;
-    return (f < 1.5 ? 1 : f < 3.5 ? 2 : f < 7.5 ? 5 : 10) * p;
-}
-
-static const char *tqs__palette[8] = {"#1f77b4", "#d62728", "#2ca02c", "#9467bd", "#ff7f0e", "#17becf", "#8c564b", "#e377c2"};
-
-TQSDEF int tqs_svg_line_plot(const char *path, const tqs_plot_series *series, int n_series, const tqs_plot_options *opt) {
-    const double W = 760, H = 460, L = 80, R = 200, T = 40, B = 60, pw = W - L - R, ph = H - T - B;
-    double x0 = HUGE_VAL, x1 = -HUGE_VAL, y0 = HUGE_VAL, y1 = -HUGE_VAL, step, v;
-    tqs_plot_options o;
-    tqs__text t = {NULL, 0, 0, 0};
-    int k, i;
-    if (!path || (!series && n_series > 0) || n_series < 0) return tqs__fail(TQS_EINVAL, "plot: null pointer");
-    if (opt) o = *opt; else memset(&o, 0, sizeof o);
-    for (k = 0; k < n_series; k++)
-        for (i = 0; i < series[k].n; i++) {
-            if (!isfinite(series[k].x[i]) || !isfinite(series[k].y[i])) continue;
-            if (series[k].x[i] < x0) x0 = series[k].x[i];
-            if (series[k].x[i] > x1) x1 = series[k].x[i];
-            if (series[k].y[i] < y0) y0 = series[k].y[i];
-            if (series[k].y[i] > y1) y1 = series[k].y[i];
-        }
-    if (o.ref_label && isfinite(o.ref)) { if (o.ref < y0) y0 = o.ref; if (o.ref > y1) y1 = o.ref; }
-    if (o.ymin < o.ymax) { y0 = o.ymin; y1 = o.ymax; }
-    if (!(x0 <= x1) || !(y0 <= y1)) return tqs__fail(TQS_EINVAL, "plot: no finite points to draw");
-    if (x1 - x0 < 1e-300) { x0 -= 0.5; x1 += 0.5; }
-    if (y1 - y0 < 1e-12 * (fabs(y0) + 1e-300)) { y0 -= 0.5 * fabs(y0) + 1e-3; y1 += 0.5 * fabs(y1) + 1e-3; }
-    { double pad = 0.04 * (y1 - y0); if (!(o.ymin < o.ymax)) { y0 -= pad; y1 += pad; } }
-#define TQS__PX(x) (L + ((x) - x0) / (x1 - x0) * pw)
-#define TQS__PY(y) (T + (y1 - (y)) / (y1 - y0) * ph)
-    tqs__put(&t, "<svg xmlns=\"http://www.w3.org/2000/svg\" width=\"%g\" height=\"%g\" viewBox=\"0 0 %g %g\" "
-                 "font-family=\"sans-serif\" font-size=\"13\">\n<rect width=\"100%%\" height=\"100%%\" fill=\"white\"/>\n", W, H, W, H);
-    tqs__put(&t, "<defs><clipPath id=\"area\"><rect x=\"%g\" y=\"%g\" width=\"%g\" height=\"%g\"/></clipPath></defs>\n", L, T, pw, ph);
-    if (o.title) { tqs__put(&t, "<text x=\"%g\" y=\"24\" text-anchor=\"middle\" font-size=\"15\">", L + pw / 2); tqs__put_escaped(&t, o.title); tqs__put(&t, "</text>\n"); }
-    /* ticks and grid */
-    step = tqs__tick_step(x0, x1);
-    for (v = ceil(x0 / step) * step; v <= x1 + 1e-9 * step; v += step)
-        tqs__put(&t, "<line x1=\"%.2f\" y1=\"%g\" x2=\"%.2f\" y2=\"%g\" stroke=\"#e6e6e6\"/><text x=\"%.2f\" y=\"%g\" text-anchor=\"middle\">%g</text>\n",
-                 TQS__PX(v), T, TQS__PX(v), T + ph, TQS__PX(v), T + ph + 18, fabs(v) < 1e-12 * step ? 0.0 : v);
-    step = tqs__tick_step(y0, y1);
-    for (v = ceil(y0 / step) * step; v <= y1 + 1e-9 * step; v += step)
-        tqs__put(&t, "<line x1=\"%g\" y1=\"%.2f\" x2=\"%g\" y2=\"%.2f\" stroke=\"#e6e6e6\"/><text x=\"%g\" y=\"%.2f\" text-anchor=\"end\">%g</text>\n",
-                 L, TQS__PY(v), L + pw, TQS__PY(v), L - 6, TQS__PY(v) + 4, fabs(v) < 1e-12 * step ? 0.0 : v);
-    tqs__put(&t, "<rect x=\"%g\" y=\"%g\" width=\"%g\" height=\"%g\" fill=\"none\" stroke=\"black\"/>\n", L, T, pw, ph);
-    if (o.xlabel) { tqs__put(&t, "<text x=\"%g\" y=\"%g\" text-anchor=\"middle\">", L + pw / 2, H - 16); tqs__put_escaped(&t, o.xlabel); tqs__put(&t, "</text>\n"); }
-    if (o.ylabel) { tqs__put(&t, "<text transform=\"translate(20 %g) rotate(-90)\" text-anchor=\"middle\">", T + ph / 2); tqs__put_escaped(&t, o.ylabel); tqs__put(&t, "</text>\n"); }
-    /* bands, then lines, clipped to the plot area */
-    tqs__put(&t, "<g clip-path=\"url(#area)\">\n");
-    for (k = 0; k < n_series; k++) {
-        const tqs_plot_series *s = &series[k];
-        if (!s->err) continue;
-        tqs__put(&t, "<path fill=\"%s\" fill-opacity=\"0.25\" stroke=\"none\" d=\"", tqs__palette[k % 8]);
-        for (i = 0; i < s->n; i++) if (isfinite(s->y[i]) && isfinite(s->err[i])) tqs__put(&t, "%s%.2f %.2f ", i ? "L" : "M", TQS__PX(s->x[i]), TQS__PY(s->y[i] + s->err[i]));
-        for (i = s->n - 1; i >= 0; i--) if (isfinite(s->y[i]) && isfinite(s->err[i])) tqs__put(&t, "L%.2f %.2f ", TQS__PX(s->x[i]), TQS__PY(s->y[i] - s->err[i]));
-        tqs__put(&t, "Z\"/>\n");
-    }
-    for (k = 0; k < n_series; k++) {
-        const tqs_plot_series *s = &series[k];
-        int pen = 0;
-        tqs__put(&t, "<path fill=\"none\" stroke=\"%s\" stroke-width=\"1.6\" d=\"", tqs__palette[k % 8]);
-        for (i = 0; i < s->n; i++) {
-            if (!isfinite(s->y[i]) || !isfinite(s->x[i])) { pen = 0; continue; }
-            tqs__put(&t, "%s%.2f %.2f ", pen ? "L" : "M", TQS__PX(s->x[i]), TQS__PY(s->y[i]));
-            pen = 1;
-        }
-        tqs__put(&t, "\"/>\n");
-    }
-    if (o.ref_label && isfinite(o.ref))
-        tqs__put(&t, "<line x1=\"%g\" y1=\"%.2f\" x2=\"%g\" y2=\"%.2f\" stroke=\"black\" stroke-dasharray=\"6 4\"/>\n", L, TQS__PY(o.ref), L + pw, TQS__PY(o.ref));
-    tqs__put(&t, "</g>\n");
-    /* legend */
-    for (k = 0; k <= n_series; k++) {
-        double ly = T + 12 + 22 * k;
-        if (k == n_series) {
-            if (!o.ref_label || !isfinite(o.ref)) break;
-            tqs__put(&t, "<line x1=\"%g\" y1=\"%g\" x2=\"%g\" y2=\"%g\" stroke=\"black\" stroke-dasharray=\"6 4\"/>", L + pw + 14, ly, L + pw + 40, ly);
-            tqs__put(&t, "<text x=\"%g\" y=\"%g\">", L + pw + 46, ly + 4); tqs__put_escaped(&t, o.ref_label); tqs__put(&t, "</text>\n");
-            break;
-        }
-        tqs__put(&t, "<line x1=\"%g\" y1=\"%g\" x2=\"%g\" y2=\"%g\" stroke=\"%s\" stroke-width=\"3\"/>", L + pw + 14, ly, L + pw + 40, ly, tqs__palette[k % 8]);
-        tqs__put(&t, "<text x=\"%g\" y=\"%g\">", L + pw + 46, ly + 4); tqs__put_escaped(&t, series[k].label ? series[k].label : "");
-        tqs__put(&t, "</text>\n");
-    }
-#undef TQS__PX
-#undef TQS__PY
-    tqs__put(&t, "</svg>\n");
-    return tqs__text_write(&t, path);
-}
-
-/* A viridis-like colour map through five anchors, u in [0, 1]. */
-static void tqs__colour(double u, int *r, int *g, int *b) {
-    static const double a[5][3] = {{68, 1, 84}, {59, 82, 139}, {33, 145, 140}, {94, 201, 98}, {253, 231, 37}};
-    double x = (u < 0 ? 0 : u > 1 ? 1 : u) * 4, f;
-    int k = x >= 4 ? 3 : (int)x;
-    f = x - k;
-    *r = (int)(a[k][0] + f * (a[k + 1][0] - a[k][0]) + 0.5);
-    *g = (int)(a[k][1] + f * (a[k + 1][1] - a[k][1]) + 0.5);
-    *b = (int)(a[k][2] + f * (a[k + 1][2] - a[k][2]) + 0.5);
-}
-
-TQSDEF int tqs_svg_heat_maps(const char *path, const char *title, const double *maps, int n_maps, int rows, int cols,
-                             const char *const *labels, const char *colorbar_label) {
-    return tqs_svg_heat_maps_opt(path, title, maps, n_maps, rows, cols, labels, colorbar_label, NULL);
-}
-
-TQSDEF int tqs_svg_heat_maps_opt(const char *path, const char *title, const double *maps, int n_maps, int rows, int cols,
-                                 const char *const *labels, const char *colorbar_label, const tqs_heat_options *opt) {
-    double lo = HUGE_VAL, hi = -HUGE_VAL, cell, pw, phh, W, H;
-    int per_row, k, i, j, nr, tick_every;
-    size_t e;
-    tqs__text t = {NULL, 0, 0, 0};
-    tqs_heat_options o;
-    if (!path || !maps || n_maps < 1 || rows < 1 || cols < 1) return tqs__fail(TQS_EINVAL, "heat map: null pointer or empty map");
-    if (opt) o = *opt; else memset(&o, 0, sizeof o);
-    if (o.mark && (o.mark_row < 0 || o.mark_row >= rows || o.mark_col < 0 || o.mark_col >= cols))
-        return tqs__fail(TQS_EINVAL, "heat map: marked cell (%d, %d) outside %d x %d", o.mark_row, o.mark_col, rows, cols);
-    for (e = 0; e < (size_t)n_maps * rows * cols; e++) {
-        if (!isfinite(maps[e])) continue;
-        if (maps[e] < lo) lo = maps[e];
-        if (maps[e] > hi) hi = maps[e];
-    }
-    if (!(lo <= hi)) return tqs__fail(TQS_EINVAL, "heat map: no finite values");
-    if (hi - lo < 1e-300) hi = lo + 1;
-    cell = 200.0 / (rows > cols ? rows : cols);
-    if (cell > 40) cell = 40;
-    pw = cell * cols; phh = cell * rows;
-    tick_every = cell >= 14 ? 1 : (int)ceil(14 / cell);   /* ticks no closer than 14 px */
-    per_row = n_maps < 4 ? n_maps : 4;
-    nr = (n_maps + per_row - 1) / per_row;
-    W = 45 + per_row * (pw + 50) + 110; H = 50 + nr * (phh + 70) + 10 + (o.mark ? 20 : 0);
-    if (title && W < 7.5 * strlen(title) + 40) W = 7.5 * strlen(title) + 40;   /* room for the title */
-    if (H < 280) H = 280;                                                        /* and the colour bar */
-    tqs__put(&t, "<svg xmlns=\"http://www.w3.org/2000/svg\" width=\"%g\" height=\"%g\" viewBox=\"0 0 %g %g\" "
-                 "font-family=\"sans-serif\" font-size=\"12\">\n<rect width=\"100%%\" height=\"100%%\" fill=\"white\"/>\n", W, H, W, H);
-    if (title) { tqs__put(&t, "<text x=\"%g\" y=\"24\" text-anchor=\"middle\" font-size=\"15\">", W / 2); tqs__put_escaped(&t, title); tqs__put(&t, "</text>\n"); }
-    for (k = 0; k < n_maps; k++) {
-        double ox = 45 + (k % per_row) * (pw + 50), oy = 50 + (k / per_row) * (phh + 70) + 16;
-        if (labels && labels[k]) { tqs__put(&t, "<text x=\"%g\" y=\"%g\" text-anchor=\"middle\">", ox + pw / 2, oy - 5); tqs__put_escaped(&t, labels[k]); tqs__put(&t, "</text>\n"); }
-        for (i = 0; i < rows; i++)
-            for (j = 0; j < cols; j++) {
-                double v = maps[((size_t)k * rows + i) * cols + j];
-                int r, g, b;
-                tqs__colour((v - lo) / (hi - lo), &r, &g, &b);
-                tqs__put(&t, "<rect x=\"%.2f\" y=\"%.2f\" width=\"%.2f\" height=\"%.2f\" fill=\"rgb(%d,%d,%d)\"><title>%.4g</title></rect>\n",
-                         ox + j * cell, oy + i * cell, cell + 0.3, cell + 0.3, r, g, b, v);
-            }
-        tqs__put(&t, "<rect x=\"%g\" y=\"%g\" width=\"%g\" height=\"%g\" fill=\"none\" stroke=\"black\"/>\n", ox, oy, pw, phh);
-        for (j = 0; j < cols; j += tick_every)   /* ticks: columns below, rows on the left */
-            tqs__put(&t, "<text x=\"%.2f\" y=\"%.2f\" text-anchor=\"middle\" font-size=\"10\">%d</text>\n", ox + (j + 0.5) * cell,
-                     oy + phh + 12, j - o.col0);
-        for (i = 0; i < rows; i += tick_every)
-            tqs__put(&t, "<text x=\"%.2f\" y=\"%.2f\" text-anchor=\"end\" font-size=\"10\">%d</text>\n", ox - 3, oy + (i + 0.5) * cell + 3,
-                     i - o.row0);
-        if (o.xlabel) { tqs__put(&t, "<text x=\"%g\" y=\"%g\" text-anchor=\"middle\" font-size=\"11\">", ox + pw / 2, oy + phh + 26); tqs__put_escaped(&t, o.xlabel); tqs__put(&t, "</text>\n"); }
-        if (o.ylabel) {
-            tqs__put(&t, "<text transform=\"translate(%g,%g) rotate(-90)\" text-anchor=\"middle\" font-size=\"11\">", ox - 22, oy + phh / 2);
-            tqs__put_escaped(&t, o.ylabel); tqs__put(&t, "</text>\n");
-        }
-        if (o.mark)   /* white under black dashes: visible on dark and on light cells */
-            tqs__put(&t, "<rect x=\"%.2f\" y=\"%.2f\" width=\"%.2f\" height=\"%.2f\" fill=\"none\" stroke=\"white\" stroke-width=\"3\"/>"
-                         "<rect x=\"%.2f\" y=\"%.2f\" width=\"%.2f\" height=\"%.2f\" fill=\"none\" stroke=\"black\" stroke-width=\"2\" "
-                         "stroke-dasharray=\"3,2\"/>\n", ox + o.mark_col * cell + 2, oy + o.mark_row * cell + 2, cell - 4, cell - 4,
-                     ox + o.mark_col * cell + 2, oy + o.mark_row * cell + 2, cell - 4, cell - 4);
-    }
-    if (o.mark && o.mark_label) {
-        tqs__put(&t, "<rect x=\"20\" y=\"%g\" width=\"12\" height=\"12\" fill=\"none\" stroke=\"black\" stroke-width=\"2\" stroke-dasharray=\"3,2\"/>"
-                     "<text x=\"38\" y=\"%g\" font-size=\"11\">", H - 24, H - 14);
-        tqs__put_escaped(&t, o.mark_label); tqs__put(&t, "</text>\n");
-    }
-    {   /* colour bar: 32 steps from lo (bottom) to hi (top) */
-        double bx = W - 100, by = 50, bh = 200 > H - 70 ? H - 70 : 200;
-        for (i = 0; i < 32; i++) {
-            int r, g, b;
-            tqs__colour((i + 0.5) / 32, &r, &g, &b);
-            tqs__put(&t, "<rect x=\"%g\" y=\"%.2f\" width=\"16\" height=\"%.2f\" fill=\"rgb(%d,%d,%d)\"/>\n", bx, by + bh - (i + 1) * bh / 32, bh / 32 + 0.3, r, g, b);
-        }
-        tqs__put(&t, "<rect x=\"%g\" y=\"%g\" width=\"16\" height=\"%g\" fill=\"none\" stroke=\"black\"/>\n", bx, by, bh);
-        for (i = 0; i <= 4; i++)
-            tqs__put(&t, "<text x=\"%g\" y=\"%.2f\">%.3g</text>\n", bx + 20, by + bh - i * bh / 4 + 4, lo + i * (hi - lo) / 4);
-        if (colorbar_label) { tqs__put(&t, "<text x=\"%g\" y=\"%g\">", bx - 4, by + bh + 20); tqs__put_escaped(&t, colorbar_label); tqs__put(&t, "</text>\n"); }
-    }
-    tqs__put(&t, "</svg>\n");
-    return tqs__text_write(&t, path);
 }
 
 #ifdef __cplusplus

@@ -342,6 +342,7 @@ static void bench_step(const shape *sh, int samples, int steps) {
         tqs_hamiltonian_init(&H, sh->cfg.Lx, sh->cfg.Ly, 1.0, 0.5);
         memset(&o, 0, sizeof o);
         o.n_samples = samples; o.n_chains = 16; o.lr = 0.01; o.diag_shift = 0.05; o.n_steps = steps + 1;
+        o.momentum = -1; o.max_distance = -1;   /* plain SR: the step the tables in bench/README.md time */
         if (tqs_vmc_init(&v, &H, &m, &o)) { fprintf(stderr, "bench: %s\n", tqs_last_error()); exit(1); }
         tqs_vmc_step(&v, &info);               /* thermalisation happens here */
         allocs = bench_allocations;

@@ -49,6 +49,7 @@ static double steps(const tqs_vit_config *cfg, const tqs_comm *comm, int samples
     tqs_vit_init(&m, cfg, 1);
     memset(&o, 0, sizeof o);
     o.n_samples = samples; o.n_chains = 16; o.lr = 0.01; o.diag_shift = 0.05; o.n_steps = n + 1; o.sr.solver = solver; o.comm = comm;
+    o.momentum = -1; o.max_distance = -1;   /* plain SR, as bench/bench.c */
     if (tqs_vmc_init(&v, &H, &m, &o) || tqs_vmc_step(&v, &info)) { fprintf(stderr, "bench_mpi: %s\n", tqs_last_error()); exit(1); }
     for (j = 0; j < 4; j++) ph[j] = 0;
     MPI_Barrier(MPI_COMM_WORLD);

@@ -10,6 +10,7 @@
 #define TQS_IMPLEMENTATION
 #include "../tqs.h"
 #include "flags.h"
+#include "plot.h"
 
 /* The displacement-averaged map of each layer and head, rolled so that the
  * zero displacement sits in the middle: out (n_layers * h, gx, gy). */
@@ -94,7 +95,7 @@ int main(int argc, char **argv) {
         size_t len = strlen(svg) + 16;
         char *name = (char *)malloc(len), **labels = (char **)malloc(sizeof(char *) * nlh), title[160];
         double *maps = (double *)malloc(sizeof(double) * nlh * m.n);
-        tqs_heat_options axes;   /* row r is the displacement r - gx/2 in patches, zero outlined */
+        plot_heat_options axes;   /* row r is the displacement r - gx/2 in patches, zero outlined */
         memset(&axes, 0, sizeof axes);
         axes.xlabel = "displacement y (patches)"; axes.ylabel = "displacement x (patches)";
         axes.row0 = m.gx / 2; axes.col0 = m.gy / 2;
@@ -108,15 +109,15 @@ int main(int argc, char **argv) {
         snprintf(name, len, "%s-mean.svg", svg);
         snprintf(title, sizeof title, "%dx%d %s attention: mean weight vs displacement", m.cfg.Lx, m.cfg.Ly,
                  m.cfg.attention ? "standard" : "factored");
-        if (tqs_svg_heat_maps_opt(name, title, maps, nlh, m.gx, m.gy, (const char *const *)labels, "weight", &axes)) {
-            fprintf(stderr, "attention: %s\n", tqs_last_error()); return 1;
+        if (plot_heat_maps(name, title, maps, nlh, m.gx, m.gy, (const char *const *)labels, "weight", &axes)) {
+            fprintf(stderr, "attention: %s\n", plot_last_error()); return 1;
         }
         displacement_maps(&m, maps, sd);
         snprintf(name, len, "%s-std.svg", svg);
         snprintf(title, sizeof title, "%dx%d %s attention: std over %d samples vs displacement", m.cfg.Lx, m.cfg.Ly,
                  m.cfg.attention ? "standard" : "factored", K);
-        if (tqs_svg_heat_maps_opt(name, title, maps, nlh, m.gx, m.gy, (const char *const *)labels, "std", &axes)) {
-            fprintf(stderr, "attention: %s\n", tqs_last_error()); return 1;
+        if (plot_heat_maps(name, title, maps, nlh, m.gx, m.gy, (const char *const *)labels, "std", &axes)) {
+            fprintf(stderr, "attention: %s\n", plot_last_error()); return 1;
         }
         for (i = 0; i < nlh; i++) free(labels[i]);
         free(labels); free(maps); free(name);

@@ -58,7 +58,7 @@ int main(int argc, char **argv) {
     if (observables) {
         char t[128];
         snprintf(t, sizeof t, "%dx%d J2 = %g, exact ground state", Lx, Ly, J2);
-        if (svg && obs_svg(svg, &o, t)) { fprintf(stderr, "exact: --svg: %s\n", tqs_last_error()); rc = 1; }
+        if (svg && obs_svg(svg, &o, t)) { fprintf(stderr, "exact: --svg: %s\n", plot_last_error()); rc = 1; }
         tqs_observables_free(&o);
     }
     tqs_ed_result_free(&ed);

@@ -98,7 +98,7 @@ static int read_log(const char *path, double **x, double **y, double **err, int 
 
 /* The title, plus how many points lie above ymax (the plots start their y
  * range a tenth of the way into the run, so that the converged part shows). */
-static const char *clip_title(char *buf, size_t size, const char *title, const tqs_plot_series *s, int n, double ymax) {
+static const char *clip_title(char *buf, size_t size, const char *title, const plot_series *s, int n, double ymax) {
     long above = 0;
     int k, i;
     for (k = 0; k < n; k++) for (i = 0; i < s[k].n; i++) above += s[k].y[i] > ymax;
@@ -109,8 +109,8 @@ static const char *clip_title(char *buf, size_t size, const char *title, const t
 
 /* Plots the logs (labels: their file names) with the exact value as a dashed line. */
 static int plot_logs(const char *svg, const char *const *logs, int n_logs, double exact, const char *title) {
-    tqs_plot_series *s = (tqs_plot_series *)calloc((size_t)n_logs, sizeof *s);
-    tqs_plot_options o;
+    plot_series *s = (plot_series *)calloc((size_t)n_logs, sizeof *s);
+    plot_options o;
     char full_title[256];
     int k, rc = 0;
     double lo = HUGE_VAL, hi = -HUGE_VAL;
@@ -133,7 +133,7 @@ static int plot_logs(const char *svg, const char *const *logs, int n_logs, doubl
         o.ymin = bottom - 0.03 * (hi - bottom); o.ymax = hi;
         o.title = clip_title(full_title, sizeof full_title, title, s, n_logs, hi);
     }
-    if (!rc && tqs_svg_line_plot(svg, s, n_logs, &o)) { fprintf(stderr, "ground_state: --plot: %s\n", tqs_last_error()); rc = 1; }
+    if (!rc && plot_line_svg(svg, s, n_logs, &o)) { fprintf(stderr, "ground_state: --plot: %s\n", plot_last_error()); rc = 1; }
     for (k = 0; k < n_logs; k++) { free((void *)s[k].x); free((void *)s[k].y); free((void *)s[k].err); }
     free(s);
     return rc;
@@ -370,31 +370,69 @@ static int json_log_resume(json_log *j, const char *path, long step) {
     return 0;
 }
 
-static const char *usage =
-    "usage: ground_state [flags]\n"
-    "  lattice   --L n | --Lx n --Ly n (4)   --J1 x (1)   --J2 x (0.5)\n"
-    "  model     --patch b (2)  --d n (16)  --heads n (2)  --layers n (2)  --ff n (2)\n"
-    "            --attention factored|standard (factored)  --init MODEL (start from a model file)\n"
-    "  sampling  --samples n (1024)  --chains n (samples, at most 1024)  --sweeps n (1)  --thermalize n (20)\n"
-    "            --exact (enumerate the Sz=0 basis instead, N <= 24)\n"
-    "  time      --time-limit MINUTES (the number of steps, and so the schedules, from the measured time\n"
-    "                             per step, so that the run and its evaluation end within MINUTES)\n"
-    "  SR        --steps n (500)  --lr x (0.05)  --lr-final x (lr/10)  --diag-shift x (0.001)  --diag-shift-final x (= shift)\n"
-    "            --solver auto|parameter|sample|cg (auto)  --max-distance x (0.05; 0: off; cap on lr*sqrt(d^T S d))\n"
-    "            --momentum x (0.9; 0: off; SPRING, the solve pulled towards x times the last update)\n"
-    "            --schedule exp|cosine (exp: of lr and shift, to their final values)  --warmup n (0: steps of linear lr warm-up)\n"
-    "  output    --log FILE.csv  --save MODEL  --checkpoint FILE  --checkpoint-every k (50)  --resume FILE\n"
-    "            --eval-samples n (16384)  --print-every k  --json  --quiet\n"
-    "            --json-log FILE (per step, NetKet's JsonLog layout for \"Energy\": iters, Mean, Sigma, Variance, R_hat, TauCorr)\n"
-    "  physics   --observables (after training, on the evaluation's samples: C(r), S(q), dimer correlations;\n"
-    "                             printed, in --json, of psi_sym too with --symmetrize)  --obs-svg PREFIX (PREFIX-sq.svg, -corr.svg)\n"
-    "  paper     --symmetrize (also evaluate psi_sym, projected on the ground state's sector)  --sym-samples n (1024)\n"
-    "            --sym-train full|translations (train psi_sym itself: the whole group, or the b*b translations\n"
-    "                             inside a patch; usually after a plain run: --init MODEL --sym-train full --steps K)\n"
-    "            --attention-log k (input dependence of the attention every k steps, standard attention)\n"
-    "            --plot FILE.svg (E/N per step with error band and exact line; with LOG.csv arguments:\n"
-    "                             plot those logs only, for the lattice and J2 given, and exit)\n"
-    "  other     --seed n (1)  --threads n  --max-rejected k (5: stop after k rejected steps in a row)  --help\n";
+/* --help; the defaults printed are the library's (tqs_vit_config_defaults,
+ * tqs_vmc_options_defaults): one definition for the programs and the API. */
+static void print_usage(void) {
+    tqs_vit_config c;
+    tqs_vmc_options o;
+    memset(&c, 0, sizeof c); memset(&o, 0, sizeof o);
+    tqs_vit_config_defaults(&c); tqs_vmc_options_defaults(&o);
+    printf("usage: ground_state [flags]\n"
+           "  lattice   --L n | --Lx n --Ly n (4; with --init or --resume: the model's)   --J1 x (1)   --J2 x (0.5)\n"
+           "  model     --patch b (%d)  --d n (%d)  --heads n (%d)  --layers n (%d)  --ff n (%d)\n"
+           "            --attention factored|standard (factored)  --init MODEL (start from a model file: its lattice and shape)\n",
+           c.b, c.d, c.h, c.n_layers, c.ff);
+    printf("  sampling  --samples n (%d)  --chains n (samples, at most 1024)  --sweeps n (%d)  --thermalize n (%d)\n"
+           "            --exact (enumerate the Sz=0 basis instead, N <= 24)\n"
+           "  time      --time-limit MINUTES (the number of steps, and so the schedules, from the measured time\n"
+           "                             per step, so that the run and its evaluation end within MINUTES)\n",
+           o.n_samples, o.sweeps, o.thermalize);
+    printf("  SR        --steps n (%d)  --lr x (%g)  --lr-final x (lr/%g)  --diag-shift x (%g)  --diag-shift-final x (= shift)\n"
+           "            --solver auto|parameter|sample|cg (auto)  --max-distance x (%g; 0: off; cap on lr*sqrt(d^T S d))\n"
+           "            --momentum x (%g; 0: off; SPRING, the solve pulled towards x times the last update)\n"
+           "            --schedule exp|cosine (exp: of lr and shift, to their final values)  --warmup n (0: steps of linear lr warm-up)\n",
+           o.n_steps, o.lr, o.lr / o.lr_final, o.diag_shift, o.max_distance, o.momentum);
+    printf("  output    --log FILE.csv  --save MODEL  --checkpoint FILE  --checkpoint-every k (50)\n"
+           "            --resume FILE (continue the run in FILE: it keeps the run's flags; output flags may be added,\n"
+           "                             a flag that changes the run is refused)\n"
+           "            --stop-at k (end this invocation after step k with its checkpoint, exit status 3: a long run\n"
+           "                             in slices of a batch queue; --resume FILE continues it)\n"
+           "            --eval-samples n (16384)  --print-every k  --json  --quiet\n"
+           "            --json-log FILE (per step, NetKet's JsonLog layout for \"Energy\": iters, Mean, Sigma, Variance, R_hat, TauCorr)\n"
+           "  physics   --observables (after training, on the evaluation's samples: C(r), S(q), dimer correlations;\n"
+           "                             printed, in --json, of psi_sym too with --symmetrize)  --obs-svg PREFIX (PREFIX-sq.svg, -corr.svg)\n"
+           "  paper     --symmetrize (also evaluate psi_sym, projected on the ground state's sector)  --sym-samples n (1024)\n"
+           "            --sym-train full|translations (train psi_sym itself: the whole group, or the b*b translations\n"
+           "                             inside a patch; usually after a plain run: --init MODEL --sym-train full --steps K)\n"
+           "            --attention-log k (input dependence of the attention every k steps, standard attention)\n"
+           "            --plot FILE.svg (E/N per step with error band and exact line; with LOG.csv arguments:\n"
+           "                             plot those logs only, for the lattice and J2 given, and exit)\n"
+           "  other     --seed n (1)  --threads n  --max-rejected k (5: stop after k rejected steps in a row)  --help\n");
+}
+
+/* The flags a checkpoint keeps (tqs_vmc_options.note), one per line: those
+ * of argv but --resume, --init and --time-limit (a resumed run takes its
+ * model and step count from the checkpoint) and --stop-at, each flag's last occurrence
+ * only. A flag's value is the next argument unless that starts with "--". */
+static int build_note(char *out, size_t cap, int argc, char **argv) {
+    size_t n = 0;
+    int i, j;
+    out[0] = 0;
+    for (i = 1; i < argc; i++) {
+        int has_value = i + 1 < argc && strncmp(argv[i + 1], "--", 2) != 0, later = 0;
+        if (!strcmp(argv[i], "--resume") || !strcmp(argv[i], "--init") || !strcmp(argv[i], "--time-limit") || !strcmp(argv[i], "--stop-at")) {
+            i += has_value; continue;
+        }
+        for (j = i + 1 + has_value; j < argc && !later; j++) later = !strcmp(argv[j], argv[i]);
+        if (!later) {
+            int k = snprintf(out + n, cap - n, "%s%s%s%s", n ? "\n" : "", argv[i], has_value ? "\n" : "", has_value ? argv[i + 1] : "");
+            if (k < 0 || (size_t)k >= cap - n) return 1;
+            n += (size_t)k;
+        }
+        i += has_value;
+    }
+    return 0;
+}
 
 static int run(int argc, char **argv, const tqs_comm *comm) {
     tqs_vit_config cfg;
@@ -406,12 +444,16 @@ static int run(int argc, char **argv, const tqs_comm *comm) {
     const char *att = "factored", *solver = "auto", *log_path = NULL, *save = NULL, *init = NULL;
     const char *ckpt = NULL, *resume = NULL, *plot = NULL, *sym_train = NULL, *schedule = "exp";
     tqs_symmetry sym_group;
-    const char **logs = (const char **)calloc((size_t)argc, sizeof(char *));
+    const char **logs = NULL;   /* CSV logs to plot (argv's positional arguments) */
     double J1 = 1.0, J2 = 0.5, t_start, t_train = 0, exact = NAN, time_limit = 0, t_begin = now();
     int i, seed = 1, threads = 0, exact_mode = 0, json = 0, quiet = 0, ckpt_every = 50, eval_samples = 16384;
     int print_every = 0, rc, status = 0, N, max_rejected = 5, rejected_run = 0, symmetrize = 0, sym_samples = 1024, att_every = 0, n_logs = 0;
-    int given_b = 0, given_d = 0, given_h = 0, given_layers = 0, given_ff = 0, given_att = 0;   /* for --init */
-    int observables = 0, have_obs = 0, have_sym_obs = 0;
+    int given_b = 0, given_d = 0, given_h = 0, given_layers = 0, given_ff = 0, given_att = 0, given_lattice = 0;   /* for --init, --resume */
+    double max_distance = NAN, momentum = NAN;   /* NAN: not given (the library's default); 0: off */
+    int thermalize = -1;                         /* -1: not given */
+    tqs_checkpoint_info *ck = NULL;              /* --resume: the run it continues */
+    char **eargv = NULL, *note = NULL, *stored = NULL, steps_arg[32];
+    int observables = 0, have_obs = 0, have_sym_obs = 0, stop_at = 0;
     const char *obs_svg_prefix = NULL, *json_log_path = NULL;
     tqs_observables obs, sym_obs;
     json_log jlog;
@@ -424,16 +466,44 @@ static int run(int argc, char **argv, const tqs_comm *comm) {
     FILE *log = NULL;
 
     flags_prog = "ground_state";
+    /* zero: the library's defaults (tqs_vit_config_defaults, tqs_vmc_options_defaults) */
     memset(&cfg, 0, sizeof cfg); memset(&opt, 0, sizeof opt);
-    /* the defaults: the study in README ("Training: what limits sampled SR") */
-    cfg.Lx = cfg.Ly = 4; cfg.b = 2; cfg.d = 16; cfg.h = 2; cfg.n_layers = 2; cfg.ff = 2;
-    opt.n_samples = 1024; opt.n_chains = -1;   /* -1: one sample per chain, up to 1024 chains */
-    opt.sweeps = 1; opt.thermalize = 20; opt.n_steps = 500;
-    opt.lr = 0.05; opt.lr_final = -1; opt.diag_shift = 1e-3; opt.diag_shift_final = -1;
-    opt.max_distance = 0.05; opt.momentum = 0.9;
+    cfg.Lx = cfg.Ly = 4;
+    /* --resume FILE: the checkpoint keeps the flags of its run (tqs_vmc_options.note);
+     * they come first, then its step count, then the flags given now, so that an
+     * output flag given now wins and a flag that changes the run is refused when
+     * the checkpoint is loaded (tqs_vmc_load_checkpoint compares the runs) */
+    for (i = 1; i + 1 < argc; i++) if (!strcmp(argv[i], "--resume")) resume = argv[i + 1];
+    for (i = 1; i < argc && resume; i++)
+        if (!strcmp(argv[i], "--time-limit")) flags_die("--time-limit: a resumed run keeps the step count of the run it continues");
+    if (resume) {
+        int n_stored = 0, k;
+        char *q;
+        ck = (tqs_checkpoint_info *)malloc(sizeof *ck);
+        if (!ck) { fprintf(stderr, "ground_state: out of memory\n"); return 1; }
+        if (tqs_vmc_checkpoint_info(ck, resume)) { fprintf(stderr, "ground_state: --resume: %s\n", tqs_last_error()); return 2; }
+        if (ck->has_run) {
+            stored = (char *)malloc(strlen(ck->note) + 1);
+            eargv = (char **)malloc(sizeof(char *) * ((size_t)argc + strlen(ck->note) / 2 + 4));
+            if (!stored || !eargv) { fprintf(stderr, "ground_state: out of memory\n"); return 1; }
+            strcpy(stored, ck->note);
+            eargv[0] = argv[0];
+            for (q = stored; *stored && q; ) {   /* one argument per line */
+                eargv[1 + n_stored++] = q;
+                q = strchr(q, '\n');
+                if (q) *q++ = 0;
+            }
+            snprintf(steps_arg, sizeof steps_arg, "%d", ck->opt.n_steps);
+            eargv[1 + n_stored++] = (char *)"--steps"; eargv[1 + n_stored++] = steps_arg;
+            for (k = 1; k < argc; k++) eargv[n_stored + k] = argv[k];
+            argc += n_stored; argv = eargv;
+        }
+    }
+    if (!(logs = (const char **)calloc((size_t)argc, sizeof(char *)))) { fprintf(stderr, "ground_state: out of memory\n"); return 1; }
     for (i = 1; i < argc; i++) {
         given_b |= !strcmp(argv[i], "--patch"); given_d |= !strcmp(argv[i], "--d"); given_h |= !strcmp(argv[i], "--heads");
         given_layers |= !strcmp(argv[i], "--layers"); given_ff |= !strcmp(argv[i], "--ff"); given_att |= !strcmp(argv[i], "--attention");
+        given_lattice |= !strcmp(argv[i], "--L") || !strcmp(argv[i], "--Lx") || !strcmp(argv[i], "--Ly");
         if (flags_lattice(argc, argv, &i, &cfg.Lx, &cfg.Ly) || flags_real(argc, argv, &i, "--J1", &J1, -1e3, 1e3) ||
             flags_real(argc, argv, &i, "--J2", &J2, -1e3, 1e3) || flags_int(argc, argv, &i, "--patch", &cfg.b, 1, 16) ||
             flags_int(argc, argv, &i, "--d", &cfg.d, 1, 4096) || flags_int(argc, argv, &i, "--heads", &cfg.h, 1, 4096) ||
@@ -442,21 +512,21 @@ static int run(int argc, char **argv, const tqs_comm *comm) {
             flags_int(argc, argv, &i, "--samples", &opt.n_samples, 1, 1 << 24) ||
             flags_int(argc, argv, &i, "--chains", &opt.n_chains, 1, 1 << 20) ||
             flags_int(argc, argv, &i, "--sweeps", &opt.sweeps, 1, 1 << 20) ||
-            flags_int(argc, argv, &i, "--thermalize", &opt.thermalize, 0, 1 << 20) ||
+            flags_int(argc, argv, &i, "--thermalize", &thermalize, 0, 1 << 20) ||
             flags_bool(argv, i, "--exact", &exact_mode) ||
             flags_int(argc, argv, &i, "--steps", &opt.n_steps, 0, 100000000) ||
             flags_real(argc, argv, &i, "--lr", &opt.lr, 1e-12, 1e3) || flags_real(argc, argv, &i, "--lr-final", &opt.lr_final, 1e-12, 1e3) ||
             flags_real(argc, argv, &i, "--diag-shift", &opt.diag_shift, 1e-14, 1e6) ||
             flags_real(argc, argv, &i, "--diag-shift-final", &opt.diag_shift_final, 1e-14, 1e6) ||
             flags_str(argc, argv, &i, "--solver", &solver) ||
-            flags_real(argc, argv, &i, "--max-distance", &opt.max_distance, 0, 1e6) ||
-            flags_real(argc, argv, &i, "--momentum", &opt.momentum, 0, 0.999) ||
+            flags_real(argc, argv, &i, "--max-distance", &max_distance, 0, 1e6) ||
+            flags_real(argc, argv, &i, "--momentum", &momentum, 0, 0.999) ||
             flags_real(argc, argv, &i, "--time-limit", &time_limit, 0.01, 1e6) ||
             flags_str(argc, argv, &i, "--schedule", &schedule) || flags_int(argc, argv, &i, "--warmup", &opt.warmup, 0, 100000000) ||
             flags_str(argc, argv, &i, "--log", &log_path) ||
             flags_str(argc, argv, &i, "--save", &save) || flags_str(argc, argv, &i, "--checkpoint", &ckpt) ||
             flags_int(argc, argv, &i, "--checkpoint-every", &ckpt_every, 1, 100000000) ||
-            flags_str(argc, argv, &i, "--resume", &resume) ||
+            flags_str(argc, argv, &i, "--resume", &resume) || flags_int(argc, argv, &i, "--stop-at", &stop_at, 1, 100000000) ||
             flags_int(argc, argv, &i, "--eval-samples", &eval_samples, 1, 1 << 26) ||
             flags_int(argc, argv, &i, "--print-every", &print_every, 1, 100000000) ||
             flags_bool(argv, i, "--json", &json) || flags_bool(argv, i, "--quiet", &quiet) ||
@@ -468,11 +538,24 @@ static int run(int argc, char **argv, const tqs_comm *comm) {
             flags_int(argc, argv, &i, "--max-rejected", &max_rejected, 1, 100000000) || flags_str(argc, argv, &i, "--plot", &plot) ||
             flags_bool(argv, i, "--observables", &observables) ||
             flags_str(argc, argv, &i, "--obs-svg", &obs_svg_prefix) || flags_str(argc, argv, &i, "--json-log", &json_log_path)) continue;
-        if (!strcmp(argv[i], "--help") || !strcmp(argv[i], "-h")) { fputs(usage, stdout); return 0; }
+        if (!strcmp(argv[i], "--help") || !strcmp(argv[i], "-h")) { print_usage(); return 0; }
         if (argv[i][0] == '-') flags_die("unknown flag '%s' (try --help)", argv[i]);
         logs[n_logs++] = argv[i];   /* a CSV log to plot */
     }
     /* every rule checked before anything is allocated or written */
+    if (init && resume) flags_die("--init: a resumed run's model is in its checkpoint");
+    if (init && tqs_vit_load(&model, init)) { fprintf(stderr, "ground_state: --init: %s\n", tqs_last_error()); return 2; }
+    if (init || ck) {   /* the lattice of the model file or the checkpoint, unless the flags say otherwise */
+        const tqs_vit_config *mc = init ? &model.cfg : &ck->cfg;
+        if (given_lattice && (mc->Lx != cfg.Lx || mc->Ly != cfg.Ly))
+            flags_die("%s: the model is for %dx%d, the flags say %dx%d", init ? "--init" : "--resume", mc->Lx, mc->Ly, cfg.Lx, cfg.Ly);
+        cfg.Lx = mc->Lx; cfg.Ly = mc->Ly;
+    }
+    if (!isnan(max_distance)) opt.max_distance = max_distance > 0 ? max_distance : -1;   /* the library's "off" */
+    if (!isnan(momentum)) opt.momentum = momentum > 0 ? momentum : -1;
+    if (thermalize >= 0) opt.thermalize = thermalize > 0 ? thermalize : -1;
+    tqs_vit_config_defaults(&cfg);
+    tqs_vmc_options_defaults(&opt);
     flags_check_lattice(cfg.Lx, cfg.Ly);
     if (!strcmp(att, "factored")) cfg.attention = TQS_ATTN_FACTORED;
     else if (!strcmp(att, "standard")) cfg.attention = TQS_ATTN_STANDARD;
@@ -486,7 +569,6 @@ static int run(int argc, char **argv, const tqs_comm *comm) {
     if (cfg.d % cfg.h) flags_die("--heads: %d must divide --d %d", cfg.h, cfg.d);
     N = cfg.Lx * cfg.Ly;
     if (exact_mode && N > TQS_ED_MAX_SITES) flags_die("--exact: needs N <= %d sites (got %dx%d)", TQS_ED_MAX_SITES, cfg.Lx, cfg.Ly);
-    if (opt.n_chains < 0) opt.n_chains = opt.n_samples < 1024 ? opt.n_samples : 1024;
     if (!exact_mode && opt.n_chains > opt.n_samples) flags_die("--chains: %d chains for %d samples; need chains <= samples", opt.n_chains, opt.n_samples);
     if (!exact_mode && opt.n_chains > eval_samples) flags_die("--eval-samples: %d is fewer than --chains %d", eval_samples, opt.n_chains);
     if (n_logs && !plot) flags_die("unexpected argument '%s' (CSV logs are plotted with --plot FILE.svg)", logs[0]);
@@ -498,14 +580,15 @@ static int run(int argc, char **argv, const tqs_comm *comm) {
     else if (!strcmp(schedule, "cosine")) opt.schedule = TQS_SCHEDULE_COSINE;
     else flags_die("--schedule: must be exp or cosine (got '%s')", schedule);
     if (opt.warmup > 0 && opt.warmup >= opt.n_steps && time_limit <= 0) flags_die("--warmup: %d steps in a run of --steps %d", opt.warmup, opt.n_steps);
-    if (time_limit > 0 && resume) flags_die("--time-limit: a resumed run keeps the --steps of the run it continues");
     if (sym_train && symmetrize) flags_die("--symmetrize: the --sym-train run's energies are already those of psi_sym");
     if (symmetrize && !exact_mode && (opt.n_chains < 32 ? opt.n_chains : 32) > sym_samples)
         flags_die("--sym-samples: %d is fewer than the %d chains of the symmetrised evaluation", sym_samples, opt.n_chains < 32 ? opt.n_chains : 32);
     if (obs_svg_prefix && !observables) flags_die("--obs-svg: needs --observables");
-    if (opt.lr_final < 0) opt.lr_final = 0.1 * opt.lr;
-    if (opt.diag_shift_final < 0) opt.diag_shift_final = opt.diag_shift;
+    if (stop_at && !ckpt) flags_die("--stop-at: needs --checkpoint FILE (or --resume FILE of a run that has one) to continue from");
     opt.exact = exact_mode; opt.seed = (uint64_t)seed;
+    if (!(note = (char *)malloc(TQS_NOTE_MAX)) || build_note(note, TQS_NOTE_MAX, argc, argv))
+        flags_die("the flags are too long to keep in a checkpoint (at most %d characters)", TQS_NOTE_MAX - 1);
+    opt.note = note;
     opt.memory_limit = 0.8 * flags_physical_memory();   /* tqs_vmc_init refuses plans above it */
     if (!init && 3.0 * 8.0 * (double)tqs_vit_param_count(&cfg) > opt.memory_limit)
         flags_die("--d/--layers/--ff: %.3g parameters need %.3g GB with their buffers, more than this machine's %.3g GB; use a smaller model",
@@ -532,24 +615,26 @@ static int run(int argc, char **argv, const tqs_comm *comm) {
         tqs_hamiltonian_free(&H); free(logs);
         return status ? 1 : 0;
     }
-    if (init) {
-        if (tqs_vit_load(&model, init)) { fprintf(stderr, "ground_state: --init: %s\n", tqs_last_error()); return 2; }
-        if (model.cfg.Lx != cfg.Lx || model.cfg.Ly != cfg.Ly)
-            flags_die("--init: the model is for %dx%d, the lattice is %dx%d", model.cfg.Lx, model.cfg.Ly, cfg.Lx, cfg.Ly);
-        /* a model flag given with --init must agree with the model, or it would be silently ignored */
+    if (init || ck) {
+        /* a model flag given with --init or --resume must agree with the model, or it would be silently ignored */
         {
-            const tqs_vit_config *mc = &model.cfg;
-            if (given_b && mc->b != cfg.b) flags_die("--init: the model has --patch %d, the flags say %d", mc->b, cfg.b);
-            if (given_d && mc->d != cfg.d) flags_die("--init: the model has --d %d, the flags say %d", mc->d, cfg.d);
-            if (given_h && mc->h != cfg.h) flags_die("--init: the model has --heads %d, the flags say %d", mc->h, cfg.h);
+            const tqs_vit_config *mc = init ? &model.cfg : &ck->cfg;
+            const char *from = init ? "--init" : "--resume";
+            if (given_b && mc->b != cfg.b) flags_die("%s: the model has --patch %d, the flags say %d", from, mc->b, cfg.b);
+            if (given_d && mc->d != cfg.d) flags_die("%s: the model has --d %d, the flags say %d", from, mc->d, cfg.d);
+            if (given_h && mc->h != cfg.h) flags_die("%s: the model has --heads %d, the flags say %d", from, mc->h, cfg.h);
             if (given_layers && mc->n_layers != cfg.n_layers)
-                flags_die("--init: the model has --layers %d, the flags say %d", mc->n_layers, cfg.n_layers);
-            if (given_ff && mc->ff != cfg.ff) flags_die("--init: the model has --ff %d, the flags say %d", mc->ff, cfg.ff);
+                flags_die("%s: the model has --layers %d, the flags say %d", from, mc->n_layers, cfg.n_layers);
+            if (given_ff && mc->ff != cfg.ff) flags_die("%s: the model has --ff %d, the flags say %d", from, mc->ff, cfg.ff);
             if (given_att && mc->attention != cfg.attention)
-                flags_die("--init: the model has --attention %s, the flags say %s", mc->attention ? "standard" : "factored",
+                flags_die("%s: the model has --attention %s, the flags say %s", from, mc->attention ? "standard" : "factored",
                           cfg.attention ? "standard" : "factored");
         }
-        cfg = model.cfg;
+        if (init) cfg = model.cfg;
+        else {   /* the checkpoint's parameters replace these when it is loaded */
+            cfg = ck->cfg;
+            if (tqs_vit_init(&model, &cfg, (uint64_t)seed)) flags_die("%s", tqs_last_error());
+        }
     } else if (tqs_vit_init(&model, &cfg, (uint64_t)seed)) flags_die("%s", tqs_last_error());
     if (tqs_vmc_init(&vmc, &H, &model, &opt)) {
         fprintf(stderr, "ground_state: %s\n", tqs_last_error());
@@ -559,7 +644,9 @@ static int run(int argc, char **argv, const tqs_comm *comm) {
     if (sym_train) {   /* the sector from the plain model (or exactly), then the run on psi_sym */
         rc = !strcmp(sym_train, "full") ? tqs_symmetry_init(&sym_group, cfg.Lx, cfg.Ly, cfg.b)
                                         : tqs_symmetry_init_translations(&sym_group, cfg.Lx, cfg.Ly, cfg.b);
-        if (!rc) rc = find_sector(&sym_group, &H, &vmc.amp, opt.n_chains, (uint64_t)seed);
+        if (!rc && ck && ck->has_run && ck->symmetry)   /* a resumed run keeps its sector */
+            rc = tqs_symmetry_set_characters(&sym_group, ck->chi_x, ck->chi_y, ck->chi_point, ck->chi_flip);
+        else if (!rc) rc = find_sector(&sym_group, &H, &vmc.amp, opt.n_chains, (uint64_t)seed);
         tqs_vmc_free(&vmc);
         opt.symmetry = &sym_group;
         if (rc || tqs_vmc_init(&vmc, &H, &model, &opt)) {
@@ -697,7 +784,7 @@ static int run(int argc, char **argv, const tqs_comm *comm) {
             status = 1;
             break;
         }
-        if (ckpt && (vmc.step % ckpt_every == 0 || vmc.step == opt.n_steps || interrupted)) {
+        if (ckpt && (vmc.step % ckpt_every == 0 || vmc.step == opt.n_steps || interrupted || vmc.step == stop_at)) {
             /* a checkpoint that cannot be written ends nothing: it goes to another
              * file, named on stderr, which later checkpoints then use */
             const char *alt = NULL;
@@ -708,6 +795,10 @@ static int run(int argc, char **argv, const tqs_comm *comm) {
             }
         }
         if (interrupted) { fprintf(stderr, "ground_state: interrupted after step %ld%s\n", info.step, ckpt ? ", checkpoint written" : ""); status = 130; break; }
+        if (stop_at && vmc.step == stop_at && vmc.step < opt.n_steps) {   /* this invocation's share of the run */
+            if (!quiet) fprintf(stderr, "ground_state: --stop-at %d: stopped%s; --resume continues the run\n", stop_at, ckpt ? " with its checkpoint" : "");
+            status = 3; break;
+        }
     }
     if (log) fclose(log);
     if (json_log_path && jlog.n && json_log_write(&jlog, json_log_path)) {
@@ -768,7 +859,8 @@ static int run(int argc, char **argv, const tqs_comm *comm) {
             } else {
                 printf("E/N = %.6f +- %.6f  (%s)\n", e, err, exact_mode ? "exact enumeration" : "fresh samples");
                 printf("variance/N = %.6f   V-score = %.4g\n", var, vscore);
-                if (isfinite(exact)) printf("exact E/N = %.10f   relative error = %.2e\n", exact, rel);
+                if (isfinite(exact))   /* Lanczos to ten digits, or the published six-digit 6x6 value */
+                    printf("exact E/N = %.*f   relative error = %.2e\n", N <= TQS_ED_MAX_SITES ? 10 : 6, exact, rel);
                 if (have_sym) {
                     printf("symmetrised: E/N = %.6f +- %.6f   V-score = %.4g", se, serr, svs);
                     if (isfinite(srel)) printf("   relative error = %.2e", srel);
@@ -786,15 +878,15 @@ static int run(int argc, char **argv, const tqs_comm *comm) {
         if (have_obs && obs_svg_prefix) {
             char t[128];
             snprintf(t, sizeof t, "%dx%d, J2 = %g", cfg.Lx, cfg.Ly, J2);
-            if (obs_svg(obs_svg_prefix, have_sym_obs ? &sym_obs : &obs, t)) { fprintf(stderr, "ground_state: --obs-svg: %s\n", tqs_last_error()); status = 1; }
+            if (obs_svg(obs_svg_prefix, have_sym_obs ? &sym_obs : &obs, t)) { fprintf(stderr, "ground_state: --obs-svg: %s\n", plot_last_error()); status = 1; }
         }
         if (plot) {   /* after the results are printed: a failed plot loses nothing else */
             char title[128], full_title[256];
             snprintf(title, sizeof title, "%dx%d J1-J2, J2 = %g, %s ViT", cfg.Lx, cfg.Ly, J2, cfg.attention ? "standard" : "factored");
             if (log_path) { if (plot_logs(plot, &log_path, 1, exact, title)) status = 1; }
             else {
-                tqs_plot_series ps;
-                tqs_plot_options po;
+                plot_series ps;
+                plot_options po;
                 double lo = exact, hi = done_here > 0 ? hist_y[done_here / 10] : NAN;
                 for (i = 0; i < done_here; i++) if (!(hist_y[i] >= lo)) lo = hist_y[i];
                 ps.label = "this run"; ps.x = hist_x; ps.y = hist_y; ps.err = hist_e; ps.n = (int)done_here;
@@ -805,7 +897,7 @@ static int run(int argc, char **argv, const tqs_comm *comm) {
                     po.ymin = lo - 0.03 * (hi - lo); po.ymax = hi;
                     po.title = clip_title(full_title, sizeof full_title, title, &ps, 1, hi);
                 }
-                if (tqs_svg_line_plot(plot, &ps, 1, &po)) { fprintf(stderr, "ground_state: --plot: %s\n", tqs_last_error()); status = 1; }
+                if (plot_line_svg(plot, &ps, 1, &po)) { fprintf(stderr, "ground_state: --plot: %s\n", plot_last_error()); status = 1; }
             }
         }
     }
@@ -815,6 +907,7 @@ static int run(int argc, char **argv, const tqs_comm *comm) {
     if (have_sym_obs) tqs_observables_free(&sym_obs);
     if (json_log_path) free(jlog.it);
     free(dep); free(dep_buf); free(hist_x); free(hist_y); free(hist_e); free(logs);
+    free(ck); free(eargv); free(stored); free(note);
     tqs_vmc_free(&vmc);
     tqs_symmetry_free(&sym_group);
     tqs_vit_free(&model);

@@ -19,7 +19,8 @@ static int cmd_init(int argc, char **argv) {
     tqs_vit m;
     const char *out = NULL, *att = "factored";
     int i, seed = 1;
-    c.Lx = c.Ly = 4; c.b = 2; c.d = 16; c.h = 2; c.n_layers = 2; c.ff = 4;
+    memset(&c, 0, sizeof c);
+    c.Lx = c.Ly = 4;   /* the rest: the library's defaults (tqs_vit_config_defaults), as ground_state's */
     for (i = 2; i < argc; i++) {
         if (flags_str(argc, argv, &i, "-o", &out) || flags_lattice(argc, argv, &i, &c.Lx, &c.Ly) ||
             flags_int(argc, argv, &i, "--patch", &c.b, 1, 16) || flags_int(argc, argv, &i, "--d", &c.d, 1, 4096) ||
@@ -31,6 +32,7 @@ static int cmd_init(int argc, char **argv) {
     if (!out) flags_die("init: -o OUT is required");
     flags_check_output("-o", out);
     flags_check_lattice(c.Lx, c.Ly);
+    tqs_vit_config_defaults(&c);
     if (!strcmp(att, "factored")) c.attention = TQS_ATTN_FACTORED;
     else if (!strcmp(att, "standard")) c.attention = TQS_ATTN_STANDARD;
     else flags_die("--attention: must be 'factored' or 'standard' (got '%s')", att);
@@ -191,7 +193,7 @@ static int cmd_observables(const tqs_vit *m, int argc, char **argv) {
         if (svg) {
             char t[128];
             snprintf(t, sizeof t, "%dx%d %s", m->cfg.Lx, m->cfg.Ly, symmetrize ? "psi_sym" : "model");
-            if (obs_svg(svg, &o, t)) { fprintf(stderr, "model: --svg: %s\n", tqs_last_error()); rc = 1; }
+            if (obs_svg(svg, &o, t)) { fprintf(stderr, "model: --svg: %s\n", plot_last_error()); rc = 1; }
         }
         tqs_observables_free(&o);
     }
@@ -205,9 +207,12 @@ int main(int argc, char **argv) {
     int rc;
     flags_prog = "model";
     if (argc < 2 || !strcmp(argv[1], "--help") || !strcmp(argv[1], "-h")) {
-        printf("usage: model init -o OUT [--L n|--Lx n --Ly n (4)] [--patch b (2)] [--d d (16)] [--heads h (2)] [--layers l (2)]\n"
-               "                  [--ff f (4)] [--attention factored|standard (factored)] [--seed s (1)]\n"
-               "       model info MODEL\n"
+        tqs_vit_config d;   /* the defaults, from the library */
+        memset(&d, 0, sizeof d);
+        tqs_vit_config_defaults(&d);
+        printf("usage: model init -o OUT [--L n|--Lx n --Ly n (4)] [--patch b (%d)] [--d d (%d)] [--heads h (%d)] [--layers l (%d)]\n"
+               "                  [--ff f (%d)] [--attention factored|standard (factored)] [--seed s (1)]\n", d.b, d.d, d.h, d.n_layers, d.ff);
+        printf("       model info MODEL\n"
                "       model eval MODEL [CONFIGS | --random K [--seed S (1)]] [--symmetrize [--J2 x (0.5)]]\n"
                "       model observables MODEL [--samples K (4096)] [--seed S (1)] [--symmetrize [--J2 x (0.5)]] [--json] [--svg PREFIX]\n");
         return argc < 2 ? 2 : 0;

@@ -6,6 +6,7 @@
 #include <stdio.h>
 #include <string.h>
 #include <math.h>
+#include "plot.h"
 
 /* Index of the momentum or displacement (kx, ky), periodic. */
 static inline int obs_index(const tqs_observables *o, int kx, int ky) {
@@ -93,11 +94,11 @@ static inline void obs_json(FILE *f, const tqs_observables *o) {
 static inline int obs_svg(const char *prefix, const tqs_observables *o, const char *title) {
     char path[1024], t[256];
     double *map = (double *)malloc(sizeof(double) * o->N), x[3][64], y[3][64], e[3][64];
-    tqs_heat_options ho;
-    tqs_plot_series ps[3];
-    tqs_plot_options po;
+    plot_heat_options ho;
+    plot_series ps[3];
+    plot_options po;
     int kx, ky, k, n = 0, rc;
-    if (!map) return TQS_ENOMEM;
+    if (!map) return plot__fail(TQS_ENOMEM, "S(q): out of memory");
     /* rows kx, columns ky, centred: row i is kx = i - Lx/2 */
     for (kx = 0; kx < o->Lx; kx++)
         for (ky = 0; ky < o->Ly; ky++) map[kx * o->Ly + ky] = o->sq[obs_index(o, kx - o->Lx / 2, ky - o->Ly / 2)];
@@ -106,7 +107,7 @@ static inline int obs_svg(const char *prefix, const tqs_observables *o, const ch
     ho.mark = 1; ho.mark_row = 0; ho.mark_col = 0; ho.mark_label = "(pi, pi)";
     snprintf(path, sizeof path, "%s-sq.svg", prefix);
     snprintf(t, sizeof t, "%s: spin structure factor S(q)", title);
-    rc = tqs_svg_heat_maps_opt(path, t, map, 1, o->Lx, o->Ly, NULL, "S(q)", &ho);
+    rc = plot_heat_maps(path, t, map, 1, o->Lx, o->Ly, NULL, "S(q)", &ho);
     free(map);
     if (rc) return rc;
     for (k = 0; k < 3; k++) {
@@ -123,7 +124,7 @@ static inline int obs_svg(const char *prefix, const tqs_observables *o, const ch
     po.title = t; po.xlabel = "distance |r|"; po.ylabel = "C(r) = <S_0 . S_r>";
     po.ref = 0; po.ref_label = "0";
     snprintf(path, sizeof path, "%s-corr.svg", prefix);
-    return tqs_svg_line_plot(path, ps, 3, &po);
+    return plot_line_svg(path, ps, 3, &po);
 }
 
 /* The Lanczos ground state as an amplitude: log of its entry (the sign as a phase pi). */

@@ -115,8 +115,8 @@ int main(int argc, char **argv) {
     }
     fclose(csv);
     {
-        tqs_plot_series s[6];
-        tqs_plot_options po;
+        plot_series s[6];
+        plot_options po;
         char title[128];
         static const char *labels[6] = {"ViT: S(pi,pi)/N", "ViT: stripe S/N", "ViT: dimer S_D/N", "exact: S(pi,pi)/N", "exact: stripe S/N",
                                         "exact: dimer S_D/N"};
@@ -127,7 +127,7 @@ int main(int argc, char **argv) {
         s[0].label = "ViT (fresh samples)"; s[0].x = x; s[0].y = y[0]; s[0].err = ey[0]; s[0].n = n_pts;
         s[1].label = "exact (Lanczos)"; s[1].x = x; s[1].y = y[1]; s[1].err = NULL; s[1].n = n_pts;
         snprintf(path, sizeof path, "%s-energy.svg", prefix);
-        if (tqs_svg_line_plot(path, s, n_ex ? 2 : 1, &po)) { fprintf(stderr, "scan: %s\n", tqs_last_error()); return 1; }
+        if (plot_line_svg(path, s, n_ex ? 2 : 1, &po)) { fprintf(stderr, "scan: %s\n", plot_last_error()); return 1; }
         for (i = 0; i < 6; i++) {
             s[i].label = labels[i]; s[i].x = x; s[i].n = n_pts;
             s[i].y = i < 3 ? y[2 + i] : y[5 + i - 3]; s[i].err = i < 3 ? ey[2 + i] : NULL;
@@ -135,7 +135,7 @@ int main(int argc, char **argv) {
         snprintf(title, sizeof title, "%dx%d J1-J2: order parameters (structure factor / N)", cfg.Lx, cfg.Ly);
         po.ylabel = "S / N";
         snprintf(path, sizeof path, "%s-order.svg", prefix);
-        if (tqs_svg_line_plot(path, s, n_ex ? 6 : 3, &po)) { fprintf(stderr, "scan: %s\n", tqs_last_error()); return 1; }
+        if (plot_line_svg(path, s, n_ex ? 6 : 3, &po)) { fprintf(stderr, "scan: %s\n", plot_last_error()); return 1; }
     }
     printf("wrote %s.csv, %s-energy.svg, %s-order.svg\n", prefix, prefix, prefix);
     tqs_vit_free(&model);

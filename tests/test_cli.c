@@ -4,7 +4,6 @@
  * failing stops with its last good state. Runs the binaries built by make
  * (from the repository root). POSIX (system, wait status). */
 #define _POSIX_C_SOURCE 200809L
-#define TQS_IMPLEMENTATION
 #include "../tqs.h"
 #include "test.h"
 #include <stdlib.h>
@@ -155,20 +154,34 @@ static void test_determinism(void) {
     snprintf(cmd, sizeof cmd, "%s --steps 6 --threads 2 --log " D "/t2.csv", base);
     CHECK_EQ(run(cmd), 0);
     CHECK(same_logs(D "/t1.csv", D "/t2.csv"));
-    /* 3 steps, checkpoint, then resumed to 6 (constant lr and shift, so the
-     * schedule length does not matter) */
+    /* the same 6-step run stopped after step 3 (--stop-at: exit status 3, its
+     * checkpoint written), then continued by --resume FILE alone: the
+     * checkpoint keeps the run's flags, its log path among them */
     remove(D "/r.csv");
-    snprintf(cmd, sizeof cmd, "%s --steps 3 --checkpoint " D "/r.ckpt --log " D "/r.csv", base);
-    CHECK_EQ(run(cmd), 0);
-    snprintf(cmd, sizeof cmd, "%s --steps 6 --resume " D "/r.ckpt --log " D "/r.csv", base);
-    CHECK_EQ(run(cmd), 0);
+    snprintf(cmd, sizeof cmd, "%s --steps 6 --threads 1 --checkpoint " D "/r.ckpt --log " D "/r.csv --stop-at 3", base);
+    CHECK_EQ(run(cmd), 3);
+    CHECK_EQ(run("./examples/ground_state --resume " D "/r.ckpt"), 0);
     CHECK(same_logs(D "/t1.csv", D "/r.csv"));
     /* a run stopped after its checkpoint had logged steps 3-5 already (the
-     * whole 6-step log stands in for it): resuming must not repeat them */
+     * whole 6-step log stands in for it): resuming must not repeat them; an
+     * output flag given now (--log) replaces the stored one */
     CHECK_EQ(run("cp " D "/t1.csv " D "/r2.csv"), 0);
-    snprintf(cmd, sizeof cmd, "%s --steps 6 --resume " D "/r.ckpt --log " D "/r2.csv", base);
-    CHECK_EQ(run(cmd), 0);
+    CHECK_EQ(run("cp " D "/r.ckpt " D "/r3.ckpt"), 0);
+    snprintf(cmd, sizeof cmd, "%s --steps 6 --threads 1 --checkpoint " D "/r3.ckpt --stop-at 3", base);
+    CHECK_EQ(run(cmd), 3);
+    CHECK_EQ(run("./examples/ground_state --resume " D "/r3.ckpt --log " D "/r2.csv"), 0);
     CHECK(same_logs(D "/t1.csv", D "/r2.csv"));
+    /* a flag that changes the run is refused, one line, naming it; so is one
+     * that contradicts the checkpoint's model or lattice */
+    snprintf(cmd, sizeof cmd, "%s --steps 6 --checkpoint " D "/r4.ckpt --stop-at 2", base);
+    CHECK_EQ(run(cmd), 3);
+    refused_plain("./examples/ground_state --resume " D "/r4.ckpt --lr 0.01", "its run has lr 0.05, this run 0.01", 2);
+    refused_plain("./examples/ground_state --resume " D "/r4.ckpt --steps 7", "n_steps 6", 2);
+    refused_plain("./examples/ground_state --resume " D "/r4.ckpt --J2 0.4", "J2 0.5", 2);
+    refused_plain("./examples/ground_state --resume " D "/r4.ckpt --momentum 0", "momentum", 2);
+    refused_plain("./examples/ground_state --resume " D "/r4.ckpt --d 16", "--d 8", 2);
+    refused_plain("./examples/ground_state --resume " D "/r4.ckpt --L 6", "4x4", 2);
+    refused_plain("./examples/ground_state --resume " D "/r4.ckpt --time-limit 1", "--time-limit", 2);
     /* the test can fail: a different seed gives a different log */
     snprintf(cmd, sizeof cmd, "%s --steps 6 --seed 10 --log " D "/t3.csv", base);
     CHECK_EQ(run(cmd), 0);
@@ -198,7 +211,7 @@ static void test_faults(void) {
     CHECK_EQ(tqs_vit_save(&m, D "/huge.tqs"), 0);          /* finite: may be saved */
     /* library level: a rejected step leaves the parameters bitwise unchanged */
     tqs_hamiltonian_init(&H, 4, 4, 1, 0.5);
-    memset(&o, 0, sizeof o);
+    test_plain_options(&o);
     o.n_samples = 64; o.n_chains = 8; o.lr = 0.1; o.diag_shift = 0.05;
     tqs_vit_load(&back, D "/huge.tqs");
     CHECK_EQ(tqs_vmc_init(&v, &H, &back, &o), 0);
@@ -215,8 +228,8 @@ static void test_faults(void) {
     CHECK(err && strstr(err, "3 consecutive steps rejected"));
     {
         tqs_vmc_options o2;
-        memset(&o2, 0, sizeof o2);
-        o2.n_samples = 64; o2.n_chains = 8;
+        memset(&o2, 0, sizeof o2);   /* the program's run: its flags, the rest the library's defaults */
+        o2.n_samples = 64; o2.n_chains = 8; o2.n_steps = 20; o2.seed = 1;
         tqs_vit_load(&back, D "/huge.tqs");
         CHECK_EQ(tqs_vmc_init(&v, &H, &back, &o2), 0);
         CHECK_EQ(tqs_vmc_load_checkpoint(&v, D "/f.ckpt"), 0);
@@ -326,7 +339,7 @@ static void test_step_limit(void) {
     c.Lx = c.Ly = 4; c.b = 2; c.d = 8; c.h = 2; c.n_layers = 1; c.ff = 2;
     tqs_vit_init(&m, &c, 1);
     tqs_hamiltonian_init(&H, 4, 4, 1, 0.5);
-    memset(&o, 0, sizeof o);
+    test_plain_options(&o);
     o.n_samples = 32; o.n_chains = 8; o.n_steps = 2;
     CHECK_EQ(tqs_vmc_init(&v, &H, &m, &o), 0);
     CHECK_EQ(tqs_vmc_step(&v, &info), 0);
@@ -407,10 +420,9 @@ static void test_json_log(void) {
     }
     CHECK_BELOW(worst, 1e-10);
     /* resumed from step 3 with the whole log present: still 6 entries, the same */
-    snprintf(cmd, sizeof cmd, "%s --steps 3 --checkpoint " D "/j.ckpt", base);
-    CHECK_EQ(run(cmd), 0);
-    snprintf(cmd, sizeof cmd, "%s --steps 6 --resume " D "/j.ckpt --json-log " D "/j.json", base);
-    CHECK_EQ(run(cmd), 0);
+    snprintf(cmd, sizeof cmd, "%s --steps 6 --checkpoint " D "/j.ckpt --stop-at 3", base);
+    CHECK_EQ(run(cmd), 3);
+    CHECK_EQ(run("./examples/ground_state --resume " D "/j.ckpt --json-log " D "/j.json"), 0);
     t = slurp(D "/j.json", NULL);
     CHECK(t && json_numbers(t, "real", e2, 16) == 6);
     for (k = 0; k < 6 && t; k++) CHECK(fabs(e2[k] - e[k]) <= 1e-10 * fabs(e[k]));
@@ -484,12 +496,55 @@ static void test_scan(void) {
     printf("  scan: two warm-started points, exact columns = Lanczos, energies above the exact ones\n");
 }
 
+/* One definition of the defaults: the tour (zero options) and ground_state
+ * (no training flags) take the same steps, bit for bit (the printed E/N to 12
+ * digits); README quotes the tour whole, so the quote is checked against
+ * the file; --init takes the lattice from the model file. */
+static void test_defaults_and_tour(void) {
+    char *readme = slurp("README.md", NULL), *tour = slurp("examples/tour.c", NULL), *out;
+    double csv[4], e0 = NAN, e2 = NAN;
+    long n;
+    tqs_vmc_options o;
+    tqs_vit_config c;
+    CHECK(readme && tour && strstr(readme, tour) != NULL);   /* README's code block is the file */
+    free(readme); free(tour);
+    memset(&o, 0, sizeof o); memset(&c, 0, sizeof c);
+    tqs_vmc_options_defaults(&o); tqs_vit_config_defaults(&c);
+    CHECK(o.n_samples == 1024 && o.n_chains == 1024 && o.n_steps == 500 && o.lr == 0.05 && o.lr_final == 0.1 * 0.05 &&
+          o.momentum == 0.9 && o.max_distance == 0.05 && c.b == 2 && c.d == 16 && c.h == 2 && c.n_layers == 2 && c.ff == 2);
+    tqs_vmc_options_defaults(&o);   /* idempotent: "off" stays off */
+    o.momentum = -1; tqs_vmc_options_defaults(&o); CHECK(o.momentum == -1);
+    CHECK_EQ(run("(cd " D " && ../../examples/tour 3 > tour.out)"), 0);
+    CHECK_EQ(run("./examples/ground_state --quiet --steps 3 --eval-samples 1024 --log " D "/tour.csv"), 0);
+    out = slurp(D "/tour.out", NULL);
+    n = csv_energies(D "/tour.csv", csv, 4);
+    if (out) {
+        const char *p = strstr(out, "step    0  E/N = "), *q = strstr(out, "step    2  E/N = ");
+        if (p) e0 = atof(p + 17);
+        if (q) e2 = atof(q + 17);
+    }
+    CHECK_EQ(n, 3);
+    /* both print 12 significant digits of the same double */
+    CHECK(n == 3 && e0 == csv[0] && e2 == csv[2]);
+    CHECK(exists(D "/tour.tqs") && exists(D "/tour.ckpt"));
+    free(out);
+    /* --init MODEL: the lattice from the file; a contradicting --L refused */
+    CHECK_EQ(run("./examples/model init -o " D "/six.tqs --L 6 --d 4 --heads 1 --layers 1 > /dev/null"), 0);
+    CHECK_EQ(run("./examples/ground_state --quiet --init " D "/six.tqs --steps 1 --samples 32 --eval-samples 32 --json"), 0);
+    out = slurp(D "/out.txt", NULL);
+    CHECK(out && strstr(out, "\"Lx\":6,\"Ly\":6"));
+    free(out);
+    refused_plain("./examples/ground_state --init " D "/six.tqs --L 4 --steps 1", "the model is for 6x6, the flags say 4x4", 2);
+    printf("  defaults: the tour = ground_state step by step (E/N %.12g, %.12g); --init takes the model's 6x6 lattice\n", e0, e2);
+}
+
 int main(void) {
     mkdir("build", 0777);
     mkdir(D, 0777);
     if (!exists("examples/ground_state")) { printf("run from the repository root after make\n0 passed, 1 failed\n"); return 1; }
     test_flags();
     test_determinism();
+    test_defaults_and_tour();
     test_json_log();
     test_outputs();
     test_step_limit();

@@ -2,7 +2,6 @@
  * missing directory, a non-finite model, corrupt checkpoints. POSIX (fork,
  * kill, setrlimit). */
 #define _POSIX_C_SOURCE 200809L
-#define TQS_IMPLEMENTATION
 #include "../tqs.h"
 #include "test.h"
 #include <signal.h>
@@ -110,12 +109,12 @@ static void test_checkpoint_corruption(void) {
         {24, 17, 0, "sites"},           /* site count */
         {0, 0, 40, "truncated"},        /* cut short */
         {100, 0, 0, "CRC"},             /* one byte flipped (set below) */
-        {8, 2, 0, "model section"},     /* version 2 (SPRING's prior) without its section */
+        {8, 2, 0, "sections"},          /* version 2: its sections end before the file does */
     };
     size_t k;
     tqs_hamiltonian_init(&H, 4, 4, 1, 0.5);
     make_model(&m, 8, 5);
-    memset(&o, 0, sizeof o);
+    test_plain_options(&o);
     o.n_samples = 32; o.n_chains = 8; o.lr = 0.05; o.diag_shift = 0.05;
     tqs_vmc_init(&v, &H, &m, &o);
     tqs_vmc_step(&v, &info);
@@ -140,12 +139,87 @@ static void test_checkpoint_corruption(void) {
         }
         ok &= !memcmp(before, m.params, 8 * m.n_params) && v.step == step;
     }
-    printf("  checkpoint: magic, version, chains, sites, truncation, CRC and a missing momentum section each refused by name; the run untouched\n");
+    printf("  checkpoint: magic, version, chains, sites, truncation, CRC and sections that do not fit the version each refused by name; the run untouched\n");
     CHECK(ok);
     CHECK_EQ(tqs_vmc_checkpoint_from_bytes(&v, buf, len), 0);   /* the intact file still loads */
     CHECK_EQ(v.step, 1);
     free(buf); free(bad); free(before);
     tqs_vmc_free(&v); tqs_vit_free(&m); tqs_hamiltonian_free(&H);
+}
+
+/* The run record of a checkpoint: tqs_vmc_checkpoint_info gives back the
+ * options, couplings, sector and note exactly (doubles printed with 17
+ * digits round-trip); a run that differs in any recorded option refuses the
+ * file, naming the option, and is left untouched; one that agrees loads it. */
+static void test_checkpoint_run(void) {
+    tqs_hamiltonian H, H2;
+    tqs_vit m;
+    tqs_vmc v, w;
+    tqs_vmc_options o, o2;
+    tqs_symmetry G;
+    tqs_checkpoint_info *ci = (tqs_checkpoint_info *)malloc(sizeof *ci);
+    double *before;
+    int k, untouched = 1, same_sector;
+    struct { const char *key; int which; } changes[] = {
+        {"n_steps", 0}, {"lr", 1}, {"lr_final", 2}, {"diag_shift", 3}, {"momentum", 4}, {"max_distance", 5},
+        {"seed", 6}, {"solver", 7}, {"schedule", 8}, {"warmup", 9}, {"sweeps", 10}, {"J2", 11}, {"psi", 12},
+    };
+    tqs_hamiltonian_init(&H, 4, 4, 1, 0.45);
+    make_model(&m, 8, 5);
+    tqs_symmetry_init_translations(&G, 4, 4, 2);
+    {   double pt[8] = {1, -1, 1, -1, 1, -1, 1, -1};   /* some sector: only stored and compared here */
+        tqs_symmetry_set_characters(&G, -1, 1, pt, -1); }
+    memset(&o, 0, sizeof o);
+    o.n_samples = 32; o.n_chains = 8; o.n_steps = 7; o.lr = 0.1 / 3; o.seed = 12345678901234ull; o.warmup = 2;
+    o.schedule = TQS_SCHEDULE_COSINE; o.sr.solver = TQS_SOLVER_CG; o.symmetry = &G; o.note = "--flag\nvalue with spaces\nnote 2";
+    CHECK_EQ(tqs_vmc_init(&v, &H, &m, &o), 0);
+    CHECK_EQ(tqs_vmc_step(&v, NULL), 0);
+    CHECK_EQ(tqs_vmc_save_checkpoint(&v, DIR "/rec.ckpt"), 0);
+    CHECK_EQ(tqs_vmc_checkpoint_info(ci, DIR "/rec.ckpt"), 0);
+    CHECK(ci->version == 3 && ci->has_run && ci->step == 1 && ci->n_chains == 8 && ci->N == 16);
+    CHECK(!memcmp(&ci->cfg, &m.cfg, sizeof m.cfg));
+    CHECK(ci->J1 == 1 && ci->J2 == 0.45 && ci->opt.lr == 0.1 / 3 && ci->opt.lr_final == v.opt.lr_final && ci->opt.seed == o.seed);
+    CHECK(ci->opt.n_steps == 7 && ci->opt.warmup == 2 && ci->opt.schedule == TQS_SCHEDULE_COSINE && ci->opt.sr.solver == TQS_SOLVER_CG);
+    CHECK(ci->opt.momentum == 0.9 && ci->opt.max_distance == 0.05 && ci->opt.diag_shift == v.opt.diag_shift && ci->opt.sr.cg_tol == v.opt.sr.cg_tol);
+    same_sector = ci->symmetry == 2 && ci->symmetry_b == 2 && ci->chi_x == -1 && ci->chi_y == 1 && ci->chi_flip == -1;
+    for (k = 0; k < 8; k++) same_sector &= ci->chi_point[k] == G.chi_point[k];
+    CHECK(same_sector);
+    CHECK(!strcmp(ci->note, o.note));
+    /* every recorded difference refused by name */
+    before = (double *)malloc(8 * m.n_params);
+    for (k = 0; k < (int)(sizeof changes / sizeof changes[0]); k++) {
+        int rc;
+        o2 = o;
+        tqs_hamiltonian_init(&H2, 4, 4, 1, changes[k].which == 11 ? 0.5 : 0.45);
+        switch (changes[k].which) {
+        case 0: o2.n_steps = 8; break;            case 1: o2.lr = 0.1 / 3 + 1e-17; break;
+        case 2: o2.lr_final = 0.5; break;         case 3: o2.diag_shift = 1e-2; break;
+        case 4: o2.momentum = -1; break;          case 5: o2.max_distance = -1; break;
+        case 6: o2.seed = 1; break;               case 7: o2.sr.solver = TQS_SOLVER_PARAMETER; break;
+        case 8: o2.schedule = TQS_SCHEDULE_EXP; break;  case 9: o2.warmup = 1; break;
+        case 10: o2.sweeps = 2; break;            case 12: o2.symmetry = NULL; break;
+        default: break;
+        }
+        CHECK_EQ(tqs_vmc_init(&w, &H2, &m, &o2), 0);
+        memcpy(before, m.params, 8 * m.n_params);
+        rc = tqs_vmc_load_checkpoint(&w, DIR "/rec.ckpt");
+        if (rc != TQS_EINVAL || !strstr(tqs_last_error(), changes[k].key)) {
+            printf("  changed %s: rc %d, '%s'\n", changes[k].key, rc, tqs_last_error());
+            CHECK(0);
+        }
+        untouched &= !memcmp(before, m.params, 8 * m.n_params) && w.step == 0;
+        tqs_vmc_free(&w); tqs_hamiltonian_free(&H2);
+    }
+    CHECK(untouched);
+    /* the same run (another note) loads */
+    o2 = o; o2.note = NULL;
+    CHECK_EQ(tqs_vmc_init(&w, &H, &m, &o2), 0);
+    CHECK_EQ(tqs_vmc_load_checkpoint(&w, DIR "/rec.ckpt"), 0);
+    CHECK_EQ(w.step, 1);
+    printf("  checkpoint run record: options, couplings, sector and note read back exactly; %d kinds of difference refused by name\n",
+           (int)(sizeof changes / sizeof changes[0]));
+    tqs_vmc_free(&w); tqs_vmc_free(&v); tqs_symmetry_free(&G); tqs_vit_free(&m); tqs_hamiltonian_free(&H);
+    free(before); free(ci);
 }
 
 int main(void) {
@@ -158,5 +232,6 @@ int main(void) {
 #endif
     test_full_disk();
     test_checkpoint_corruption();
+    test_checkpoint_run();
     return test_summary();
 }

@@ -1,6 +1,5 @@
 /* Linear algebra, the three SR solvers, one SR step against a dense
  * reference, short optimisations, checkpoint/resume. */
-#define TQS_IMPLEMENTATION
 #include "../tqs.h"
 #define TEST_DENSE_SOLVE
 #include "test.h"
@@ -134,7 +133,7 @@ static void test_exact_step(void) {
     tqs_vit_ws ws;
     tqs_hamiltonian_init(&H, 4, 4, 1.0, 0.5);
     tqs_vit_init(&m, &c, 5);
-    memset(&o, 0, sizeof o);
+    test_plain_options(&o);
     o.exact = 1; o.lr = 0.1; o.diag_shift = 0.01; o.n_steps = 10; o.sr.solver = TQS_SOLVER_PARAMETER;
     CHECK_EQ(tqs_vmc_init(&v, &H, &m, &o), 0);
     P = (long)m.n_params;
@@ -201,8 +200,8 @@ static void test_short_runs(void) {
     tqs_hamiltonian_init(&H, 4, 4, 1.0, 0.5);
     /* exact enumeration, 60 steps */
     tqs_vit_init(&m, &c, 3);
-    memset(&o, 0, sizeof o);
-    o.exact = 1; o.lr = 0.1; o.diag_shift = 1e-2; o.n_steps = SHORT_STEPS;
+    test_plain_options(&o);
+    o.exact = 1; o.lr = o.lr_final = 0.1; o.diag_shift = 1e-2; o.n_steps = SHORT_STEPS;
     CHECK_EQ(tqs_vmc_init(&v, &H, &m, &o), 0);
     for (step = 0; step < o.n_steps; step++) { tqs_vmc_step(&v, &info); if (step == 0) first = info; }
     tqs_vmc_evaluate(&v, 0, &info);
@@ -211,8 +210,8 @@ static void test_short_runs(void) {
     tqs_vmc_free(&v); tqs_vit_free(&m);
     /* sampled, 60 steps of 256 samples */
     tqs_vit_init(&m, &c, 3);
-    memset(&o, 0, sizeof o);
-    o.n_samples = 256; o.n_chains = 16; o.lr = 0.1; o.diag_shift = 1e-2; o.n_steps = SHORT_STEPS; o.seed = 4;
+    test_plain_options(&o);
+    o.n_samples = 256; o.n_chains = 16; o.lr = o.lr_final = 0.1; o.diag_shift = 1e-2; o.n_steps = SHORT_STEPS; o.seed = 4;
     CHECK_EQ(tqs_vmc_init(&v, &H, &m, &o), 0);
     for (step = 0; step < o.n_steps; step++) { tqs_vmc_step(&v, &info); if (step == 0) first = info; }
     tqs_vmc_evaluate(&v, 4096, &info);
@@ -224,7 +223,7 @@ static void test_short_runs(void) {
 
 /* 2K steps = K steps, checkpoint, resume in a fresh driver, K steps: every
  * energy equal to the last bit; and the same with 1 and 2 threads. */
-static double run_momentum;   /* SPRING's momentum of run_steps (0: off; the checkpoint then carries the prior) */
+static double run_momentum = -1;   /* SPRING's momentum of run_steps (< 0: off; with it the checkpoint carries the prior) */
 static void run_steps(double *energies, int from, int to, const char *save_path, const char *resume_path, int threads) {
     tqs_hamiltonian H;
     tqs_vit m;
@@ -237,7 +236,7 @@ static void run_steps(double *energies, int from, int to, const char *save_path,
     c.attention = TQS_ATTN_STANDARD; c.d = 8; c.h = 2;
     tqs_hamiltonian_init(&H, 4, 4, 1.0, 0.5);
     tqs_vit_init(&m, &c, 8);
-    memset(&o, 0, sizeof o);
+    test_plain_options(&o);
     o.n_samples = 128; o.n_chains = 8; o.lr = 0.05; o.lr_final = 0.01; o.diag_shift = 1e-2; o.n_steps = 6; o.seed = 77;
     o.momentum = run_momentum;
     tqs_vmc_init(&v, &H, &m, &o);
@@ -264,7 +263,7 @@ static void test_checkpoint_resume(void) {
     run_steps(split, 3, 6, NULL, "build/test_ckpt.bin", 2);
     CHECK(memcmp(two, split, sizeof two) == 0);
     CHECK(memcmp(two, straight, sizeof two) != 0); /* the momentum changed the run */
-    run_momentum = 0;
+    run_momentum = -1;
 }
 
 /* With max_distance the update is the uncapped one scaled to that length
@@ -284,7 +283,7 @@ static void test_max_distance(void) {
     P = (long)m1.n_params;
     theta0 = (double *)malloc(8 * P);
     memcpy(theta0, m1.params, 8 * P);
-    memset(&o, 0, sizeof o);
+    test_plain_options(&o);
     o.exact = 1; o.lr = 0.1; o.diag_shift = 0.01;
     tqs_vmc_init(&v1, &H, &m1, &o);
     o.max_distance = 1e-3;
@@ -339,7 +338,8 @@ static void test_solvers_prior(long R, long P) {
 /* The driver with momentum mu: its first step is plain SR, its second the
  * solve with prior mu * (first update): checked against a driver without
  * momentum that takes the same first step and leaves the second step's
- * X and f in its buffers (exact enumeration: the same states). */
+ * X and f in its buffers (the same states: the same samples of the same
+ * parameters, or the exact enumeration in make check). */
 static void test_momentum_step(void) {
     tqs_hamiltonian H;
     tqs_vit m1, m2;
@@ -356,8 +356,13 @@ static void test_momentum_step(void) {
     theta0 = (double *)malloc(8 * P); theta1 = (double *)malloc(8 * P);
     prior = (double *)malloc(8 * P); d = (double *)malloc(8 * P);
     memcpy(theta0, m1.params, 8 * P);
-    memset(&o, 0, sizeof o);
-    o.exact = 1; o.lr = lr; o.diag_shift = 0.01; o.n_steps = 2; o.sr.solver = TQS_SOLVER_SAMPLE;
+    test_plain_options(&o);
+#ifdef TQS_TEST_FULL
+    o.exact = 1;   /* the sample solver on all 12870 states (9 s) */
+#else
+    o.n_samples = 64; o.n_chains = 8; o.seed = 3;   /* the two runs draw the same samples while their parameters agree */
+#endif
+    o.lr = o.lr_final = lr; o.diag_shift = 0.01; o.n_steps = 2; o.sr.solver = TQS_SOLVER_SAMPLE;
     CHECK_EQ(tqs_vmc_init(&v2, &H, &m2, &o), 0);
     o.momentum = mu;
     CHECK_EQ(tqs_vmc_init(&v1, &H, &m1, &o), 0);
@@ -397,7 +402,7 @@ static void test_schedules(void) {
     tqs_hamiltonian_init(&H, 4, 4, 1.0, 0.5);
     tqs_vit_init(&m, &c, 2);
     for (kind = 0; kind < 2; kind++) {
-        memset(&o, 0, sizeof o);
+        test_plain_options(&o);
         o.n_samples = 16; o.n_chains = 8; o.n_steps = 7; o.warmup = kind ? 2 : 0;
         o.lr = 0.1; o.lr_final = 0.01; o.diag_shift = 1e-2; o.diag_shift_final = 1e-4;
         o.schedule = kind ? TQS_SCHEDULE_COSINE : TQS_SCHEDULE_EXP;

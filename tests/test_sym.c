@@ -1,9 +1,11 @@
 /* Symmetry sectors from exact diagonalisation, the symmetrised wave function,
  * attention statistics and the SVG writer. */
+#define TQS_STATIC           /* its own static copy: the test calls an internal (tqs__vmc_symmetric_jacobian) */
 #define TQS_IMPLEMENTATION
 #include "../tqs.h"
 #define TEST_DENSE_SOLVE
 #include "test.h"
+#include "../examples/plot.h"
 #include <stdlib.h>
 
 #define PI 3.14159265358979323846
@@ -141,8 +143,8 @@ static void test_trained(void) {
     memset(&c, 0, sizeof c);
     c.Lx = c.Ly = 4; c.b = 2; c.d = 8; c.h = 2; c.n_layers = 2; c.ff = 2; c.attention = TQS_ATTN_FACTORED;
     tqs_vit_init(&m, &c, 3);
-    memset(&o, 0, sizeof o);
-    o.exact = 1; o.lr = 0.1; o.diag_shift = 0.05; o.n_steps = steps;
+    test_plain_options(&o);
+    o.exact = 1; o.lr = o.lr_final = 0.1; o.diag_shift = 0.05; o.n_steps = steps;
     CHECK_EQ(tqs_vmc_init(&v, &H, &m, &o), 0);
     for (step = 0; step < steps; step++) tqs_vmc_step(&v, &info);
     tqs_vmc_evaluate(&v, 0, &info);
@@ -232,8 +234,8 @@ static void test_attention_stats(void) {
 /* The SVG writer produces well-formed files with the expected pieces. */
 static void test_svg(void) {
     double x[5] = {0, 1, 2, 3, 4}, y[5] = {-0.1, -0.3, -0.4, -0.45, -0.48}, e[5] = {0.05, 0.03, 0.02, 0.01, 0.01}, maps[2 * 6];
-    tqs_plot_series s[1];
-    tqs_plot_options o;
+    plot_series s[1];
+    plot_options o;
     const char *labels[2] = {"a<1>", "b"};
     unsigned char *buf;
     size_t len;
@@ -241,30 +243,30 @@ static void test_svg(void) {
     s[0].label = "run & co"; s[0].x = x; s[0].y = y; s[0].err = e; s[0].n = 5;
     memset(&o, 0, sizeof o);
     o.title = "E/N"; o.xlabel = "step"; o.ylabel = "E/N"; o.ref = -0.5; o.ref_label = "exact";
-    CHECK_EQ(tqs_svg_line_plot("build/test_plot.svg", s, 1, &o), 0);
+    CHECK_EQ(plot_line_svg("build/test_plot.svg", s, 1, &o), 0);
     CHECK_EQ(tqs_read_file("build/test_plot.svg", &buf, &len, 1 << 20), 0);
     CHECK(strstr((char *)buf, "<svg") && strstr((char *)buf, "</svg>") && strstr((char *)buf, "run &amp; co") &&
           strstr((char *)buf, "stroke-dasharray") && !strstr((char *)buf, "nan"));
     free(buf);
     for (k = 0; k < 12; k++) maps[k] = k;
-    CHECK_EQ(tqs_svg_heat_maps("build/test_heat.svg", "maps", maps, 2, 2, 3, labels, "A"), 0);
+    CHECK_EQ(plot_heat_maps("build/test_heat.svg", "maps", maps, 2, 2, 3, labels, "A", NULL), 0);
     CHECK_EQ(tqs_read_file("build/test_heat.svg", &buf, &len, 1 << 20), 0);
     CHECK(strstr((char *)buf, "a&lt;1&gt;") && strstr((char *)buf, "rgb(68,1,84)") && strstr((char *)buf, "rgb(253,231,37)"));
     free(buf);
     {   /* with axes: ticks read row - row0 (here -1 and 0) and col - col0 (-1 0 1), the marked cell outlined */
-        tqs_heat_options ho;
+        plot_heat_options ho;
         memset(&ho, 0, sizeof ho);
         ho.xlabel = "dy"; ho.ylabel = "dx"; ho.row0 = 1; ho.col0 = 1; ho.mark = 1; ho.mark_row = 1; ho.mark_col = 1;
         ho.mark_label = "zero";
-        CHECK_EQ(tqs_svg_heat_maps_opt("build/test_heat2.svg", "maps", maps, 2, 2, 3, labels, "A", &ho), 0);
+        CHECK_EQ(plot_heat_maps("build/test_heat2.svg", "maps", maps, 2, 2, 3, labels, "A", &ho), 0);
         CHECK_EQ(tqs_read_file("build/test_heat2.svg", &buf, &len, 1 << 20), 0);
         CHECK(strstr((char *)buf, ">-1</text>") && strstr((char *)buf, ">1</text>") && strstr((char *)buf, ">dx</text>") &&
               strstr((char *)buf, "stroke-width=\"2\"") && strstr((char *)buf, ">zero</text>"));
         free(buf);
         ho.mark_row = 2;   /* outside the 2 x 3 map */
-        CHECK_EQ(tqs_svg_heat_maps_opt("build/test_heat3.svg", "maps", maps, 2, 2, 3, labels, "A", &ho), TQS_EINVAL);
+        CHECK_EQ(plot_heat_maps("build/test_heat3.svg", "maps", maps, 2, 2, 3, labels, "A", &ho), TQS_EINVAL);
     }
-    CHECK_EQ(tqs_svg_line_plot("build/no_such_dir/x.svg", s, 1, &o), TQS_EIO);
+    CHECK_EQ(plot_line_svg("build/no_such_dir/x.svg", s, 1, &o), TQS_EIO);
 }
 
 
@@ -300,7 +302,7 @@ static void test_symmetric_jacobian(int full) {
     double worst = 0, scale = 0, h = 1e-5;
     long P, s, j;
     sym_setup(&H, &m, &G, full, 4);
-    memset(&o, 0, sizeof o);
+    test_plain_options(&o);
     o.n_samples = 8; o.n_chains = 8; o.symmetry = &G; o.n_steps = 1;
     CHECK_EQ(tqs_vmc_init(&v, &H, &m, &o), 0);
     P = (long)m.n_params;
@@ -353,8 +355,8 @@ static void test_symmetric_step(void) {
     const int full = 1;
 #endif
     sym_setup(&H, &m, &G, full, 6);
-    memset(&o, 0, sizeof o);
-    o.exact = 1; o.lr = lr; o.diag_shift = shift; o.n_steps = 1; o.symmetry = &G; o.sr.solver = TQS_SOLVER_PARAMETER;
+    test_plain_options(&o);
+    o.exact = 1; o.lr = o.lr_final = lr; o.diag_shift = shift; o.n_steps = 1; o.symmetry = &G; o.sr.solver = TQS_SOLVER_PARAMETER;
     CHECK_EQ(tqs_vmc_init(&v, &H, &m, &o), 0);
     P = (long)m.n_params; M = v.en.n;
     theta0 = (double *)malloc(8 * P); theta1 = (double *)malloc(8 * P);
@@ -466,8 +468,8 @@ static void test_translation_characters(void) {
 int main(void) {
     test_sector(4, 4, 0.0);
     test_sector(4, 4, 0.5);
-#ifndef TQS_TEST_SHORT
-    test_sector(6, 4, 0.5);   /* C2v; 2.7 million states */
+#ifdef TQS_TEST_FULL
+    test_sector(6, 4, 0.5);   /* C2v; 2.7 million states (45 s): make check */
 #endif
     test_invariance(2, TQS_ATTN_FACTORED);
     test_invariance(1, TQS_ATTN_STANDARD);

@@ -1,6 +1,5 @@
 /* The ViT wave function: parameter count, gradients against finite
  * differences, batching, threads, translation symmetry, model file. */
-#define TQS_IMPLEMENTATION
 #include "../tqs.h"
 #include "test.h"
 #include <stdlib.h>

@@ -1,5 +1,4 @@
 /* Sampler, local energy, statistics and exact enumeration. */
-#define TQS_IMPLEMENTATION
 #include "../tqs.h"
 #include "test.h"
 #include <stdlib.h>
