@@ -21,7 +21,11 @@ OPENMP ?= -fopenmp
 SANITIZE = -O1 -g -fsanitize=address,undefined -fno-omit-frame-pointer -fno-sanitize-recover=all
 LDLIBS = -lm
 NPROC := $(shell nproc 2>/dev/null || echo 2)
+# Every core by default; set once, so the sub-makes of make check share the job server.
+ifndef TQS_MAKE_JOBS
 MAKEFLAGS += -j$(NPROC)
+export TQS_MAKE_JOBS := $(NPROC)
+endif
 
 EXAMPLES = examples/exact examples/model examples/ground_state examples/minimal examples/attention examples/scan examples/tour
 TESTS = test_ed test_vit test_vmc test_sr test_sym test_obs test_files test_cli
@@ -195,12 +199,11 @@ build/vg/prog_%: examples/%.c tqs.h examples/flags.h examples/observables.h exam
 	$(CC) -O1 -g $(WARN) -I. $< -o $@ $(LDLIBS)
 memcheck: $(addprefix build/vg/,$(MEMCHECK_TESTS)) $(addprefix build/vg/prog_,$(VG_PROGS))
 	@for t in $(MEMCHECK_TESTS); do echo "== valgrind $$t"; $(VG) ./build/vg/$$t > build/vg/$$t.log 2>&1 || { cat build/vg/$$t.log; exit 1; }; tail -n 1 build/vg/$$t.log; done
-	@echo "== valgrind ground_state: 3 steps with a checkpoint, resumed to 5, plot, symmetrised evaluation, observables of both"
+	@echo "== valgrind ground_state: 5 steps stopped after 3 with a checkpoint, resumed, plot, symmetrised evaluation, observables of both"
 	@rm -f build/vg/run.csv build/vg/run.ckpt
-	@$(VG) ./build/vg/prog_ground_state --quiet --d 8 --heads 2 --samples 32 --chains 8 --steps 3 --eval-samples 32 \
-	  --checkpoint build/vg/run.ckpt --log build/vg/run.csv > /dev/null
 	@$(VG) ./build/vg/prog_ground_state --quiet --d 8 --heads 2 --samples 32 --chains 8 --steps 5 --eval-samples 32 \
-	  --resume build/vg/run.ckpt --log build/vg/run.csv --save build/vg/run.tqs --symmetrize --sym-samples 16 --plot build/vg/run.svg \
+	  --checkpoint build/vg/run.ckpt --log build/vg/run.csv --symmetrize --sym-samples 16 --stop-at 3 > /dev/null; test $$? = 3
+	@$(VG) ./build/vg/prog_ground_state --resume build/vg/run.ckpt --save build/vg/run.tqs --plot build/vg/run.svg \
 	  --observables --obs-svg build/vg/obs > /dev/null
 	@echo "== valgrind ground_state --exact (with --observables), standard attention, --attention-log"
 	@$(VG) ./build/vg/prog_ground_state --quiet --exact --attention standard --d 4 --heads 1 --layers 1 --ff 1 --steps 2 --attention-log 1 \

@@ -51,6 +51,29 @@
  *   Spins are int8_t +1 (up) / -1 (down); S = sigma/2. Site i = x*Ly + y on an
  *   Lx x Ly periodic lattice. H = J1 sum_<ij> S_i.S_j + J2 sum_<<ij>> S_i.S_j.
  *
+ * CONTENTS, in the order data flows. The declarations follow it, then the
+ * implementation in the same order; each section starts with a banner, its
+ * name between two lines of "=" (search for the name):
+ *   Errors                  return codes, tqs_last_error
+ *   Complex numbers         a plain struct (C and C++ alike)
+ *   Random numbers          xoshiro256**, one stream per Markov chain
+ *   Lattice                 sites, bonds, patches, translations
+ *   J1-J2 Hamiltonian       diagonal and off-diagonal elements; the Sz = 0 basis
+ *   Model parameters        the ViT: configuration, defaults, the flat parameter vector
+ *   Forward                 log psi of a batch of configurations
+ *   Backward                the Jacobian d log psi / d theta, by hand
+ *   Sampler                 Metropolis exchange moves from |psi|^2, all chains batched
+ *   Local energy            E_loc(s), the connected configurations batched
+ *   Statistics              mean, error with autocorrelation, split-R-hat
+ *   Observables             spin and dimer correlations, structure factors
+ *   Exact enumeration       expectation values over the whole basis (N <= 24)
+ *   Linear algebra and SR   Gram matrices, Cholesky, CG; the SR solve (three solvers, SPRING)
+ *   The optimisation driver tqs_vmc: options and defaults, one step, evaluation
+ *   File I/O                model files, checkpoints (with the run's options)
+ *   Exact diagonalisation   Lanczos ground state (N <= 24)
+ *   Symmetrised wave function  psi_sym over the lattice symmetries, its sector
+ *   Attention analysis      attention maps and their input dependence
+ *
  * The license (MIT) is at the end of the file.
  */
 #ifndef TQS_H

@@ -543,7 +543,6 @@ static int run(int argc, char **argv, const tqs_comm *comm) {
         logs[n_logs++] = argv[i];   /* a CSV log to plot */
     }
     /* every rule checked before anything is allocated or written */
-    if (init && resume) flags_die("--init: a resumed run's model is in its checkpoint");
     if (init && tqs_vit_load(&model, init)) { fprintf(stderr, "ground_state: --init: %s\n", tqs_last_error()); return 2; }
     if (init || ck) {   /* the lattice of the model file or the checkpoint, unless the flags say otherwise */
         const tqs_vit_config *mc = init ? &model.cfg : &ck->cfg;
@@ -919,8 +918,11 @@ int main(int argc, char **argv) {
 #ifdef TQS_MPI
     tqs_mpi mpi;
     const tqs_comm *comm = tqs_mpi_init(&mpi, &argc, &argv);
+    int status;
     is_root = comm->rank == 0;
-    return tqs_mpi_finalize(&mpi, run(argc, argv, comm));
+    status = run(argc, argv, comm);
+    if (status == 3) { tqs_mpi_finalize(&mpi, 0); return 3; }   /* --stop-at: every process stopped after the same step */
+    return tqs_mpi_finalize(&mpi, status);
 #else
     return run(argc, argv, NULL);
 #endif

@@ -182,6 +182,21 @@ static void test_determinism(void) {
     refused_plain("./examples/ground_state --resume " D "/r4.ckpt --d 16", "--d 8", 2);
     refused_plain("./examples/ground_state --resume " D "/r4.ckpt --L 6", "4x4", 2);
     refused_plain("./examples/ground_state --resume " D "/r4.ckpt --time-limit 1", "--time-limit", 2);
+    /* symmetric training (psi_sym over the translations) stopped and resumed:
+     * the checkpoint keeps the sector, so the resumed steps are the same */
+    {
+        const char *sym = "./examples/ground_state --quiet --init " D "/p.tqs --sym-train translations --samples 64 --steps 6 "
+                          "--eval-samples 64 --threads 1";
+        snprintf(cmd, sizeof cmd, "./examples/ground_state --quiet --d 8 --samples 64 --steps 5 --eval-samples 64 --save " D "/p.tqs");
+        CHECK_EQ(run(cmd), 0);
+        snprintf(cmd, sizeof cmd, "%s --log " D "/s1.csv", sym);
+        CHECK_EQ(run(cmd), 0);
+        remove(D "/s2.csv");
+        snprintf(cmd, sizeof cmd, "%s --log " D "/s2.csv --checkpoint " D "/s2.ckpt --stop-at 3", sym);
+        CHECK_EQ(run(cmd), 3);
+        CHECK_EQ(run("./examples/ground_state --resume " D "/s2.ckpt"), 0);
+        CHECK(same_logs(D "/s1.csv", D "/s2.csv"));
+    }
     /* the test can fail: a different seed gives a different log */
     snprintf(cmd, sizeof cmd, "%s --steps 6 --seed 10 --log " D "/t3.csv", base);
     CHECK_EQ(run(cmd), 0);
@@ -535,6 +550,21 @@ static void test_defaults_and_tour(void) {
     CHECK(out && strstr(out, "\"Lx\":6,\"Ly\":6"));
     free(out);
     refused_plain("./examples/ground_state --init " D "/six.tqs --L 4 --steps 1", "the model is for 6x6, the flags say 4x4", 2);
+    /* examples/README.md quotes every program's --help: the quotes are the programs' output */
+    {
+        const char *progs[5] = {"ground_state", "model", "exact", "attention", "scan"};
+        char *doc = slurp("examples/README.md", NULL), cmd[128];
+        int k, same = doc != NULL;
+        for (k = 0; k < 5; k++) {
+            snprintf(cmd, sizeof cmd, "./examples/%s --help", progs[k]);
+            CHECK_EQ(run(cmd), 0);
+            out = slurp(D "/out.txt", NULL);
+            if (!out || !doc || !strstr(doc, out)) { printf("  examples/README.md does not quote '%s --help'\n", progs[k]); same = 0; }
+            free(out);
+        }
+        CHECK(same);
+        free(doc);
+    }
     printf("  defaults: the tour = ground_state step by step (E/N %.12g, %.12g); --init takes the model's 6x6 lattice\n", e0, e2);
 }
 

@@ -32,8 +32,9 @@ if same_energies $D/one.csv $D/two.csv; then ok; else bad "energies of 2 process
 if [ "$(grep -c '^[0-9]' $D/two.csv)" = 6 ]; then ok; else bad "the two-process log has not 6 steps"; fi
 
 # 2. a checkpoint written by two processes, resumed by one
-mpi $MBASE --steps 3 --checkpoint $D/two.ckpt --log $D/resumed.csv > $D/ck.out 2>&1 || bad "two-process checkpoint run failed"
-$BASE --steps 6 --resume $D/two.ckpt --log $D/resumed.csv > $D/res.out 2>&1 || bad "resume by one process failed: $(tail -n 2 $D/res.out)"
+mpi $MBASE --steps 6 --checkpoint $D/two.ckpt --log $D/resumed.csv --stop-at 3 > $D/ck.out 2>&1
+st=$?; [ $st = 3 ] || bad "two-process run stopped at step 3 exited with status $st (not 3): $(tail -n 2 $D/ck.out)"
+./examples/ground_state --resume $D/two.ckpt > $D/res.out 2>&1 || bad "resume by one process failed: $(tail -n 2 $D/res.out)"
 if same_energies $D/one.csv $D/resumed.csv && [ "$(grep -c '^[0-9]' $D/resumed.csv)" = 6 ]; then ok
 else bad "2-process checkpoint + 1-process resume differs from the 1-process run"; fi
 
