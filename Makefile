@@ -166,6 +166,17 @@ bench: bench/bench
 bench-portable: bench/bench bench/bench-O2 bench/bench-O2-plain
 	./bench/compare.sh makefile=./bench/bench O2=./bench/bench-O2 O2-plain-C=./bench/bench-O2-plain
 
+# Optional: the same ViT in PyTorch (Debian's python3-torch), timed beside
+# bench's forward and Jacobian rows on the same three models (bench/README.md,
+# "Against a framework"). Not part of make check: it needs Python and PyTorch.
+bench-torch: examples/model bench/bench
+	@mkdir -p build
+	./examples/model init -o build/torch-small.tqs --L 4 > /dev/null
+	./examples/model init -o build/torch-cpu-paper.tqs --L 6 --d 32 --heads 4 > /dev/null
+	./examples/model init -o build/torch-tutorial.tqs --L 10 --d 60 --heads 10 --layers 4 --ff 4 > /dev/null
+	for m in small cpu-paper tutorial; do python3 bench/torch_vit.py build/torch-$$m.tqs --threads $(NPROC) || exit 1; done
+	./bench/bench --only small; ./bench/bench --only cpu-paper; ./bench/bench --only tutorial
+
 # libFuzzer targets (clang with its fuzzer runtime): model loader, checkpoint
 # loader, configuration parser. FUZZ_TIME seconds each; new inputs go to
 # build/fuzz/NAME.corpus, the seeds are in tests/corpus/.
@@ -219,5 +230,5 @@ memcheck: $(addprefix build/vg/,$(MEMCHECK_TESTS)) $(addprefix build/vg/prog_,$(
 clean:
 	rm -rf build $(EXAMPLES) examples/ground_state_mpi bench/bench bench/bench-O2 bench/bench-O2-plain bench/bench_mpi
 
-.PHONY: all test check test-full test-noomp test-san test-base clean run reproduce bench bench-portable fuzz memcheck mpi test-mpi bench-mpi FORCE
+.PHONY: bench-torch all test check test-full test-noomp test-san test-base clean run reproduce bench bench-portable fuzz memcheck mpi test-mpi bench-mpi FORCE
 .SECONDARY:

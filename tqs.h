@@ -666,6 +666,10 @@ TQSDEF int  tqs_vmc_init(tqs_vmc *v, const tqs_hamiltonian *H, tqs_vit *model, c
 TQSDEF void tqs_vmc_free(tqs_vmc *v);
 /* One SR step: sample (or enumerate), local energies, Jacobian, solve, update. */
 TQSDEF int  tqs_vmc_step(tqs_vmc *v, tqs_step_info *info);
+/* Changes the run's length to n_steps (>= the steps done, > opt.warmup): the
+ * schedules follow the new length from the next step on. For a program that
+ * plans a run by the clock (ground_state --time-limit re-plans every step). */
+TQSDEF int  tqs_vmc_set_steps(tqs_vmc *v, int n_steps);
 /* Energy statistics of the current model from n_samples fresh samples (the
  * driver's chains continue), or exactly with opt.exact. */
 TQSDEF int  tqs_vmc_evaluate(tqs_vmc *v, int n_samples, tqs_step_info *info);
@@ -3884,6 +3888,14 @@ static int tqs__vmc_symmetric_jacobian(tqs_vmc *v, const int8_t *cfgs, const tqs
             }
         }
     }
+    return TQS_OK;
+}
+
+TQSDEF int tqs_vmc_set_steps(tqs_vmc *v, int n_steps) {
+    if (!v || !v->X) return tqs__fail(TQS_EINVAL, "vmc: not initialised");
+    if (n_steps < v->step || n_steps < 1 || n_steps <= v->opt.warmup)
+        return tqs__fail(TQS_EINVAL, "vmc: a run of %d steps: %ld are done, and the warm-up has %d", n_steps, v->step, v->opt.warmup);
+    v->opt.n_steps = n_steps;
     return TQS_OK;
 }
 

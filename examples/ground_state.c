@@ -446,6 +446,8 @@ static int run(int argc, char **argv, const tqs_comm *comm) {
     tqs_symmetry sym_group;
     const char **logs = NULL;   /* CSV logs to plot (argv's positional arguments) */
     double J1 = 1.0, J2 = 0.5, t_start, t_train = 0, exact = NAN, time_limit = 0, t_begin = now();
+    double t_avg = 0;            /* --time-limit: the recent time per step, for re-planning */
+    int max_steps = 0;           /* --time-limit: the most steps a re-plan may grow the run to */
     int i, seed = 1, threads = 0, exact_mode = 0, json = 0, quiet = 0, ckpt_every = 50, eval_samples = 16384;
     int print_every = 0, rc, status = 0, N, max_rejected = 5, rejected_run = 0, symmetrize = 0, sym_samples = 1024, att_every = 0, n_logs = 0;
     int given_b = 0, given_d = 0, given_h = 0, given_layers = 0, given_ff = 0, given_att = 0, given_lattice = 0;   /* for --init, --resume */
@@ -453,7 +455,7 @@ static int run(int argc, char **argv, const tqs_comm *comm) {
     int thermalize = -1;                         /* -1: not given */
     tqs_checkpoint_info *ck = NULL;              /* --resume: the run it continues */
     char **eargv = NULL, *note = NULL, *stored = NULL, steps_arg[32];
-    int observables = 0, have_obs = 0, have_sym_obs = 0, stop_at = 0;
+    int observables = 0, have_obs = 0, have_sym_obs = 0, stop_at = 0, steps_flag = -1;   /* --steps 0: evaluate only */
     const char *obs_svg_prefix = NULL, *json_log_path = NULL;
     tqs_observables obs, sym_obs;
     json_log jlog;
@@ -514,7 +516,7 @@ static int run(int argc, char **argv, const tqs_comm *comm) {
             flags_int(argc, argv, &i, "--sweeps", &opt.sweeps, 1, 1 << 20) ||
             flags_int(argc, argv, &i, "--thermalize", &thermalize, 0, 1 << 20) ||
             flags_bool(argv, i, "--exact", &exact_mode) ||
-            flags_int(argc, argv, &i, "--steps", &opt.n_steps, 0, 100000000) ||
+            flags_int(argc, argv, &i, "--steps", &steps_flag, 0, 100000000) ||
             flags_real(argc, argv, &i, "--lr", &opt.lr, 1e-12, 1e3) || flags_real(argc, argv, &i, "--lr-final", &opt.lr_final, 1e-12, 1e3) ||
             flags_real(argc, argv, &i, "--diag-shift", &opt.diag_shift, 1e-14, 1e6) ||
             flags_real(argc, argv, &i, "--diag-shift-final", &opt.diag_shift_final, 1e-14, 1e6) ||
@@ -553,6 +555,7 @@ static int run(int argc, char **argv, const tqs_comm *comm) {
     if (!isnan(max_distance)) opt.max_distance = max_distance > 0 ? max_distance : -1;   /* the library's "off" */
     if (!isnan(momentum)) opt.momentum = momentum > 0 ? momentum : -1;
     if (thermalize >= 0) opt.thermalize = thermalize > 0 ? thermalize : -1;
+    if (steps_flag >= 0) opt.n_steps = steps_flag > 0 ? steps_flag : 1;   /* (a run of one step, none of them taken) */
     tqs_vit_config_defaults(&cfg);
     tqs_vmc_options_defaults(&opt);
     flags_check_lattice(cfg.Lx, cfg.Ly);
@@ -685,9 +688,11 @@ static int run(int argc, char **argv, const tqs_comm *comm) {
             steps = (int)x;
         }
         opt.n_steps = steps;
+        t_avg = t_step; max_steps = 2 * steps + 16;
         if (tqs_vmc_init(&vmc, &H, &model, &opt)) { fprintf(stderr, "ground_state: %s\n", tqs_last_error()); return 2; }
         if (!quiet)
-            fprintf(stderr, "--time-limit %g min: %.3f s per step, %.1f s for the evaluation: %d steps\n", time_limit, t_step, t_eval, steps);
+            fprintf(stderr, "--time-limit %g min: %.3f s per step, %.1f s for the evaluation: %d steps planned "
+                    "(re-planned every step from the measured times)\n", time_limit, t_step, t_eval, steps);
     }
     if (resume && tqs_vmc_load_checkpoint(&vmc, resume)) {
         fprintf(stderr, "ground_state: --resume: %s\n", tqs_last_error());
@@ -703,7 +708,7 @@ static int run(int argc, char **argv, const tqs_comm *comm) {
         if (vmc.step == 0) fprintf(log, "step,energy_per_site,error,variance_per_site,acceptance,rhat,lr,diag_shift,solver,seconds,input_dependence\n");
     }
     if (json_log_path) {
-        if (json_log_init(&jlog, opt.n_steps + 1)) { fprintf(stderr, "ground_state: --json-log: out of memory\n"); return 1; }
+        if (json_log_init(&jlog, (max_steps > opt.n_steps ? max_steps : opt.n_steps) + 1)) { fprintf(stderr, "ground_state: --json-log: out of memory\n"); return 1; }
         if (vmc.step > 0 && json_log_resume(&jlog, json_log_path, vmc.step)) {
             fprintf(stderr, "ground_state: --json-log: '%s' is not a log this program wrote\n", json_log_path);
             return 2;
@@ -716,8 +721,9 @@ static int run(int argc, char **argv, const tqs_comm *comm) {
         if (!dep || !dep_buf || tqs_vit_ws_init(&att_ws, &model, 1, 0)) { fprintf(stderr, "ground_state: --attention-log: out of memory\n"); return 1; }
     }
     if (plot && !log_path) {   /* this run's curve, kept in memory */
-        hist_x = (double *)malloc(sizeof(double) * (opt.n_steps + 1)); hist_y = (double *)malloc(sizeof(double) * (opt.n_steps + 1));
-        hist_e = (double *)malloc(sizeof(double) * (opt.n_steps + 1));
+        size_t cap = (size_t)(max_steps > opt.n_steps ? max_steps : opt.n_steps) + 1;
+        hist_x = (double *)malloc(sizeof(double) * cap); hist_y = (double *)malloc(sizeof(double) * cap);
+        hist_e = (double *)malloc(sizeof(double) * cap);
         if (!hist_x || !hist_y || !hist_e) { fprintf(stderr, "ground_state: --plot: out of memory for %d steps\n", opt.n_steps); return 1; }
     }
     if (!print_every) print_every = opt.n_steps <= 100 ? 1 : opt.n_steps / 100;
@@ -730,7 +736,7 @@ static int run(int argc, char **argv, const tqs_comm *comm) {
         fprintf(stderr, "--plot: no LOG.csv arguments were given, so this run trains and then plots its own curve to '%s'\n", plot);
     signal(SIGINT, on_sigint);
     t_start = now();
-    while (vmc.step < opt.n_steps) {
+    while (vmc.step < opt.n_steps && steps_flag != 0) {
         double t0 = now(), dt;
         if ((rc = tqs_vmc_step(&vmc, &info)) != 0) {
             fprintf(stderr, "ground_state: step %ld failed: %s\n", vmc.step, tqs_last_error());
@@ -743,6 +749,22 @@ static int run(int argc, char **argv, const tqs_comm *comm) {
         done_here++;
         /* on the step's samples, with the parameters after its update */
         if (att_every) dep_avg = info.step % att_every == 0 ? attention_dependence(&vmc, &att_ws, dep_buf, dep) : NAN;
+        if (time_limit > 0 && vmc.step < opt.n_steps) {
+            /* re-plan the rest from the recent time per step (it changes as the
+             * state does) and the evaluation's estimated time, so that the run
+             * and its evaluation end within the budget; the schedules follow */
+            double t_eval = exact_mode ? t_avg : (info.seconds[0] + info.seconds[1]) * (double)eval_samples / vmc.M;
+            double left = 60.0 * time_limit - (now() - t_begin) - t_eval - 0.01 * 60.0 * time_limit, plan;
+            if (done_here > 1) t_avg = 0.8 * t_avg + 0.2 * dt;   /* (the first step thermalises) */
+            plan = (double)vmc.step + (left > 0 ? floor(left / t_avg) : 0);
+            if (plan > max_steps) plan = max_steps;
+            if (comm && comm->size > 1) {   /* process 0's plan, on every process */
+                double x = comm->rank == 0 ? plan : 0;
+                if (comm->sum(comm->ctx, &x, 1)) { fprintf(stderr, "ground_state: communication failed\n"); status = 1; break; }
+                plan = x;
+            }
+            if ((int)plan != opt.n_steps && (int)plan > opt.warmup && tqs_vmc_set_steps(&vmc, (int)plan) == 0) opt.n_steps = (int)plan;
+        }
         if (comm && comm->size > 1) {   /* an interrupt on any process stops every one after the same step */
             double x = interrupted;
             if (comm->sum(comm->ctx, &x, 1)) { fprintf(stderr, "ground_state: communication failed\n"); status = 1; break; }
@@ -845,7 +867,7 @@ static int run(int argc, char **argv, const tqs_comm *comm) {
                 printf("{\"Lx\":%d,\"Ly\":%d,\"J1\":%.10g,\"J2\":%.10g,\"attention\":\"%s\",\"params\":%zu,\"samples\":%d,\"steps\":%d,"
                        "\"seconds_per_step\":%.4g,\"energy_per_site\":%.10g,\"error\":%.4g,\"variance_per_site\":%.6g,\"v_score\":%.6g,",
                        cfg.Lx, cfg.Ly, J1, J2, cfg.attention ? "standard" : "factored", model.n_params,
-                       exact_mode ? (int)vmc.en.basis.dim : eval_samples, opt.n_steps, per_step, e, err, var, vscore);
+                       exact_mode ? (int)vmc.en.basis.dim : eval_samples, steps_flag == 0 ? 0 : opt.n_steps, per_step, e, err, var, vscore);
                 if (isfinite(exact)) printf("\"exact_per_site\":%.10g,\"relative_error\":%.4g,", exact, rel);
                 else printf("\"exact_per_site\":null,\"relative_error\":null,");
                 if (have_sym) {
