@@ -168,13 +168,15 @@ bench-portable: bench/bench bench/bench-O2 bench/bench-O2-plain
 
 # Optional: the same ViT in PyTorch (Debian's python3-torch), timed beside
 # bench's forward and Jacobian rows on the same three models (bench/README.md,
-# "Against a framework"). Not part of make check: it needs Python and PyTorch.
+# "Against a framework"). Not part of make check: it needs Python and PyTorch
+# (Debian's python3-torch is for /usr/bin/python3).
+PYTHON ?= $(shell [ -x /usr/bin/python3 ] && /usr/bin/python3 -c "import torch" 2>/dev/null && echo /usr/bin/python3 || echo python3)
 bench-torch: examples/model bench/bench
 	@mkdir -p build
 	./examples/model init -o build/torch-small.tqs --L 4 > /dev/null
 	./examples/model init -o build/torch-cpu-paper.tqs --L 6 --d 32 --heads 4 > /dev/null
 	./examples/model init -o build/torch-tutorial.tqs --L 10 --d 60 --heads 10 --layers 4 --ff 4 > /dev/null
-	for m in small cpu-paper tutorial; do python3 bench/torch_vit.py build/torch-$$m.tqs --threads $(NPROC) || exit 1; done
+	for m in small cpu-paper tutorial; do $(PYTHON) bench/torch_vit.py build/torch-$$m.tqs --threads $(NPROC) || exit 1; done
 	./bench/bench --only small; ./bench/bench --only cpu-paper; ./bench/bench --only tutorial
 
 # libFuzzer targets (clang with its fuzzer runtime): model loader, checkpoint

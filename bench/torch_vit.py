@@ -9,10 +9,11 @@ psi equals `./examples/model eval` on 64 random configurations (float64 on
 both sides: the same function, rounding aside), then times in float64 with T
 threads what bench/bench.c times as "forward, batch 256" and "Jacobian, batch
 64": log psi of 256 configurations under torch.no_grad, and the Jacobian of
-Re and Im log psi of 64 configurations with respect to every parameter, by
-torch.autograd.functional.jacobian with vectorize=True (reverse mode, the
-output rows batched with vmap), the way a framework user gets the rows of
-SR. Prints configurations per second for both. This is a measuring tool, not
+Re and Im log psi of 64 configurations with respect to every parameter, the
+rows of SR, two ways a framework user gets them: torch.autograd.functional.
+jacobian with vectorize=True (reverse mode, the output rows batched with
+vmap) and functorch's vmap of jacrev over the configurations (checked equal).
+Prints configurations per second. This is a measuring tool, not
 part of the library or its tests.
 """
 import math
@@ -166,9 +167,27 @@ def main():
         return torch.cat([a, b])
 
     jac = rate(lambda: torch.autograd.functional.jacobian(rows_fn, theta, vectorize=True), 64)
+    # per-sample gradients as functorch writes them: vmap of jacrev of one configuration
+    jac2 = float("nan")
+    try:
+        import functorch
+
+        def one(th, s):
+            a, b = logpsi(th, s.unsqueeze(0), c, lay, site, disp)
+            return torch.cat([a, b])
+
+        per_sample = functorch.vmap(functorch.jacrev(one), in_dims=(None, 0))
+        J = per_sample(theta, cf64).reshape(128, -1)
+        Jref = torch.autograd.functional.jacobian(rows_fn, theta, vectorize=True)   # rows Re (64), then Im (64)
+        Jref = torch.stack([Jref[:64], Jref[64:]], 1).reshape(128, -1)
+        assert torch.allclose(J, Jref, rtol=1e-10, atol=1e-12)
+        jac2 = rate(lambda: per_sample(theta, cf64), 64)
+    except ImportError:
+        pass
     print(f"torch {torch.__version__}, {threads} threads, float64")
     print(f"forward, batch 256: {fwd:.4g} configs/s")
-    print(f"Jacobian, batch 64: {jac:.4g} configs/s ({2 * jac:.4g} rows/s)")
+    print(f"Jacobian, batch 64, autograd.functional.jacobian(vectorize=True): {jac:.4g} configs/s ({2 * jac:.4g} rows/s)")
+    print(f"Jacobian, batch 64, functorch vmap(jacrev): {jac2:.4g} configs/s ({2 * jac2:.4g} rows/s)")
 
 
 if __name__ == "__main__":
