@@ -4343,48 +4343,51 @@ static char *tqs__run_record(const tqs_vmc *v, size_t *len) {
     return r;
 }
 
+/* The value of line "key value" in a run record (text starts with '\n'), or NULL. */
+static char *tqs__record_value(char *text, const char *key) {
+    char look[40], *p;
+    snprintf(look, sizeof look, "\n%s ", key);
+    p = strstr(text, look);
+    return p ? p + strlen(look) : NULL;
+}
+
 /* Reads a run record into info (has_run set); TQS_EFORMAT if a line is missing or malformed. */
 static int tqs__run_record_parse(tqs_checkpoint_info *ci, const char *rec, size_t len) {
-    char *text = (char *)tqs__alloc(len + 1), *p, *end, kind[16];
+    char *text = (char *)tqs__alloc(len + 2), *p, *end, kind[16];
     size_t f;
     int rc = TQS_OK, k, used;
     char *o = (char *)&ci->opt;
     if (!text) return tqs__fail(TQS_ENOMEM, "checkpoint: out of memory");
-    memcpy(text, rec, len); text[len] = 0;
+    text[0] = '\n';   /* every line, the first too, starts after a newline */
+    memcpy(text + 1, rec, len); text[len + 1] = 0;
     p = strstr(text, "\nnote ");
     if (!p) { rc = tqs__fail(TQS_EFORMAT, "checkpoint: its run record has no note line"); goto done; }
     *p = 0;   /* the note is the rest, whatever it holds */
     if (strlen(p + 6) >= TQS_NOTE_MAX) { rc = tqs__fail(TQS_EFORMAT, "checkpoint: its note is too long"); goto done; }
     strcpy(ci->note, p + 6);
     memset(&ci->opt, 0, sizeof ci->opt);
-#define TQS__FIND(key) (p = strstr(text, key " "), (p && (p == text || p[-1] == '\n')) ? p + strlen(key) + 1 : NULL)
-    if (!(p = TQS__FIND("J1")) || sscanf(p, "%lf", &ci->J1) != 1 || !(p = TQS__FIND("J2")) || sscanf(p, "%lf", &ci->J2) != 1) {
+    if (!(p = tqs__record_value(text, "J1")) || sscanf(p, "%lf", &ci->J1) != 1 ||
+        !(p = tqs__record_value(text, "J2")) || sscanf(p, "%lf", &ci->J2) != 1) {
         rc = tqs__fail(TQS_EFORMAT, "checkpoint: its run record has no couplings"); goto done;
     }
     for (f = 0; f < TQS__N_RUN_FIELDS; f++) {
         const tqs__run_field *F = &tqs__run_fields[f];
-        unsigned long long u;
-        char key[32];
-        snprintf(key, sizeof key, "\n%s ", F->key);
-        p = strstr(text, key);
-        if (!p) { rc = tqs__fail(TQS_EFORMAT, "checkpoint: its run record has no %s", F->key); goto done; }
-        p += strlen(key);
-        if (F->kind == TQS__F_INT) { long x = strtol(p, &end, 10); *(int *)(o + F->off) = (int)x; }
+        if (!(p = tqs__record_value(text, F->key))) { rc = tqs__fail(TQS_EFORMAT, "checkpoint: its run record has no %s", F->key); goto done; }
+        if (F->kind == TQS__F_INT) *(int *)(o + F->off) = (int)strtol(p, &end, 10);
         else if (F->kind == TQS__F_DBL) *(double *)(o + F->off) = strtod(p, &end);
-        else { u = strtoull(p, &end, 10); *(uint64_t *)(o + F->off) = (uint64_t)u; }
+        else *(uint64_t *)(o + F->off) = (uint64_t)strtoull(p, &end, 10);
         if (end == p || *end != '\n') { rc = tqs__fail(TQS_EFORMAT, "checkpoint: its run record's %s is malformed", F->key); goto done; }
     }
-    if (!(p = strstr(text, "\nsymmetry ")) || sscanf(p + 10, "%15s %d", kind, &ci->symmetry_b) != 2) {
+    if (!(p = tqs__record_value(text, "symmetry")) || sscanf(p, "%15s %d", kind, &ci->symmetry_b) != 2) {
         rc = tqs__fail(TQS_EFORMAT, "checkpoint: its run record has no symmetry"); goto done;
     }
-#undef TQS__FIND
     ci->symmetry = !strcmp(kind, "full") ? 1 : !strcmp(kind, "translations") ? 2 : 0;
     if (ci->symmetry) {
-        p = strstr(text, "\ncharacters ");
-        if (!p || sscanf(p + 12, "%lf %lf %lf%n", &ci->chi_x, &ci->chi_y, &ci->chi_flip, &used) != 3) {
+        p = tqs__record_value(text, "characters");
+        if (!p || sscanf(p, "%lf %lf %lf%n", &ci->chi_x, &ci->chi_y, &ci->chi_flip, &used) != 3) {
             rc = tqs__fail(TQS_EFORMAT, "checkpoint: its run record has no characters"); goto done;
         }
-        p += 12 + used;
+        p += used;
         for (k = 0; k < 8; k++) {
             ci->chi_point[k] = strtod(p, &end);
             if (end == p) { rc = tqs__fail(TQS_EFORMAT, "checkpoint: its run record's characters are malformed"); goto done; }
