@@ -202,6 +202,168 @@ static int cmd_observables(const tqs_vit *m, int argc, char **argv) {
     return rc ? 1 : 0;
 }
 
+/* Compares the model with the exact ground state (N <= 24), summing over the
+ * whole Sz = 0 basis: no sampling. What a stalled or converged run is:
+ *   E/N of psi and its relative error;
+ *   |<psi0|psi>|^2, the overlap with the Lanczos ground state psi0;
+ *   the weight |P psi|^2 / |psi|^2 of psi in psi0's symmetry sector (P the
+ *   projector sum_g chi(g) g / |G| over the full group, chi psi0's characters)
+ *   and E/N of P psi, the part of psi in that sector;
+ *   the weights of psi in each lattice momentum (the translations' projectors);
+ *   <g> = <psi|g|psi> / <psi|psi> of the generators (real part). */
+typedef struct { double re, im; } cplx;
+
+/* out = H in for a complex vector (H is real: its real and imaginary parts apart). */
+static int apply_h(const tqs_hamiltonian *H, const tqs_basis *B, cplx *out, const cplx *in, double *t0, double *t1) {
+    size_t r;
+    int part, rc = 0;
+    for (part = 0; part < 2 && !rc; part++) {
+        for (r = 0; r < B->dim; r++) t0[r] = part ? in[r].im : in[r].re;
+        rc = tqs_hamiltonian_apply(H, B, t1, t0);
+        for (r = 0; r < B->dim; r++) { if (part) out[r].im = t1[r]; else out[r].re = t1[r]; }
+    }
+    return rc;
+}
+static double dot_re(const cplx *a, const cplx *b, size_t n) {   /* Re <a|b> */
+    double s = 0;
+    size_t r;
+    for (r = 0; r < n; r++) s += a[r].re * b[r].re + a[r].im * b[r].im;
+    return s;
+}
+
+static int cmd_exact(const tqs_vit *m, int argc, char **argv) {
+    double J2 = 0.5, norm, E, E0, ov_re = 0, ov_im = 0, w_sec, E_sec, *t0 = NULL, *t1 = NULL, mx = -1e300;
+    int i, json = 0, N = m->N, Lx = m->cfg.Lx, Ly = m->cfg.Ly, rc = 1, g, kx, ky, k;
+    size_t r, dim;
+    tqs_hamiltonian H;
+    tqs_basis B;
+    tqs_ed_result ed;
+    tqs_lanczos_options lo;
+    tqs_symmetry G;
+    tqs_vit_ws ws;
+    tqs_complex *lp = NULL;
+    cplx *psi = NULL, *Ppsi = NULL, *Hv = NULL;
+    uint32_t *tidx = NULL;    /* (N, dim): the index of T_t s, t = dx Ly + dy */
+    int8_t cf[256 * 32], gs[32];
+    double ex[11], wk[24 * 24];
+    for (i = 3; i < argc; i++) {
+        if (flags_real(argc, argv, &i, "--J2", &J2, -1e3, 1e3) || flags_bool(argv, i, "--json", &json)) continue;
+        flags_die("exact: unknown flag '%s'", argv[i]);
+    }
+    if (N > TQS_ED_MAX_SITES) flags_die("exact: %d sites, the exact ground state needs N <= %d", N, TQS_ED_MAX_SITES);
+    memset(&ed, 0, sizeof ed); memset(&G, 0, sizeof G); memset(&B, 0, sizeof B);
+    memset(&lo, 0, sizeof lo);
+    lo.want_vector = 1;
+    if (tqs_hamiltonian_init(&H, Lx, Ly, 1.0, J2)) { fprintf(stderr, "model: %s\n", tqs_last_error()); return 1; }
+    if (tqs_basis_init(&B, N) || tqs_vit_ws_init(&ws, m, 256, 0)) { fprintf(stderr, "model: %s\n", tqs_last_error()); tqs_basis_free(&B); tqs_hamiltonian_free(&H); return 1; }
+    dim = B.dim;
+    lp = (tqs_complex *)malloc(sizeof(tqs_complex) * dim);
+    psi = (cplx *)malloc(sizeof(cplx) * dim); Ppsi = (cplx *)malloc(sizeof(cplx) * dim); Hv = (cplx *)malloc(sizeof(cplx) * dim);
+    t0 = (double *)malloc(sizeof(double) * dim); t1 = (double *)malloc(sizeof(double) * dim);
+    tidx = (uint32_t *)malloc(sizeof(uint32_t) * dim * (size_t)N);
+    if (!lp || !psi || !Ppsi || !Hv || !t0 || !t1 || !tidx) { fprintf(stderr, "model: exact: out of memory for a basis of %zu states\n", dim); goto done; }
+    /* psi on the whole basis, scaled by its largest amplitude */
+    for (r = 0; r < dim; r += 256) {
+        int nb = (int)(dim - r < 256 ? dim - r : 256), b;
+        for (b = 0; b < nb; b++) tqs_bits_to_config(cf + (size_t)b * N, B.states[r + b], N);
+        if (tqs_vit_forward(m, &ws, lp + r, cf, nb)) { fprintf(stderr, "model: %s\n", tqs_last_error()); goto done; }
+    }
+    for (r = 0; r < dim; r++) if (lp[r].re > mx) mx = lp[r].re;
+    for (r = 0, norm = 0; r < dim; r++) {
+        double a = exp(lp[r].re - mx);
+        psi[r].re = a * cos(lp[r].im); psi[r].im = a * sin(lp[r].im);
+        norm += a * a;
+    }
+    if (apply_h(&H, &B, Hv, psi, t0, t1)) { fprintf(stderr, "model: %s\n", tqs_last_error()); goto done; }
+    E = dot_re(psi, Hv, dim) / norm;
+    if (tqs_exact_ground_state(&ed, &H, &lo) || tqs_symmetry_init(&G, Lx, Ly, 0) || tqs_symmetry_characters_ground_state(&G, &H)) {
+        fprintf(stderr, "model: %s\n", tqs_last_error()); goto done;
+    }
+    E0 = ed.energy;
+    for (r = 0; r < dim; r++) { ov_re += ed.vector[r] * psi[r].re; ov_im += ed.vector[r] * psi[r].im; }
+    /* P psi over the full group, and the generators' <g> */
+    for (i = 0; i < 11; i++) ex[i] = 0;
+    for (r = 0; r < dim; r++) Ppsi[r].re = Ppsi[r].im = 0;
+    for (r = 0; r < dim; r++) {
+        tqs_bits_to_config(cf, B.states[r], N);
+        for (g = 0; g < G.n; g++) {
+            const int *pm = G.perm + (size_t)g * N;
+            size_t q;
+            int j;
+            for (j = 0; j < N; j++) gs[j] = (int8_t)(G.flip[g] ? -cf[pm[j]] : cf[pm[j]]);
+            q = tqs_basis_index(&B, tqs_config_to_bits(gs, N));
+            Ppsi[r].re += G.chi[g] * psi[q].re / G.n; Ppsi[r].im += G.chi[g] * psi[q].im / G.n;
+            if (G.flip[g] == 0 && (g / 2) % G.n_point == 0) tidx[(size_t)(g / (2 * G.n_point)) * dim + r] = (uint32_t)q;
+        }
+    }
+    for (k = 0; k < 2 + G.n_point; k++) {   /* generators: Tx, Ty, flip, point elements 1.. */
+        int dx = k == 0, dy = k == 1, f = k == 2, p = k >= 3 ? k - 2 : 0;
+        double num = 0;
+        for (r = 0; r < dim; r++) {
+            size_t q;
+            tqs_bits_to_config(cf, B.states[r], N);
+            tqs_symmetry_apply(&G, gs, cf, dx, dy, p, f);
+            q = tqs_basis_index(&B, tqs_config_to_bits(gs, N));
+            num += psi[r].re * psi[q].re + psi[r].im * psi[q].im;
+        }
+        ex[k] = num / norm;
+    }
+    w_sec = dot_re(Ppsi, Ppsi, dim) / norm;
+    E_sec = NAN;
+    if (w_sec > 1e-300) {
+        if (apply_h(&H, &B, Hv, Ppsi, t0, t1)) { fprintf(stderr, "model: %s\n", tqs_last_error()); goto done; }
+        E_sec = dot_re(Ppsi, Hv, dim) / (w_sec * norm);
+    }
+    /* momentum weights: |P_k psi|^2 / |psi|^2, P_k = (1/N) sum_t e^{-i k.t} T_t */
+    for (kx = 0; kx < Lx; kx++)
+        for (ky = 0; ky < Ly; ky++) {
+            double w = 0;
+            for (r = 0; r < dim; r++) {
+                double a = 0, b = 0;
+                int t;
+                for (t = 0; t < N; t++) {
+                    double ph = -2 * 3.14159265358979323846 * ((double)kx * (t / Ly) / Lx + (double)ky * (t % Ly) / Ly);
+                    const cplx *z = psi + tidx[(size_t)t * dim + r];
+                    a += z->re * cos(ph) - z->im * sin(ph); b += z->re * sin(ph) + z->im * cos(ph);
+                }
+                w += (a * a + b * b) / ((double)N * N);
+            }
+            wk[kx * Ly + ky] = w / norm;
+        }
+    {
+        double ovl = (ov_re * ov_re + ov_im * ov_im) / norm, best = -1;
+        int bk = 0;
+        const char *gname[11] = {"Tx", "Ty", "flip", "p1", "p2", "p3", "p4", "p5", "p6", "p7"};
+        for (k = 0; k < Lx * Ly; k++) if (wk[k] > best) { best = wk[k]; bk = k; }
+        if (json) {
+            printf("{\"energy_per_site\":%.10f,\"exact_energy_per_site\":%.10f,\"relative_error\":%.6e,\"overlap\":%.6e,"
+                   "\"sector_weight\":%.6e,\"sector_energy_per_site\":%.10f,\"momentum_weights\":[",
+                   E / N, E0 / N, fabs((E - E0) / E0), ovl, w_sec, E_sec / N);
+            for (k = 0; k < Lx * Ly; k++) printf("%s%.6e", k ? "," : "", wk[k]);
+            printf("],\"generators\":[");
+            for (k = 0; k < 2 + G.n_point; k++) printf("%s%.6f", k ? "," : "", ex[k]);
+            printf("]}\n");
+        } else {
+            printf("E/N of the model          %.8f   (exact %.8f, relative error %.3e)\n", E / N, E0 / N, fabs((E - E0) / E0));
+            printf("overlap |<psi0|psi>|^2    %.6f\n", ovl);
+            printf("weight in psi0's sector   %.6f   (E/N of that part %.8f)\n", w_sec, E_sec / N);
+            printf("largest momentum weight   %.6f   at k = 2 pi (%d/%d, %d/%d)\n", best, bk / Ly, Lx, bk % Ly, Ly);
+            printf("momentum weights (kx Ly + ky, k = 2 pi (kx/Lx, ky/Ly)):");
+            for (k = 0; k < Lx * Ly; k++) printf(" %.4f", wk[k]);
+            printf("\n");
+            printf("<g> of psi / of psi0     ");
+            for (k = 0; k < 2 + G.n_point; k++) printf(" %s %+.3f/%+.0f", gname[k], ex[k],
+                                                        k == 0 ? G.chi_x : k == 1 ? G.chi_y : k == 2 ? G.chi_flip : G.chi_point[k - 2]);
+            printf("\n");
+        }
+    }
+    rc = 0;
+done:
+    free(lp); free(psi); free(Ppsi); free(Hv); free(t0); free(t1); free(tidx);
+    tqs_ed_result_free(&ed); tqs_symmetry_free(&G); tqs_vit_ws_free(&ws); tqs_basis_free(&B); tqs_hamiltonian_free(&H);
+    return rc;
+}
+
 int main(int argc, char **argv) {
     tqs_vit m;
     int rc;
@@ -214,16 +376,18 @@ int main(int argc, char **argv) {
                "                  [--ff f (%d)] [--attention factored|standard (factored)] [--seed s (1)]\n", d.b, d.d, d.h, d.n_layers, d.ff);
         printf("       model info MODEL\n"
                "       model eval MODEL [CONFIGS | --random K [--seed S (1)]] [--symmetrize [--J2 x (0.5)]]\n"
-               "       model observables MODEL [--samples K (4096)] [--seed S (1)] [--symmetrize [--J2 x (0.5)]] [--json] [--svg PREFIX]\n");
+               "       model observables MODEL [--samples K (4096)] [--seed S (1)] [--symmetrize [--J2 x (0.5)]] [--json] [--svg PREFIX]\n"
+               "       model exact MODEL [--J2 x (0.5)] [--json]   (N <= 24: against the exact ground state, no sampling)\n");
         return argc < 2 ? 2 : 0;
     }
     if (!strcmp(argv[1], "init")) return cmd_init(argc, argv);
-    if (strcmp(argv[1], "info") && strcmp(argv[1], "eval") && strcmp(argv[1], "observables"))
-        flags_die("unknown command '%s' (init, info, eval or observables)", argv[1]);
+    if (strcmp(argv[1], "info") && strcmp(argv[1], "eval") && strcmp(argv[1], "observables") && strcmp(argv[1], "exact"))
+        flags_die("unknown command '%s' (init, info, eval, observables or exact)", argv[1]);
     if (argc < 3) flags_die("%s: MODEL is required", argv[1]);
     if (!strcmp(argv[1], "info") && argc > 3) flags_die("info: unexpected argument '%s'", argv[3]);
     if (tqs_vit_load(&m, argv[2])) { fprintf(stderr, "model: %s\n", tqs_last_error()); return 1; }
-    rc = !strcmp(argv[1], "info") ? cmd_info(&m) : !strcmp(argv[1], "eval") ? cmd_eval(&m, argc, argv) : cmd_observables(&m, argc, argv);
+    rc = !strcmp(argv[1], "info") ? cmd_info(&m) : !strcmp(argv[1], "eval") ? cmd_eval(&m, argc, argv)
+       : !strcmp(argv[1], "exact") ? cmd_exact(&m, argc, argv) : cmd_observables(&m, argc, argv);
     tqs_vit_free(&m);
     return rc;
 }

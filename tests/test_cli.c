@@ -594,6 +594,63 @@ static void test_defaults_and_tour(void) {
     printf("  defaults: the tour = ground_state step by step (E/N %.12g, %.12g); --init takes the model's 6x6 lattice\n", e0, e2);
 }
 
+/* model exact: the model against the exact ground state by summing over the
+ * basis. Its E/N must equal ground_state's exact enumeration of the same
+ * model (two independent sums over the basis: rounding, 1e-10 of a number
+ * of order 0.1); the momentum weights are the squared norms of the
+ * projections onto orthogonal sectors and so sum to 1 (rounding, 1e-10); the
+ * overlap with psi0 cannot exceed the weight in psi0's sector (psi0 lies in
+ * it); a b = 1 ViT is translation invariant by construction, so all its
+ * weight is at k = 0 and <Tx> = <Ty> = 1. */
+static void json_array(const char *text, const char *key, double *x, int cap, int *n) {
+    char pat[64];
+    const char *p;
+    char *end;
+    *n = 0;
+    snprintf(pat, sizeof pat, "\"%s\":[", key);
+    if (!text || !(p = strstr(text, pat))) return;
+    p += strlen(pat);
+    while (*n < cap && *p && *p != ']') {
+        x[(*n)++] = strtod(p, &end);
+        if (end == p) break;
+        p = *end == ',' ? end + 1 : end;
+    }
+}
+static void test_model_exact(void) {
+    char *out;
+    double wk[16], gen[11], e_model, e_gs, sum = 0;
+    int nk, ng, k;
+    CHECK_EQ(run("./examples/model init -o " D "/ex2.tqs --seed 3"), 0);
+    CHECK_EQ(run("./examples/model exact " D "/ex2.tqs --json"), 0);
+    out = slurp(D "/out.txt", NULL);
+    e_model = json_scalar(out, "energy_per_site");
+    json_array(out, "momentum_weights", wk, 16, &nk);
+    CHECK_EQ(nk, 16);
+    for (k = 0; k < nk; k++) sum += wk[k];
+    CHECK_NEAR(sum, 1.0, 1e-10);
+    CHECK(json_scalar(out, "overlap") <= json_scalar(out, "sector_weight") + 1e-12);
+    CHECK_NEAR(json_scalar(out, "exact_energy_per_site"), -0.5286202095, 1e-9);
+    free(out);
+    CHECK_EQ(run("./examples/ground_state --quiet --init " D "/ex2.tqs --exact --steps 0 --json"), 0);
+    out = slurp(D "/out.txt", NULL);
+    e_gs = json_scalar(out, "energy_per_site");
+    free(out);
+    CHECK_NEAR(e_model, e_gs, 1e-9);   /* ground_state prints 10 decimals */
+    CHECK_EQ(run("./examples/model init -o " D "/ex1.tqs --patch 1 --seed 3"), 0);
+    CHECK_EQ(run("./examples/model exact " D "/ex1.tqs --json"), 0);
+    out = slurp(D "/out.txt", NULL);
+    json_array(out, "momentum_weights", wk, 16, &nk);
+    json_array(out, "generators", gen, 11, &ng);
+    CHECK(nk == 16 && ng == 10);   /* Tx, Ty, flip and the 7 point elements of C4v besides the identity */
+    CHECK_NEAR(wk[0], 1.0, 1e-10);
+    CHECK_NEAR(gen[0], 1.0, 1e-10);
+    CHECK_NEAR(gen[1], 1.0, 1e-10);
+    free(out);
+    CHECK_EQ(run("./examples/model init -o " D "/ex6.tqs --L 6 --d 4 --heads 1 --layers 1"), 0);
+    refused_plain("./examples/model exact " D "/ex6.tqs", "N <= 24", 2);
+    refused_plain("./examples/model exact " D "/ex1.tqs --J3 1", "--J3", 2);
+}
+
 int main(void) {
     mkdir("build", 0777);
     mkdir(D, 0777);
@@ -607,5 +664,6 @@ int main(void) {
     test_time_limit();
     test_faults();
     test_scan();
+    test_model_exact();
     return test_summary();
 }
