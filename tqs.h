@@ -738,7 +738,8 @@ typedef struct tqs_checkpoint_info {
     int has_run;                  /* version 3: the run's fields below are set */
     double J1, J2;
     tqs_vmc_options opt;          /* its options, defaults resolved (pointers NULL) */
-    int symmetry;                 /* 0: psi; 1: psi_sym over tqs_symmetry_init's group; 2: the translations alone */
+    int symmetry;                 /* 0: psi; 1: psi_sym over tqs_symmetry_init's group; 2: the translations alone;
+                                     3: tqs_symmetry_init_point's group */
     int symmetry_b;               /* the group's patch size */
     double chi_x, chi_y, chi_flip, chi_point[8];   /* the sector */
     char note[TQS_NOTE_MAX];      /* opt.note ("" if none) */
@@ -793,6 +794,7 @@ typedef struct tqs_symmetry {
     int n_full;              /* |G| = N * n_point * 2 */
     int n;                   /* elements summed (b*b or N translations) x n_point x 2, or the translations alone */
     int translations_only;   /* made by tqs_symmetry_init_translations */
+    int no_flip;             /* made by tqs_symmetry_init_point: the flip is not summed */
     double chi_x, chi_y, chi_flip, chi_point[8];
     int *perm;               /* (n, N) j of each site i */
     int8_t *flip;            /* (n) f */
@@ -803,6 +805,12 @@ TQSDEF int  tqs_symmetry_init(tqs_symmetry *G, int Lx, int Ly, int b);  /* every
  * symmetries the patches break, n = b*b elements (characters chi_x, chi_y;
  * the point-group and flip characters are not used). */
 TQSDEF int  tqs_symmetry_init_translations(tqs_symmetry *G, int Lx, int Ly, int b);
+/* The b*b translations and the point group, without the spin flip: n = b*b
+ * n_point elements, half the cost of the full group. On 4x4 and 6x6 at J2 =
+ * 0.5 the traps of sampled SR are singlets of other momenta and point-group
+ * characters, while the flip-odd states lie far higher (examples/README.md,
+ * "What a stalled run is"); chi_flip is not used. */
+TQSDEF int  tqs_symmetry_init_point(tqs_symmetry *G, int Lx, int Ly, int b);
 TQSDEF void tqs_symmetry_free(tqs_symmetry *G);
 /* out = g in for the element (dx, dy, p, f). */
 TQSDEF int  tqs_symmetry_apply(const tqs_symmetry *G, int8_t *out, const int8_t *in, int dx, int dy, int p, int f);
@@ -4334,7 +4342,7 @@ static char *tqs__run_record(const tqs_vmc *v, size_t *len) {
     if (!G) n += (size_t)snprintf(r + n, cap - n, "symmetry none 0\n");
     else {
         n += (size_t)snprintf(r + n, cap - n, "symmetry %s %d\ncharacters %.17g %.17g %.17g",
-                              G->translations_only ? "translations" : "full", G->b, G->chi_x, G->chi_y, G->chi_flip);
+                              G->translations_only ? "translations" : G->no_flip ? "point" : "full", G->b, G->chi_x, G->chi_y, G->chi_flip);
         for (k = 0; k < 8; k++) n += (size_t)snprintf(r + n, cap - n, " %.17g", G->chi_point[k]);
         n += (size_t)snprintf(r + n, cap - n, "\n");
     }
@@ -4381,7 +4389,7 @@ static int tqs__run_record_parse(tqs_checkpoint_info *ci, const char *rec, size_
     if (!(p = tqs__record_value(text, "symmetry")) || sscanf(p, "%15s %d", kind, &ci->symmetry_b) != 2) {
         rc = tqs__fail(TQS_EFORMAT, "checkpoint: its run record has no symmetry"); goto done;
     }
-    ci->symmetry = !strcmp(kind, "full") ? 1 : !strcmp(kind, "translations") ? 2 : 0;
+    ci->symmetry = !strcmp(kind, "full") ? 1 : !strcmp(kind, "translations") ? 2 : !strcmp(kind, "point") ? 3 : 0;
     if (ci->symmetry) {
         p = tqs__record_value(text, "characters");
         if (!p || sscanf(p, "%lf %lf %lf%n", &ci->chi_x, &ci->chi_y, &ci->chi_flip, &used) != 3) {
@@ -4405,7 +4413,8 @@ static int tqs__run_record_check(const tqs_vmc *v, const tqs_checkpoint_info *ci
     const tqs_symmetry *G = v->opt.symmetry;
     const char *a = (const char *)&v->opt, *b = (const char *)&ci->opt;
     size_t f;
-    int k, sym = G ? (G->translations_only ? 2 : 1) : 0;
+    int k, sym = G ? (G->translations_only ? 2 : G->no_flip ? 3 : 1) : 0;
+    static const char *const sym_name[4] = {"psi", "psi_sym (full group)", "psi_sym (translations)", "psi_sym (translations and point group)"};
     if (v->H->J1 != ci->J1 || v->H->J2 != ci->J2)
         return tqs__fail(TQS_EINVAL, "checkpoint: its run has J1 %g, J2 %g; this run J1 %g, J2 %g", ci->J1, ci->J2, v->H->J1, v->H->J2);
     for (f = 0; f < TQS__N_RUN_FIELDS; f++) {
@@ -4420,8 +4429,7 @@ static int tqs__run_record_check(const tqs_vmc *v, const tqs_checkpoint_info *ci
                              (unsigned long long)*(const uint64_t *)(b + F->off), (unsigned long long)*(const uint64_t *)(a + F->off));
     }
     if (sym != ci->symmetry || (G && G->b != ci->symmetry_b))
-        return tqs__fail(TQS_EINVAL, "checkpoint: its run trains %s, this run %s", ci->symmetry == 0 ? "psi" : ci->symmetry == 1 ? "psi_sym (full group)" :
-                         "psi_sym (translations)", sym == 0 ? "psi" : sym == 1 ? "psi_sym (full group)" : "psi_sym (translations)");
+        return tqs__fail(TQS_EINVAL, "checkpoint: its run trains %s, this run %s", sym_name[ci->symmetry & 3], sym_name[sym]);
     if (G) {
         int same = G->chi_x == ci->chi_x && G->chi_y == ci->chi_y && G->chi_flip == ci->chi_flip;
         for (k = 0; k < 8; k++) same &= G->chi_point[k] == ci->chi_point[k];
@@ -5033,6 +5041,19 @@ TQSDEF int tqs_symmetry_init_translations(tqs_symmetry *G, int Lx, int Ly, int b
     return tqs_symmetry_set_characters(G, G->chi_x, G->chi_y, G->chi_point, G->chi_flip);
 }
 
+TQSDEF int tqs_symmetry_init_point(tqs_symmetry *G, int Lx, int Ly, int b) {
+    int rc = tqs_symmetry_init(G, Lx, Ly, b), k, nk;
+    if (rc) return rc;
+    nk = G->n / 2;
+    for (k = 0; k < nk; k++) {   /* element (t, p, no flip) is g = 2 k */
+        memmove(G->perm + (size_t)k * G->N, G->perm + (size_t)2 * k * G->N, sizeof(int) * (size_t)G->N);
+        G->flip[k] = 0;
+    }
+    G->n = nk;
+    G->no_flip = 1;
+    return tqs_symmetry_set_characters(G, G->chi_x, G->chi_y, G->chi_point, G->chi_flip);
+}
+
 TQSDEF void tqs_symmetry_free(tqs_symmetry *G) {
     if (!G) return;
     TQS_FREE(G->perm); TQS_FREE(G->flip); TQS_FREE(G->chi);
@@ -5074,8 +5095,9 @@ TQSDEF int tqs_symmetry_set_characters(tqs_symmetry *G, double chi_x, double chi
     G->chi_x = chi_x; G->chi_y = chi_y; G->chi_flip = chi_flip;
     for (p = 0; p < 8; p++) G->chi_point[p] = p < G->n_point ? chi_point[p] : 0.0;
     for (g = 0; g < G->n; g++) {
-        int t = G->translations_only ? g : g / (2 * G->n_point);
-        int pp = G->translations_only ? 0 : (g / 2) % G->n_point, f = G->translations_only ? 0 : g % 2;
+        int t = G->translations_only ? g : G->no_flip ? g / G->n_point : g / (2 * G->n_point);
+        int pp = G->translations_only ? 0 : G->no_flip ? g % G->n_point : (g / 2) % G->n_point;
+        int f = G->translations_only || G->no_flip ? 0 : g % 2;
         int dx = G->b > 0 ? t / G->b : t / G->Ly, dy = G->b > 0 ? t % G->b : t % G->Ly;
         G->chi[g] = tqs__ipow(chi_x, dx) * tqs__ipow(chi_y, dy) * chi_point[pp] * (f ? chi_flip : 1.0);
     }
@@ -5142,7 +5164,7 @@ TQSDEF int tqs_symmetry_characters_sampled(tqs_symmetry *G, const tqs_amplitude 
     ng = 2 + G->n_point;
     for (k = 0; k < ng && !rc; k++) {
         double acc = 0, acc2 = 0;
-        if (G->translations_only && k >= 2) {   /* not summed by this group: not needed */
+        if ((G->translations_only && k >= 2) || (G->no_flip && k == 2)) {   /* not summed by this group: not needed */
             ex[k] = 1.0; er[k] = 0.0;
             if (expect) expect[k] = 1.0;
             if (error) error[k] = 0.0;

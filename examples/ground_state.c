@@ -185,7 +185,8 @@ static void print_sector(const tqs_symmetry *G, const char *what) {
     fprintf(stderr, "%s over %d of %d group elements (%s): chi_x %+g chi_y %+g flip %+g point", what, G->n, G->n_full,
             G->N <= TQS_ED_MAX_SITES ? "sector of the exact ground state" : "sector estimated from samples", G->chi_x, G->chi_y, G->chi_flip);
     for (p = 0; p < G->n_point && !G->translations_only; p++) fprintf(stderr, " %+g", G->chi_point[p]);
-    fprintf(stderr, "%s\n", G->translations_only ? " (translations only: the point group and flip are not summed)" : "");
+    fprintf(stderr, "%s\n", G->translations_only ? " (translations only: the point group and flip are not summed)"
+                            : G->no_flip ? " (the flip is not summed)" : "");
 }
 
 /* Energy of psi_sym: exact enumeration over the whole basis, or sampling. */
@@ -402,8 +403,8 @@ static void print_usage(void) {
            "  physics   --observables (after training, on the evaluation's samples: C(r), S(q), dimer correlations;\n"
            "                             printed, in --json, of psi_sym too with --symmetrize)  --obs-svg PREFIX (PREFIX-sq.svg, -corr.svg)\n"
            "  paper     --symmetrize (also evaluate psi_sym, projected on the ground state's sector)  --sym-samples n (1024)\n"
-           "            --sym-train full|translations (train psi_sym itself: the whole group, or the b*b translations\n"
-           "                             inside a patch; usually after a plain run: --init MODEL --sym-train full --steps K)\n"
+           "            --sym-train full|point|translations (train psi_sym itself: the whole group; the b*b translations\n"
+           "                             inside a patch and the point group, without the flip; or those translations alone)\n"
            "            --attention-log k (input dependence of the attention every k steps, standard attention)\n"
            "            --plot FILE.svg (E/N per step with error band and exact line; with LOG.csv arguments:\n"
            "                             plot those logs only, for the lattice and J2 given, and exit)\n"
@@ -576,8 +577,8 @@ static int run(int argc, char **argv, const tqs_comm *comm) {
     if (n_logs && !plot) flags_die("unexpected argument '%s' (CSV logs are plotted with --plot FILE.svg)", logs[0]);
     if (att_every && cfg.attention != TQS_ATTN_STANDARD && !init)
         flags_die("--attention-log: needs --attention standard (factored attention does not depend on the input)");
-    if (sym_train && strcmp(sym_train, "full") && strcmp(sym_train, "translations"))
-        flags_die("--sym-train: must be full or translations (got '%s')", sym_train);
+    if (sym_train && strcmp(sym_train, "full") && strcmp(sym_train, "translations") && strcmp(sym_train, "point"))
+        flags_die("--sym-train: must be full, point or translations (got '%s')", sym_train);
     if (!strcmp(schedule, "exp")) opt.schedule = TQS_SCHEDULE_EXP;
     else if (!strcmp(schedule, "cosine")) opt.schedule = TQS_SCHEDULE_COSINE;
     else flags_die("--schedule: must be exp or cosine (got '%s')", schedule);
@@ -645,7 +646,8 @@ static int run(int argc, char **argv, const tqs_comm *comm) {
     memset(&sym_group, 0, sizeof sym_group);
     if (sym_train) {   /* the sector from the plain model (or exactly), then the run on psi_sym */
         rc = !strcmp(sym_train, "full") ? tqs_symmetry_init(&sym_group, cfg.Lx, cfg.Ly, cfg.b)
-                                        : tqs_symmetry_init_translations(&sym_group, cfg.Lx, cfg.Ly, cfg.b);
+           : !strcmp(sym_train, "point") ? tqs_symmetry_init_point(&sym_group, cfg.Lx, cfg.Ly, cfg.b)
+                                         : tqs_symmetry_init_translations(&sym_group, cfg.Lx, cfg.Ly, cfg.b);
         if (!rc && ck && ck->has_run && ck->symmetry)   /* a resumed run keeps its sector */
             rc = tqs_symmetry_set_characters(&sym_group, ck->chi_x, ck->chi_y, ck->chi_point, ck->chi_flip);
         else if (!rc) rc = find_sector(&sym_group, &H, &vmc.amp, opt.n_chains, (uint64_t)seed);

@@ -233,7 +233,7 @@ static double dot_re(const cplx *a, const cplx *b, size_t n) {   /* Re <a|b> */
 
 static int cmd_exact(const tqs_vit *m, int argc, char **argv) {
     double J2 = 0.5, norm, E, E0, ov_re = 0, ov_im = 0, w_sec, E_sec, *t0 = NULL, *t1 = NULL, mx = -1e300;
-    int i, json = 0, N = m->N, Lx = m->cfg.Lx, Ly = m->cfg.Ly, rc = 1, g, kx, ky, k;
+    int i, json = 0, N = m->N, Lx = m->cfg.Lx, Ly = m->cfg.Ly, rc = 1, g, kx, ky, k, lev;
     size_t r, dim;
     tqs_hamiltonian H;
     tqs_basis B;
@@ -245,7 +245,7 @@ static int cmd_exact(const tqs_vit *m, int argc, char **argv) {
     cplx *psi = NULL, *Ppsi = NULL, *Hv = NULL;
     uint32_t *tidx = NULL;    /* (N, dim): the index of T_t s, t = dx Ly + dy */
     int8_t cf[256 * 32], gs[32];
-    double ex[11], wk[24 * 24];
+    double ex[11], wk[24 * 24], w_lev[3], E_lev[3];
     for (i = 3; i < argc; i++) {
         if (flags_real(argc, argv, &i, "--J2", &J2, -1e3, 1e3) || flags_bool(argv, i, "--json", &json)) continue;
         flags_die("exact: unknown flag '%s'", argv[i]);
@@ -281,21 +281,35 @@ static int cmd_exact(const tqs_vit *m, int argc, char **argv) {
     }
     E0 = ed.energy;
     for (r = 0; r < dim; r++) { ov_re += ed.vector[r] * psi[r].re; ov_im += ed.vector[r] * psi[r].im; }
-    /* P psi over the full group, and the generators' <g> */
+    /* P psi for three nested groups with psi0's characters: the translations
+     * (lev 0), with the flip (1), the full group (2); the table of translated
+     * indices on the way */
     for (i = 0; i < 11; i++) ex[i] = 0;
-    for (r = 0; r < dim; r++) Ppsi[r].re = Ppsi[r].im = 0;
-    for (r = 0; r < dim; r++) {
-        tqs_bits_to_config(cf, B.states[r], N);
-        for (g = 0; g < G.n; g++) {
-            const int *pm = G.perm + (size_t)g * N;
-            size_t q;
-            int j;
-            for (j = 0; j < N; j++) gs[j] = (int8_t)(G.flip[g] ? -cf[pm[j]] : cf[pm[j]]);
-            q = tqs_basis_index(&B, tqs_config_to_bits(gs, N));
-            Ppsi[r].re += G.chi[g] * psi[q].re / G.n; Ppsi[r].im += G.chi[g] * psi[q].im / G.n;
-            if (G.flip[g] == 0 && (g / 2) % G.n_point == 0) tidx[(size_t)(g / (2 * G.n_point)) * dim + r] = (uint32_t)q;
+    for (lev = 0; lev < 3; lev++) {
+        int cnt = 0;
+        for (g = 0; g < G.n; g++) cnt += lev == 2 || ((g / 2) % G.n_point == 0 && (lev == 1 || G.flip[g] == 0));
+        for (r = 0; r < dim; r++) Ppsi[r].re = Ppsi[r].im = 0;
+        for (r = 0; r < dim; r++) {
+            tqs_bits_to_config(cf, B.states[r], N);
+            for (g = 0; g < G.n; g++) {
+                const int *pm = G.perm + (size_t)g * N;
+                size_t q;
+                int j;
+                if (lev < 2 && ((g / 2) % G.n_point != 0 || (lev == 0 && G.flip[g]))) continue;
+                for (j = 0; j < N; j++) gs[j] = (int8_t)(G.flip[g] ? -cf[pm[j]] : cf[pm[j]]);
+                q = tqs_basis_index(&B, tqs_config_to_bits(gs, N));
+                Ppsi[r].re += G.chi[g] * psi[q].re / cnt; Ppsi[r].im += G.chi[g] * psi[q].im / cnt;
+                if (lev == 0) tidx[(size_t)(g / (2 * G.n_point)) * dim + r] = (uint32_t)q;
+            }
+        }
+        w_lev[lev] = dot_re(Ppsi, Ppsi, dim) / norm;
+        E_lev[lev] = NAN;
+        if (w_lev[lev] > 1e-300) {
+            if (apply_h(&H, &B, Hv, Ppsi, t0, t1)) { fprintf(stderr, "model: %s\n", tqs_last_error()); goto done; }
+            E_lev[lev] = dot_re(Ppsi, Hv, dim) / (w_lev[lev] * norm);
         }
     }
+    w_sec = w_lev[2]; E_sec = E_lev[2];
     for (k = 0; k < 2 + G.n_point; k++) {   /* generators: Tx, Ty, flip, point elements 1.. */
         int dx = k == 0, dy = k == 1, f = k == 2, p = k >= 3 ? k - 2 : 0;
         double num = 0;
@@ -307,12 +321,6 @@ static int cmd_exact(const tqs_vit *m, int argc, char **argv) {
             num += psi[r].re * psi[q].re + psi[r].im * psi[q].im;
         }
         ex[k] = num / norm;
-    }
-    w_sec = dot_re(Ppsi, Ppsi, dim) / norm;
-    E_sec = NAN;
-    if (w_sec > 1e-300) {
-        if (apply_h(&H, &B, Hv, Ppsi, t0, t1)) { fprintf(stderr, "model: %s\n", tqs_last_error()); goto done; }
-        E_sec = dot_re(Ppsi, Hv, dim) / (w_sec * norm);
     }
     /* momentum weights: |P_k psi|^2 / |psi|^2, P_k = (1/N) sum_t e^{-i k.t} T_t */
     for (kx = 0; kx < Lx; kx++)
@@ -340,13 +348,19 @@ static int cmd_exact(const tqs_vit *m, int argc, char **argv) {
                    "\"sector_weight\":%.6e,\"sector_energy_per_site\":%.10f,\"momentum_weights\":[",
                    E / N, E0 / N, fabs((E - E0) / E0), ovl, w_sec, E_sec / N);
             for (k = 0; k < Lx * Ly; k++) printf("%s%.6e", k ? "," : "", wk[k]);
-            printf("],\"generators\":[");
+            printf("],\"projected_weights\":[%.6e,%.6e,%.6e],\"projected_energies_per_site\":[%.10f,%.10f,%.10f]",
+                   w_lev[0], w_lev[1], w_lev[2], E_lev[0] / N, E_lev[1] / N, E_lev[2] / N);
+            printf(",\"generators\":[");
             for (k = 0; k < 2 + G.n_point; k++) printf("%s%.6f", k ? "," : "", ex[k]);
             printf("]}\n");
         } else {
             printf("E/N of the model          %.8f   (exact %.8f, relative error %.3e)\n", E / N, E0 / N, fabs((E - E0) / E0));
             printf("overlap |<psi0|psi>|^2    %.6f\n", ovl);
             printf("weight in psi0's sector   %.6f   (E/N of that part %.8f)\n", w_sec, E_sec / N);
+            printf("projected with psi0's characters: weight, E/N, relative error of E/N\n");
+            printf("  translations              %.6f  %.8f  %.3e\n", w_lev[0], E_lev[0] / N, fabs((E_lev[0] - E0) / E0));
+            printf("  translations and flip     %.6f  %.8f  %.3e\n", w_lev[1], E_lev[1] / N, fabs((E_lev[1] - E0) / E0));
+            printf("  full group                %.6f  %.8f  %.3e\n", w_lev[2], E_lev[2] / N, fabs((E_lev[2] - E0) / E0));
             printf("largest momentum weight   %.6f   at k = 2 pi (%d/%d, %d/%d)\n", best, bk / Ly, Lx, bk % Ly, Ly);
             printf("momentum weights (kx Ly + ky, k = 2 pi (kx/Lx, ky/Ly)):");
             for (k = 0; k < Lx * Ly; k++) printf(" %.4f", wk[k]);

@@ -163,12 +163,16 @@ static void test_checkpoint_run(void) {
     struct { const char *key; int which; } changes[] = {
         {"n_steps", 0}, {"lr", 1}, {"lr_final", 2}, {"diag_shift", 3}, {"momentum", 4}, {"max_distance", 5},
         {"seed", 6}, {"solver", 7}, {"schedule", 8}, {"warmup", 9}, {"sweeps", 10}, {"J2", 11}, {"psi", 12},
+        {"translations and point group", 13},
     };
+    tqs_symmetry Gp;   /* the same sector summed over another group */
     tqs_hamiltonian_init(&H, 4, 4, 1, 0.45);
     make_model(&m, 8, 5);
     tqs_symmetry_init_translations(&G, 4, 4, 2);
     {   double pt[8] = {1, -1, 1, -1, 1, -1, 1, -1};   /* some sector: only stored and compared here */
-        tqs_symmetry_set_characters(&G, -1, 1, pt, -1); }
+        tqs_symmetry_set_characters(&G, -1, 1, pt, -1);
+        tqs_symmetry_init_point(&Gp, 4, 4, 2);
+        tqs_symmetry_set_characters(&Gp, -1, 1, pt, -1); }
     memset(&o, 0, sizeof o);
     o.n_samples = 32; o.n_chains = 8; o.n_steps = 7; o.lr = 0.1 / 3; o.seed = 12345678901234ull; o.warmup = 2;
     o.schedule = TQS_SCHEDULE_COSINE; o.sr.solver = TQS_SOLVER_CG; o.symmetry = &G; o.note = "--flag\nvalue with spaces\nnote 2";
@@ -198,6 +202,7 @@ static void test_checkpoint_run(void) {
         case 6: o2.seed = 1; break;               case 7: o2.sr.solver = TQS_SOLVER_PARAMETER; break;
         case 8: o2.schedule = TQS_SCHEDULE_EXP; break;  case 9: o2.warmup = 1; break;
         case 10: o2.sweeps = 2; break;            case 12: o2.symmetry = NULL; break;
+        case 13: o2.symmetry = &Gp; break;
         default: break;
         }
         CHECK_EQ(tqs_vmc_init(&w, &H2, &m, &o2), 0);
@@ -218,7 +223,7 @@ static void test_checkpoint_run(void) {
     CHECK_EQ(w.step, 1);
     printf("  checkpoint run record: options, couplings, sector and note read back exactly; %d kinds of difference refused by name\n",
            (int)(sizeof changes / sizeof changes[0]));
-    tqs_vmc_free(&w); tqs_vmc_free(&v); tqs_symmetry_free(&G); tqs_vit_free(&m); tqs_hamiltonian_free(&H);
+    tqs_vmc_free(&w); tqs_vmc_free(&v); tqs_symmetry_free(&G); tqs_symmetry_free(&Gp); tqs_vit_free(&m); tqs_hamiltonian_free(&H);
     free(before); free(ci);
 }
 

@@ -271,15 +271,17 @@ static void test_svg(void) {
 
 
 /* The model and group of the symmetric-training tests: 4x4, b = 2, J2 = 0.5,
- * characters of the exact ground state; the full group (64 elements) or
- * the b*b = 4 translations alone. */
+ * characters of the exact ground state; the full group (64 elements, full =
+ * 1), the b*b = 4 translations alone (0), or those and the point group
+ * without the flip (32 elements, full = 2). */
 static void sym_setup(tqs_hamiltonian *H, tqs_vit *m, tqs_symmetry *G, int full, int seed) {
     tqs_vit_config c;
     tqs_hamiltonian_init(H, 4, 4, 1.0, 0.5);
     memset(&c, 0, sizeof c);
     c.Lx = c.Ly = 4; c.b = 2; c.d = 4; c.h = 1; c.n_layers = 1; c.ff = 1; c.attention = TQS_ATTN_FACTORED;
     tqs_vit_init(m, &c, seed);
-    if (full) tqs_symmetry_init(G, 4, 4, 2);
+    if (full == 1) tqs_symmetry_init(G, 4, 4, 2);
+    else if (full == 2) tqs_symmetry_init_point(G, 4, 4, 2);
     else tqs_symmetry_init_translations(G, 4, 4, 2);
     CHECK_EQ(tqs_symmetry_characters_ground_state(G, H), 0);
 }
@@ -323,7 +325,7 @@ static void test_symmetric_jacobian(int full) {
         }
     }
     printf("  symmetric Jacobian (%s, %d elements) vs central differences: max error %.2e of %.2e\n",
-           full ? "full group" : "translations", G.n, worst, scale);
+           full == 1 ? "full group" : full == 2 ? "point group" : "translations", G.n, worst, scale);
     CHECK(scale > 1e-3);
     CHECK_BELOW(worst, 1e-7 * scale);
     tqs_vmc_free(&v); tqs_symmetry_free(&G); tqs_vit_free(&m); tqs_hamiltonian_free(&H);
@@ -465,6 +467,59 @@ static void test_translation_characters(void) {
     free(smp); free(lp);
 }
 
+/* tqs_symmetry_init_point: psi_sym over the b*b translations and the point
+ * group equals the sum over the full group's elements without the flip, made
+ * here from tqs_symmetry_apply and the characters directly. Compared as
+ * differences of log psi_sym between configurations (a constant factor of
+ * the normalisation cancels): both are sums of the same 32 terms in another
+ * order, so they agree to rounding (1e-12 on log psi of order 1). */
+static void test_point_group(void) {
+    tqs_hamiltonian H;
+    tqs_vit m;
+    tqs_symmetry G, Gf;
+    tqs_vit_ws ws;
+    tqs_vit_amplitude holder;
+    tqs_amplitude amp, sym;
+    tqs_symmetric_amplitude sa;
+    tqs_rng rng;
+    int8_t cfg[6 * 16], gs[16];
+    tqs_complex lp[6], one;
+    double ref_re[6], ref_im[6], worst = 0;
+    int s, t, p, g, flips = 0;
+    sym_setup(&H, &m, &G, 2, 7);
+    tqs_symmetry_init(&Gf, 4, 4, 2);
+    CHECK_EQ(tqs_symmetry_characters_ground_state(&Gf, &H), 0);
+    CHECK_EQ(G.n, 4 * 8);
+    for (g = 0; g < G.n; g++) flips += G.flip[g];
+    CHECK_EQ(flips, 0);
+    tqs_vit_ws_init(&ws, &m, 64, 0);
+    amp = tqs_vit_amplitude_make(&holder, &m, &ws);
+    CHECK_EQ(tqs_symmetric_amplitude_init(&sa, &sym, &G, &amp), 0);
+    tqs_rng_seed(&rng, 9, 0);
+    for (s = 0; s < 6; s++) tqs_random_config(cfg + 16 * s, 16, &rng);
+    CHECK_EQ(sym.fn(sym.ctx, lp, cfg, 6), 0);
+    for (s = 0; s < 6; s++) {
+        double re = 0, im = 0;
+        for (t = 0; t < 4; t++)
+            for (p = 0; p < 8; p++) {
+                double chi = (t / 2 ? Gf.chi_x : 1.0) * (t % 2 ? Gf.chi_y : 1.0) * Gf.chi_point[p], a;
+                tqs_symmetry_apply(&Gf, gs, cfg + 16 * s, t / 2, t % 2, p, 0);
+                tqs_vit_forward(&m, &ws, &one, gs, 1);
+                a = exp(one.re);
+                re += chi * a * cos(one.im); im += chi * a * sin(one.im);
+            }
+        ref_re[s] = 0.5 * log(re * re + im * im); ref_im[s] = atan2(im, re);
+    }
+    for (s = 1; s < 6; s++) {
+        worst = fmax(worst, fabs((lp[s].re - lp[0].re) - (ref_re[s] - ref_re[0])));
+        worst = fmax(worst, fabs(remainder((lp[s].im - lp[0].im) - (ref_im[s] - ref_im[0]), 2 * PI)));
+    }
+    printf("  point group without flip (%d elements): log psi_sym against a direct sum, max difference %.2e\n", G.n, worst);
+    CHECK_BELOW(worst, 1e-12);
+    tqs_symmetric_amplitude_free(&sa); tqs_vit_ws_free(&ws);
+    tqs_symmetry_free(&G); tqs_symmetry_free(&Gf); tqs_vit_free(&m); tqs_hamiltonian_free(&H);
+}
+
 int main(void) {
     test_sector(4, 4, 0.0);
     test_sector(4, 4, 0.5);
@@ -477,6 +532,8 @@ int main(void) {
     test_translation_characters();
     test_symmetric_jacobian(1);
     test_symmetric_jacobian(0);
+    test_symmetric_jacobian(2);
+    test_point_group();
     test_symmetric_step();
     test_attention_stats();
     test_svg();
