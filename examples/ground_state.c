@@ -751,13 +751,15 @@ static int run(int argc, char **argv, const tqs_comm *comm) {
         done_here++;
         /* on the step's samples, with the parameters after its update */
         if (att_every) dep_avg = info.step % att_every == 0 ? attention_dependence(&vmc, &att_ws, dep_buf, dep) : NAN;
-        if (time_limit > 0 && vmc.step < opt.n_steps) {
+        if (time_limit > 0 && vmc.step < opt.n_steps && done_here > 1) {
             /* re-plan the rest from the recent time per step (it changes as the
              * state does) and the evaluation's estimated time, so that the run
-             * and its evaluation end within the budget; the schedules follow */
+             * and its evaluation end within the budget; the schedules follow.
+             * Not after the first step: its sampling includes the thermalisation,
+             * which would inflate both estimates (the calibration's plan holds) */
             double t_eval = exact_mode ? t_avg : (info.seconds[0] + info.seconds[1]) * (double)eval_samples / vmc.M;
             double left = 60.0 * time_limit - (now() - t_begin) - t_eval - 0.01 * 60.0 * time_limit, plan;
-            if (done_here > 1) t_avg = 0.8 * t_avg + 0.2 * dt;   /* (the first step thermalises) */
+            t_avg = 0.8 * t_avg + 0.2 * dt;
             plan = (double)vmc.step + (left > 0 ? floor(left / t_avg) : 0);
             if (plan > max_steps) plan = max_steps;
             if (comm && comm->size > 1) {   /* process 0's plan, on every process */
