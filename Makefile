@@ -123,12 +123,12 @@ check:
 
 # The main job: train the default model (see README) and report its energy.
 # The paper's method: sampled SR on the b = 2 ViT (the program's defaults),
-# then psi_sym trained over the translations the patches break; about 3 minutes.
+# then psi_sym trained over the translations inside a patch and the point group; about 3 minutes.
 run: examples/ground_state
 	@mkdir -p build
-	./examples/ground_state --samples 512 --time-limit 1.6 --save build/run.tqs --print-every 50
-	./examples/ground_state --init build/run.tqs --sym-train translations --samples 512 --time-limit 1.25 \
-	  --lr 0.01 --lr-final 0.002 --eval-samples 4096 --print-every 10
+	./examples/ground_state --samples 512 --time-limit 1.2 --save build/run.tqs --print-every 50
+	./examples/ground_state --init build/run.tqs --sym-train point --samples 512 --time-limit 1.8 \
+	  --lr 0.1 --lr-final 0.01 --max-distance 0.1 --eval-samples 4096 --print-every 10
 
 # The paper's claims on this machine: PROFILE=quick (default, about 18
 # minutes, examples/results/) or PROFILE=long (about 2 hours, resumable,
