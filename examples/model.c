@@ -4,11 +4,14 @@
  *   ./examples/model info MODEL
  *   ./examples/model eval MODEL [CONFIGS | --random K [--seed S]] [--symmetrize [--J2 x]]
  *   ./examples/model observables MODEL [--samples K] [--seed S] [--symmetrize [--J2 x]] [--json] [--svg PREFIX]
+ *   ./examples/model exact MODEL [--J2 x] [--json]
  * eval reads one configuration per line (N integers +1/-1 in site order, from
  * CONFIGS or standard input) and prints "Re Im" of log psi per line.
  * --symmetrize evaluates psi_sym instead, in the symmetry sector of the exact
  * ground state of the J1-J2 model at J2 (N <= 24), or, for larger lattices,
- * the sector estimated from 4096 samples of the model. */
+ * the sector estimated from 4096 samples of the model.
+ * exact (N <= 24) compares the model with the exact ground state, summed
+ * over the basis: what a stalled run is (examples/README.md). */
 #define TQS_IMPLEMENTATION
 #include "../tqs.h"
 #include "flags.h"
@@ -325,14 +328,17 @@ static int cmd_exact(const tqs_vit *m, int argc, char **argv) {
     /* momentum weights: |P_k psi|^2 / |psi|^2, P_k = (1/N) sum_t e^{-i k.t} T_t */
     for (kx = 0; kx < Lx; kx++)
         for (ky = 0; ky < Ly; ky++) {
-            double w = 0;
+            double w = 0, cs[24], sn[24];
+            int t;
+            for (t = 0; t < N; t++) {
+                double ph = -2 * 3.14159265358979323846 * ((double)kx * (t / Ly) / Lx + (double)ky * (t % Ly) / Ly);
+                cs[t] = cos(ph); sn[t] = sin(ph);
+            }
             for (r = 0; r < dim; r++) {
                 double a = 0, b = 0;
-                int t;
                 for (t = 0; t < N; t++) {
-                    double ph = -2 * 3.14159265358979323846 * ((double)kx * (t / Ly) / Lx + (double)ky * (t % Ly) / Ly);
                     const cplx *z = psi + tidx[(size_t)t * dim + r];
-                    a += z->re * cos(ph) - z->im * sin(ph); b += z->re * sin(ph) + z->im * cos(ph);
+                    a += z->re * cs[t] - z->im * sn[t]; b += z->re * sn[t] + z->im * cs[t];
                 }
                 w += (a * a + b * b) / ((double)N * N);
             }
