@@ -792,7 +792,8 @@ typedef struct tqs_symmetry {
     int Lx, Ly, N, b;
     int n_point;             /* 8 (C4v) or 4 (C2v) */
     int n_full;              /* |G| = N * n_point * 2 */
-    int n;                   /* elements summed (b*b or N translations) x n_point x 2, or the translations alone */
+    int n;                   /* elements summed: (b*b or N translations) x n_point x 2, without the flip
+                                (tqs_symmetry_init_point) x n_point, or the translations alone */
     int translations_only;   /* made by tqs_symmetry_init_translations */
     int no_flip;             /* made by tqs_symmetry_init_point: the flip is not summed */
     double chi_x, chi_y, chi_flip, chi_point[8];
@@ -806,10 +807,10 @@ TQSDEF int  tqs_symmetry_init(tqs_symmetry *G, int Lx, int Ly, int b);  /* every
  * the point-group and flip characters are not used). */
 TQSDEF int  tqs_symmetry_init_translations(tqs_symmetry *G, int Lx, int Ly, int b);
 /* The b*b translations and the point group, without the spin flip: n = b*b
- * n_point elements, half the cost of the full group. On 4x4 and 6x6 at J2 =
- * 0.5 the traps of sampled SR are singlets of other momenta and point-group
- * characters, while the flip-odd states lie far higher (examples/README.md,
- * "What a stalled run is"); chi_flip is not used. */
+ * n_point elements, half the cost of the full group. On 4x4 at J2 = 0.5 the
+ * states that trap sampled SR are of other momenta and point-group
+ * characters, while the flip-odd states at momentum 0 lie far higher
+ * (examples/README.md, "What a stalled run is"); chi_flip is not used. */
 TQSDEF int  tqs_symmetry_init_point(tqs_symmetry *G, int Lx, int Ly, int b);
 TQSDEF void tqs_symmetry_free(tqs_symmetry *G);
 /* out = g in for the element (dx, dy, p, f). */
