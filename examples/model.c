@@ -248,7 +248,7 @@ static int cmd_exact(const tqs_vit *m, int argc, char **argv) {
     cplx *psi = NULL, *Ppsi = NULL, *Hv = NULL;
     uint32_t *tidx = NULL;    /* (N, dim): the index of T_t s, t = dx Ly + dy */
     int8_t cf[256 * 32], gs[32];
-    double ex[11], wk[24 * 24], w_lev[3], E_lev[3];
+    double ex[11], wk[24 * 24], w_lev[3], E_lev[3], V_lev[3] = {NAN, NAN, NAN};
     for (i = 3; i < argc; i++) {
         if (flags_real(argc, argv, &i, "--J2", &J2, -1e3, 1e3) || flags_bool(argv, i, "--json", &json)) continue;
         flags_die("exact: unknown flag '%s'", argv[i]);
@@ -310,6 +310,9 @@ static int cmd_exact(const tqs_vit *m, int argc, char **argv) {
         if (w_lev[lev] > 1e-300) {
             if (apply_h(&H, &B, Hv, Ppsi, t0, t1)) { fprintf(stderr, "model: %s\n", tqs_last_error()); goto done; }
             E_lev[lev] = dot_re(Ppsi, Hv, dim) / (w_lev[lev] * norm);
+            /* <H^2> - <H>^2 of the projected state: what sampling would
+             * measure if it reached every configuration */
+            V_lev[lev] = dot_re(Hv, Hv, dim) / (w_lev[lev] * norm) - E_lev[lev] * E_lev[lev];
         }
     }
     w_sec = w_lev[2]; E_sec = E_lev[2];
@@ -356,6 +359,7 @@ static int cmd_exact(const tqs_vit *m, int argc, char **argv) {
             for (k = 0; k < Lx * Ly; k++) printf("%s%.6e", k ? "," : "", wk[k]);
             printf("],\"projected_weights\":[%.6e,%.6e,%.6e],\"projected_energies_per_site\":[%.10f,%.10f,%.10f]",
                    w_lev[0], w_lev[1], w_lev[2], E_lev[0] / N, E_lev[1] / N, E_lev[2] / N);
+            printf(",\"projected_variances_per_site\":[%.6e,%.6e,%.6e]", V_lev[0] / N, V_lev[1] / N, V_lev[2] / N);
             printf(",\"generators\":[");
             for (k = 0; k < 2 + G.n_point; k++) printf("%s%.6f", k ? "," : "", ex[k]);
             printf("]}\n");
@@ -363,10 +367,10 @@ static int cmd_exact(const tqs_vit *m, int argc, char **argv) {
             printf("E/N of the model          %.8f   (exact %.8f, relative error %.3e)\n", E / N, E0 / N, fabs((E - E0) / E0));
             printf("overlap |<psi0|psi>|^2    %.6f\n", ovl);
             printf("weight in psi0's sector   %.6f   (E/N of that part %.8f)\n", w_sec, E_sec / N);
-            printf("projected with psi0's characters: weight, E/N, relative error of E/N\n");
-            printf("  translations              %.6f  %.8f  %.3e\n", w_lev[0], E_lev[0] / N, fabs((E_lev[0] - E0) / E0));
-            printf("  translations and flip     %.6f  %.8f  %.3e\n", w_lev[1], E_lev[1] / N, fabs((E_lev[1] - E0) / E0));
-            printf("  full group                %.6f  %.8f  %.3e\n", w_lev[2], E_lev[2] / N, fabs((E_lev[2] - E0) / E0));
+            printf("projected with psi0's characters: weight, E/N, relative error of E/N, variance/N\n");
+            printf("  translations              %.6f  %.8f  %.3e  %.3e\n", w_lev[0], E_lev[0] / N, fabs((E_lev[0] - E0) / E0), V_lev[0] / N);
+            printf("  translations and flip     %.6f  %.8f  %.3e  %.3e\n", w_lev[1], E_lev[1] / N, fabs((E_lev[1] - E0) / E0), V_lev[1] / N);
+            printf("  full group                %.6f  %.8f  %.3e  %.3e\n", w_lev[2], E_lev[2] / N, fabs((E_lev[2] - E0) / E0), V_lev[2] / N);
             printf("largest momentum weight   %.6f   at k = 2 pi (%d/%d, %d/%d)\n", best, bk / Ly, Lx, bk % Ly, Ly);
             printf("momentum weights (kx Ly + ky, k = 2 pi (kx/Lx, ky/Ly)):");
             for (k = 0; k < Lx * Ly; k++) printf(" %.4f", wk[k]);

@@ -601,7 +601,10 @@ static void test_defaults_and_tour(void) {
  * projections onto orthogonal sectors and so sum to 1 (rounding, 1e-10); the
  * overlap with psi0 cannot exceed the weight in psi0's sector (psi0 lies in
  * it); a b = 1 ViT is translation invariant by construction, so all its
- * weight is at k = 0 and <Tx> = <Ty> = 1. */
+ * weight is at k = 0 and <Tx> = <Ty> = 1, and its projection over the
+ * translations is the model itself, whose variance <H^2> - <H>^2 (from H
+ * applied to the vector) must equal the variance ground_state --exact sums
+ * from the local energies (6 significant digits printed: 1e-5 relative). */
 static void json_array(const char *text, const char *key, double *x, int cap, int *n) {
     char pat[64];
     const char *p;
@@ -618,8 +621,8 @@ static void json_array(const char *text, const char *key, double *x, int cap, in
 }
 static void test_model_exact(void) {
     char *out;
-    double wk[16], gen[11], e_model, e_gs, sum = 0;
-    int nk, ng, k;
+    double wk[16], gen[11], var[3], e_model, e_gs, sum = 0;
+    int nk, ng, nv, k;
     CHECK_EQ(run("./examples/model init -o " D "/ex2.tqs --seed 3"), 0);
     CHECK_EQ(run("./examples/model exact " D "/ex2.tqs --json"), 0);
     out = slurp(D "/out.txt", NULL);
@@ -641,10 +644,15 @@ static void test_model_exact(void) {
     out = slurp(D "/out.txt", NULL);
     json_array(out, "momentum_weights", wk, 16, &nk);
     json_array(out, "generators", gen, 11, &ng);
-    CHECK(nk == 16 && ng == 10);   /* Tx, Ty, flip and the 7 point elements of C4v besides the identity */
+    json_array(out, "projected_variances_per_site", var, 3, &nv);
+    CHECK(nk == 16 && ng == 10 && nv == 3);   /* Tx, Ty, flip and the 7 point elements of C4v besides the identity */
     CHECK_NEAR(wk[0], 1.0, 1e-10);
     CHECK_NEAR(gen[0], 1.0, 1e-10);
     CHECK_NEAR(gen[1], 1.0, 1e-10);
+    free(out);
+    CHECK_EQ(run("./examples/ground_state --quiet --init " D "/ex1.tqs --exact --steps 0 --json"), 0);
+    out = slurp(D "/out.txt", NULL);
+    CHECK_NEAR(var[0], json_scalar(out, "variance_per_site"), 1e-5 * var[0]);
     free(out);
     CHECK_EQ(run("./examples/model init -o " D "/ex6.tqs --L 6 --d 4 --heads 1 --layers 1"), 0);
     refused_plain("./examples/model exact " D "/ex6.tqs", "N <= 24", 2);
