@@ -210,8 +210,9 @@ static int cmd_observables(const tqs_vit *m, int argc, char **argv) {
  *   E/N of psi and its relative error;
  *   |<psi0|psi>|^2, the overlap with the Lanczos ground state psi0;
  *   the weight |P psi|^2 / |psi|^2 of psi in psi0's symmetry sector (P the
- *   projector sum_g chi(g) g / |G| over the full group, chi psi0's characters)
- *   and E/N of P psi, the part of psi in that sector;
+ *   projector sum_g chi(g) g / |G| over the full group, chi psi0's characters),
+ *   E/N and the exact variance of P psi, the part of psi in that sector, and
+ *   the same for the projections over the translations and translations + flip;
  *   the weights of psi in each lattice momentum (the translations' projectors);
  *   <g> = <psi|g|psi> / <psi|psi> of the generators (real part). */
 typedef struct { double re, im; } cplx;
@@ -235,7 +236,7 @@ static double dot_re(const cplx *a, const cplx *b, size_t n) {   /* Re <a|b> */
 }
 
 static int cmd_exact(const tqs_vit *m, int argc, char **argv) {
-    double J2 = 0.5, norm, E, E0, ov_re = 0, ov_im = 0, w_sec, E_sec, *t0 = NULL, *t1 = NULL, mx = -1e300;
+    double J2 = 0.5, norm, E, E0, ov_re = 0, ov_im = 0, *t0 = NULL, *t1 = NULL, mx = -1e300;
     int i, json = 0, N = m->N, Lx = m->cfg.Lx, Ly = m->cfg.Ly, rc = 1, g, kx, ky, k, lev;
     size_t r, dim;
     tqs_hamiltonian H;
@@ -279,7 +280,9 @@ static int cmd_exact(const tqs_vit *m, int argc, char **argv) {
     }
     if (apply_h(&H, &B, Hv, psi, t0, t1)) { fprintf(stderr, "model: %s\n", tqs_last_error()); goto done; }
     E = dot_re(psi, Hv, dim) / norm;
-    if (tqs_exact_ground_state(&ed, &H, &lo) || tqs_symmetry_init(&G, Lx, Ly, 0) || tqs_symmetry_characters_ground_state(&G, &H)) {
+    /* psi0's characters from the vector at hand (Lanczos residual < 1e-10: <g> within ~1e-9 of +-1) */
+    if (tqs_exact_ground_state(&ed, &H, &lo) || tqs_symmetry_init(&G, Lx, Ly, 0) ||
+        tqs_symmetry_characters_exact(&G, &B, ed.vector, 1e-6, NULL)) {
         fprintf(stderr, "model: %s\n", tqs_last_error()); goto done;
     }
     E0 = ed.energy;
@@ -287,7 +290,6 @@ static int cmd_exact(const tqs_vit *m, int argc, char **argv) {
     /* P psi for three nested groups with psi0's characters: the translations
      * (lev 0), with the flip (1), the full group (2); the table of translated
      * indices on the way */
-    for (i = 0; i < 11; i++) ex[i] = 0;
     for (lev = 0; lev < 3; lev++) {
         int cnt = 0;
         for (g = 0; g < G.n; g++) cnt += lev == 2 || ((g / 2) % G.n_point == 0 && (lev == 1 || G.flip[g] == 0));
@@ -315,7 +317,6 @@ static int cmd_exact(const tqs_vit *m, int argc, char **argv) {
             V_lev[lev] = dot_re(Hv, Hv, dim) / (w_lev[lev] * norm) - E_lev[lev] * E_lev[lev];
         }
     }
-    w_sec = w_lev[2]; E_sec = E_lev[2];
     for (k = 0; k < 2 + G.n_point; k++) {   /* generators: Tx, Ty, flip, point elements 1.. */
         int dx = k == 0, dy = k == 1, f = k == 2, p = k >= 3 ? k - 2 : 0;
         double num = 0;
@@ -355,7 +356,7 @@ static int cmd_exact(const tqs_vit *m, int argc, char **argv) {
         if (json) {
             printf("{\"energy_per_site\":%.10f,\"exact_energy_per_site\":%.10f,\"relative_error\":%.6e,\"overlap\":%.6e,"
                    "\"sector_weight\":%.6e,\"sector_energy_per_site\":%.10f,\"momentum_weights\":[",
-                   E / N, E0 / N, fabs((E - E0) / E0), ovl, w_sec, E_sec / N);
+                   E / N, E0 / N, fabs((E - E0) / E0), ovl, w_lev[2], E_lev[2] / N);
             for (k = 0; k < Lx * Ly; k++) printf("%s%.6e", k ? "," : "", wk[k]);
             printf("],\"projected_weights\":[%.6e,%.6e,%.6e],\"projected_energies_per_site\":[%.10f,%.10f,%.10f]",
                    w_lev[0], w_lev[1], w_lev[2], E_lev[0] / N, E_lev[1] / N, E_lev[2] / N);
@@ -366,7 +367,7 @@ static int cmd_exact(const tqs_vit *m, int argc, char **argv) {
         } else {
             printf("E/N of the model          %.8f   (exact %.8f, relative error %.3e)\n", E / N, E0 / N, fabs((E - E0) / E0));
             printf("overlap |<psi0|psi>|^2    %.6f\n", ovl);
-            printf("weight in psi0's sector   %.6f   (E/N of that part %.8f)\n", w_sec, E_sec / N);
+            printf("weight in psi0's sector   %.6f   (E/N of that part %.8f)\n", w_lev[2], E_lev[2] / N);
             printf("projected with psi0's characters: weight, E/N, relative error of E/N, variance/N\n");
             printf("  translations              %.6f  %.8f  %.3e  %.3e\n", w_lev[0], E_lev[0] / N, fabs((E_lev[0] - E0) / E0), V_lev[0] / N);
             printf("  translations and flip     %.6f  %.8f  %.3e  %.3e\n", w_lev[1], E_lev[1] / N, fabs((E_lev[1] - E0) / E0), V_lev[1] / N);
