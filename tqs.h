@@ -343,6 +343,7 @@ typedef struct tqs_sampler {
     int8_t *prop;            /* (n_chains, N) workspace: proposals, compacted */
     int *prop_chain;         /* (n_chains) chain of each proposal */
     tqs_complex *prop_logpsi;
+    double power;            /* the chains sample |psi|^power (2 after tqs_sampler_init) */
 } tqs_sampler;
 TQSDEF int  tqs_sampler_init(tqs_sampler *S, const tqs_lattice *lat, int n_chains, uint64_t seed);
 TQSDEF void tqs_sampler_free(tqs_sampler *S);
@@ -590,6 +591,10 @@ typedef struct tqs_vmc_options {  /* zero means default (tqs_vmc_options_default
     int schedule;                 /* TQS_SCHEDULE_EXP (default): a (b/a)^x, or TQS_SCHEDULE_COSINE:
                                      b + (a - b)(1 + cos(pi x))/2, x = step/(n_steps - 1), both quantities */
     int warmup;                   /* steps over which lr rises linearly to lr before its schedule; default 0 */
+    double sample_power;          /* training samples |psi|^p, 0 < p <= 2, default 2; below 2 the
+                                     estimators are reweighted by |psi|^(2-p) (importance sampling:
+                                     the chains also visit where |psi| is small, which |psi|^2 misses).
+                                     tqs_vmc_evaluate always samples |psi|^2 */
     tqs_sr_options sr;
     uint64_t seed;
     int jac_batch;                /* configurations per Jacobian call; 0: from the model's size (32 and up) */
@@ -643,7 +648,8 @@ typedef struct tqs_vmc {
     tqs_complex *eloc_all;        /* (M_all) every process's local energies, chain-major (sampled, shared) */
     double *e_all;                /* (M_all) their real parts */
     const tqs_complex *el_all;    /* the local energies of all samples (eloc_all, eloc or the enumeration's) */
-    const double *w_all;          /* their weights (the enumeration's), NULL: 1 / M_all each */
+    const double *w_all;          /* their weights (the enumeration's or sample_power's), NULL: 1 / M_all each */
+    double *lw_all;               /* (M_all) with sample_power < 2: every sample's weight |psi|^(2-p), normalised */
     tqs_sampler sampler;
     tqs_enumeration en;
     tqs_vit_ws fwd_ws, jac_ws;
@@ -2376,6 +2382,7 @@ TQSDEF int tqs_sampler_init(tqs_sampler *S, const tqs_lattice *lat, int n_chains
     }
     TQS_FREE(seen);
     S->n_pairs = np;
+    S->power = 2.0;
     for (c = 0; c < n_chains; c++) {
         tqs_rng_seed(&S->rng[c], seed, (uint64_t)c);
         tqs_random_config(S->state + (size_t)c * N, N, &S->rng[c]);
@@ -2417,8 +2424,8 @@ static int tqs__sampler_step(tqs_sampler *S, const tqs_amplitude *amp) {
     for (c = 0; c < n_prop; c++) {
         int ch = S->prop_chain[c];
         double u = tqs_rng_uniform(&S->rng[ch]);
-        /* accept with min(1, |psi'/psi|^2) = min(1, exp(2 Re(log psi' - log psi))) */
-        double log_ratio = 2.0 * (S->prop_logpsi[c].re - S->logpsi[ch].re);
+        /* accept with min(1, |psi'/psi|^p) = min(1, exp(p Re(log psi' - log psi))), p = 2 for |psi|^2 */
+        double log_ratio = S->power * (S->prop_logpsi[c].re - S->logpsi[ch].re);
         S->proposed[ch]++;
         if (log_ratio >= 0 || u < exp(log_ratio)) {
             memcpy(S->state + (size_t)ch * N, S->prop + (size_t)c * N, (size_t)N);
@@ -3648,6 +3655,7 @@ TQSDEF void tqs_vmc_options_defaults(tqs_vmc_options *o) {
     if (o->max_distance == 0) o->max_distance = 0.05;
     if (o->momentum == 0) o->momentum = 0.9;
     if (o->jac_batch < 0) o->jac_batch = 0;   /* 0: chosen by tqs__vmc_batch */
+    if (!(o->sample_power > 0)) o->sample_power = 2.0;
 }
 
 /* Configurations per batch of the local energy (passes = 1) and of the
@@ -3689,6 +3697,8 @@ TQSDEF int tqs_vmc_init(tqs_vmc *v, const tqs_hamiltonian *H, tqs_vit *model, co
     if (o.schedule != TQS_SCHEDULE_EXP && o.schedule != TQS_SCHEDULE_COSINE) return tqs__fail(TQS_EINVAL, "vmc: unknown schedule %d", o.schedule);
     if (o.note && strlen(o.note) >= TQS_NOTE_MAX) return tqs__fail(TQS_EINVAL, "vmc: the note is longer than %d characters", TQS_NOTE_MAX - 1);
     if (o.warmup < 0 || o.warmup >= o.n_steps) return tqs__fail(TQS_EINVAL, "vmc: warm-up of %d steps in a run of %d", o.warmup, o.n_steps);
+    if (!(o.sample_power <= 2.0)) return tqs__fail(TQS_EINVAL, "vmc: sample_power %g is not in (0, 2]", o.sample_power);
+    if (o.exact && o.sample_power != 2.0) return tqs__fail(TQS_EINVAL, "vmc: sample_power %g with exact enumeration (nothing is sampled)", o.sample_power);
     if (!o.exact && o.n_chains > o.n_samples)
         return tqs__fail(TQS_EINVAL, "vmc: more chains (%d) than samples (%d)", o.n_chains, o.n_samples);
     if (o.exact && N > TQS_ED_MAX_SITES)
@@ -3707,6 +3717,7 @@ TQSDEF int tqs_vmc_init(tqs_vmc *v, const tqs_hamiltonian *H, tqs_vit *model, co
         v->M = v->per_chain * local; v->M_rows = v->M; v->M_all = v->M * np;
         v->first = (long)(np > 1 ? o.comm->rank : 0) * local;
         if ((rc = tqs_sampler_init(&v->sampler, &H->lat, local, o.seed)) != 0) return rc;
+        v->sampler.power = o.sample_power;
         for (c = 0; c < local && v->first; c++) {   /* chain first + c: its stream and starting configuration */
             tqs_rng_seed(&v->sampler.rng[c], o.seed, (uint64_t)(v->first + c));
             tqs_random_config(v->sampler.state + (size_t)c * N, N, &v->sampler.rng[c]);
@@ -3767,6 +3778,9 @@ TQSDEF int tqs_vmc_init(tqs_vmc *v, const tqs_hamiltonian *H, tqs_vit *model, co
         v->e_all = (double *)tqs__alloc(sizeof(double) * (size_t)v->M_all);
         if (!v->eloc_all || !v->e_all) { tqs_vmc_free(v); return tqs__fail(TQS_ENOMEM, "vmc: out of memory"); }
     }
+    if (!o.exact && o.sample_power != 2.0 && !(v->lw_all = (double *)tqs__alloc(sizeof(double) * (size_t)v->M_all))) {
+        tqs_vmc_free(v); return tqs__fail(TQS_ENOMEM, "vmc: out of memory");
+    }
     v->samples = o.exact ? NULL : (int8_t *)tqs__alloc((size_t)v->M * N);
     v->logpsi = o.exact ? NULL : (tqs_complex *)tqs__alloc(sizeof(tqs_complex) * v->M);
     v->eloc = o.exact ? NULL : (tqs_complex *)tqs__alloc(sizeof(tqs_complex) * v->M);
@@ -3791,7 +3805,7 @@ TQSDEF void tqs_vmc_free(tqs_vmc *v) {
     TQS_FREE(v->X); TQS_FREE(v->f); TQS_FREE(v->delta); TQS_FREE(v->work); TQS_FREE(v->prior); TQS_FREE(v->weights);
     if (v->sym_amp) tqs_symmetric_amplitude_free(v->sym_amp);
     TQS_FREE(v->sym_amp); TQS_FREE(v->sym_cfgs); TQS_FREE(v->sym_lp); TQS_FREE(v->sym_jac); TQS_FREE(v->sym_w);
-    TQS_FREE(v->eloc_all); TQS_FREE(v->e_all);
+    TQS_FREE(v->eloc_all); TQS_FREE(v->e_all); TQS_FREE(v->lw_all);
     memset(v, 0, sizeof *v);
 }
 
@@ -3829,32 +3843,55 @@ static int tqs__vmc_measure(tqs_vmc *v, tqs_step_info *info, int8_t **cfgs, tqs_
         return TQS_OK;
     } else {
         tqs_stats st;
-        rc = tqs_sampler_run(&v->sampler, &v->amp, v->per_chain, v->opt.sweeps,
-                             v->step == 0 ? v->opt.thermalize : 0, v->samples, v->logpsi);
+        double *e = v->comm ? v->e_all : v->work, p = v->opt.sample_power, emean = 0, var = 0;
+        /* thermalise at the start and when the chains sampled another power (an evaluation's |psi|^2) */
+        int therm = v->step == 0 || v->sampler.power != p ? v->opt.thermalize : 0;
+        v->sampler.power = p;
+        rc = tqs_sampler_run(&v->sampler, &v->amp, v->per_chain, v->opt.sweeps, therm, v->samples, v->logpsi);
         if (rc) return rc;
         t1 = tqs__seconds();
         info->seconds[0] = t1 - t0;
         if ((rc = tqs_local_energy(v->eloc, v->H, &v->amp, &v->eloc_ws, v->samples, v->logpsi, v->M)) != 0) return rc;
         info->seconds[1] = tqs__seconds() - t1;
         for (i = 0; i < v->M; i++) v->weights[i] = 1.0 / v->M_all;
+        v->w_all = NULL;
         if (v->comm) {   /* every process's local energies, in the order of the chains */
             double ap[2] = {0, 0};
             if ((rc = tqs__comm_allgather(v->comm, v->eloc, v->eloc_all, sizeof(tqs_complex) * (size_t)v->M)) != 0) return rc;
-            for (i = 0; i < v->M_all; i++) v->e_all[i] = v->eloc_all[i].re;
-            tqs_statistics(&st, v->e_all, v->opt.n_chains, v->per_chain);
             for (i = 0; i < v->sampler.n_chains; i++) { ap[0] += (double)v->sampler.accepted[i]; ap[1] += (double)v->sampler.proposed[i]; }
             if ((rc = tqs__comm_sum(v->comm, ap, 2)) != 0) return rc;
             info->acceptance = ap[1] > 0 ? ap[0] / ap[1] : 0.0;
             v->el_all = v->eloc_all;
         } else {
-            for (i = 0; i < v->M; i++) v->work[i] = v->eloc[i].re;
-            tqs_statistics(&st, v->work, v->opt.n_chains, v->per_chain);
             info->acceptance = tqs_sampler_acceptance(&v->sampler, -1);
             v->el_all = v->eloc;
         }
-        v->w_all = NULL;
-        for (i = 0; i < v->M_all; i++) info->energy_imag += v->el_all[i].im / v->M_all;
-        info->energy = st.mean; info->error = st.error; info->variance = st.variance;
+        if (v->lw_all) {
+            /* Samples of |psi|^p, p < 2: E = sum_s w_s E_loc(s) with the self-normalised
+             * weights w_s = |psi(s)|^(2-p) / sum |psi|^(2-p); every process forms the
+             * same w_all from the gathered log |psi|, in chain order */
+            double mx = -HUGE_VAL, sum = 0;
+            for (i = 0; i < v->M; i++) e[i] = (2.0 - p) * v->logpsi[i].re;
+            if (v->comm) { if ((rc = tqs__comm_allgather(v->comm, e, v->lw_all, sizeof(double) * (size_t)v->M)) != 0) return rc; }
+            else memcpy(v->lw_all, e, sizeof(double) * (size_t)v->M);
+            for (i = 0; i < v->M_all; i++) if (v->lw_all[i] > mx) mx = v->lw_all[i];
+            for (i = 0; i < v->M_all; i++) sum += (v->lw_all[i] = exp(v->lw_all[i] - mx));
+            for (i = 0; i < v->M_all; i++) v->lw_all[i] /= sum;
+            for (i = 0; i < v->M; i++) v->weights[i] = v->lw_all[(size_t)v->first * v->per_chain + i];
+            v->w_all = v->lw_all;
+            for (i = 0; i < v->M_all; i++) emean += v->lw_all[i] * v->el_all[i].re;
+            /* the error of the weighted mean is that of the plain mean of
+             * y_s = M w_s (E_loc(s) - E) + E (the estimator linearised in the
+             * weights); tau and R-hat of its chains likewise */
+            for (i = 0; i < v->M_all; i++) {
+                double d = v->el_all[i].re - emean;
+                var += v->lw_all[i] * d * d;
+                e[i] = (double)v->M_all * v->lw_all[i] * d + emean;
+            }
+        } else for (i = 0; i < v->M_all; i++) e[i] = v->el_all[i].re;
+        tqs_statistics(&st, e, v->opt.n_chains, v->per_chain);
+        for (i = 0; i < v->M_all; i++) info->energy_imag += v->w_all ? v->w_all[i] * v->el_all[i].im : v->el_all[i].im / v->M_all;
+        info->energy = v->lw_all ? emean : st.mean; info->error = st.error; info->variance = v->lw_all ? var : st.variance;
         info->tau = st.tau; info->rhat = st.rhat;
         *cfgs = v->samples; *lp = v->logpsi; *el = v->eloc;
         return TQS_OK;
@@ -4027,7 +4064,11 @@ static int tqs__vmc_evaluate(tqs_vmc *v, int n_samples, tqs_step_info *info, tqs
     el_all = np > 1 ? (tqs_complex *)tqs__alloc(sizeof(tqs_complex) * (size_t)M * np) : el;
     e = (double *)tqs__alloc(sizeof(double) * (size_t)M * np);
     rc = (!cfgs || !lp || !el || !el_all || !e) ? tqs__fail(TQS_ENOMEM, "evaluate: out of memory for %d samples", M) : 0;
-    if (!rc) rc = tqs_sampler_run(&v->sampler, &v->amp, per, v->opt.sweeps, v->step == 0 ? v->opt.thermalize : 0, cfgs, lp);
+    if (!rc) {   /* |psi|^2, whatever power the training samples (thermalised again if it was another) */
+        int therm = v->step == 0 || v->sampler.power != 2.0 ? v->opt.thermalize : 0;
+        v->sampler.power = 2.0;
+        rc = tqs_sampler_run(&v->sampler, &v->amp, per, v->opt.sweeps, therm, cfgs, lp);
+    }
     if (!rc && !o) rc = tqs_local_energy(el, v->H, &v->amp, &v->eloc_ws, cfgs, lp, M);
     if (!rc && o && (rc = tqs_observables_sampled(o, &v->amp, cfgs, lp, v->opt.n_chains, per)) == 0)
         for (i = 0; i < M; i++)
@@ -4321,7 +4362,8 @@ static const tqs__run_field tqs__run_fields[] = {
     TQS__RF("schedule", TQS__F_INT, schedule), TQS__RF("warmup", TQS__F_INT, warmup),
     TQS__RF("solver", TQS__F_INT, sr.solver), TQS__RF("cg_tol", TQS__F_DBL, sr.cg_tol),
     TQS__RF("cg_max_iter", TQS__F_INT, sr.cg_max_iter), TQS__RF("seed", TQS__F_U64, seed),
-    TQS__RF("max_distance", TQS__F_DBL, max_distance), TQS__RF("momentum", TQS__F_DBL, momentum)
+    TQS__RF("max_distance", TQS__F_DBL, max_distance), TQS__RF("momentum", TQS__F_DBL, momentum),
+    TQS__RF("sample_power", TQS__F_DBL, sample_power)   /* the last: a record without it (older files) means 2 */
 };
 #define TQS__N_RUN_FIELDS (sizeof tqs__run_fields / sizeof tqs__run_fields[0])
 
@@ -4381,7 +4423,8 @@ static int tqs__run_record_parse(tqs_checkpoint_info *ci, const char *rec, size_
     }
     for (f = 0; f < TQS__N_RUN_FIELDS; f++) {
         const tqs__run_field *F = &tqs__run_fields[f];
-        if (!(p = tqs__record_value(text, F->key))) { rc = tqs__fail(TQS_EFORMAT, "checkpoint: its run record has no %s", F->key); goto done; }
+        if (!(p = tqs__record_value(text, F->key)) && f == TQS__N_RUN_FIELDS - 1) { ci->opt.sample_power = 2.0; continue; }
+        if (!p) { rc = tqs__fail(TQS_EFORMAT, "checkpoint: its run record has no %s", F->key); goto done; }
         if (F->kind == TQS__F_INT) *(int *)(o + F->off) = (int)strtol(p, &end, 10);
         else if (F->kind == TQS__F_DBL) *(double *)(o + F->off) = strtod(p, &end);
         else *(uint64_t *)(o + F->off) = (uint64_t)strtoull(p, &end, 10);

@@ -384,10 +384,11 @@ static void print_usage(void) {
            "            --attention factored|standard (factored)  --init MODEL (start from a model file: its lattice and shape)\n",
            c.b, c.d, c.h, c.n_layers, c.ff);
     printf("  sampling  --samples n (%d)  --chains n (samples, at most 1024)  --sweeps n (%d)  --thermalize n (%d)\n"
+           "            --sample-power p (%g: training samples |psi|^p, reweighted; below 2 they also visit where |psi| is small)\n"
            "            --exact (enumerate the Sz=0 basis instead, N <= 24)\n"
            "  time      --time-limit MINUTES (the number of steps, and so the schedules, from the measured time\n"
            "                             per step, so that the run and its evaluation end within MINUTES)\n",
-           o.n_samples, o.sweeps, o.thermalize);
+           o.n_samples, o.sweeps, o.thermalize, o.sample_power);
     printf("  SR        --steps n (%d)  --lr x (%g)  --lr-final x (lr/%g)  --diag-shift x (%g)  --diag-shift-final x (= shift)\n"
            "            --solver auto|parameter|sample|cg (auto)  --max-distance x (%g; 0: off; cap on lr*sqrt(d^T S d))\n"
            "            --momentum x (%g; 0: off; SPRING, the solve pulled towards x times the last update)\n"
@@ -524,6 +525,7 @@ static int run(int argc, char **argv, const tqs_comm *comm) {
             flags_str(argc, argv, &i, "--solver", &solver) ||
             flags_real(argc, argv, &i, "--max-distance", &max_distance, 0, 1e6) ||
             flags_real(argc, argv, &i, "--momentum", &momentum, 0, 0.999) ||
+            flags_real(argc, argv, &i, "--sample-power", &opt.sample_power, 0.05, 2) ||
             flags_real(argc, argv, &i, "--time-limit", &time_limit, 0.01, 1e6) ||
             flags_str(argc, argv, &i, "--schedule", &schedule) || flags_int(argc, argv, &i, "--warmup", &opt.warmup, 0, 100000000) ||
             flags_str(argc, argv, &i, "--log", &log_path) ||
@@ -572,6 +574,7 @@ static int run(int argc, char **argv, const tqs_comm *comm) {
     if (cfg.d % cfg.h) flags_die("--heads: %d must divide --d %d", cfg.h, cfg.d);
     N = cfg.Lx * cfg.Ly;
     if (exact_mode && N > TQS_ED_MAX_SITES) flags_die("--exact: needs N <= %d sites (got %dx%d)", TQS_ED_MAX_SITES, cfg.Lx, cfg.Ly);
+    if (exact_mode && opt.sample_power > 0 && opt.sample_power != 2) flags_die("--sample-power: nothing is sampled with --exact");
     if (!exact_mode && opt.n_chains > opt.n_samples) flags_die("--chains: %d chains for %d samples; need chains <= samples", opt.n_chains, opt.n_samples);
     if (!exact_mode && opt.n_chains > eval_samples) flags_die("--eval-samples: %d is fewer than --chains %d", eval_samples, opt.n_chains);
     if (n_logs && !plot) flags_die("unexpected argument '%s' (CSV logs are plotted with --plot FILE.svg)", logs[0]);

@@ -163,7 +163,7 @@ static void test_checkpoint_run(void) {
     struct { const char *key; int which; } changes[] = {
         {"n_steps", 0}, {"lr", 1}, {"lr_final", 2}, {"diag_shift", 3}, {"momentum", 4}, {"max_distance", 5},
         {"seed", 6}, {"solver", 7}, {"schedule", 8}, {"warmup", 9}, {"sweeps", 10}, {"J2", 11}, {"psi", 12},
-        {"translations and point group", 13},
+        {"translations and point group", 13}, {"sample_power", 14},
     };
     tqs_symmetry Gp;   /* the same sector summed over another group */
     tqs_hamiltonian_init(&H, 4, 4, 1, 0.45);
@@ -185,6 +185,7 @@ static void test_checkpoint_run(void) {
     CHECK(ci->J1 == 1 && ci->J2 == 0.45 && ci->opt.lr == 0.1 / 3 && ci->opt.lr_final == v.opt.lr_final && ci->opt.seed == o.seed);
     CHECK(ci->opt.n_steps == 7 && ci->opt.warmup == 2 && ci->opt.schedule == TQS_SCHEDULE_COSINE && ci->opt.sr.solver == TQS_SOLVER_CG);
     CHECK(ci->opt.momentum == 0.9 && ci->opt.max_distance == 0.05 && ci->opt.diag_shift == v.opt.diag_shift && ci->opt.sr.cg_tol == v.opt.sr.cg_tol);
+    CHECK(ci->opt.sample_power == 2.0);
     same_sector = ci->symmetry == 2 && ci->symmetry_b == 2 && ci->chi_x == -1 && ci->chi_y == 1 && ci->chi_flip == -1;
     for (k = 0; k < 8; k++) same_sector &= ci->chi_point[k] == G.chi_point[k];
     CHECK(same_sector);
@@ -202,7 +203,7 @@ static void test_checkpoint_run(void) {
         case 6: o2.seed = 1; break;               case 7: o2.sr.solver = TQS_SOLVER_PARAMETER; break;
         case 8: o2.schedule = TQS_SCHEDULE_EXP; break;  case 9: o2.warmup = 1; break;
         case 10: o2.sweeps = 2; break;            case 12: o2.symmetry = NULL; break;
-        case 13: o2.symmetry = &Gp; break;
+        case 13: o2.symmetry = &Gp; break;        case 14: o2.sample_power = 1.5; break;
         default: break;
         }
         CHECK_EQ(tqs_vmc_init(&w, &H2, &m, &o2), 0);

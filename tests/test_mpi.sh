@@ -31,6 +31,13 @@ mpi $MBASE --steps 6 --log $D/two.csv > $D/two.out 2>&1 || bad "two-process run 
 if same_energies $D/one.csv $D/two.csv; then ok; else bad "energies of 2 processes differ from 1 process"; fi
 if [ "$(grep -c '^[0-9]' $D/two.csv)" = 6 ]; then ok; else bad "the two-process log has not 6 steps"; fi
 
+# 1b. the same with training samples of |psi|^1: the weights are formed from
+# every process's gathered log|psi|, the same on each
+$BASE --steps 6 --sample-power 1 --log $D/one-p1.csv > $D/one-p1.out 2>&1 || bad "one-process --sample-power 1 run failed"
+mpi $MBASE --steps 6 --sample-power 1 --log $D/two-p1.csv > $D/two-p1.out 2>&1 || bad "two-process --sample-power 1 run failed: $(tail -n 3 $D/two-p1.out)"
+if same_energies $D/one-p1.csv $D/two-p1.csv && ! same_energies $D/one.csv $D/one-p1.csv; then ok
+else bad "--sample-power 1: energies of 2 processes differ from 1 process (or equal those of |psi|^2)"; fi
+
 # 2. a checkpoint written by two processes, resumed by one
 mpi $MBASE --steps 6 --checkpoint $D/two.ckpt --log $D/resumed.csv --stop-at 3 > $D/ck.out 2>&1
 st=$?; [ $st = 3 ] || bad "two-process run stopped at step 3 exited with status $st (not 3): $(tail -n 2 $D/ck.out)"

@@ -200,8 +200,9 @@ static void test_sampled_energy(int attention) {
 }
 
 /* The histogram of the staggered magnetisation's up-count on sublattice A
- * (0..8) sampled from the exact ground state against its exact distribution. */
-static void test_sampler_distribution(void) {
+ * (0..8) sampled from |psi0|^power (psi0 the exact ground state) against its
+ * exact distribution. */
+static void test_sampler_distribution(double power) {
     enum { M = 32, K = 400 };
     tqs_hamiltonian H;
     tqs_ed_result ed;
@@ -210,7 +211,7 @@ static void test_sampler_distribution(void) {
     tqs_sampler S;
     exact_amp ea;
     tqs_amplitude amp;
-    double exact[9] = {0}, seen[9] = {0}, chi2 = 0, two_tau = 1;
+    double exact[9] = {0}, seen[9] = {0}, chi2 = 0, two_tau = 1, norm = 0;
     int8_t *samples = (int8_t *)malloc((size_t)M * K * 16), cfg[16];
     size_t r;
     int i, j, bins = 0;
@@ -223,11 +224,14 @@ static void test_sampler_distribution(void) {
         int up = 0;
         tqs_bits_to_config(cfg, B.states[r], 16);
         for (j = 0; j < 16; j++) up += ((j / 4 + j % 4) % 2 == 0) && cfg[j] > 0;
-        exact[up] += ed.vector[r] * ed.vector[r];
+        exact[up] += pow(fabs(ed.vector[r]), power);
+        norm += pow(fabs(ed.vector[r]), power);
     }
+    for (i = 0; i < 9; i++) exact[i] /= norm;
     ea.basis = &B; ea.v = ed.vector; ea.N = 16;
     amp.fn = exact_logpsi; amp.ctx = &ea; amp.max_batch = M;
     tqs_sampler_init(&S, &H.lat, M, 5);
+    S.power = power;
     /* Successive samples of a chain are correlated (tau ~ 2 samples at 3
      * sweeps apart); the chi-square statistic of correlated counts is
      * inflated by about 2 tau, so it is divided by the measured 2 tau (the
@@ -258,12 +262,94 @@ static void test_sampler_distribution(void) {
     }
     chi2 /= two_tau;
     /* 99.9% quantile of chi-square with bins-1 <= 8 degrees of freedom: 26.1 */
-    printf("  sampler chi-square %.2f over %d bins after dividing by 2 tau = %.2f (P(4 up on A): exact %.4f, sampled %.4f)\n",
-           chi2, bins, two_tau, exact[4], seen[4] / (M * K));
+    printf("  sampler |psi0|^%g: chi-square %.2f over %d bins after dividing by 2 tau = %.2f (P(4 up on A): exact %.4f, sampled %.4f)\n",
+           power, chi2, bins, two_tau, exact[4], seen[4] / (M * K));
     CHECK(bins >= 5);
     CHECK_BELOW(chi2, 26.1);
     free(samples);
     tqs_sampler_free(&S); tqs_basis_free(&B); tqs_ed_result_free(&ed); tqs_hamiltonian_free(&H);
+}
+
+/* The energy gradient the driver hands SR, g = X^T f = Re sum_s w_s (O(s) - <O>)^* (E_loc(s) - E), after one step. */
+static void driver_gradient(double *g, const tqs_vmc *v) {
+    long P = (long)v->model->n_params, r, k;
+    for (k = 0; k < P; k++) g[k] = 0;
+    for (r = 0; r < v->R; r++) for (k = 0; k < P; k++) g[k] += v->X[r * P + k] * v->f[r];
+}
+
+/* Training samples of |psi|^p, p = 1, reweighted by |psi|^(2-p): the energy
+ * and the gradient the driver hands SR are those of |psi|^2 (exact
+ * enumeration), for a far-from-uniform psi where the unweighted p = 1
+ * averages differ from them by many error bars. RUNS independent runs: the
+ * energy within 4 of its reported error bars of the exact one each; the
+ * reported error bar against the runs' spread (factor 2, as above); the
+ * gradient's projection on the exact one, g.g_ex / |g_ex|^2, within 4
+ * standard errors (the runs' spread / sqrt(RUNS)) of 1. */
+static void test_sample_power(void) {
+    enum { RUNS = 8 };
+    tqs_hamiltonian H;
+    tqs_vit m;
+    tqs_vmc v;
+    tqs_vmc_options o;
+    tqs_step_info info;
+    tqs_vit_config c = small_cfg(TQS_ATTN_FACTORED);
+    double *keep, *g, *gx, E_ex, gg = 0, proj[RUNS], pm = 0, ps = 0, means[RUNS], errs[RUNS], avg = 0, spread = 0, avg_err = 0;
+    double unweighted = 0;
+    int run, within = 1;
+    size_t k, P;
+    tqs_rng rng;
+    tqs_hamiltonian_init(&H, 4, 4, 1.0, 0.5);
+    tqs_vit_init(&m, &c, 13);
+    for (k = 0; k < (size_t)c.d * c.d; k++) { m.params[m.Wr + k] *= 3; m.params[m.Wi + k] *= 3; }
+    tqs_rng_seed(&rng, 1, 1);
+    for (k = 0; k < (size_t)c.d; k++) m.params[m.lnr_b + k] = 0.5 * tqs_rng_normal(&rng);
+    P = m.n_params;
+    keep = (double *)malloc(sizeof(double) * P); g = (double *)malloc(sizeof(double) * P); gx = (double *)malloc(sizeof(double) * P);
+    memcpy(keep, m.params, sizeof(double) * P);
+    memset(&o, 0, sizeof o);
+    o.exact = 1; o.n_steps = 1;
+    CHECK_EQ(tqs_vmc_init(&v, &H, &m, &o), 0);
+    CHECK_EQ(tqs_vmc_step(&v, &info), 0);
+    E_ex = info.energy;
+    driver_gradient(gx, &v);
+    for (k = 0; k < P; k++) gg += gx[k] * gx[k];
+    tqs_vmc_free(&v);
+    o.exact = 1; o.sample_power = 1.0;
+    CHECK(tqs_vmc_init(&v, &H, &m, &o) != 0);   /* nothing is sampled with exact enumeration */
+    o.exact = 0; o.sample_power = 2.5;
+    CHECK(tqs_vmc_init(&v, &H, &m, &o) != 0);
+    o.sample_power = 1.0; o.n_samples = 4096; o.n_chains = 128;
+    for (run = 0; run < RUNS; run++) {
+        int s;
+        double d = 0;
+        memcpy(m.params, keep, sizeof(double) * P);
+        o.seed = 40 + (uint64_t)run;
+        CHECK_EQ(tqs_vmc_init(&v, &H, &m, &o), 0);
+        CHECK_EQ(tqs_vmc_step(&v, &info), 0);
+        driver_gradient(g, &v);
+        for (k = 0; k < P; k++) d += g[k] * gx[k];
+        proj[run] = d / gg;
+        means[run] = info.energy; errs[run] = info.error;
+        within &= fabs(info.energy - E_ex) < 4 * info.error;
+        for (s = 0; s < v.M; s++) unweighted += v.eloc[s].re / v.M / RUNS;
+        tqs_vmc_free(&v);
+    }
+    for (run = 0; run < RUNS; run++) { pm += proj[run] / RUNS; avg += means[run] / RUNS; avg_err += errs[run] / RUNS; }
+    for (run = 0; run < RUNS; run++) {
+        ps += (proj[run] - pm) * (proj[run] - pm) / (RUNS - 1);
+        spread += (means[run] - avg) * (means[run] - avg) / (RUNS - 1);
+    }
+    ps = sqrt(ps / RUNS); spread = sqrt(spread);
+    printf("  |psi|^1 samples, reweighted: E %.5f (exact %.5f, unweighted %.5f), runs' spread %.5f, mean error %.5f; "
+           "gradient projection %.4f +- %.4f\n", avg, E_ex, unweighted, spread, avg_err, pm, ps);
+    CHECK(within);
+    CHECK(avg_err < 2 * spread && spread < 2 * avg_err);
+    CHECK(fabs(pm - 1) < 4 * ps);
+    /* the weights matter for this psi: the unweighted mean of all RUNS runs
+     * (error about avg_err / sqrt(RUNS)) is many of its error bars away */
+    CHECK(fabs(unweighted - E_ex) > 10 * avg_err / sqrt((double)RUNS));
+    free(keep); free(g); free(gx);
+    tqs_vit_free(&m); tqs_hamiltonian_free(&H);
 }
 
 static void test_sampler_threads(void) {
@@ -339,7 +425,9 @@ int main(void) {
     test_enumeration_vs_apply(TQS_ATTN_STANDARD);
     test_sampled_energy(TQS_ATTN_FACTORED);
     test_sampled_energy(TQS_ATTN_STANDARD);
-    test_sampler_distribution();
+    test_sampler_distribution(2.0);
+    test_sampler_distribution(1.0);
+    test_sample_power();
     test_sampler_threads();
     test_statistics_ar1();
     return test_summary();
