@@ -449,6 +449,7 @@ static int run(int argc, char **argv, const tqs_comm *comm) {
     const char **logs = NULL;   /* CSV logs to plot (argv's positional arguments) */
     double J1 = 1.0, J2 = 0.5, t_start, t_train = 0, exact = NAN, time_limit = 0, t_begin = now();
     double t_avg = 0;            /* --time-limit: the recent time per step, for re-planning */
+    double t_therm = 0;          /* --time-limit with --sample-power: the evaluation thermalises its chains to |psi|^2 again */
     int max_steps = 0;           /* --time-limit: the most steps a re-plan may grow the run to */
     int i, seed = 1, threads = 0, exact_mode = 0, json = 0, quiet = 0, ckpt_every = 50, eval_samples = 16384;
     int print_every = 0, rc, status = 0, N, max_rejected = 5, rejected_run = 0, symmetrize = 0, sym_samples = 1024, att_every = 0, n_logs = 0;
@@ -681,6 +682,8 @@ static int run(int argc, char **argv, const tqs_comm *comm) {
         }
         /* the final evaluation: eval_samples fresh samples and their local energies */
         t_eval = exact_mode ? t_step : (ci.seconds[0] + ci.seconds[1]) * (double)eval_samples / vmc.M;
+        if (!exact_mode && opt.sample_power > 0 && opt.sample_power != 2 && t_first > t_step) t_therm = t_first - t_step;
+        t_eval += t_therm;
         tqs_vmc_free(&vmc);
         memcpy(model.params, keep, sizeof(double) * np);
         free(keep);
@@ -760,7 +763,7 @@ static int run(int argc, char **argv, const tqs_comm *comm) {
              * and its evaluation end within the budget; the schedules follow.
              * Not after the first step: its sampling includes the thermalisation,
              * which would inflate both estimates (the calibration's plan holds) */
-            double t_eval = exact_mode ? t_avg : (info.seconds[0] + info.seconds[1]) * (double)eval_samples / vmc.M;
+            double t_eval = exact_mode ? t_avg : (info.seconds[0] + info.seconds[1]) * (double)eval_samples / vmc.M + t_therm;
             double left = 60.0 * time_limit - (now() - t_begin) - t_eval - 0.01 * 60.0 * time_limit, plan;
             t_avg = 0.8 * t_avg + 0.2 * dt;
             plan = (double)vmc.step + (left > 0 ? floor(left / t_avg) : 0);
