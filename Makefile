@@ -127,7 +127,7 @@ check:
 run: examples/ground_state
 	@mkdir -p build
 	./examples/ground_state --samples 512 --time-limit 1.2 --save build/run.tqs --print-every 50
-	./examples/ground_state --init build/run.tqs --sym-train point --samples 512 --time-limit 1.8 \
+	./examples/ground_state --init build/run.tqs --sym-train point --sample-power 1 --samples 512 --time-limit 1.8 \
 	  --lr 0.1 --lr-final 0.01 --max-distance 0.1 --eval-samples 4096 --print-every 10
 
 # The paper's claims on this machine: PROFILE=quick (default, about 18

@@ -626,6 +626,8 @@ typedef struct tqs_step_info {
      * print (the V-score is N variance / energy^2). */
     double energy, error, variance, tau, rhat, acceptance;
     double energy_imag;           /* the imaginary part of the mean local energy (0 up to noise) */
+    double ess;                   /* effective number of samples 1 / sum_s w_s^2: all of them for |psi|^2
+                                     samples, fewer with sample_power < 2 (their weights differ); 0 exact */
     double lr, diag_shift;
     tqs_sr_info sr;
     int rejected;                 /* the update was not finite: parameters unchanged */
@@ -3879,7 +3881,8 @@ static int tqs__vmc_measure(tqs_vmc *v, tqs_step_info *info, int8_t **cfgs, tqs_
             for (i = 0; i < v->M_all; i++) v->lw_all[i] /= sum;
             for (i = 0; i < v->M; i++) v->weights[i] = v->lw_all[(size_t)v->first * v->per_chain + i];
             v->w_all = v->lw_all;
-            for (i = 0; i < v->M_all; i++) emean += v->lw_all[i] * v->el_all[i].re;
+            for (i = 0; i < v->M_all; i++) { emean += v->lw_all[i] * v->el_all[i].re; info->ess += v->lw_all[i] * v->lw_all[i]; }
+            info->ess = 1.0 / info->ess;
             /* the error of the weighted mean is that of the plain mean of
              * y_s = M w_s (E_loc(s) - E) + E (the estimator linearised in the
              * weights); tau and R-hat of its chains likewise */
@@ -3888,7 +3891,10 @@ static int tqs__vmc_measure(tqs_vmc *v, tqs_step_info *info, int8_t **cfgs, tqs_
                 var += v->lw_all[i] * d * d;
                 e[i] = (double)v->M_all * v->lw_all[i] * d + emean;
             }
-        } else for (i = 0; i < v->M_all; i++) e[i] = v->el_all[i].re;
+        } else {
+            for (i = 0; i < v->M_all; i++) e[i] = v->el_all[i].re;
+            info->ess = v->M_all;
+        }
         tqs_statistics(&st, e, v->opt.n_chains, v->per_chain);
         for (i = 0; i < v->M_all; i++) info->energy_imag += v->w_all ? v->w_all[i] * v->el_all[i].im : v->el_all[i].im / v->M_all;
         info->energy = v->lw_all ? emean : st.mean; info->error = st.error; info->variance = v->lw_all ? var : st.variance;
@@ -4084,6 +4090,7 @@ static int tqs__vmc_evaluate(tqs_vmc *v, int n_samples, tqs_step_info *info, tqs
         info->step = v->step;
         info->energy = st.mean; info->error = st.error; info->variance = st.variance;
         info->tau = st.tau; info->rhat = st.rhat; info->acceptance = ap[1] > 0 ? ap[0] / ap[1] : 0.0;
+        info->ess = (double)M * np;
         for (i = 0; i < M * np; i++) info->energy_imag += el_all[i].im / (M * np);
     }
     TQS_FREE(cfgs); TQS_FREE(lp); TQS_FREE(el); TQS_FREE(e);

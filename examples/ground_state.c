@@ -797,8 +797,10 @@ static int run(int argc, char **argv, const tqs_comm *comm) {
             char depstr[32] = "", rhat[16] = "-";   /* (split-R-hat needs 4 samples per chain) */
             if (isfinite(dep_avg)) snprintf(depstr, sizeof depstr, "  att.dep %.4f", dep_avg);
             if (!isnan(info.rhat)) snprintf(rhat, sizeof rhat, "%.3f", info.rhat);
-            fprintf(stderr, "step %5ld  E/N %.6f +- %.6f  var/N %.5f  acc %.3f  Rhat %s  dist %.3g%s%s  %.3fs/step  left %.0fs%s%s\n",
-                    info.step, info.energy / N, info.error / N, info.variance / N, info.acceptance, rhat,
+            char ess[32] = "";   /* with --sample-power: the effective number of samples of the weights */
+            if (!exact_mode && vmc.opt.sample_power != 2) snprintf(ess, sizeof ess, "  ess %.0f", info.ess);
+            fprintf(stderr, "step %5ld  E/N %.6f +- %.6f  var/N %.5f  acc %.3f%s  Rhat %s  dist %.3g%s%s  %.3fs/step  left %.0fs%s%s\n",
+                    info.step, info.energy / N, info.error / N, info.variance / N, info.acceptance, ess, rhat,
                     info.distance, info.capped ? " (capped)" : "", depstr, dt,
                     (opt.n_steps - vmc.step) * per_step,
                     info.rejected ? "  REJECTED (non-finite update)" : "",

@@ -331,6 +331,7 @@ static void test_sample_power(void) {
         proj[run] = d / gg;
         means[run] = info.energy; errs[run] = info.error;
         within &= fabs(info.energy - E_ex) < 4 * info.error;
+        CHECK(info.ess > 1 && info.ess < v.M_all);   /* unequal weights: fewer effective samples */
         for (s = 0; s < v.M; s++) unweighted += v.eloc[s].re / v.M / RUNS;
         tqs_vmc_free(&v);
     }
