@@ -95,6 +95,8 @@ static void test_flags(void) {
     GS("--L 32 --d 64 --samples 100000 --chains 64", "GB");   /* more memory than the machine has */
     GS("extra_argument", "extra_argument");
     GS("--momentum 1", "--momentum");                  /* SPRING needs mu < 1 */
+    GS("--sample-power 3", "--sample-power");          /* above |psi|^2 */
+    GS("--sample-power 1 --exact", "--sample-power");  /* nothing is sampled */
     GS("--sym-train rotations", "--sym-train");
     GS("--sym-train full --symmetrize", "--symmetrize");
     GS("--obs-svg " D "/o", "--obs-svg: needs --observables");
@@ -179,6 +181,7 @@ static void test_determinism(void) {
     refused_plain("./examples/ground_state --resume " D "/r4.ckpt --steps 7", "n_steps 6", 2);
     refused_plain("./examples/ground_state --resume " D "/r4.ckpt --J2 0.4", "J2 0.5", 2);
     refused_plain("./examples/ground_state --resume " D "/r4.ckpt --momentum 0", "momentum", 2);
+    refused_plain("./examples/ground_state --resume " D "/r4.ckpt --sample-power 1", "sample_power", 2);
     refused_plain("./examples/ground_state --resume " D "/r4.ckpt --d 16", "--d 8", 2);
     refused_plain("./examples/ground_state --resume " D "/r4.ckpt --L 6", "4x4", 2);
     refused_plain("./examples/ground_state --resume " D "/r4.ckpt --time-limit 1", "--time-limit", 2);
