@@ -186,6 +186,12 @@ static void test_checkpoint_run(void) {
     CHECK(ci->opt.n_steps == 7 && ci->opt.warmup == 2 && ci->opt.schedule == TQS_SCHEDULE_COSINE && ci->opt.sr.solver == TQS_SOLVER_CG);
     CHECK(ci->opt.momentum == 0.9 && ci->opt.max_distance == 0.05 && ci->opt.diag_shift == v.opt.diag_shift && ci->opt.sr.cg_tol == v.opt.sr.cg_tol);
     CHECK(ci->opt.sample_power == 2.0);
+    {   /* a version-3 file written before the record had sample_power: read as 2 */
+        tqs_checkpoint_info *old = (tqs_checkpoint_info *)malloc(sizeof *old);
+        CHECK_EQ(tqs_vmc_checkpoint_info(old, "tests/corpus/checkpoint/run4x4-v3.ckpt"), 0);
+        CHECK(old->version == 3 && old->has_run && old->opt.sample_power == 2.0);
+        free(old);
+    }
     same_sector = ci->symmetry == 2 && ci->symmetry_b == 2 && ci->chi_x == -1 && ci->chi_y == 1 && ci->chi_flip == -1;
     for (k = 0; k < 8; k++) same_sector &= ci->chi_point[k] == G.chi_point[k];
     CHECK(same_sector);
