@@ -3873,9 +3873,9 @@ static int tqs__vmc_measure(tqs_vmc *v, tqs_step_info *info, int8_t **cfgs, tqs_
              * weights w_s = |psi(s)|^(2-p) / sum |psi|^(2-p); every process forms the
              * same w_all from the gathered log |psi|, in chain order */
             double mx = -HUGE_VAL, sum = 0;
-            for (i = 0; i < v->M; i++) e[i] = (2.0 - p) * v->logpsi[i].re;
-            if (v->comm) { if ((rc = tqs__comm_allgather(v->comm, e, v->lw_all, sizeof(double) * (size_t)v->M)) != 0) return rc; }
-            else memcpy(v->lw_all, e, sizeof(double) * (size_t)v->M);
+            double *mine = v->comm ? e : v->lw_all;   /* this process's log weights, gathered into lw_all */
+            for (i = 0; i < v->M; i++) mine[i] = (2.0 - p) * v->logpsi[i].re;
+            if (v->comm && (rc = tqs__comm_allgather(v->comm, mine, v->lw_all, sizeof(double) * (size_t)v->M)) != 0) return rc;
             for (i = 0; i < v->M_all; i++) if (v->lw_all[i] > mx) mx = v->lw_all[i];
             for (i = 0; i < v->M_all; i++) sum += (v->lw_all[i] = exp(v->lw_all[i] - mx));
             for (i = 0; i < v->M_all; i++) v->lw_all[i] /= sum;

@@ -139,6 +139,17 @@ static void test_enumeration_vs_apply(int attention) {
 }
 
 /* Sampled energy of a random ViT vs exact enumeration; error bar calibration. */
+/* A model with a far-from-uniform |psi|^2: the output layers scaled up and
+ * random biases on the last layer norm. */
+static void far_from_uniform_model(tqs_vit *m, const tqs_vit_config *c) {
+    tqs_rng rng;
+    size_t k;
+    tqs_vit_init(m, c, 13);
+    for (k = 0; k < (size_t)c->d * c->d; k++) { m->params[m->Wr + k] *= 3; m->params[m->Wi + k] *= 3; }
+    tqs_rng_seed(&rng, 1, 1);
+    for (k = 0; k < (size_t)c->d; k++) m->params[m->lnr_b + k] = 0.5 * tqs_rng_normal(&rng);
+}
+
 static void test_sampled_energy(int attention) {
     enum { RUNS = 10, M = 16, K = 150 };
     tqs_hamiltonian H;
@@ -155,14 +166,8 @@ static void test_sampled_energy(int attention) {
     double e[M * K], means[RUNS], errs[RUNS], spread = 0, avg = 0, avg_err = 0;
     int run, i, sz_ok = 1, within = 1;
     tqs_stats st;
-    size_t k;
-    tqs_rng rng;
     tqs_hamiltonian_init(&H, 4, 4, 1.0, 0.5);
-    tqs_vit_init(&m, &c, 13);
-    /* a far-from-uniform |psi|^2: scale the output layers up */
-    for (k = 0; k < (size_t)c.d * c.d; k++) { m.params[m.Wr + k] *= 3; m.params[m.Wi + k] *= 3; }
-    tqs_rng_seed(&rng, 1, 1);
-    for (k = 0; k < (size_t)c.d; k++) m.params[m.lnr_b + k] = 0.5 * tqs_rng_normal(&rng);
+    far_from_uniform_model(&m, &c);
     tqs_vit_ws_init(&vws, &m, 256, 0);
     amp = tqs_vit_amplitude_make(&holder, &m, &vws);
     tqs_enumeration_init(&E, &H.lat, 0);
@@ -297,12 +302,8 @@ static void test_sample_power(void) {
     double unweighted = 0;
     int run, within = 1;
     size_t k, P;
-    tqs_rng rng;
     tqs_hamiltonian_init(&H, 4, 4, 1.0, 0.5);
-    tqs_vit_init(&m, &c, 13);
-    for (k = 0; k < (size_t)c.d * c.d; k++) { m.params[m.Wr + k] *= 3; m.params[m.Wi + k] *= 3; }
-    tqs_rng_seed(&rng, 1, 1);
-    for (k = 0; k < (size_t)c.d; k++) m.params[m.lnr_b + k] = 0.5 * tqs_rng_normal(&rng);
+    far_from_uniform_model(&m, &c);
     P = m.n_params;
     keep = (double *)malloc(sizeof(double) * P); g = (double *)malloc(sizeof(double) * P); gx = (double *)malloc(sizeof(double) * P);
     memcpy(keep, m.params, sizeof(double) * P);
