@@ -669,6 +669,8 @@ typedef struct tqs_vmc {
     tqs_complex *sym_lp;          /* (sym_per_call * n) log psi(g s) */
     double *sym_jac, *sym_w;      /* (2 sym_per_call n, P) their rows; (2 sym_per_call n) the weights */
     double *weights;              /* (M): 1/M, or the enumeration weights */
+    int chains_ready;             /* the chains are thermalised for sampler.power (set by the first
+                                     sampling, or by tqs_vmc_set_chains) */
 } tqs_vmc;
 TQSDEF int  tqs_vmc_init(tqs_vmc *v, const tqs_hamiltonian *H, tqs_vit *model, const tqs_vmc_options *opt);
 TQSDEF void tqs_vmc_free(tqs_vmc *v);
@@ -678,6 +680,13 @@ TQSDEF int  tqs_vmc_step(tqs_vmc *v, tqs_step_info *info);
  * schedules follow the new length from the next step on. For a program that
  * plans a run by the clock (ground_state --time-limit re-plans every step). */
 TQSDEF int  tqs_vmc_set_steps(tqs_vmc *v, int n_steps);
+/* Starts this process's chains from the given configurations (sampler.n_chains
+ * of them, (n_chains, N), each +1/-1 with the magnetisation of the chain's
+ * current one) and counts them as thermalised for the training's samples:
+ * the first step then samples without thermalising. For a program that has
+ * walked the same chains already (ground_state --time-limit times its first
+ * steps on a trial run and hands its chains on). Before the first step only. */
+TQSDEF int  tqs_vmc_set_chains(tqs_vmc *v, const int8_t *states);
 /* Energy statistics of the current model from n_samples fresh samples (the
  * driver's chains continue), or exactly with opt.exact. */
 TQSDEF int  tqs_vmc_evaluate(tqs_vmc *v, int n_samples, tqs_step_info *info);
@@ -3827,6 +3836,31 @@ static double tqs__lr_at(const tqs_vmc_options *o, long t) {
     return tqs__schedule(o->lr, o->lr_final, t - o->warmup, o->n_steps - o->warmup, o->schedule);
 }
 
+/* The chains are thermalised at the start of a run (unless tqs_vmc_set_chains
+ * gave them) and whenever they sampled another power (an evaluation's |psi|^2
+ * after training on |psi|^1). *sweeps: how many sweeps of the amplitude the
+ * sampling should begin with. With psi_sym every proposal costs the group's n
+ * passes, so the chains first walk opt.thermalize sweeps on the plain
+ * |psi|^p (one pass a proposal; psi_sym is its projection, so the plain
+ * model's typical configurations are a good start) and then a quarter of
+ * them on psi_sym: on 4x4 with 32 elements the thermalisation costs 5 sweeps
+ * of psi_sym instead of 20 (examples/README.md, "The symmetrised wave
+ * function"). */
+static int tqs__vmc_thermalize(tqs_vmc *v, double p, int *sweeps) {
+    int rc;
+    *sweeps = 0;
+    if ((v->step > 0 || v->chains_ready) && v->sampler.power == p) return TQS_OK;
+    v->sampler.power = p;
+    v->chains_ready = 1;
+    *sweeps = v->opt.thermalize;
+    if (!v->sym_amp || *sweeps == 0) return TQS_OK;
+    tqs_sampler_invalidate(&v->sampler);   /* its log psi are of the other amplitude */
+    rc = tqs_sampler_run(&v->sampler, &v->sym_amp->inner, 0, 0, *sweeps, NULL, NULL);
+    tqs_sampler_invalidate(&v->sampler);
+    *sweeps = *sweeps / 4 > 2 ? *sweeps / 4 : 2;
+    return rc;
+}
+
 /* Samples (or enumerates) and computes local energies and statistics. */
 static int tqs__vmc_measure(tqs_vmc *v, tqs_step_info *info, int8_t **cfgs, tqs_complex **lp, tqs_complex **el) {
     int rc, i;
@@ -3846,9 +3880,8 @@ static int tqs__vmc_measure(tqs_vmc *v, tqs_step_info *info, int8_t **cfgs, tqs_
     } else {
         tqs_stats st;
         double *e = v->comm ? v->e_all : v->work, p = v->opt.sample_power, emean = 0, var = 0;
-        /* thermalise at the start and when the chains sampled another power (an evaluation's |psi|^2) */
-        int therm = v->step == 0 || v->sampler.power != p ? v->opt.thermalize : 0;
-        v->sampler.power = p;
+        int therm;
+        if ((rc = tqs__vmc_thermalize(v, p, &therm)) != 0) return rc;
         rc = tqs_sampler_run(&v->sampler, &v->amp, v->per_chain, v->opt.sweeps, therm, v->samples, v->logpsi);
         if (rc) return rc;
         t1 = tqs__seconds();
@@ -3948,6 +3981,28 @@ TQSDEF int tqs_vmc_set_steps(tqs_vmc *v, int n_steps) {
     if (n_steps < v->step || n_steps < 1 || n_steps <= v->opt.warmup)
         return tqs__fail(TQS_EINVAL, "vmc: a run of %d steps: %ld are done, and the warm-up has %d", n_steps, v->step, v->opt.warmup);
     v->opt.n_steps = n_steps;
+    return TQS_OK;
+}
+
+TQSDEF int tqs_vmc_set_chains(tqs_vmc *v, const int8_t *states) {
+    int c, i, N;
+    if (!v || !v->X || !states) return tqs__fail(TQS_EINVAL, "vmc: not initialised, or no configurations");
+    if (v->opt.exact) return tqs__fail(TQS_EINVAL, "vmc: exact enumeration has no chains");
+    if (v->step > 0) return tqs__fail(TQS_EINVAL, "vmc: the chains can be set before the first step only (%ld done)", v->step);
+    N = v->H->lat.N;
+    for (c = 0; c < v->sampler.n_chains; c++) {
+        const int8_t *s = states + (size_t)c * N, *t = v->sampler.state + (size_t)c * N;
+        int m = 0;
+        for (i = 0; i < N; i++) {
+            if (s[i] != 1 && s[i] != -1) return tqs__fail(TQS_EINVAL, "vmc: chain %d: spin %d is %d, not +1 or -1", c, i, s[i]);
+            m += s[i] - t[i];
+        }
+        if (m) return tqs__fail(TQS_EINVAL, "vmc: chain %d: the magnetisation differs from the chain's (moves conserve it)", c);
+    }
+    memcpy(v->sampler.state, states, (size_t)v->sampler.n_chains * N);
+    tqs_sampler_invalidate(&v->sampler);
+    v->sampler.power = v->opt.sample_power;
+    v->chains_ready = 1;
     return TQS_OK;
 }
 
@@ -4071,9 +4126,9 @@ static int tqs__vmc_evaluate(tqs_vmc *v, int n_samples, tqs_step_info *info, tqs
     e = (double *)tqs__alloc(sizeof(double) * (size_t)M * np);
     rc = (!cfgs || !lp || !el || !el_all || !e) ? tqs__fail(TQS_ENOMEM, "evaluate: out of memory for %d samples", M) : 0;
     if (!rc) {   /* |psi|^2, whatever power the training samples (thermalised again if it was another) */
-        int therm = v->step == 0 || v->sampler.power != 2.0 ? v->opt.thermalize : 0;
-        v->sampler.power = 2.0;
-        rc = tqs_sampler_run(&v->sampler, &v->amp, per, v->opt.sweeps, therm, cfgs, lp);
+        int therm;
+        rc = tqs__vmc_thermalize(v, 2.0, &therm);
+        if (!rc) rc = tqs_sampler_run(&v->sampler, &v->amp, per, v->opt.sweeps, therm, cfgs, lp);
     }
     if (!rc && !o) rc = tqs_local_energy(el, v->H, &v->amp, &v->eloc_ws, cfgs, lp, M);
     if (!rc && o && (rc = tqs_observables_sampled(o, &v->amp, cfgs, lp, v->opt.n_chains, per)) == 0)

@@ -666,6 +666,7 @@ static int run(int argc, char **argv, const tqs_comm *comm) {
     if (time_limit > 0) {   /* three steps timed on a copy of the parameters, then the run sized */
         size_t np = model.n_params;
         double *keep = (double *)malloc(sizeof(double) * np), t_step = 0, t_first = 0, t_eval, left;
+        int8_t *chains = NULL;   /* the trial's chains, thermalised: the run starts from them */
         tqs_vmc_options cal = opt;
         tqs_step_info ci;
         int k, steps;
@@ -684,11 +685,15 @@ static int run(int argc, char **argv, const tqs_comm *comm) {
         t_eval = exact_mode ? t_step : (ci.seconds[0] + ci.seconds[1]) * (double)eval_samples / vmc.M;
         if (!exact_mode && opt.sample_power > 0 && opt.sample_power != 2 && t_first > t_step) t_therm = t_first - t_step;
         t_eval += t_therm;
+        if (!exact_mode && !(chains = (int8_t *)malloc((size_t)vmc.sampler.n_chains * N))) {
+            fprintf(stderr, "ground_state: --time-limit: out of memory\n"); return 1;
+        }
+        if (chains) memcpy(chains, vmc.sampler.state, (size_t)vmc.sampler.n_chains * N);
         tqs_vmc_free(&vmc);
         memcpy(model.params, keep, sizeof(double) * np);
         free(keep);
-        /* the run's first step thermalises again: its extra time counts once */
-        left = 60.0 * time_limit - (now() - t_begin) - t_eval - (t_first > t_step ? t_first - t_step : 0) - 0.02 * 60.0 * time_limit;
+        /* the run starts from the trial's thermalised chains (set below) */
+        left = 60.0 * time_limit - (now() - t_begin) - t_eval - 0.02 * 60.0 * time_limit;
         steps = left > t_step ? (int)(left / t_step) : 1;
         if (comm && comm->size > 1) {   /* process 0's count, so that every process runs as many steps */
             double x = comm->rank == 0 ? steps : 0;
@@ -698,6 +703,8 @@ static int run(int argc, char **argv, const tqs_comm *comm) {
         opt.n_steps = steps;
         t_avg = t_step; max_steps = 2 * steps + 16;
         if (tqs_vmc_init(&vmc, &H, &model, &opt)) { fprintf(stderr, "ground_state: %s\n", tqs_last_error()); return 2; }
+        if (chains && tqs_vmc_set_chains(&vmc, chains)) { fprintf(stderr, "ground_state: --time-limit: %s\n", tqs_last_error()); return 1; }
+        free(chains);
         if (!quiet)
             fprintf(stderr, "--time-limit %g min: %.3f s per step, %.1f s for the evaluation: %d steps planned "
                     "(re-planned every step from the measured times)\n", time_limit, t_step, t_eval, steps);

@@ -520,6 +520,79 @@ static void test_point_group(void) {
     tqs_symmetry_free(&G); tqs_symmetry_free(&Gf); tqs_vit_free(&m); tqs_hamiltonian_free(&H);
 }
 
+/* Sampled psi_sym against its exact energy. The chains thermalise first on
+ * the plain |psi|^2 and then on psi_sym (tqs__vmc_thermalize): if the switch
+ * kept the plain amplitude's log psi for the chains, or sampled the plain
+ * model, the energy would be that of another distribution. The model is made
+ * far from uniform (parameters x 4) so that the plain and symmetric
+ * distributions differ: the plain |psi|^2 reweighting of psi_sym's local
+ * energies is printed as the number a wrong sampler would give. 4 runs of
+ * 512 samples, each within 4 of its error bars (a false alarm has
+ * probability 2.5e-4 per run for a normal mean), and their pooled mean
+ * within 4 pooled error bars. */
+static void test_sampled_symmetric(void) {
+    enum { RUNS = 4 };
+    tqs_hamiltonian H;
+    tqs_vit m;
+    tqs_symmetry G;
+    tqs_vmc v;
+    tqs_vmc_options o;
+    tqs_step_info info;
+    double e0, mean = 0, var = 0;
+    size_t k;
+    int run;
+    sym_setup(&H, &m, &G, 2, 4);
+    for (k = 0; k < m.n_params; k++) m.params[k] *= 4;
+    memset(&o, 0, sizeof o);
+    o.exact = 1; o.n_steps = 1; o.symmetry = &G;
+    CHECK_EQ(tqs_vmc_init(&v, &H, &m, &o), 0);
+    CHECK_EQ(tqs_vmc_evaluate(&v, 0, &info), 0);
+    e0 = info.energy;
+    tqs_vmc_free(&v);
+    for (run = 0; run < RUNS; run++) {
+        memset(&o, 0, sizeof o);
+        o.n_samples = 64; o.n_chains = 64; o.n_steps = 1; o.symmetry = &G; o.seed = 40 + run;
+        CHECK_EQ(tqs_vmc_init(&v, &H, &m, &o), 0);
+        CHECK_EQ(tqs_vmc_evaluate(&v, 512, &info), 0);
+        printf("  sampled psi_sym (point group, %d elements), run %d: E/N %.5f +- %.5f, exact %.5f\n",
+               G.n, run, info.energy / 16, info.error / 16, e0 / 16);
+        CHECK_BELOW(fabs(info.energy - e0), 4 * info.error);
+        mean += info.energy / RUNS; var += info.error * info.error / (RUNS * RUNS);
+        tqs_vmc_free(&v);
+    }
+    CHECK_BELOW(fabs(mean - e0), 4 * sqrt(var));
+    {   /* what a sampler of the plain |psi|^2 would have averaged */
+        tqs_enumeration E;
+        tqs_vit_ws ws;
+        tqs_vit_amplitude holder;
+        tqs_amplitude plain;
+        tqs_symmetric_amplitude sa;
+        tqs_amplitude sym;
+        tqs_eloc_ws ew;
+        tqs_complex *el, *lp;
+        double num = 0, den = 0;
+        long i;
+        tqs_enumeration_init(&E, &H.lat, 0);
+        tqs_vit_ws_init(&ws, &m, 256, 0);
+        plain = tqs_vit_amplitude_make(&holder, &m, &ws);
+        tqs_enumeration_evaluate(&E, &H, &plain);
+        el = (tqs_complex *)malloc(sizeof(tqs_complex) * E.n); lp = (tqs_complex *)malloc(sizeof(tqs_complex) * E.n);
+        CHECK_EQ(tqs_symmetric_amplitude_init(&sa, &sym, &G, &plain), 0);
+        tqs_eloc_ws_init(&ew, &H, 256);
+        CHECK_EQ(sym.fn(sym.ctx, lp, E.configs, (int)E.n), 0);
+        CHECK_EQ(tqs_local_energy(el, &H, &sym, &ew, E.configs, lp, (int)E.n), 0);
+        for (i = 0; i < (long)E.n; i++) {
+            double w = E.weights[i];
+            num += w * el[i].re; den += w;
+        }
+        printf("  psi_sym's local energies averaged over the plain |psi|^2: E/N %.5f (%.0f error bars away)\n",
+               num / den / 16, fabs(num / den - e0) / sqrt(var));
+        CHECK(fabs(num / den - e0) > 8 * sqrt(var));   /* the test can tell the two apart */
+        free(el); free(lp); tqs_eloc_ws_free(&ew); tqs_symmetric_amplitude_free(&sa); tqs_vit_ws_free(&ws); tqs_enumeration_free(&E);
+    }
+    tqs_symmetry_free(&G); tqs_vit_free(&m); tqs_hamiltonian_free(&H);
+}
+
 int main(void) {
     test_sector(4, 4, 0.0);
     test_sector(4, 4, 0.5);
@@ -535,6 +608,7 @@ int main(void) {
     test_symmetric_jacobian(2);
     test_point_group();
     test_symmetric_step();
+    test_sampled_symmetric();
     test_attention_stats();
     test_svg();
     return test_summary();

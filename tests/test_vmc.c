@@ -421,6 +421,69 @@ static void test_statistics_ar1(void) {
     CHECK(st.rhat > 1.1);
 }
 
+/* tqs_vmc_set_chains: bad configurations are refused by name and leave the
+ * chains as they were; accepted ones are where the first step samples from,
+ * without thermalising. The reference is a run that thermalises for zero
+ * sweeps from the same chains written into its sampler by hand: the first
+ * steps must agree bit for bit, and differ from the same hand-written start
+ * thermalised for the default 20 sweeps (so the comparison can fail). */
+static void test_set_chains(void) {
+    enum { C = 16 };
+    tqs_hamiltonian H;
+    tqs_vit m;
+    tqs_vmc a, b, r;
+    tqs_vmc_options o;
+    tqs_step_info ia, ib, ir;
+    tqs_vit_config c = small_cfg(TQS_ATTN_FACTORED);
+    int8_t st[C * 16], keep[C * 16];
+    tqs_rng rng;
+    int k;
+    tqs_hamiltonian_init(&H, 4, 4, 1.0, 0.5);
+    far_from_uniform_model(&m, &c);
+    memset(&o, 0, sizeof o);
+    o.n_samples = 4 * C; o.n_chains = C; o.n_steps = 3; o.seed = 7;
+    tqs_rng_seed(&rng, 3, 0);
+    for (k = 0; k < C; k++) tqs_random_config(st + 16 * k, 16, &rng);
+    CHECK_EQ(tqs_vmc_init(&a, &H, &m, &o), 0);
+    memcpy(keep, a.sampler.state, sizeof keep);
+    st[16 * 3 + 5] = 0;
+    CHECK_EQ(tqs_vmc_set_chains(&a, st), TQS_EINVAL);
+    CHECK(strstr(tqs_last_error(), "chain 3: spin 5 is 0") != NULL);
+    for (k = 0; k < 16; k++) st[16 * 3 + k] = 1;   /* chain 3 all up: valid spins, magnetisation 16 for 0 */
+    CHECK_EQ(tqs_vmc_set_chains(&a, st), TQS_EINVAL);
+    CHECK(strstr(tqs_last_error(), "chain 3: the magnetisation") != NULL);
+    CHECK(memcmp(keep, a.sampler.state, sizeof keep) == 0);   /* nothing written */
+    tqs_rng_seed(&rng, 3, 0);
+    for (k = 0; k < C; k++) tqs_random_config(st + 16 * k, 16, &rng);
+    CHECK_EQ(tqs_vmc_set_chains(&a, st), 0);
+    CHECK_EQ(tqs_vmc_step(&a, &ia), 0);
+    CHECK_EQ(tqs_vmc_set_chains(&a, st), TQS_EINVAL);   /* after the first step */
+    CHECK(strstr(tqs_last_error(), "before the first step") != NULL);
+    tqs_vmc_free(&a); tqs_vit_free(&m);   /* the step changed the parameters: b and r start from the same ones as a */
+    far_from_uniform_model(&m, &c);
+    o.thermalize = -1;   /* zero sweeps */
+    CHECK_EQ(tqs_vmc_init(&b, &H, &m, &o), 0);
+    memcpy(b.sampler.state, st, sizeof st);
+    CHECK_EQ(tqs_vmc_step(&b, &ib), 0);
+    tqs_vmc_free(&b); tqs_vit_free(&m);
+    far_from_uniform_model(&m, &c);
+    o.thermalize = 0;    /* the default 20 */
+    CHECK_EQ(tqs_vmc_init(&r, &H, &m, &o), 0);
+    memcpy(r.sampler.state, st, sizeof st);
+    CHECK_EQ(tqs_vmc_step(&r, &ir), 0);
+    printf("  set_chains: first step E %.12f, by hand without thermalising %.12f, with 20 sweeps %.12f\n",
+           ia.energy, ib.energy, ir.energy);
+    CHECK(ia.energy == ib.energy && ia.variance == ib.variance);
+    CHECK(ia.energy != ir.energy);
+    tqs_vmc_free(&r); tqs_vit_free(&m);
+    memset(&o, 0, sizeof o);
+    o.exact = 1; o.n_steps = 1;
+    far_from_uniform_model(&m, &c);
+    CHECK_EQ(tqs_vmc_init(&r, &H, &m, &o), 0);
+    CHECK_EQ(tqs_vmc_set_chains(&r, st), TQS_EINVAL);   /* no chains to set */
+    tqs_vmc_free(&r); tqs_vit_free(&m); tqs_hamiltonian_free(&H);
+}
+
 int main(void) {
     test_eloc_exact_state();
     test_enumeration_vs_apply(TQS_ATTN_FACTORED);
@@ -430,6 +493,7 @@ int main(void) {
     test_sampler_distribution(2.0);
     test_sampler_distribution(1.0);
     test_sample_power();
+    test_set_chains();
     test_sampler_threads();
     test_statistics_ar1();
     return test_summary();
