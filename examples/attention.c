@@ -68,8 +68,8 @@ int main(int argc, char **argv) {
         return 1;
     }
     amp = tqs_vit_amplitude_make(&holder, &m, &ws);
-    /* samples two sweeps apart after 50 sweeps of thermalisation */
-    if (tqs_sampler_run(&S, &amp, K / chains, 2, 50, cf, lp) || tqs_vit_attention_stats(&m, &ws, dep, mean, sd, cf, K)) {
+    /* samples two sweeps apart after 50 sweeps of thermalisation from ordered starts */
+    if (tqs_sampler_start_ordered(&S, &lat, &amp) || tqs_sampler_run(&S, &amp, K / chains, 2, 50, cf, lp) || tqs_vit_attention_stats(&m, &ws, dep, mean, sd, cf, K)) {
         fprintf(stderr, "attention: %s\n", tqs_last_error());
         return 1;
     }

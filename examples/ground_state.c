@@ -172,7 +172,8 @@ static int find_sector(tqs_symmetry *G, const tqs_hamiltonian *H, const tqs_ampl
     cf = (int8_t *)malloc((size_t)per * chains * H->lat.N); lp = (tqs_complex *)malloc(sizeof(tqs_complex) * per * chains);
     if (!cf || !lp) { free(cf); free(lp); return TQS_ENOMEM; }
     if ((rc = tqs_sampler_init(&S, &H->lat, chains, seed + 1000)) == 0) {
-        rc = tqs_sampler_run(&S, plain, per, 2, 50, cf, lp);
+        rc = tqs_sampler_start_ordered(&S, &H->lat, plain);
+        if (!rc) rc = tqs_sampler_run(&S, plain, per, 2, 50, cf, lp);
         if (!rc) rc = tqs_symmetry_characters_sampled(G, plain, cf, lp, per * chains, NULL, NULL);
         tqs_sampler_free(&S);
     }
@@ -224,7 +225,8 @@ static int evaluate_symmetrized(tqs_vmc *v, tqs_hamiltonian *H, int n_samples, u
         /* the observables of psi_sym from as many fresh samples */
         if (!rc && obs) rc = obs_measure(obs, &H->lat, v->model->cfg.b, &amp, n_samples, chains, seed + 2000);
     } else {
-        rc = tqs_sampler_run(&S, &amp, per, v->opt.sweeps, 50, cf, lp);
+        rc = tqs_sampler_start_ordered(&S, &H->lat, &amp);   /* (random starts form domains on large lattices) */
+        if (!rc) rc = tqs_sampler_run(&S, &amp, per, v->opt.sweeps, 50, cf, lp);
         if (!rc && obs) {   /* the observables of these samples, and the energy from their bonds: one pass of psi_sym for both */
             if ((rc = obs_init(obs, &H->lat, v->model->cfg.b, M)) == 0) {
                 if ((rc = tqs_observables_sampled(obs, &amp, cf, lp, chains, per)) == 0) rc = tqs_observables_energy(obs, H->J1, H->J2, &st, NULL);

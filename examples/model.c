@@ -90,7 +90,7 @@ static int sector(tqs_symmetry *G, const tqs_vit *m, tqs_amplitude *amp, double 
         tqs_complex *lp = (tqs_complex *)malloc(sizeof(tqs_complex) * 4096);
         rc = !cf || !lp || tqs_sampler_init(&S, &H.lat, 16, 1);
         if (!rc) {
-            rc = tqs_sampler_run(&S, amp, 256, 2, 50, cf, lp) || tqs_symmetry_characters_sampled(G, amp, cf, lp, 4096, NULL, NULL);
+            rc = tqs_sampler_start_ordered(&S, &H.lat, amp) || tqs_sampler_run(&S, amp, 256, 2, 50, cf, lp) || tqs_symmetry_characters_sampled(G, amp, cf, lp, 4096, NULL, NULL);
             tqs_sampler_free(&S);
         }
         free(cf); free(lp);

@@ -38,6 +38,7 @@ static inline int obs_measure(tqs_observables *o, const tqs_lattice *lat, int b,
     lp = (tqs_complex *)malloc(sizeof(tqs_complex) * (size_t)chains * per);
     if (!samples || !lp) { free(samples); free(lp); tqs_observables_free(o); return TQS_ENOMEM; }
     rc = tqs_sampler_init(&S, lat, chains, seed ^ 0x0b5e7abcULL);
+    if (!rc) rc = tqs_sampler_start_ordered(&S, lat, amp);   /* (random starts form domains on large lattices) */
     if (!rc) rc = tqs_sampler_run(&S, amp, per, 2, 50, samples, lp);
     if (!rc) rc = tqs_observables_sampled(o, amp, samples, lp, chains, per);
     tqs_sampler_free(&S);

@@ -208,16 +208,32 @@ static void test_short_runs(void) {
     printf("  exact-enumeration run: E/N %.4f -> %.4f in %d steps\n", first.energy / 16, info.energy / 16, o.n_steps);
     SHORT_CHECK(CHECK_BELOW(info.energy / 16, -0.40));
     tqs_vmc_free(&v); tqs_vit_free(&m);
-    /* sampled, 60 steps of 256 samples */
-    tqs_vit_init(&m, &c, 3);
-    test_plain_options(&o);
-    o.n_samples = 256; o.n_chains = 16; o.lr = o.lr_final = 0.1; o.diag_shift = 1e-2; o.n_steps = SHORT_STEPS; o.seed = 4;
-    CHECK_EQ(tqs_vmc_init(&v, &H, &m, &o), 0);
-    for (step = 0; step < o.n_steps; step++) { tqs_vmc_step(&v, &info); if (step == 0) first = info; }
-    tqs_vmc_evaluate(&v, 4096, &info);
-    printf("  sampled run: E/N %.4f -> %.4f +- %.4f in %d steps\n", first.energy / 16, info.energy / 16, info.error / 16, o.n_steps);
-    SHORT_CHECK(CHECK_BELOW(info.energy / 16 + 4 * info.error / 16, -0.30));
-    tqs_vmc_free(&v); tqs_vit_free(&m);
+    /* sampled, 60 steps of 256 samples, seeds 4-8: the median run. One seed in
+     * about ten of these short plain-SR runs stays near the product states
+     * (seeds 1-10 measured: one at -0.15 to -0.27, the others -0.35 to
+     * -0.50), so one seed would test the seed; the median of 5 fails only if
+     * three do (about 1%), or if the method does not learn */
+    {
+        double ends[5], bound[5], t;
+        int r, i, j;
+        for (r = 0; r < 5; r++) {
+            tqs_vit_init(&m, &c, 3);
+            test_plain_options(&o);
+            o.n_samples = 256; o.n_chains = 16; o.lr = o.lr_final = 0.1; o.diag_shift = 1e-2; o.n_steps = SHORT_STEPS; o.seed = 4 + r;
+            CHECK_EQ(tqs_vmc_init(&v, &H, &m, &o), 0);
+            for (step = 0; step < o.n_steps; step++) { tqs_vmc_step(&v, &info); if (step == 0) first = info; }
+            tqs_vmc_evaluate(&v, 4096, &info);
+            printf("  sampled run, seed %d: E/N %.4f -> %.4f +- %.4f in %d steps\n", 4 + r, first.energy / 16, info.energy / 16,
+                   info.error / 16, o.n_steps);
+            ends[r] = info.energy / 16; bound[r] = info.energy / 16 + 4 * info.error / 16;
+            tqs_vmc_free(&v); tqs_vit_free(&m);
+        }
+        for (i = 1; i < 5; i++) for (j = i; j > 0 && ends[j] < ends[j - 1]; j--) {   /* sort by energy, bounds along */
+            t = ends[j]; ends[j] = ends[j - 1]; ends[j - 1] = t;
+            t = bound[j]; bound[j] = bound[j - 1]; bound[j - 1] = t;
+        }
+        SHORT_CHECK(CHECK_BELOW(bound[2], -0.30));
+    }
     tqs_hamiltonian_free(&H);
 }
 

@@ -421,6 +421,74 @@ static void test_statistics_ar1(void) {
     CHECK(st.rhat > 1.1);
 }
 
+/* tqs_sampler_start_ordered on the exact 4x4 ground state: each chain moves
+ * to the Neel, stripe or its own configuration with probability proportional
+ * to |psi0|^p among the 7. The expected count of each choice over M chains
+ * is sum_c p_c(k) with variance sum_c p_c(k)(1 - p_c(k)) (independent
+ * draws); the counts must be within 4 standard deviations + 1 of it (the +1
+ * for rare choices, where one draw is already several deviations). And every
+ * chain's log psi is its configuration's, its magnetisation unchanged. */
+static void test_start_ordered(double power) {
+    enum { M = 2048, K = 6 };
+    tqs_hamiltonian H;
+    tqs_ed_result ed;
+    tqs_lanczos_options opt;
+    tqs_basis B;
+    tqs_sampler S;
+    exact_amp ea;
+    tqs_amplitude amp;
+    tqs_complex lp[M], pl[K];
+    int8_t *before = (int8_t *)malloc((size_t)M * 16), pat[K * 16];
+    double expect[K + 1] = {0}, var[K + 1] = {0}, seen[K + 1] = {0}, worst = 0;
+    int c, k, i, lp_ok = 1, mag_ok = 1;
+    memset(&opt, 0, sizeof opt);
+    opt.want_vector = 1;
+    tqs_hamiltonian_init(&H, 4, 4, 1.0, 0.5);
+    tqs_exact_ground_state(&ed, &H, &opt);
+    tqs_basis_init(&B, 16);
+    ea.basis = &B; ea.v = ed.vector; ea.N = 16;
+    amp.fn = exact_logpsi; amp.ctx = &ea; amp.max_batch = M;
+    for (k = 0; k < K; k++)   /* the patterns, written here independently: site x Ly + y */
+        for (i = 0; i < 16; i++) {
+            int x = i / 4, y = i % 4, bit = k == 0 ? (x + y) % 2 : k == 1 ? (x + y + 1) % 2 : k == 2 ? x % 2
+                                                 : k == 3 ? (x + 1) % 2 : k == 4 ? y % 2 : (y + 1) % 2;
+            pat[k * 16 + i] = (int8_t)(bit ? 1 : -1);
+        }
+    exact_logpsi(&ea, pl, pat, K);
+    tqs_sampler_init(&S, &H.lat, M, 9);
+    S.power = power;
+    memcpy(before, S.state, (size_t)M * 16);
+    exact_logpsi(&ea, lp, before, M);
+    for (c = 0; c < M; c++) {   /* each chain's probabilities */
+        double w[K + 1], sum = 0;
+        for (k = 0; k < K; k++) w[k] = exp(power * pl[k].re);
+        w[K] = exp(power * lp[c].re);
+        for (k = 0; k <= K; k++) sum += w[k];
+        for (k = 0; k <= K; k++) { double p = w[k] / sum; expect[k] += p; var[k] += p * (1 - p); }
+    }
+    CHECK_EQ(tqs_sampler_start_ordered(&S, &H.lat, &amp), 0);
+    exact_logpsi(&ea, lp, S.state, M);
+    for (c = 0; c < M; c++) {
+        const int8_t *st = S.state + (size_t)c * 16;
+        int found = K, m = 0;
+        for (k = 0; k < K && found == K; k++) if (!memcmp(st, pat + k * 16, 16)) found = k;
+        if (found == K) mag_ok &= !memcmp(st, before + (size_t)c * 16, 16);   /* else it stayed */
+        seen[found] += 1;
+        for (i = 0; i < 16; i++) m += st[i];
+        mag_ok &= m == 0;
+        lp_ok &= lp[c].re == S.logpsi[c].re;
+    }
+    for (k = 0; k <= K; k++) worst = fmax(worst, (fabs(seen[k] - expect[k]) - 1) / sqrt(var[k] + 1e-300));
+    printf("  ordered starts, |psi0|^%g, %d chains: Neel %g %g (expected %.1f %.1f), stripes %g %g %g %g, stayed %g (%.1f); "
+           "worst (|n - E| - 1)/sd %.2f\n", power, M, seen[0], seen[1], expect[0], expect[1], seen[2], seen[3], seen[4], seen[5],
+           seen[K], expect[K], worst);
+    CHECK(worst < 4);
+    CHECK(lp_ok && S.have_logpsi);
+    CHECK(mag_ok);
+    CHECK(seen[0] > 0.2 * M && seen[1] > 0.2 * M);   /* psi0 favours Neel: the draw is not the chains' own */
+    tqs_sampler_free(&S); free(before); tqs_basis_free(&B); tqs_ed_result_free(&ed); tqs_hamiltonian_free(&H);
+}
+
 /* tqs_vmc_set_chains: bad configurations are refused by name and leave the
  * chains as they were; accepted ones are where the first step samples from,
  * without thermalising. The reference is a run that thermalises for zero
@@ -492,6 +560,8 @@ int main(void) {
     test_sampled_energy(TQS_ATTN_STANDARD);
     test_sampler_distribution(2.0);
     test_sampler_distribution(1.0);
+    test_start_ordered(2.0);
+    test_start_ordered(1.0);
     test_sample_power();
     test_set_chains();
     test_sampler_threads();
