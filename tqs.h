@@ -354,12 +354,12 @@ TQSDEF void tqs_sampler_invalidate(tqs_sampler *S);
  * magnetisation), drawn with probability proportional to |psi|^power among
  * these 7 (the chain's own random stream draws). Why: chains started at
  * random configurations of an ordered state's model form domains, and their
- * walls take hundreds of sweeps to leave; a trained 6x6 model's E/N from
- * 4096 samples after 20, 100, 500 sweeps from random starts was -0.456,
- * -0.468, -0.493, after 5 sweeps from these starts -0.4997 (its training
- * chains: -0.4996; examples/README.md, "Thermalisation"). On a model that
- * barely depends on the configuration the draw is near uniform and changes
- * nothing. lat: the sampler's lattice. */
+ * walls take hundreds of sweeps to leave: a trained 6x6 model's E/N from
+ * 4096 samples after 20 and 200 sweeps from random starts was -0.456 and
+ * -0.489, after 20 from these starts -0.5002 (its training chains: -0.4996;
+ * examples/README.md, "Variational Monte Carlo", Thermalisation). On a
+ * model that barely depends on the configuration the draw is near uniform
+ * and changes nothing. lat: the sampler's lattice. */
 TQSDEF int  tqs_sampler_start_ordered(tqs_sampler *S, const tqs_lattice *lat, const tqs_amplitude *amp);
 /* thermalize sweeps, then n_per_chain samples per chain with sweeps_between
  * sweeps (N proposals each) before each. samples is chain-major:
