@@ -204,6 +204,19 @@ static void test_sampled_energy(int attention) {
     tqs_vit_ws_free(&vws); tqs_vit_free(&m); tqs_hamiltonian_free(&H);
 }
 
+/* The exact 4x4 J2 = 0.5 ground state psi0 as a batched amplitude over the
+ * Sz = 0 basis (for the samplers' distribution tests). */
+static void exact_ground_amp(tqs_hamiltonian *H, tqs_ed_result *ed, tqs_basis *B, exact_amp *ea, tqs_amplitude *amp, int batch) {
+    tqs_lanczos_options opt;
+    memset(&opt, 0, sizeof opt);
+    opt.want_vector = 1;
+    tqs_hamiltonian_init(H, 4, 4, 1.0, 0.5);
+    tqs_exact_ground_state(ed, H, &opt);
+    tqs_basis_init(B, 16);
+    ea->basis = B; ea->v = ed->vector; ea->N = 16;
+    amp->fn = exact_logpsi; amp->ctx = ea; amp->max_batch = batch;
+}
+
 /* The histogram of the staggered magnetisation's up-count on sublattice A
  * (0..8) sampled from |psi0|^power (psi0 the exact ground state) against its
  * exact distribution. */
@@ -211,7 +224,6 @@ static void test_sampler_distribution(double power) {
     enum { M = 32, K = 400 };
     tqs_hamiltonian H;
     tqs_ed_result ed;
-    tqs_lanczos_options opt;
     tqs_basis B;
     tqs_sampler S;
     exact_amp ea;
@@ -220,11 +232,7 @@ static void test_sampler_distribution(double power) {
     int8_t *samples = (int8_t *)malloc((size_t)M * K * 16), cfg[16];
     size_t r;
     int i, j, bins = 0;
-    memset(&opt, 0, sizeof opt);
-    opt.want_vector = 1;
-    tqs_hamiltonian_init(&H, 4, 4, 1.0, 0.5);
-    tqs_exact_ground_state(&ed, &H, &opt);
-    tqs_basis_init(&B, 16);
+    exact_ground_amp(&H, &ed, &B, &ea, &amp, M);
     for (r = 0; r < B.dim; r++) {
         int up = 0;
         tqs_bits_to_config(cfg, B.states[r], 16);
@@ -233,8 +241,6 @@ static void test_sampler_distribution(double power) {
         norm += pow(fabs(ed.vector[r]), power);
     }
     for (i = 0; i < 9; i++) exact[i] /= norm;
-    ea.basis = &B; ea.v = ed.vector; ea.N = 16;
-    amp.fn = exact_logpsi; amp.ctx = &ea; amp.max_batch = M;
     tqs_sampler_init(&S, &H.lat, M, 5);
     S.power = power;
     /* Successive samples of a chain are correlated (tau ~ 2 samples at 3
@@ -432,7 +438,6 @@ static void test_start_ordered(double power) {
     enum { M = 2048, K = 6 };
     tqs_hamiltonian H;
     tqs_ed_result ed;
-    tqs_lanczos_options opt;
     tqs_basis B;
     tqs_sampler S;
     exact_amp ea;
@@ -441,13 +446,7 @@ static void test_start_ordered(double power) {
     int8_t *before = (int8_t *)malloc((size_t)M * 16), pat[K * 16];
     double expect[K + 1] = {0}, var[K + 1] = {0}, seen[K + 1] = {0}, worst = 0;
     int c, k, i, lp_ok = 1, mag_ok = 1;
-    memset(&opt, 0, sizeof opt);
-    opt.want_vector = 1;
-    tqs_hamiltonian_init(&H, 4, 4, 1.0, 0.5);
-    tqs_exact_ground_state(&ed, &H, &opt);
-    tqs_basis_init(&B, 16);
-    ea.basis = &B; ea.v = ed.vector; ea.N = 16;
-    amp.fn = exact_logpsi; amp.ctx = &ea; amp.max_batch = M;
+    exact_ground_amp(&H, &ed, &B, &ea, &amp, M);
     for (k = 0; k < K; k++)   /* the patterns, written here independently: site x Ly + y */
         for (i = 0; i < 16; i++) {
             int x = i / 4, y = i % 4, bit = k == 0 ? (x + y) % 2 : k == 1 ? (x + y + 1) % 2 : k == 2 ? x % 2
