@@ -586,6 +586,21 @@ TQSDEF int  tqs_sr_solve_prior(double *delta, const double *X, const double *f, 
                                const tqs_sr_options *opt, tqs_sr_ws *ws, tqs_sr_info *info);
 /* y = X^T (X v) + shift v, never forming X^T X (tmp has R entries). */
 TQSDEF int tqs_sr_apply(double *y, const double *X, const double *v, double shift, long R, long P, double *tmp);
+/* Eigenvalues w (n, ascending) of the symmetric n x n row-major matrix A
+ * (destroyed): Householder reduction to tridiagonal form, then the QL solver
+ * tqs_tridiag_eigen. With g (n entries, may be NULL), g is replaced by its
+ * components along the eigenvectors, in the order of w (U^T g). Allocates. */
+TQSDEF int tqs_symmetric_eigen(double *w, double *A, double *g, long n);
+/* What SR sees at one step: the spectrum of the metric S = X^T X (X and f as
+ * tqs_sr_solve takes them; S's nonzero eigenvalues are those of the R x R
+ * matrix X X^T) into lambda (R, ascending), and into share (R, may be NULL)
+ * how the local energy's variance |f|^2 splits over the eigenvectors u_k of
+ * X X^T: share_k = (u_k . f)^2 / |f|^2, summing to 1. The step (S + eps)^-1
+ * X^T f lowers the energy along mode k by a part lambda_k / (lambda_k + eps)
+ * of its share: modes far below the shift eps do not move, and the share in
+ * modes with lambda ~ 0 is variance no change of the parameters reaches to
+ * first order. One process's rows. Allocates (R x R doubles). */
+TQSDEF int tqs_sr_spectrum(double *lambda, double *share, const double *X, const double *f, long R, long P);
 
 /* ===================================================================== */
 /* The optimisation driver                                               */
@@ -3471,6 +3486,88 @@ TQSDEF int tqs_sr_apply(double *y, const double *X, const double *v, double shif
     return TQS_OK;
 }
 
+/* Householder: for k = 0 .. n-3 the reflection H = I - beta v v^T (v zero
+ * above k + 1) maps column k below the diagonal onto a multiple of e_{k+1};
+ * A <- H A H on the trailing block (A - v q^T - q v^T with p = beta A v,
+ * q = p - (beta/2)(p.v) v), and g <- H g. Then T = Q^T A Q is tridiagonal
+ * and U = Q Z, Z the tridiagonal's eigenvectors: U^T g = Z^T (Q^T g). */
+TQSDEF int tqs_symmetric_eigen(double *w, double *A, double *g, long n) {
+    long i, j, k;
+    double *v, *p, *e, *z = NULL;
+    int rc;
+    if (!w || !A || n <= 0 || n > 2147483647) return tqs__fail(TQS_EINVAL, "symmetric_eigen: null pointer or bad size");
+    v = (double *)tqs__alloc(sizeof(double) * 3 * (size_t)n);
+    if (g) z = (double *)tqs__alloc(sizeof(double) * (size_t)n * (size_t)n);
+    if (!v || (g && !z)) { TQS_FREE(v); TQS_FREE(z); return tqs__fail(TQS_ENOMEM, "symmetric_eigen: out of memory (n = %ld)", n); }
+    p = v + n; e = p + n;
+    for (k = 0; k + 2 < n; k++) {
+        double alpha = 0, norm, beta, pv = 0;
+        for (i = k + 1; i < n; i++) alpha += A[(size_t)i * n + k] * A[(size_t)i * n + k];
+        norm = sqrt(alpha);
+        if (norm == 0) continue;
+        alpha = A[(size_t)(k + 1) * n + k] > 0 ? -norm : norm;   /* the sign that avoids cancellation */
+        for (i = k + 1; i < n; i++) v[i] = A[(size_t)i * n + k];
+        v[k + 1] -= alpha;
+        beta = 0;
+        for (i = k + 1; i < n; i++) beta += v[i] * v[i];
+        if (beta == 0) continue;
+        beta = 2.0 / beta;
+        TQS__OMP(parallel for schedule(static) if (tqs__par((double)(n - k) * (n - k))))
+        for (i = k + 1; i < n; i++) {
+            double t = 0;
+            long jj;
+            for (jj = k + 1; jj < n; jj++) t += A[(size_t)i * n + jj] * v[jj];
+            p[i] = beta * t;
+        }
+        for (i = k + 1; i < n; i++) pv += p[i] * v[i];
+        for (i = k + 1; i < n; i++) p[i] -= 0.5 * beta * pv * v[i];
+        TQS__OMP(parallel for schedule(static) if (tqs__par((double)(n - k) * (n - k))))
+        for (i = k + 1; i < n; i++) {
+            long jj;
+            for (jj = k + 1; jj < n; jj++) A[(size_t)i * n + jj] -= v[i] * p[jj] + p[i] * v[jj];
+        }
+        A[(size_t)(k + 1) * n + k] = A[(size_t)k * n + k + 1] = alpha;
+        for (i = k + 2; i < n; i++) A[(size_t)i * n + k] = A[(size_t)k * n + i] = 0;
+        if (g) {
+            double t = 0;
+            for (i = k + 1; i < n; i++) t += v[i] * g[i];
+            for (i = k + 1; i < n; i++) g[i] -= beta * t * v[i];
+        }
+    }
+    for (i = 0; i < n; i++) { w[i] = A[(size_t)i * n + i]; e[i] = i + 1 < n ? A[(size_t)(i + 1) * n + i] : 0; }
+    rc = tqs_tridiag_eigen(w, e, z, (int)n);
+    if (rc == 0 && g) {
+        for (j = 0; j < n; j++) {
+            double t = 0;
+            for (i = 0; i < n; i++) t += z[(size_t)i * n + j] * g[i];
+            v[j] = t;
+        }
+        memcpy(g, v, sizeof(double) * (size_t)n);
+    }
+    TQS_FREE(v); TQS_FREE(z);
+    return rc;
+}
+
+TQSDEF int tqs_sr_spectrum(double *lambda, double *share, const double *X, const double *f, long R, long P) {
+    double *T, *g = NULL, f2 = 0;
+    long i;
+    int rc;
+    if (!lambda || !X || (share && !f) || R <= 0 || P <= 0) return tqs__fail(TQS_EINVAL, "sr_spectrum: null pointer or bad size");
+    T = (double *)tqs__alloc(sizeof(double) * (size_t)R * (size_t)R);
+    if (!T) return tqs__fail(TQS_ENOMEM, "sr_spectrum: out of memory for the %ld x %ld matrix", R, R);
+    if ((rc = tqs_gram(T, X, R, P, 1)) != 0) { TQS_FREE(T); return rc; }
+    if (share) {
+        for (i = 0; i < R; i++) f2 += f[i] * f[i];
+        if (f2 == 0) { TQS_FREE(T); return tqs__fail(TQS_EINVAL, "sr_spectrum: f is zero (no variance to split)"); }
+        g = share;
+        memcpy(g, f, sizeof(double) * (size_t)R);
+    }
+    rc = tqs_symmetric_eigen(lambda, T, g, R);
+    if (rc == 0 && share) for (i = 0; i < R; i++) share[i] = share[i] * share[i] / f2;
+    TQS_FREE(T);
+    return rc;
+}
+
 /* y = (X^T X + shift) v over the rows of every process (tmp: R entries). */
 static int tqs__sr_apply_all(double *y, const double *X, const double *v, double shift, long R, long P, double *tmp,
                              const tqs_comm *c) {
@@ -4965,6 +5062,7 @@ static double tqs__dot(const double *a, const double *b, long n) {
  * bottom of the unreduced block to its top. */
 TQSDEF int tqs_tridiag_eigen(double *d, double *e, double *z, int n) {
     int l, i, j, k, m, iter;
+    double anorm = 0;
     if (n <= 0) return tqs__fail(TQS_EINVAL, "tridiagonal eigensolver: n must be positive");
     if (z) {
         memset(z, 0, sizeof(double) * (size_t)n * (size_t)n);
@@ -4972,13 +5070,19 @@ TQSDEF int tqs_tridiag_eigen(double *d, double *e, double *z, int n) {
     }
     if (n == 1) return TQS_OK;
     e[n - 1] = 0.0;
+    /* an off-diagonal is negligible below rounding relative to its neighbours
+     * or to the whole matrix (as in EISPACK's tql2): without the latter a
+     * cluster of eigenvalues near zero beside large ones (the null space of a
+     * rank-deficient Gram matrix) never meets the relative test, since the
+     * rotations leave errors of eps times the large ones in it */
+    for (i = 0; i < n; i++) anorm = fmax(anorm, fabs(d[i]) + fabs(e[i]));
     for (l = 0; l < n; l++) {
         iter = 0;
         for (;;) {
             double g, r, s, c, p, f, b;
             for (m = l; m < n - 1; m++) {
                 double dd = fabs(d[m]) + fabs(d[m + 1]);
-                if (fabs(e[m]) <= 1e-16 * dd) break;
+                if (fabs(e[m]) <= 1e-16 * dd || fabs(e[m]) <= 2.220446049250313e-16 * anorm) break;   /* eps of double */
             }
             if (m == l) break;
             if (++iter > 60) return tqs__fail(TQS_ENUMERIC, "tridiagonal eigensolver did not converge");

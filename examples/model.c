@@ -5,13 +5,16 @@
  *   ./examples/model eval MODEL [CONFIGS | --random K [--seed S]] [--symmetrize [--J2 x]]
  *   ./examples/model observables MODEL [--samples K] [--seed S] [--symmetrize [--J2 x]] [--json] [--svg PREFIX]
  *   ./examples/model exact MODEL [--J2 x] [--json]
+ *   ./examples/model metric MODEL [--samples M] [--sample-power p] [--shift eps] [--seed S] [--J2 x] [--json]
  * eval reads one configuration per line (N integers +1/-1 in site order, from
  * CONFIGS or standard input) and prints "Re Im" of log psi per line.
  * --symmetrize evaluates psi_sym instead, in the symmetry sector of the exact
  * ground state of the J1-J2 model at J2 (N <= 24), or, for larger lattices,
  * the sector estimated from 4096 samples of the model.
  * exact (N <= 24) compares the model with the exact ground state, summed
- * over the basis: what a stalled run is (examples/README.md). */
+ * over the basis: what a stalled run is (examples/README.md). metric gives
+ * the spectrum of SR's metric S from M samples, and the share of the local
+ * energy's variance along its modes: what a step can reach. */
 #define TQS_IMPLEMENTATION
 #include "../tqs.h"
 #include "flags.h"
@@ -389,6 +392,82 @@ done:
     return rc;
 }
 
+/* The spectrum of the SR metric S at the model, from one step's samples
+ * (tqs_sr_spectrum): how the local energy's variance splits over S's modes,
+ * and how much of it a step with shift eps reaches, sum_k share_k lambda_k /
+ * (lambda_k + eps). A run that stalls with variance left has it in modes S
+ * barely sees. The model in memory takes one step of lr 1e-12; nothing is saved. */
+static int cmd_metric(tqs_vit *m, int argc, char **argv) {
+    int i, k, M = 512, seed = 1, json = 0, rc = 1, nd = 0, above = 0, distinct = 0;
+    double J2 = 0.5, power = 2, eps = 1e-3, *lam = NULL, *share = NULL, reach = 0, null_share = 0, lmax;
+    double d_lo[12], d_share[12];
+    int d_modes[12];
+    tqs_hamiltonian H;
+    tqs_vmc v;
+    tqs_vmc_options o;
+    tqs_step_info info;
+    for (i = 3; i < argc; i++) {
+        if (flags_int(argc, argv, &i, "--samples", &M, 8, 4096) || flags_int(argc, argv, &i, "--seed", &seed, 0, 2147483647) ||
+            flags_real(argc, argv, &i, "--J2", &J2, -1e3, 1e3) || flags_real(argc, argv, &i, "--sample-power", &power, 0.01, 2) ||
+            flags_real(argc, argv, &i, "--shift", &eps, 1e-12, 1e3) || flags_bool(argv, i, "--json", &json)) continue;
+        flags_die("metric: unknown flag '%s'", argv[i]);
+    }
+    if (tqs_hamiltonian_init(&H, m->cfg.Lx, m->cfg.Ly, 1.0, J2)) { fprintf(stderr, "model: %s\n", tqs_last_error()); return 1; }
+    memset(&o, 0, sizeof o);
+    o.n_samples = M; o.n_chains = M; o.n_steps = 1; o.lr = 1e-12; o.thermalize = 50;
+    o.sample_power = power; o.seed = (uint64_t)seed;
+    if (tqs_vmc_init(&v, &H, m, &o)) { fprintf(stderr, "model: %s\n", tqs_last_error()); tqs_hamiltonian_free(&H); return 1; }
+    lam = (double *)malloc(sizeof(double) * (size_t)v.R);
+    share = (double *)malloc(sizeof(double) * (size_t)v.R);
+    if (!lam || !share) { fprintf(stderr, "model: out of memory\n"); goto done; }
+    if (tqs_vmc_step(&v, &info) || tqs_sr_spectrum(lam, share, v.X, v.f, v.R, m->n_params)) {
+        fprintf(stderr, "model: metric: %s\n", tqs_last_error());
+        goto done;
+    }
+    lmax = lam[v.R - 1];
+    {   /* distinct configurations among the samples: S has at most twice as many nonzero modes */
+        int N = m->N, a, b2, same;
+        for (a = 0; a < M; a++) {
+            for (b2 = 0, same = 0; b2 < a && !same; b2++) same = !memcmp(v.samples + (size_t)a * N, v.samples + (size_t)b2 * N, (size_t)N);
+            distinct += !same;
+        }
+    }
+    /* decades below lambda_max, the last one everything under 1e-10 lambda_max */
+    for (nd = 0; nd < 11; nd++) { d_lo[nd] = lmax * pow(10.0, -(nd + 1)); d_modes[nd] = 0; d_share[nd] = 0; }
+    d_lo[10] = 0;
+    for (k = 0; k < v.R; k++) {
+        int d = 0;
+        while (d < 10 && lam[k] < d_lo[d]) d++;
+        d_modes[d]++; d_share[d] += share[k];
+        reach += share[k] * (lam[k] > 0 ? lam[k] / (lam[k] + eps) : 0);
+        if (lam[k] > eps) above++;
+        if (lam[k] < 1e-10 * lmax) null_share += share[k];
+    }
+    if (json) {
+        printf("{\"samples\":%d,\"distinct\":%d,\"sample_power\":%g,\"energy_per_site\":%.8g,\"variance_per_site\":%.6g,\"parameters\":%ld,"
+               "\"lambda_max\":%.6g,\"shift\":%g,\"modes_above_shift\":%d,\"reachable_share\":%.6g,\"null_share\":%.6g,\"decades\":[",
+               M, distinct, power, info.energy / m->N, info.variance / m->N, (long)m->n_params, lmax, eps, above, reach, null_share);
+        for (nd = 0; nd < 11; nd++) printf("%s{\"from\":%.4g,\"modes\":%d,\"share\":%.6g}", nd ? "," : "", d_lo[nd], d_modes[nd], d_share[nd]);
+        printf("]}\n");
+    } else {
+        printf("SR metric S of the model from %d samples of |psi|^%g (%d distinct): E/N %.6f, var/N %.5g, %ld parameters, %ld modes (2M)\n",
+               M, power, distinct, info.energy / m->N, info.variance / m->N, (long)m->n_params, v.R);
+        printf("  eigenvalues from        modes   share of var(E_loc)\n");
+        for (nd = 0; nd < 11; nd++)
+            if (d_modes[nd]) {
+                if (nd < 10) printf("  >= %-18.1e %6d   %.4f\n", d_lo[nd], d_modes[nd], d_share[nd]);
+                else printf("  below %-15.1e %6d   %.4f\n", d_lo[9], d_modes[nd], d_share[nd]);
+            }
+        printf("  lambda_max %.4g; %d modes above the shift %g; a step reaches %.4f of the variance; %.4f in modes below 1e-10 lambda_max\n",
+               lmax, above, eps, reach, null_share);
+    }
+    rc = 0;
+done:
+    free(lam); free(share);
+    tqs_vmc_free(&v); tqs_hamiltonian_free(&H);
+    return rc;
+}
+
 int main(int argc, char **argv) {
     tqs_vit m;
     int rc;
@@ -402,17 +481,21 @@ int main(int argc, char **argv) {
         printf("       model info MODEL\n"
                "       model eval MODEL [CONFIGS | --random K [--seed S (1)]] [--symmetrize [--J2 x (0.5)]]\n"
                "       model observables MODEL [--samples K (4096)] [--seed S (1)] [--symmetrize [--J2 x (0.5)]] [--json] [--svg PREFIX]\n"
-               "       model exact MODEL [--J2 x (0.5)] [--json]   (N <= 24: against the exact ground state, no sampling)\n");
+               "       model exact MODEL [--J2 x (0.5)] [--json]   (N <= 24: against the exact ground state, no sampling)\n"
+               "       model metric MODEL [--samples M (512)] [--sample-power p (2)] [--shift eps (1e-3)] [--seed S (1)] [--J2 x (0.5)] [--json]\n"
+               "                          (the spectrum of SR's metric S, and the share of the energy variance a step reaches)\n");
         return argc < 2 ? 2 : 0;
     }
     if (!strcmp(argv[1], "init")) return cmd_init(argc, argv);
-    if (strcmp(argv[1], "info") && strcmp(argv[1], "eval") && strcmp(argv[1], "observables") && strcmp(argv[1], "exact"))
-        flags_die("unknown command '%s' (init, info, eval, observables or exact)", argv[1]);
+    if (strcmp(argv[1], "info") && strcmp(argv[1], "eval") && strcmp(argv[1], "observables") && strcmp(argv[1], "exact") &&
+        strcmp(argv[1], "metric"))
+        flags_die("unknown command '%s' (init, info, eval, observables, exact or metric)", argv[1]);
     if (argc < 3) flags_die("%s: MODEL is required", argv[1]);
     if (!strcmp(argv[1], "info") && argc > 3) flags_die("info: unexpected argument '%s'", argv[3]);
     if (tqs_vit_load(&m, argv[2])) { fprintf(stderr, "model: %s\n", tqs_last_error()); return 1; }
     rc = !strcmp(argv[1], "info") ? cmd_info(&m) : !strcmp(argv[1], "eval") ? cmd_eval(&m, argc, argv)
-       : !strcmp(argv[1], "exact") ? cmd_exact(&m, argc, argv) : cmd_observables(&m, argc, argv);
+       : !strcmp(argv[1], "exact") ? cmd_exact(&m, argc, argv) : !strcmp(argv[1], "metric") ? cmd_metric(&m, argc, argv)
+       : cmd_observables(&m, argc, argv);
     tqs_vit_free(&m);
     return rc;
 }

@@ -662,6 +662,40 @@ static void test_model_exact(void) {
     refused_plain("./examples/model exact " D "/ex1.tqs --J3 1", "--J3", 2);
 }
 
+/* model metric: the spectrum of S from one step's samples. The step's E/N
+ * must equal ground_state's first step from the same chains (seed, chains,
+ * 50 thermalisation sweeps; both print 8 significant digits or more: 1e-7);
+ * S = X^T X has at most 2 nonzero modes per distinct configuration (a row Re,
+ * Im each), so the modes above the shift cannot exceed twice the distinct
+ * samples; the shares sum to 1 (11 numbers of 6 digits: 1e-5); a step
+ * reaches at most all of the variance. */
+static void test_model_metric(void) {
+    char *out;
+    double e_metric, e_gs[2], total = 0, x[32];
+    int n, k;
+    CHECK_EQ(run("./examples/model metric " D "/ex2.tqs --samples 64 --json"), 0);
+    out = slurp(D "/out.txt", NULL);
+    e_metric = json_scalar(out, "energy_per_site");
+    CHECK(json_scalar(out, "distinct") >= 2 && json_scalar(out, "distinct") <= 64);
+    CHECK(json_scalar(out, "modes_above_shift") <= 2 * json_scalar(out, "distinct"));
+    CHECK(json_scalar(out, "reachable_share") > 0 && json_scalar(out, "reachable_share") <= 1 + 1e-6);
+    {   /* the decades' shares: every "share": in the array */
+        const char *p = out ? strstr(out, "\"decades\":[") : NULL;
+        n = 0;
+        while (p && (p = strstr(p, "\"share\":")) && n < 32) { x[n++] = strtod(p + 8, NULL); p += 8; }
+        for (k = 0; k < n; k++) total += x[k];
+        CHECK_EQ(n, 11);
+        CHECK_NEAR(total, 1.0, 1e-5);
+    }
+    free(out);
+    CHECK_EQ(run("./examples/ground_state --quiet --init " D "/ex2.tqs --steps 1 --samples 64 --chains 64 --thermalize 50 "
+                 "--lr 1e-12 --eval-samples 64 --log " D "/metric.csv"), 0);
+    CHECK_EQ(csv_energies(D "/metric.csv", e_gs, 2), 1);
+    CHECK_NEAR(e_metric, e_gs[0], 1e-7);
+    refused_plain("./examples/model metric " D "/ex2.tqs --samples 0", "--samples", 2);
+    refused_plain("./examples/model metric " D "/ex2.tqs --shift", "--shift", 2);
+}
+
 int main(void) {
     mkdir("build", 0777);
     mkdir(D, 0777);
@@ -676,5 +710,6 @@ int main(void) {
     test_faults();
     test_scan();
     test_model_exact();
+    test_model_metric();
     return test_summary();
 }

@@ -485,11 +485,98 @@ static void test_shift_retry(void) {
     }
 }
 
+/* tqs_symmetric_eigen on A = Q diag(lam) Q^T with a known spectrum: Q a
+ * product of n random Householder reflections built here, lam spread over
+ * ten decades with gaps >= 0.5 between neighbours. Backward-stable
+ * reduction and QL: each eigenvalue within ~n eps |A| (n <= 120: 3e-14
+ * |A|, tolerance 1e-12 |A|); eigenvector components within ~n eps |A| / gap
+ * (< 1e-11: tolerance 1e-9 on the squares). */
+static void test_symmetric_eigen(long n) {
+    double *Q = (double *)calloc((size_t)(n * n), 8), *A = (double *)malloc(8 * n * n), *v = (double *)malloc(8 * n);
+    double *lam = (double *)malloc(8 * n), *c = (double *)malloc(8 * n), *g = (double *)malloc(8 * n), *w = (double *)malloc(8 * n);
+    double amax, worst_w = 0, worst_g = 0;
+    long i, j, k, r;
+    tqs_rng rng;
+    tqs_rng_seed(&rng, (uint64_t)(7 * n), 0);
+    for (i = 0; i < n; i++) Q[i * n + i] = 1;
+    for (r = 0; r < n; r++) {   /* Q <- Q (I - 2 v v^T / v.v) */
+        double vv = 0;
+        for (i = 0; i < n; i++) { v[i] = tqs_rng_normal(&rng); vv += v[i] * v[i]; }
+        for (i = 0; i < n; i++) {
+            double t = 0;
+            for (j = 0; j < n; j++) t += Q[i * n + j] * v[j];
+            for (j = 0; j < n; j++) Q[i * n + j] -= 2 * t * v[j] / vv;
+        }
+    }
+    /* eigenvalues ascending: -(n/2) .. n/2 in steps of 1, the middle ones
+     * replaced by 1e-10 .. 1e-1 scaled copies kept 0.5 apart */
+    for (i = 0; i < n; i++) lam[i] = (double)i - (double)(n / 2);
+    lam[n / 2] = 1e-10; lam[n / 2 + 1] = 0.5;
+    amax = fmax(fabs(lam[0]), fabs(lam[n - 1]));
+    for (i = 0; i < n; i++) c[i] = tqs_rng_normal(&rng);
+    for (i = 0; i < n; i++) for (j = 0; j < n; j++) {
+        double t = 0;
+        for (k = 0; k < n; k++) t += Q[i * n + k] * lam[k] * Q[j * n + k];
+        A[i * n + j] = t;
+    }
+    for (i = 0; i < n; i++) { double t = 0; for (k = 0; k < n; k++) t += Q[i * n + k] * c[k]; g[i] = t; }   /* g = Q c */
+    for (i = 0; i < n; i++) for (j = 0; j < i; j++) A[i * n + j] = A[j * n + i];   /* exactly symmetric */
+    CHECK_EQ(tqs_symmetric_eigen(w, A, g, n), 0);
+    for (i = 0; i < n; i++) {
+        worst_w = fmax(worst_w, fabs(w[i] - lam[i]) / amax);
+        worst_g = fmax(worst_g, fabs(g[i] * g[i] - c[i] * c[i]));
+    }
+    CHECK_BELOW(worst_w, 1e-12);
+    CHECK_BELOW(worst_g, 1e-9);
+    CHECK(tqs_symmetric_eigen(w, A, NULL, 0) == TQS_EINVAL);
+    free(Q); free(A); free(v); free(lam); free(c); free(g); free(w);
+}
+
+/* tqs_sr_spectrum against identities that do not use its eigenvectors:
+ * sum lambda = |X|_F^2, sum share = 1, sum share lambda = |X^T f|^2 / |f|^2
+ * (the gradient), sum share / (lambda + eps) = f^T (X X^T + eps)^-1 f / |f|^2
+ * (solved by the tests' own elimination). Each side is a sum of R terms of
+ * relative rounding ~R eps: tolerance 1e-10 relative. With R > P, R - P
+ * eigenvalues are zero up to rounding (~R eps times the largest). */
+static void test_sr_spectrum(long R, long P) {
+    double *X = random_matrix(R, P, (uint64_t)(R * 31 + P)), *f = random_matrix(R, 1, (uint64_t)(R + 5));
+    double *lam = (double *)malloc(8 * R), *share = (double *)malloc(8 * R), *A = (double *)malloc(8 * R * R), *b = (double *)malloc(8 * R);
+    double fro = 0, f2 = 0, grad2 = 0, eps = 0.3, quad = 0, s_lam = 0, s_share = 0, s_grad = 0, s_quad = 0;
+    long i, j, k;
+    CHECK_EQ(tqs_sr_spectrum(lam, share, X, f, R, P), 0);
+    for (i = 0; i < R * P; i++) fro += X[i] * X[i];
+    for (i = 0; i < R; i++) f2 += f[i] * f[i];
+    for (k = 0; k < P; k++) { double t = 0; for (i = 0; i < R; i++) t += X[i * P + k] * f[i]; grad2 += t * t; }
+    for (i = 0; i < R; i++) for (j = 0; j < R; j++) {
+        double t = 0;
+        for (k = 0; k < P; k++) t += X[i * P + k] * X[j * P + k];
+        A[i * R + j] = t + (i == j ? eps : 0);
+    }
+    memcpy(b, f, 8 * R);
+    dense_solve(A, b, (int)R);
+    for (i = 0; i < R; i++) quad += f[i] * b[i];
+    for (i = 0; i < R; i++) {
+        s_lam += lam[i]; s_share += share[i]; s_grad += share[i] * lam[i]; s_quad += share[i] / (lam[i] + eps);
+        if (i > 0) CHECK(lam[i] >= lam[i - 1]);
+    }
+    CHECK_NEAR(s_lam / fro, 1, 1e-10);
+    CHECK_NEAR(s_share, 1, 1e-10);
+    CHECK_NEAR(s_grad / (grad2 / f2), 1, 1e-10);
+    CHECK_NEAR(s_quad / (quad / f2), 1, 1e-10);
+    if (R > P) CHECK_BELOW(fabs(lam[R - P - 1]), 1e-12 * lam[R - 1]);
+    CHECK(lam[R > P ? R - P : 0] > 1e-3 * lam[R - 1]);   /* random X: full rank, well conditioned */
+    free(X); free(f); free(lam); free(share); free(A); free(b);
+}
+
 int main(void) {
     test_gram(37, 53);
     test_gram(300, 70);
     test_cholesky(50);
     test_cholesky(333);
+    test_symmetric_eigen(7);
+    test_symmetric_eigen(120);
+    test_sr_spectrum(40, 100);
+    test_sr_spectrum(120, 30);
     test_solvers(40, 100);   /* P > 2M */
     test_solvers(120, 30);   /* P < 2M */
     test_solvers_prior(40, 100);
