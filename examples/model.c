@@ -399,7 +399,7 @@ done:
  * barely sees. The model in memory takes one step of lr 1e-12; nothing is saved. */
 static int cmd_metric(tqs_vit *m, int argc, char **argv) {
     int i, k, M = 512, seed = 1, json = 0, rc = 1, nd = 0, above = 0, distinct = 0;
-    double J2 = 0.5, power = 2, eps = 1e-3, *lam = NULL, *share = NULL, reach = 0, null_share = 0, lmax;
+    double J2 = 0.5, power = 0, eps = 1e-3, *lam = NULL, *share = NULL, reach = 0, null_share = 0, lmax;
     double d_lo[12], d_share[12];
     int d_modes[12];
     tqs_hamiltonian H;
@@ -415,7 +415,7 @@ static int cmd_metric(tqs_vit *m, int argc, char **argv) {
     if (tqs_hamiltonian_init(&H, m->cfg.Lx, m->cfg.Ly, 1.0, J2)) { fprintf(stderr, "model: %s\n", tqs_last_error()); return 1; }
     memset(&o, 0, sizeof o);
     o.n_samples = M; o.n_chains = M; o.n_steps = 1; o.lr = 1e-12; o.thermalize = 50;
-    o.sample_power = power; o.seed = (uint64_t)seed;
+    o.sample_power = power; o.seed = (uint64_t)seed;   /* 0: the training's default for the lattice */
     if (tqs_vmc_init(&v, &H, m, &o)) { fprintf(stderr, "model: %s\n", tqs_last_error()); tqs_hamiltonian_free(&H); return 1; }
     lam = (double *)malloc(sizeof(double) * (size_t)v.R);
     share = (double *)malloc(sizeof(double) * (size_t)v.R);
@@ -446,12 +446,12 @@ static int cmd_metric(tqs_vit *m, int argc, char **argv) {
     if (json) {
         printf("{\"samples\":%d,\"distinct\":%d,\"sample_power\":%g,\"energy_per_site\":%.8g,\"variance_per_site\":%.6g,\"parameters\":%ld,"
                "\"lambda_max\":%.6g,\"shift\":%g,\"modes_above_shift\":%d,\"reachable_share\":%.6g,\"null_share\":%.6g,\"decades\":[",
-               M, distinct, power, info.energy / m->N, info.variance / m->N, (long)m->n_params, lmax, eps, above, reach, null_share);
+               M, distinct, v.opt.sample_power, info.energy / m->N, info.variance / m->N, (long)m->n_params, lmax, eps, above, reach, null_share);
         for (nd = 0; nd < 11; nd++) printf("%s{\"from\":%.4g,\"modes\":%d,\"share\":%.6g}", nd ? "," : "", d_lo[nd], d_modes[nd], d_share[nd]);
         printf("]}\n");
     } else {
         printf("SR metric S of the model from %d samples of |psi|^%g (%d distinct): E/N %.6f, var/N %.5g, %ld parameters, %ld modes (2M)\n",
-               M, power, distinct, info.energy / m->N, info.variance / m->N, (long)m->n_params, v.R);
+               M, v.opt.sample_power, distinct, info.energy / m->N, info.variance / m->N, (long)m->n_params, v.R);
         printf("  eigenvalues from        modes   share of var(E_loc)\n");
         for (nd = 0; nd < 11; nd++)
             if (d_modes[nd]) {
@@ -482,8 +482,8 @@ int main(int argc, char **argv) {
                "       model eval MODEL [CONFIGS | --random K [--seed S (1)]] [--symmetrize [--J2 x (0.5)]]\n"
                "       model observables MODEL [--samples K (4096)] [--seed S (1)] [--symmetrize [--J2 x (0.5)]] [--json] [--svg PREFIX]\n"
                "       model exact MODEL [--J2 x (0.5)] [--json]   (N <= 24: against the exact ground state, no sampling)\n"
-               "       model metric MODEL [--samples M (512)] [--sample-power p (2)] [--shift eps (1e-3)] [--seed S (1)] [--J2 x (0.5)] [--json]\n"
-               "                          (the spectrum of SR's metric S, and the share of the energy variance a step reaches)\n");
+               "       model metric MODEL [--samples M (512)] [--sample-power p (as training)] [--shift eps (1e-3)] [--seed S (1)]\n"
+               "                          [--J2 x (0.5)] [--json]   (the spectrum of SR's metric S, and the share of the energy variance a step reaches)\n");
         return argc < 2 ? 2 : 0;
     }
     if (!strcmp(argv[1], "init")) return cmd_init(argc, argv);

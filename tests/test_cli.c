@@ -181,7 +181,7 @@ static void test_determinism(void) {
     refused_plain("./examples/ground_state --resume " D "/r4.ckpt --steps 7", "n_steps 6", 2);
     refused_plain("./examples/ground_state --resume " D "/r4.ckpt --J2 0.4", "J2 0.5", 2);
     refused_plain("./examples/ground_state --resume " D "/r4.ckpt --momentum 0", "momentum", 2);
-    refused_plain("./examples/ground_state --resume " D "/r4.ckpt --sample-power 1", "sample_power", 2);
+    refused_plain("./examples/ground_state --resume " D "/r4.ckpt --sample-power 2", "sample_power", 2);   /* 1 on 4x4 */
     refused_plain("./examples/ground_state --resume " D "/r4.ckpt --d 16", "--d 8", 2);
     refused_plain("./examples/ground_state --resume " D "/r4.ckpt --L 6", "4x4", 2);
     refused_plain("./examples/ground_state --resume " D "/r4.ckpt --time-limit 1", "--time-limit", 2);
@@ -544,6 +544,8 @@ static void test_defaults_and_tour(void) {
     tqs_vmc_options_defaults(&o); tqs_vit_config_defaults(&c);
     CHECK(o.n_samples == 1024 && o.n_chains == 1024 && o.n_steps == 500 && o.lr == 0.05 && o.lr_final == 0.1 * 0.05 &&
           o.momentum == 0.9 && o.max_distance == 0.05 && c.b == 2 && c.d == 16 && c.h == 2 && c.n_layers == 2 && c.ff == 2);
+    /* the sample power depends on the lattice: left 0 here, 1 up to 24 sites, 2 above */
+    CHECK(o.sample_power == 0 && tqs_vmc_default_sample_power(24) == 1 && tqs_vmc_default_sample_power(25) == 2);
     tqs_vmc_options_defaults(&o);   /* idempotent: "off" stays off */
     o.momentum = -1; tqs_vmc_options_defaults(&o); CHECK(o.momentum == -1);
     CHECK_EQ(run("(cd " D " && ../../examples/tour 3 > tour.out)"), 0);

@@ -31,12 +31,12 @@ mpi $MBASE --steps 6 --log $D/two.csv > $D/two.out 2>&1 || bad "two-process run 
 if same_energies $D/one.csv $D/two.csv; then ok; else bad "energies of 2 processes differ from 1 process"; fi
 if [ "$(grep -c '^[0-9]' $D/two.csv)" = 6 ]; then ok; else bad "the two-process log has not 6 steps"; fi
 
-# 1b. the same with training samples of |psi|^1: the weights are formed from
-# every process's gathered log|psi|, the same on each
-$BASE --steps 6 --sample-power 1 --log $D/one-p1.csv > $D/one-p1.out 2>&1 || bad "one-process --sample-power 1 run failed"
-mpi $MBASE --steps 6 --sample-power 1 --log $D/two-p1.csv > $D/two-p1.out 2>&1 || bad "two-process --sample-power 1 run failed: $(tail -n 3 $D/two-p1.out)"
-if same_energies $D/one-p1.csv $D/two-p1.csv && ! same_energies $D/one.csv $D/one-p1.csv; then ok
-else bad "--sample-power 1: energies of 2 processes differ from 1 process (or equal those of |psi|^2)"; fi
+# 1b. 1 used 4x4's default training samples, |psi|^1, whose weights are formed
+# from every process's gathered log|psi|; the same with |psi|^2 samples (no weights)
+$BASE --steps 6 --sample-power 2 --log $D/one-p2.csv > $D/one-p2.out 2>&1 || bad "one-process --sample-power 2 run failed"
+mpi $MBASE --steps 6 --sample-power 2 --log $D/two-p2.csv > $D/two-p2.out 2>&1 || bad "two-process --sample-power 2 run failed: $(tail -n 3 $D/two-p2.out)"
+if same_energies $D/one-p2.csv $D/two-p2.csv && ! same_energies $D/one.csv $D/one-p2.csv; then ok
+else bad "--sample-power 2: energies of 2 processes differ from 1 process (or equal those of |psi|^1)"; fi
 
 # 2. a checkpoint written by two processes, resumed by one
 mpi $MBASE --steps 6 --checkpoint $D/two.ckpt --log $D/resumed.csv --stop-at 3 > $D/ck.out 2>&1
