@@ -163,12 +163,27 @@ static double attention_dependence(tqs_vmc *v, tqs_vit_ws *ws, int8_t *buf, doub
 /* The sector psi_sym is projected on: the characters of the exact ground
  * state (N <= 24), or estimated from 4096 samples of the plain model, two
  * sweeps apart. */
-static int find_sector(tqs_symmetry *G, const tqs_hamiltonian *H, const tqs_amplitude *plain, int chains, uint64_t seed) {
+static int find_sector(tqs_symmetry *G, const tqs_hamiltonian *H, const tqs_amplitude *plain, int chains, uint64_t seed,
+                       double *exact) {
     tqs_sampler S;
     int per = (4096 + chains - 1) / chains, rc;
     int8_t *cf;
     tqs_complex *lp;
-    if (H->lat.N <= TQS_ED_MAX_SITES) return tqs_symmetry_characters_ground_state(G, H);
+    if (H->lat.N <= TQS_ED_MAX_SITES) {   /* the Lanczos ground state's characters, and its E/N into *exact */
+        tqs_lanczos_options lo;
+        tqs_ed_result ed;
+        tqs_basis basis;
+        memset(&lo, 0, sizeof lo);
+        lo.want_vector = 1;
+        if ((rc = tqs_exact_ground_state(&ed, H, &lo)) != 0) return rc;
+        if ((rc = tqs_basis_init(&basis, H->lat.N)) == 0) {
+            rc = tqs_symmetry_characters_exact(G, &basis, ed.vector, 1e-6, NULL);
+            tqs_basis_free(&basis);
+        }
+        if (exact) *exact = ed.energy / H->lat.N;
+        tqs_ed_result_free(&ed);
+        return rc;
+    }
     cf = (int8_t *)malloc((size_t)per * chains * H->lat.N); lp = (tqs_complex *)malloc(sizeof(tqs_complex) * per * chains);
     if (!cf || !lp) { free(cf); free(lp); return TQS_ENOMEM; }
     if ((rc = tqs_sampler_init(&S, &H->lat, chains, seed + 1000)) == 0) {
@@ -212,7 +227,7 @@ static int evaluate_symmetrized(tqs_vmc *v, tqs_hamiltonian *H, int n_samples, u
     if (!cf || !lp || !el || !e) { fprintf(stderr, "ground_state: --symmetrize: out of memory for %d samples\n", M); rc = TQS_ENOMEM; goto done; }
     memset(&S, 0, sizeof S);
     if ((rc = tqs_sampler_init(&S, &H->lat, chains, seed + 1000)) != 0) goto done;
-    if ((rc = find_sector(&G, H, &v->amp, chains, seed)) != 0) goto done_sampler;
+    if ((rc = find_sector(&G, H, &v->amp, chains, seed, NULL)) != 0) goto done_sampler;
     if (!quiet) print_sector(&G, "symmetrising");
     if ((rc = tqs_symmetric_amplitude_init(&sa, &amp, &G, &v->amp)) != 0) goto done_sampler;
     memset(out, 0, sizeof *out);
@@ -657,7 +672,7 @@ static int run(int argc, char **argv, const tqs_comm *comm) {
                                          : tqs_symmetry_init_translations(&sym_group, cfg.Lx, cfg.Ly, cfg.b);
         if (!rc && ck && ck->has_run && ck->symmetry)   /* a resumed run keeps its sector */
             rc = tqs_symmetry_set_characters(&sym_group, ck->chi_x, ck->chi_y, ck->chi_point, ck->chi_flip);
-        else if (!rc) rc = find_sector(&sym_group, &H, &vmc.amp, opt.n_chains, (uint64_t)seed);
+        else if (!rc) rc = find_sector(&sym_group, &H, &vmc.amp, opt.n_chains, (uint64_t)seed, &exact);
         tqs_vmc_free(&vmc);
         opt.symmetry = &sym_group;
         if (rc || tqs_vmc_init(&vmc, &H, &model, &opt)) {
@@ -666,9 +681,10 @@ static int run(int argc, char **argv, const tqs_comm *comm) {
         }
         if (!quiet) print_sector(&sym_group, "--sym-train: training psi_sym");
     }
-    /* the exact energy the report compares with (Lanczos: 16 s on 4x6) is
-     * part of a timed run's budget, so it is computed before the plan */
-    if (time_limit > 0) exact = exact_per_site(&H, J1, J2);
+    /* the exact energy the report compares with (Lanczos: 16 s on 4x6, done
+     * once with the sector's for --sym-train) is part of a timed run's
+     * budget, so it is computed before the plan */
+    if (time_limit > 0 && isnan(exact)) exact = exact_per_site(&H, J1, J2);
     if (time_limit > 0) {   /* three steps timed on a copy of the parameters, then the run sized */
         size_t np = model.n_params;
         double *keep = (double *)malloc(sizeof(double) * np), t_step = 0, t_first = 0, t_eval, left;
@@ -881,7 +897,7 @@ static int run(int argc, char **argv, const tqs_comm *comm) {
                 status = 1;
             } else have_obs = 1;
         }
-        if (!(time_limit > 0)) exact = exact_per_site(&H, J1, J2);
+        if (isnan(exact)) exact = exact_per_site(&H, J1, J2);
         if (status == 0 && is_root) {
             double e = info.energy / N, err = info.error / N, var = info.variance / N, vscore = N * info.variance / (info.energy * info.energy);
             double rel = isfinite(exact) ? fabs((e - exact) / exact) : NAN, secs = now() - t_start;
