@@ -185,7 +185,7 @@ static void test_checkpoint_run(void) {
     CHECK(ci->J1 == 1 && ci->J2 == 0.45 && ci->opt.lr == 0.1 / 3 && ci->opt.lr_final == v.opt.lr_final && ci->opt.seed == o.seed);
     CHECK(ci->opt.n_steps == 7 && ci->opt.warmup == 2 && ci->opt.schedule == TQS_SCHEDULE_COSINE && ci->opt.sr.solver == TQS_SOLVER_CG);
     CHECK(ci->opt.momentum == 0.9 && ci->opt.max_distance == 0.05 && ci->opt.diag_shift == v.opt.diag_shift && ci->opt.sr.cg_tol == v.opt.sr.cg_tol);
-    CHECK(ci->opt.sample_power == 2.0);
+    CHECK(ci->opt.sample_power == 1.0 && v.opt.sample_power == 1.0);   /* the default on 4x4, resolved and stored */
     {   /* a version-3 file written before the record had sample_power: read as 2 */
         tqs_checkpoint_info *old = (tqs_checkpoint_info *)malloc(sizeof *old);
         CHECK_EQ(tqs_vmc_checkpoint_info(old, "tests/corpus/checkpoint/run4x4-v3.ckpt"), 0);
