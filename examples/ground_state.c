@@ -161,7 +161,8 @@ static double attention_dependence(tqs_vmc *v, tqs_vit_ws *ws, int8_t *buf, doub
 }
 
 /* The sector psi_sym is projected on: the characters of the exact ground
- * state (N <= 24), or estimated from 4096 samples of the plain model, two
+ * state (N <= 24; its E/N into *exact, if given: one Lanczos serves the
+ * report too), or estimated from 4096 samples of the plain model, two
  * sweeps apart. */
 static int find_sector(tqs_symmetry *G, const tqs_hamiltonian *H, const tqs_amplitude *plain, int chains, uint64_t seed,
                        double *exact) {
