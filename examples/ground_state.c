@@ -731,6 +731,13 @@ static int run(int argc, char **argv, const tqs_comm *comm) {
         if (!quiet)
             fprintf(stderr, "--time-limit %g min: %.3f s per step, %.1f s for the evaluation: %d steps planned "
                     "(re-planned every step from the measured times)\n", time_limit, t_step, t_eval, steps);
+        /* what the run cannot shorten (the reference energy, the sector, the
+         * timing steps, the evaluation) may already exceed the budget: then
+         * the run takes one step and ends late, and says so */
+        if (left < t_step)
+            fprintf(stderr, "ground_state: --time-limit %g min: %.1f s spent before the first step and %.1f s for the "
+                    "evaluation leave no time to train: 1 step, about %.0f s in all\n", time_limit, now() - t_begin,
+                    t_eval, now() - t_begin + t_step + t_eval);
     }
     if (resume && tqs_vmc_load_checkpoint(&vmc, resume)) {
         fprintf(stderr, "ground_state: --resume: %s\n", tqs_last_error());

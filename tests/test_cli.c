@@ -349,6 +349,20 @@ static void test_time_limit(void) {
     CHECK(steps >= 1 && planned >= 1);
     CHECK_EQ(n, steps);
     free(out); free(err);
+    /* a budget smaller than its fixed costs: 65,536 evaluation samples cost
+     * 1,024 times a step's 64 in sampling and local energies, far above the
+     * 0.6 s budget on any machine that runs a step within it; the run takes
+     * one step and says it will end late */
+    CHECK_EQ(run("./examples/ground_state --d 8 --heads 2 --layers 1 --samples 64 --chains 8 --eval-samples 65536 "
+                 "--time-limit 0.01 --json --print-every 1000"), 0);
+    out = slurp(D "/out.txt", NULL); err = slurp(D "/err.txt", NULL);
+    steps = -1;
+    if (out && (p = strstr(out, "\"steps\":"))) steps = atoi(p + 8);
+    CHECK_EQ(steps, 1);
+    CHECK(err && strstr(err, "leave no time to train: 1 step") != NULL);
+    printf("  --time-limit 0.01 with 65,536 evaluation samples: %d step, the warning %s\n", steps,
+           err && strstr(err, "leave no time") ? "printed" : "missing");
+    free(out); free(err);
 }
 
 /* tqs_vmc_step past opt.n_steps is refused (its schedules have ended);
