@@ -734,10 +734,12 @@ static int run(int argc, char **argv, const tqs_comm *comm) {
         /* what the run cannot shorten (the reference energy, the sector, the
          * timing steps, the evaluation) may already exceed the budget: then
          * the run takes one step and ends late, and says so */
-        if (left < t_step)
+        if (left < t_step) {
+            double spent = now() - t_begin;
             fprintf(stderr, "ground_state: --time-limit %g min: %.1f s spent before the first step and %.1f s for the "
-                    "evaluation leave no time to train: 1 step, about %.0f s in all\n", time_limit, now() - t_begin,
-                    t_eval, now() - t_begin + t_step + t_eval);
+                    "evaluation leave no time to train: 1 step, about %.0f s in all\n", time_limit, spent, t_eval,
+                    spent + t_step + t_eval);
+        }
     }
     if (resume && tqs_vmc_load_checkpoint(&vmc, resume)) {
         fprintf(stderr, "ground_state: --resume: %s\n", tqs_last_error());
