@@ -6,7 +6,7 @@
 #   make check      make test, then the full matrix: the long tests (4x6 Lanczos, long trainings),
 #                   no OpenMP with the plain-C kernels, sanitizers, the baseline-vector build,
 #                   valgrind, the fuzzers, MPI (about 20 minutes; what .ci/run runs; tests/README.md)
-#   make reproduce  the paper's comparisons (about 31 minutes), written to examples/results/
+#   make reproduce  the paper's comparisons (about 80 minutes), written to examples/results/
 #   make bench      the benchmark suite (about 7 minutes; bench/README.md)
 #   make bench-portable  the quick bench built with the Makefile's flags, plain -O2, and plain C, side by side
 #   make bench-torch     the same ViT in PyTorch beside bench (optional: python3-torch)
@@ -130,7 +130,7 @@ run: examples/ground_state
 	./examples/ground_state --init build/run.tqs --sym-train point --sample-power 1 --samples 512 --time-limit 2.0 \
 	  --lr 0.1 --lr-final 0.01 --max-distance 0.1 --eval-samples 4096 --print-every 10
 
-# The paper's claims on this machine: PROFILE=quick (default, about 31
+# The paper's claims on this machine: PROFILE=quick (default, about 80
 # minutes, examples/results/) or PROFILE=long (about 2 hours, resumable,
 # examples/results/long/); see examples/reproduce.sh
 PROFILE ?= quick

@@ -1,6 +1,6 @@
 #!/bin/sh
 # examples/reproduce.sh - the paper's claims, measured on this machine (make reproduce).
-#   PROFILE=quick (default)  about 31 minutes on 2 cores (4x4: then 60 steps of psi_sym): examples/results/
+#   PROFILE=quick (default)  about 80 minutes on 2 cores (4x4: 1,500 steps, then 250 of psi_sym): examples/results/
 #   PROFILE=long             about 2 hours on 2 cores (2.1 h measured, examples/results/long/):
 #                            adds symmetrised training; writes examples/results/long/
 #   PROFILE=smoke            seconds, to check the script itself (numbers meaningless)
@@ -13,7 +13,7 @@
 #   TAG-sym.csv / -sym.json     (long) the symmetrised training that follows it, and its evaluation
 #   TAG-attention.json          input dependence of the trained model's attention (standard:
 #                               TAG-init-attention.json at initialisation; the log's last column during training)
-# and table.md (mean and spread over the seeds), energy-LxL.svg (all seeds'
+# and table.md (median and range over the seeds), energy-LxL.svg (all seeds'
 # curves, with the exact value), LxL-standard-s1[-init]-mean/-std.svg (attention maps).
 set -eu
 cd "$(dirname "$0")/.."
@@ -26,9 +26,9 @@ SYM_STEPS4=0; SYM_STEPS6=0; SYM_EVAL=0; SYMF=""   # symmetrised training after t
 case "$PROFILE" in
 # quick: then, on 4x4, make run's second phase at a fixed step count (psi_sym over
 # the point group, larger steps); long: the symmetrised training of the first long runs
-quick) OUT=examples/results; SAMPLES=512; STEPS4=300; STEPS6=150; EVAL=4096; SYM_SAMPLES=256
-       SYM_STEPS4=60; SYM4="point"; SYM_EVAL=4096; SYMF="--samples 512 --lr 0.1 --lr-final 0.01 --max-distance 0.1" ;;
-long)  OUT=examples/results/long; SAMPLES=1024; STEPS4=400; STEPS6=200; EVAL=16384; SYM_SAMPLES=512
+quick) OUT=${OUT:-examples/results}; SAMPLES=512; STEPS4=1500; STEPS6=150; EVAL=4096; SYM_SAMPLES=256
+       SYM_STEPS4=250; SYM4="point"; SYM_EVAL=4096; SYMF="--samples 512 --lr 0.1 --lr-final 0.01 --max-distance 0.1" ;;
+long)  OUT=${OUT:-examples/results/long}; SAMPLES=1024; STEPS4=400; STEPS6=200; EVAL=16384; SYM_SAMPLES=512
        SYM_STEPS4=20; SYM4="full"; SYM_STEPS6=40; SYM6="translations"; SYM_EVAL=4096 ;;
 smoke) OUT=${OUT:-build/reproduce-smoke}; SAMPLES=64; STEPS4=3; STEPS6=2; EVAL=64; SYM_SAMPLES=64; SYM_EVAL=64
        SYM_STEPS4=2; SYM4="point"; SYM_STEPS6=2; SYM6="translations"; SEEDS="1 2" ;;
@@ -48,7 +48,14 @@ done_json() { [ -f "$1" ] && grep -q '"energy_per_site"' "$1"; }
 # from its checkpoint when one exists. $1 = output prefix, the rest = flags.
 train() {
     P=$1; shift
-    if done_json "$P.json"; then echo "== $P: done before, kept" >&2; return 0; fi
+    WANT=""; PREV=""; for A in "$@"; do [ "$PREV" = --steps ] && WANT=$A; PREV=$A; done
+    if done_json "$P.json"; then
+        # a run kept from a profile with other step counts says so (its numbers are not this profile's)
+        HAVE=$(field "$P.json" steps | head -n 1)
+        if [ "$HAVE" != "$WANT" ]; then echo "== $P: kept from an earlier run of $HAVE steps, not $WANT: delete $P.* to train it again" >&2
+        else echo "== $P: done before, kept" >&2; fi
+        return 0
+    fi
     RES=""
     [ -f "$P.ckpt" ] && RES="--resume $P.ckpt" && echo "== $P: resuming from $P.ckpt" >&2
     [ -n "$RES" ] || echo "== $P" >&2
@@ -58,51 +65,71 @@ train() {
     mv "$P.json.tmp" "$P.json"
 }
 
+# every run of one attention kind on lattice L, one seed after the other
+runs() {   # runs ATT
+    ATT=$1
+    for SEED in $SEEDS; do
+        TAG="$OUT/${L}x${L}-$ATT-s$SEED"
+        EXTRA=""
+        if [ "$ATT" = standard ]; then
+            # the same initial model ground_state starts from (same seed)
+            if [ ! -f "$TAG-init-attention.json" ]; then
+                ./examples/model init -o "$TAG-init.tqs" --L "$L" $MODEL --attention standard --seed "$SEED" > /dev/null
+                SVG=""; [ "$SEED" = 1 ] && SVG="--svg $TAG-init"
+                ./examples/attention "$TAG-init.tqs" --samples 1024 $SVG --json > "$TAG-init-attention.json"
+            fi
+            EXTRA="--attention-log 25"
+        fi
+        train "$TAG" --L "$L" --J2 0.5 --attention "$ATT" $MODEL $TRAIN $EVALF --steps "$STEPS" --seed "$SEED" $EXTRA
+        if [ ! -f "$TAG-attention.json" ]; then
+            SVG=""; [ "$ATT" = standard ] && [ "$SEED" = 1 ] && SVG="--svg $TAG"
+            ./examples/attention "$TAG.tqs" --samples 1024 --json $SVG > "$TAG-attention.json"
+        fi
+        if [ "$SYM_STEPS" -gt 0 ]; then
+            # (a model whose samples do not determine its symmetry sector is refused: noted, not fatal)
+            # (its evaluation samples psi_sym itself: SYM_EVAL samples cost as much as ~64 SYM_EVAL plain ones on 4x4)
+            train "$TAG-sym" --L "$L" --J2 0.5 --init "$TAG.tqs" --sym-train "$SYM" $SYMF --eval-samples "$SYM_EVAL" --steps "$SYM_STEPS" \
+                --seed "$((SEED + 100))" || echo "reproduce.sh: $TAG-sym failed (above); its table entry is -" >&2
+        fi
+    done
+}
+
+# The two attention kinds train side by side, each on half the cores (JOBS=1:
+# one after the other on all of them); the results are the same to the bit
+# either way, since a run's numbers do not depend on its thread count.
+NPROC=$(getconf _NPROCESSORS_ONLN 2>/dev/null || echo 1)
+JOBS=${JOBS:-2}; [ "$NPROC" -ge 2 ] || JOBS=1
+THREADS=$NPROC; [ "$JOBS" -ge 2 ] && THREADS=$((NPROC / 2))
 # TABLE_ONLY=1: no training, only table.md from the runs that finished ("-" where a seed is missing)
 LATTICES="4 6"; [ "${TABLE_ONLY:-0}" = 1 ] && LATTICES=""
 for L in $LATTICES; do
     if [ "$L" = 4 ]; then STEPS=$STEPS4; SYM=${SYM4:-}; SYM_STEPS=$SYM_STEPS4; else STEPS=$STEPS6; SYM=${SYM6:-}; SYM_STEPS=$SYM_STEPS6; fi
-    for ATT in factored standard; do
-        for SEED in $SEEDS; do
-            TAG="$OUT/${L}x${L}-$ATT-s$SEED"
-            EXTRA=""
-            if [ "$ATT" = standard ]; then
-                # the same initial model ground_state starts from (same seed)
-                if [ ! -f "$TAG-init-attention.json" ]; then
-                    ./examples/model init -o "$TAG-init.tqs" --L "$L" $MODEL --attention standard --seed "$SEED" > /dev/null
-                    SVG=""; [ "$SEED" = 1 ] && SVG="--svg $TAG-init"
-                    ./examples/attention "$TAG-init.tqs" --samples 1024 $SVG --json > "$TAG-init-attention.json"
-                fi
-                EXTRA="--attention-log 25"
-            fi
-            train "$TAG" --L "$L" --J2 0.5 --attention "$ATT" $MODEL $TRAIN $EVALF --steps "$STEPS" --seed "$SEED" $EXTRA
-            if [ ! -f "$TAG-attention.json" ]; then
-                SVG=""; [ "$ATT" = standard ] && [ "$SEED" = 1 ] && SVG="--svg $TAG"
-                ./examples/attention "$TAG.tqs" --samples 1024 --json $SVG > "$TAG-attention.json"
-            fi
-            if [ "$SYM_STEPS" -gt 0 ]; then
-                # (a model whose samples do not determine its symmetry sector is refused: noted, not fatal)
-                # (its evaluation samples psi_sym itself: SYM_EVAL samples cost as much as ~64 SYM_EVAL plain ones on 4x4)
-                train "$TAG-sym" --L "$L" --J2 0.5 --init "$TAG.tqs" --sym-train "$SYM" $SYMF --eval-samples "$SYM_EVAL" --steps "$SYM_STEPS" \
-                    --seed "$((SEED + 100))" || echo "reproduce.sh: $TAG-sym failed (above); its table entry is -" >&2
-            fi
-        done
-    done
+    if [ "$JOBS" -ge 2 ]; then
+        (OMP_NUM_THREADS=$THREADS; export OMP_NUM_THREADS; runs factored) & FPID=$!
+        (OMP_NUM_THREADS=$THREADS; export OMP_NUM_THREADS; runs standard) & SPID=$!
+        FST=0; wait "$FPID" || FST=$?
+        SST=0; wait "$SPID" || SST=$?
+        if [ "$FST" != 0 ] || [ "$SST" != 0 ]; then echo "reproduce.sh: a ${L}x${L} run failed (above)" >&2; exit 1; fi
+    else
+        runs factored; runs standard
+    fi
     LOGS=""
     for ATT in factored standard; do for SEED in $SEEDS; do LOGS="$LOGS $OUT/${L}x${L}-$ATT-s$SEED.csv"; done; done
     ./examples/ground_state --L "$L" --J2 0.5 --plot "$OUT/energy-${L}x${L}.svg" $LOGS
 done
 
-# mean and sample standard deviation over the seeds of a JSON field; a seed
+# median and range (smallest to largest) over the seeds of a JSON field, so
+# that how far a seed lies from the others reads off the entry; a seed
 # without the value (not run yet, or a symmetrisation that failed) is left
 # out and the count said: "(2 of 3 seeds)"; "-" when none has it
 stat() {   # stat FIELD FORMAT FILES...
     F=$1; FMT=$2; shift 2
     for J in "$@"; do V=$(field "$J" "$F" | head -n 1); echo "${V:-null}"; done | awk -v f="$FMT" '
-        { t++; if ($1 != "" && $1 != "null") { x[++n] = $1 + 0; s += $1 } }
+        { t++; if ($1 != "" && $1 != "null") x[++n] = $1 + 0 }
         END { if (n == 0) { printf "-"; exit }
-              m = s / n; v = 0; for (i = 1; i <= n; i++) v += (x[i] - m) ^ 2
-              printf f, m; if (n > 1) printf(" +- " f, sqrt(v / (n - 1)))
+              for (i = 2; i <= n; i++) for (j = i; j > 1 && x[j - 1] > x[j]; j--) { y = x[j]; x[j] = x[j - 1]; x[j - 1] = y }
+              m = (n % 2) ? x[(n + 1) / 2] : (x[n / 2] + x[n / 2 + 1]) / 2
+              printf f, m; if (n > 1) printf(" (" f " to " f ")", x[1], x[n])
               if (n < t) printf(" (%d of %d seeds)", n, t) }'
 }
 files() { for SEED in $SEEDS; do printf '%s ' "$OUT/$1-s$SEED$2"; done; }
@@ -131,7 +158,8 @@ files() { for SEED in $SEEDS; do printf '%s ' "$OUT/$1-s$SEED$2"; done; }
     echo
     echo "PROFILE=$PROFILE: J2 = 0.5; $MODEL, patch 2; $TRAIN and the program's default optimiser; $STEPS4 steps (4x4), $STEPS6 (6x6);"
     [ "$SYM_STEPS" -gt 0 ] && echo "then symmetrised training: $SYM_STEPS4 steps on 4x4 ($SYM4 group)$( [ "$SYM_STEPS6" -gt 0 ] && echo ", $SYM_STEPS6 on 6x6 ($SYM6)" || echo ", none on 6x6"), $SYMF, evaluated on $SYM_EVAL samples of psi_sym;"
-    echo "evaluation: $EVALF. Each entry: mean +- standard deviation over seeds $SEEDS (relative errors of E/N against exact)."
+    [ "$JOBS" -ge 2 ] && echo "Runs: the two attention kinds side by side, $THREADS thread(s) each (s/step as measured so)."
+    echo "evaluation: $EVALF. Each entry: median (smallest to largest) over seeds $SEEDS (relative errors of E/N against exact)."
     echo "Exact E/N: 4x4 from the library's Lanczos, 6x6 the published value -0.503810."
     echo "Measured on: $(grep -m1 'model name' /proc/cpuinfo 2>/dev/null | sed 's/.*: //'), $(getconf _NPROCESSORS_ONLN) cores, $(date -u +%Y-%m-%d)."
 } > "$OUT/table.md"
