@@ -358,8 +358,9 @@ static int cmd_exact(const tqs_vit *m, int argc, char **argv) {
         for (k = 0; k < Lx * Ly; k++) if (wk[k] > best) { best = wk[k]; bk = k; }
         if (json) {
             printf("{\"energy_per_site\":%.10f,\"exact_energy_per_site\":%.10f,\"relative_error\":%.6e,\"overlap\":%.6e,"
-                   "\"sector_weight\":%.6e,\"sector_energy_per_site\":%.10f,\"momentum_weights\":[",
-                   E / N, E0 / N, fabs((E - E0) / E0), ovl, w_lev[2], E_lev[2] / N);
+                   "\"sector_weight\":%.6e,\"sector_energy_per_site\":%.10f,\"sector_relative_error\":%.6e,"
+                   "\"momentum_weights\":[",
+                   E / N, E0 / N, fabs((E - E0) / E0), ovl, w_lev[2], E_lev[2] / N, fabs((E_lev[2] - E0) / E0));
             for (k = 0; k < Lx * Ly; k++) printf("%s%.6e", k ? "," : "", wk[k]);
             printf("],\"projected_weights\":[%.6e,%.6e,%.6e],\"projected_energies_per_site\":[%.10f,%.10f,%.10f]",
                    w_lev[0], w_lev[1], w_lev[2], E_lev[0] / N, E_lev[1] / N, E_lev[2] / N);

@@ -11,6 +11,7 @@
 # resumes the one that was stopped. Writes, per run TAG = LxL-ATT-sSEED:
 #   TAG.csv / TAG.json          training log and final evaluation (plain and symmetrised E/N)
 #   TAG-sym.csv / -sym.json     (long) the symmetrised training that follows it, and its evaluation
+#   TAG-exact.json              (4x4) the plain model without sampling noise (model exact)
 #   TAG-attention.json          input dependence of the trained model's attention (standard:
 #                               TAG-init-attention.json at initialisation; the log's last column during training)
 # and table.md (median and range over the seeds), energy-LxL.svg (all seeds'
@@ -84,6 +85,13 @@ runs() {   # runs ATT
         if [ ! -f "$TAG-attention.json" ]; then
             SVG=""; [ "$ATT" = standard ] && [ "$SEED" = 1 ] && SVG="--svg $TAG"
             ./examples/attention "$TAG.tqs" --samples 1024 --json $SVG > "$TAG-attention.json"
+        fi
+        # 4x4: the trained model summed over the whole basis, against the exact
+        # ground state, without sampling noise: its error, and how much of it
+        # lies outside the ground state's symmetry sector
+        if [ "$L" = 4 ] && ! done_json "$TAG-exact.json"; then
+            ./examples/model exact "$TAG.tqs" --json > "$TAG-exact.json.tmp" || { echo "reproduce.sh: model exact $TAG.tqs failed" >&2; exit 1; }
+            mv "$TAG-exact.json.tmp" "$TAG-exact.json"
         fi
         if [ "$SYM_STEPS" -gt 0 ]; then
             # (a model whose samples do not determine its symmetry sector is refused: noted, not fatal)
@@ -161,6 +169,18 @@ files() { for SEED in $SEEDS; do printf '%s ' "$OUT/$1-s$SEED$2"; done; }
     [ "$JOBS" -ge 2 ] && echo "Runs: the two attention kinds side by side, $THREADS thread(s) each (s/step as measured so)."
     echo "evaluation: $EVALF. Each entry: median (smallest to largest) over seeds $SEEDS (relative errors of E/N against exact)."
     echo "Exact E/N: 4x4 from the library's Lanczos, 6x6 the published value -0.503810."
+    echo
+    echo "The 4x4 plain models without sampling noise (\`model exact\`: each summed over the whole basis against the exact ground state;"
+    echo "the part in the ground state's symmetry sector is what the symmetrised column estimates from samples):"
+    echo
+    echo "| attention | rel. error | weight in the ground state's sector | that part: rel. error |"
+    echo "|---|---|---|---|"
+    for ATT in factored standard; do
+        # shellcheck disable=SC2046
+        printf '| %s | %s | %s | %s |\n' "$ATT" "$(stat relative_error %.2e $(files "4x4-$ATT" -exact.json))" \
+            "$(stat sector_weight %.4f $(files "4x4-$ATT" -exact.json))" "$(stat sector_relative_error %.2e $(files "4x4-$ATT" -exact.json))"
+    done
+    echo
     echo "Measured on: $(grep -m1 'model name' /proc/cpuinfo 2>/dev/null | sed 's/.*: //'), $(getconf _NPROCESSORS_ONLN) cores, $(date -u +%Y-%m-%d)."
 } > "$OUT/table.md"
 cat "$OUT/table.md"

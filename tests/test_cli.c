@@ -652,6 +652,10 @@ static void test_model_exact(void) {
     CHECK_NEAR(sum, 1.0, 1e-10);
     CHECK(json_scalar(out, "overlap") <= json_scalar(out, "sector_weight") + 1e-12);
     CHECK_NEAR(json_scalar(out, "exact_energy_per_site"), -0.5286202095, 1e-9);
+    /* the sector part's error, from its E/N (printed to 10 decimals, the error to 7 digits) */
+    CHECK_NEAR(json_scalar(out, "sector_relative_error"),
+               fabs(json_scalar(out, "sector_energy_per_site") / json_scalar(out, "exact_energy_per_site") - 1),
+               1e-6 * json_scalar(out, "sector_relative_error") + 1e-9);
     free(out);
     CHECK_EQ(run("./examples/ground_state --quiet --init " D "/ex2.tqs --exact --steps 0 --json"), 0);
     out = slurp(D "/out.txt", NULL);
