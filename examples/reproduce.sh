@@ -176,9 +176,10 @@ files() { for SEED in $SEEDS; do printf '%s ' "$OUT/$1-s$SEED$2"; done; }
     echo "| attention | rel. error | weight in the ground state's sector | that part: rel. error |"
     echo "|---|---|---|---|"
     for ATT in factored standard; do
-        # shellcheck disable=SC2046
-        printf '| %s | %s | %s | %s |\n' "$ATT" "$(stat relative_error %.2e $(files "4x4-$ATT" -exact.json))" \
-            "$(stat sector_weight %.4f $(files "4x4-$ATT" -exact.json))" "$(stat sector_relative_error %.2e $(files "4x4-$ATT" -exact.json))"
+        X=$(files "4x4-$ATT" -exact.json)
+        # shellcheck disable=SC2086
+        printf '| %s | %s | %s | %s |\n' "$ATT" "$(stat relative_error %.2e $X)" "$(stat sector_weight %.4f $X)" \
+            "$(stat sector_relative_error %.2e $X)"
     done
     echo
     echo "Measured on: $(grep -m1 'model name' /proc/cpuinfo 2>/dev/null | sed 's/.*: //'), $(getconf _NPROCESSORS_ONLN) cores, $(date -u +%Y-%m-%d)."
