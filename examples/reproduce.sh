@@ -10,7 +10,7 @@
 # interrupted `make reproduce` started again skips the runs that finished and
 # resumes the one that was stopped. Writes, per run TAG = LxL-ATT-sSEED:
 #   TAG.csv / TAG.json          training log and final evaluation (plain and symmetrised E/N)
-#   TAG-sym.csv / -sym.json     (long) the symmetrised training that follows it, and its evaluation
+#   TAG-sym.csv / -sym.json     the symmetrised training that follows it (quick: 4x4 only), and its evaluation
 #   TAG-exact.json              (4x4) the plain model without sampling noise (model exact)
 #   TAG-attention.json          input dependence of the trained model's attention (standard:
 #                               TAG-init-attention.json at initialisation; the log's last column during training)
