@@ -100,6 +100,23 @@ static inline void test_plain_options(tqs_vmc_options *o) {
 }
 #endif
 
+/* The statistical checks (sampled estimates against exact values, error bars
+ * against the spread of independent runs, short trainings) are run with fixed
+ * seeds. Two knobs from the environment test those checks themselves
+ * (tests/seeds.sh uses them; nothing else should):
+ *   TQS_TEST_SEED=K         shifts every seed those checks use by 1000 K
+ *                           (0, the default, gives the committed runs);
+ *   TQS_TEST_ERROR_SCALE=f  multiplies the error bars the checks compare
+ *                           with (1 by default): 0.5 and 2 must make them fail. */
+static inline unsigned long long test_seed_offset(void) {
+    const char *s = getenv("TQS_TEST_SEED");
+    return s ? 1000ull * strtoull(s, NULL, 10) : 0ull;
+}
+static inline double test_error_scale(void) {
+    const char *s = getenv("TQS_TEST_ERROR_SCALE");
+    return s ? atof(s) : 1.0;
+}
+
 static int test_summary(void) {
     printf("%d passed, %d failed\n", test_passed, test_failed);
     return test_failed ? 1 : 0;

@@ -10,8 +10,9 @@
  * 2. One reference site gives the same expectations as all of them for a
  *    translation-invariant state (the ground state), to 1e-10.
  * 3. A fixed small ViT: sampled observables (one patch's sites as reference)
- *    against exact enumeration within 4 error bars, and their error bars
- *    against the spread of independent runs (factor 2); the energy from the
+ *    against exact enumeration (every |z| below a bound set by the number of
+ *    comparisons), and the error bar of C(x) against the spread of 40
+ *    independent runs (the chi distribution's quantiles); the energy from the
  *    observables equals the local energy of the same samples, and the
  *    observables cost at most one local energy beyond it, in amplitudes. */
 #include <stdlib.h>
@@ -175,8 +176,8 @@ static void test_sampled(void) {
     tqs_enumeration E;
     tqs_sampler S;
     tqs_observables ex, sm;
-    int ref[4], e, chains = 64, per = 64, runs = 6, run, r, oo, N = 16, worst_k = 0;
-    double worst = 0, spread_ratio_c = 0, *runs_c, mean_err = 0;
+    int ref[4], e, chains = 32, per = 64, runs = 40, run, r, oo, N = 16, worst_k = 0;
+    double worst = 0, spread_ratio_c = 0, *runs_c, mean_err = 0, fe = test_error_scale();
     int8_t *samples;
     tqs_complex *lp, *el;
     double *ere, worst_e = 0;
@@ -209,7 +210,7 @@ static void test_sampled(void) {
         tqs_stats est, st;
         double eim, lim = 0;
         long k;
-        tqs_sampler_init(&S, &H.lat, chains, 100 + run);
+        tqs_sampler_init(&S, &H.lat, chains, 100 + run + test_seed_offset());
         CHECK_EQ(tqs_sampler_run(&S, &amp, per, 2, 50, samples, lp), 0);
         ca.n = 0;
         CHECK_EQ(tqs_observables_sampled(&sm, &camp, samples, lp, chains, per), 0);
@@ -228,26 +229,27 @@ static void test_sampled(void) {
         if (fabs(est.mean - st.mean) / fabs(st.mean) > worst_e) worst_e = fabs(est.mean - st.mean) / fabs(st.mean);
         if (fabs(est.error - st.error) / st.error > worst_e) worst_e = fabs(est.error - st.error) / st.error;
         if (fabs(eim - lim) / fabs(st.mean) > worst_e) worst_e = fabs(eim - lim) / fabs(st.mean);
-        /* within 4 error bars: C(r), S(q), the bonds, the dimer correlations */
+        /* z = (sampled - exact) / error bar: C(r), S(q), the bonds, the dimer correlations */
         for (r = 0; r < N; r++) {
-            double zc = fabs(sm.corr[r] - ex.corr[r]) / (sm.corr_err[r] + 1e-300), zq = fabs(sm.sq[r] - ex.sq[r]) / (sm.sq_err[r] + 1e-300);
+            double zc = fabs(sm.corr[r] - ex.corr[r]) / (fe * sm.corr_err[r] + 1e-300), zq = fabs(sm.sq[r] - ex.sq[r]) / (fe * sm.sq_err[r] + 1e-300);
             if (r == 0) zc = zq = 0;   /* C(0) = 3/4 exactly, error 0 */
             if (zc > worst) { worst = zc; worst_k = r; }
             if (zq > worst) { worst = zq; worst_k = 100 + r; }
             for (oo = 0; oo < 2; oo++) {
-                double zd = fabs(sm.dimer[oo][r] - ex.dimer[oo][r]) / (sm.dimer_err[oo][r] + 1e-300);
+                double zd = fabs(sm.dimer[oo][r] - ex.dimer[oo][r]) / (fe * sm.dimer_err[oo][r] + 1e-300);
                 if (zd > worst) { worst = zd; worst_k = 200 + 100 * oo + r; }
             }
             runs_c[run * N + r] = sm.corr[r];
         }
         for (oo = 0; oo < 2; oo++) {
-            double zb = fabs(sm.bond[oo] - ex.bond[oo]) / sm.bond_err[oo], zs = fabs(sm.dimer_sq[oo] - ex.dimer_sq[oo]) / sm.dimer_sq_err[oo];
-            double zn = fabs(sm.diag[oo] - ex.diag[oo]) / sm.diag_err[oo];
+            double zb = fabs(sm.bond[oo] - ex.bond[oo]) / (fe * sm.bond_err[oo]);
+            double zs = fabs(sm.dimer_sq[oo] - ex.dimer_sq[oo]) / (fe * sm.dimer_sq_err[oo]);
+            double zn = fabs(sm.diag[oo] - ex.diag[oo]) / (fe * sm.diag_err[oo]);
             if (zb > worst) { worst = zb; worst_k = 400 + oo; }
             if (zs > worst) { worst = zs; worst_k = 500 + oo; }
             if (zn > worst) { worst = zn; worst_k = 600 + oo; }
         }
-        mean_err += sm.corr_err[1] / runs;
+        mean_err += fe * sm.corr_err[1] / runs;
     }
     CHECK_BELOW(worst_e, 1e-12);
     /* the cost: the observables evaluate the local energy's amplitudes (the
@@ -257,17 +259,25 @@ static void test_sampled(void) {
      * beyond the model's own spin correlations. */
     CHECK(amps_obs >= amps_eloc);
     CHECK(amps_obs - amps_eloc <= amps_eloc);
-    /* 6 runs x (16 C + 16 S + 32 dimer + 6) ~ 400 comparisons: 4 sigma is exceeded with
-     * probability ~6e-5 each, so ~2.5% for the whole test if the error bars are right */
-    CHECK_BELOW(worst, 4.0);
-    /* the error bar of C(x) against the spread of the runs: within a factor 2
-     * (6 runs give the spread to ~30%) */
+    /* 40 runs x (15 C + 15 S + 32 dimer + 6) = 2,720 comparisons (C(0) and S(0)
+     * are exact). With right error bars each z is nearly normal; the bars are
+     * themselves estimated (tau from the autocorrelation, ~5% uncertain), so
+     * allow them 10% low: |z| > 5.5 then needs a normal deviate above 5.0,
+     * probability 5.7e-7 each, and by the union bound at most 1.6e-3 for the
+     * worst of 2,720, whatever their correlations. Error bars half their
+     * true size put the worst of 2,720 near 2 x 3.9 = 7.8. */
+    CHECK_BELOW(worst, 5.5);
+    /* the error bar of C(x) against the spread of the runs: the sample
+     * standard deviation s of n = 40 independent estimates is sigma
+     * sqrt(chi2_39 / 39), whose two-sided 99.9% interval is [0.646, 1.384]
+     * (scipy.stats.chi2.ppf(0.0005 and 0.9995, 39)); a bar doubled or halved
+     * falls outside it with probability 0.994 and 0.998 */
     {
         double m0 = 0, v0 = 0;
         for (run = 0; run < runs; run++) m0 += runs_c[run * N + 1] / runs;
         for (run = 0; run < runs; run++) v0 += (runs_c[run * N + 1] - m0) * (runs_c[run * N + 1] - m0) / (runs - 1);
         spread_ratio_c = sqrt(v0) / mean_err;
-        CHECK(spread_ratio_c > 0.5 && spread_ratio_c < 2.0);
+        CHECK(spread_ratio_c > 0.646 && spread_ratio_c < 1.384);
     }
     printf("  sampled (one of a patch's 4 sites per sample) vs exact enumeration: worst |z| %.2f (item %d); C(x) spread/error %.2f\n"
            "  energy from the observables vs the local energy, same samples: %.1e; amplitudes per sample: observables %.1f, "

@@ -55,13 +55,23 @@ static void test_cholesky(long n) {
     b = random_matrix(n, 1, 3); x = (double *)malloc(8 * (size_t)n);
     memcpy(x, b, 8 * (size_t)n);
     tqs_cholesky_solve(L, x, n);
-    worst = 0;
-    for (i = 0; i < n; i++) {
-        double s = 0;
-        for (j = 0; j < n; j++) s += A[i * n + j] * x[j];
-        worst = fmax(worst, fabs(s - b[i]));
+    {   /* backward stability of the two triangular solves and the factor
+         * (Higham, Accuracy and Stability of Numerical Algorithms, Thm 10.4):
+         * |b - A x| <= gamma_(3n+1) |L||L^T| |x|, and with |L||L^T| of the
+         * size of |A| for this well-conditioned A the normwise residual
+         * |b - A x|_inf / (|A|_inf |x|_inf) is below 3 n eps */
+        double norm_a = 0, norm_x = 0;
+        worst = 0;
+        for (i = 0; i < n; i++) {
+            double s = 0, row = 0;
+            for (j = 0; j < n; j++) { s += A[i * n + j] * x[j]; row += fabs(A[i * n + j]); }
+            worst = fmax(worst, fabs(s - b[i]));
+            norm_a = fmax(norm_a, row); norm_x = fmax(norm_x, fabs(x[i]));
+        }
+        printf("  Cholesky n = %ld: solve residual %.1e of |A| |x| (bound 3 n eps = %.1e)\n", n,
+               worst / (norm_a * norm_x), 3.0 * n * 2.220446049250313e-16);
+        CHECK_BELOW(worst / (norm_a * norm_x), 3.0 * n * 2.220446049250313e-16);
     }
-    CHECK_BELOW(worst, 1e-9);
     /* indefinite: flip the sign of one diagonal entry far below the rest */
     memcpy(L, A, 8 * n * n);
     L[(n / 2) * n + n / 2] = -1.0;
@@ -175,11 +185,11 @@ static void test_exact_step(void) {
     tqs_vmc_free(&v); tqs_vit_free(&m); tqs_hamiltonian_free(&H);
 }
 
-/* Short optimisations lower the energy well below every product state: the
- * best product state of the 4x4 J2 = 0.5 model has E/N = -0.25 (Neel or
- * stripes, classical spins of length 1/2), the initial random ViT about 0.
- * Under the sanitizers (20x slower) the runs are 6 steps long and only the
- * memory checks count; the thresholds are asserted by the optimised builds. */
+/* Short optimisations: how far 60 SR steps take a small ViT on 4x4 at
+ * J2 = 0.5 (exact E/N -0.5286; the best product state -0.25; the initial
+ * random ViT about +0.1). Under the sanitizers (20x slower) the runs are 6
+ * steps long and only the memory checks count; the thresholds are asserted
+ * by the optimised builds. */
 #ifdef TQS_TEST_SHORT
 #define SHORT_STEPS 6
 #define SHORT_CHECK(x) (void)0
@@ -205,25 +215,35 @@ static void test_short_runs(void) {
     CHECK_EQ(tqs_vmc_init(&v, &H, &m, &o), 0);
     for (step = 0; step < o.n_steps; step++) { tqs_vmc_step(&v, &info); if (step == 0) first = info; }
     tqs_vmc_evaluate(&v, 0, &info);
-    printf("  exact-enumeration run: E/N %.4f -> %.4f in %d steps\n", first.energy / 16, info.energy / 16, o.n_steps);
-    SHORT_CHECK(CHECK_BELOW(info.energy / 16, -0.40));
+    printf("  exact-enumeration run: E/N %.4f -> %.7f in %d steps\n", first.energy / 16, info.energy / 16, o.n_steps);
+    /* Deterministic (no sampling): this run reaches E/N -0.4873069 (2026-12-04).
+     * Scaling every initial parameter by 1 + 1e-9 (1e-6) moves that by 1e-8
+     * (1.7e-5), so rounding differences between compilers and kernels
+     * (1e-16 relative) move it far less than the 1.3e-3 margin below; other
+     * initial seeds end between -0.456 and -0.511, so a learning rate, shift,
+     * gradient or solver that learns differently would show. */
+    SHORT_CHECK(CHECK_BELOW(info.energy / 16, -0.486));
     tqs_vmc_free(&v); tqs_vit_free(&m);
-    /* sampled, 60 steps of 256 samples, seeds 4-8: the median run. One seed in
-     * about ten of these short plain-SR runs stays near the product states
-     * (seeds 1-10 measured: one at -0.15 to -0.27, the others -0.35 to
-     * -0.50), so one seed would test the seed; the median of 5 fails only if
-     * three do (about 1%), or if the method does not learn */
+    /* sampled, 60 steps of 256 samples, seeds 4-8 (the seeds this test always
+     * used, not picked by result): the median run. The distribution of one
+     * run's E/N, measured over seeds 1-116 (2026-12-04): median -0.462,
+     * from -0.504 to -0.336, 4 of 116 above -0.38 (p = 0.035). The median of
+     * 5 is above -0.38 only if 3 runs are: 10 p^3 = 4e-4 (+ 4 error bars of
+     * 0.0015 in the bound, which moves that little), while the exact run
+     * above ends at -0.487: a sampler, local energy or reweighting that
+     * leaves the sampled runs far behind the exact one fails. */
     {
         double ends[5], bound[5], t;
         int r, i, j;
         for (r = 0; r < 5; r++) {
             tqs_vit_init(&m, &c, 3);
             test_plain_options(&o);
-            o.n_samples = 256; o.n_chains = 16; o.lr = o.lr_final = 0.1; o.diag_shift = 1e-2; o.n_steps = SHORT_STEPS; o.seed = 4 + r;
+            o.n_samples = 256; o.n_chains = 16; o.lr = o.lr_final = 0.1; o.diag_shift = 1e-2; o.n_steps = SHORT_STEPS;
+            o.seed = 4 + r + test_seed_offset();
             CHECK_EQ(tqs_vmc_init(&v, &H, &m, &o), 0);
             for (step = 0; step < o.n_steps; step++) { tqs_vmc_step(&v, &info); if (step == 0) first = info; }
             tqs_vmc_evaluate(&v, 4096, &info);
-            printf("  sampled run, seed %d: E/N %.4f -> %.4f +- %.4f in %d steps\n", 4 + r, first.energy / 16, info.energy / 16,
+            printf("  sampled run, seed %d: E/N %.4f -> %.4f +- %.4f in %d steps\n", (int)o.seed, first.energy / 16, info.energy / 16,
                    info.error / 16, o.n_steps);
             ends[r] = info.energy / 16; bound[r] = info.energy / 16 + 4 * info.error / 16;
             tqs_vmc_free(&v); tqs_vit_free(&m);
@@ -232,7 +252,7 @@ static void test_short_runs(void) {
             t = ends[j]; ends[j] = ends[j - 1]; ends[j - 1] = t;
             t = bound[j]; bound[j] = bound[j - 1]; bound[j - 1] = t;
         }
-        SHORT_CHECK(CHECK_BELOW(bound[2], -0.30));
+        SHORT_CHECK(CHECK_BELOW(bound[2], -0.38));
     }
     tqs_hamiltonian_free(&H);
 }
