@@ -253,6 +253,9 @@ typedef struct tqs_vit {
     size_t lnh_g, lnh_b, Wr, br, lnr_g, lnr_b, Wi, bi, lni_g, lni_b; /* head */
     int *patch_site;        /* (n, b*b): site of each patch entry */
     int *disp;              /* (n, n): displacement index from query P to key Q */
+    double J1, J2;          /* the couplings it was last trained at (set by each tqs_vmc_step,
+                               kept in the model file); NAN: not recorded (a fresh model, or
+                               a version 1 file) */
 } tqs_vit;
 
 /* Fills every zero field but Lx, Ly with its default: the defaults of
@@ -739,9 +742,11 @@ TQSDEF int  tqs_vmc_evaluate_observables(tqs_vmc *v, int n_samples, tqs_step_inf
 /* ===================================================================== */
 /* File I/O: the model file                                              */
 /* ===================================================================== */
-/* Little-endian: "TQSMODEL", uint32 version 1, int32 Lx Ly b d h n_layers ff
- * attention, uint64 n_params, n_params float64, uint32 CRC-32 (zlib's) of
- * every byte before it. Saving writes PATH.tmp and renames it over PATH. */
+/* Little-endian: "TQSMODEL", uint32 version 2, int32 Lx Ly b d h n_layers ff
+ * attention, uint64 n_params, float64 J1 J2 (the couplings the model was
+ * trained at, NaN if not recorded), n_params float64, uint32 CRC-32 (zlib's)
+ * of every byte before it. Version 1 (no couplings) is still read, with
+ * J1 = J2 = NAN. Saving writes PATH.tmp and renames it over PATH. */
 TQSDEF uint32_t tqs_crc32(uint32_t crc, const void *data, size_t len);
 TQSDEF int tqs_vit_save(const tqs_vit *model, const char *path);
 TQSDEF int tqs_vit_load(tqs_vit *model, const char *path);
@@ -1420,6 +1425,7 @@ static int tqs__vit_alloc(tqs_vit *m, const tqs_vit_config *c) {
     int rc, P, Q, e, bb;
     tqs_lattice lat;
     memset(m, 0, sizeof *m);
+    m->J1 = m->J2 = NAN;
     if ((rc = tqs_vit_config_check(c)) != 0) return rc;
     m->cfg = *c;
     m->N = c->Lx * c->Ly;
@@ -4265,6 +4271,7 @@ TQSDEF int tqs_vmc_step(tqs_vmc *v, tqs_step_info *info) {
         }
         for (k = 0; k < P; k++) v->model->params[k] -= scale * info->lr * v->delta[k];
         for (k = 0; k < P && v->opt.momentum > 0; k++) v->prior[k] = v->opt.momentum * scale * v->delta[k];
+        v->model->J1 = v->H->J1; v->model->J2 = v->H->J2;   /* what the model file records */
     }
     info->seconds[3] = tqs__seconds() - t0;
     tqs_sampler_invalidate(&v->sampler);
@@ -4442,7 +4449,8 @@ TQSDEF int tqs_read_file(const char *path, unsigned char **buf, size_t *len, siz
     return TQS_OK;
 }
 
-#define TQS__MODEL_HEADER 52  /* magic 8 + version 4 + 8 int32 + uint64 */
+#define TQS__MODEL_HEADER_V1 52   /* magic 8 + version 4 + 8 int32 + uint64 */
+#define TQS__MODEL_HEADER 68      /* version 2: and float64 J1, J2 */
 
 /* Serialises a model into a fresh buffer (the model file format). */
 static int tqs__vit_to_bytes(const tqs_vit *m, unsigned char **out, size_t *out_len) {
@@ -4454,9 +4462,11 @@ static int tqs__vit_to_bytes(const tqs_vit *m, unsigned char **out, size_t *out_
     for (i = 0; i < m->n_params; i++)
         if (!isfinite(m->params[i])) { TQS_FREE(buf); return tqs__fail(TQS_ENUMERIC, "save: parameter %zu is not finite; refusing to write it", i); }
     memcpy(buf, "TQSMODEL", 8);
-    p = tqs__put_u32(buf + 8, 1);
+    p = tqs__put_u32(buf + 8, 2);
     for (k = 0; k < 8; k++) p = tqs__put_u32(p, (uint32_t)hp[k]);
     p = tqs__put_u64(p, (uint64_t)m->n_params);
+    p = tqs__put_f64(p, isfinite(m->J1) && isfinite(m->J2) ? m->J1 : NAN);
+    p = tqs__put_f64(p, isfinite(m->J1) && isfinite(m->J2) ? m->J2 : NAN);
     for (i = 0; i < m->n_params; i++) p = tqs__put_f64(p, m->params[i]);
     p = tqs__put_u32(p, tqs_crc32(0, buf, len - 4));
     TQS_ASSERT((size_t)(p - buf) == len);
@@ -4479,16 +4489,21 @@ TQSDEF int tqs_vit_from_bytes(tqs_vit *m, const unsigned char *buf, size_t len) 
     tqs_vit_config c;
     uint32_t version;
     uint64_t count;
-    size_t i, expected;
+    size_t i, expected, header;
+    double J1 = NAN, J2 = NAN;
     int rc;
     if (!m) return tqs__fail(TQS_EINVAL, "load: null model");
     memset(m, 0, sizeof *m);
+    m->J1 = m->J2 = NAN;
     if (!buf || len < 8 || memcmp(buf, "TQSMODEL", 8))
         return tqs__fail(TQS_EFORMAT, "not a tqs model file (bad magic)");
-    if (len < TQS__MODEL_HEADER + 4)
-        return tqs__fail(TQS_EFORMAT, "model file truncated: %zu bytes, the header alone is %d", len, TQS__MODEL_HEADER + 4);
+    if (len < 12)
+        return tqs__fail(TQS_EFORMAT, "model file truncated: %zu bytes, the header alone is %d", len, TQS__MODEL_HEADER_V1 + 4);
     version = tqs__get_u32(buf + 8);
-    if (version != 1) return tqs__fail(TQS_EFORMAT, "model file version %u, this library reads version 1", version);
+    if (version != 1 && version != 2) return tqs__fail(TQS_EFORMAT, "model file version %u, this library reads versions 1 and 2", version);
+    header = version == 1 ? TQS__MODEL_HEADER_V1 : TQS__MODEL_HEADER;
+    if (len < header + 4)
+        return tqs__fail(TQS_EFORMAT, "model file truncated: %zu bytes, the header alone is %zu", len, header + 4);
     c.Lx = (int32_t)tqs__get_u32(buf + 12); c.Ly = (int32_t)tqs__get_u32(buf + 16);
     c.b = (int32_t)tqs__get_u32(buf + 20); c.d = (int32_t)tqs__get_u32(buf + 24);
     c.h = (int32_t)tqs__get_u32(buf + 28); c.n_layers = (int32_t)tqs__get_u32(buf + 32);
@@ -4503,14 +4518,20 @@ TQSDEF int tqs_vit_from_bytes(tqs_vit *m, const unsigned char *buf, size_t len) 
     if (count != (uint64_t)expected)
         return tqs__fail(TQS_EFORMAT, "model file says %llu parameters, its hyper-parameters imply %zu",
                          (unsigned long long)count, expected);
-    if (len != TQS__MODEL_HEADER + 8 * expected + 4)
+    if (len != header + 8 * expected + 4)
         return tqs__fail(TQS_EFORMAT, "model file is %zu bytes, expected %zu (truncated or padded)",
-                         len, (size_t)(TQS__MODEL_HEADER + 8 * expected + 4));
+                         len, header + 8 * expected + 4);
     if (tqs_crc32(0, buf, len - 4) != tqs__get_u32(buf + len - 4))
         return tqs__fail(TQS_EFORMAT, "model file is corrupt (CRC mismatch)");
+    if (version == 2) {
+        J1 = tqs__get_f64(buf + 52); J2 = tqs__get_f64(buf + 60);
+        if (isfinite(J1) != isfinite(J2) || (isfinite(J1) && (fabs(J1) > 1e6 || fabs(J2) > 1e6)))
+            return tqs__fail(TQS_EFORMAT, "model file has bad couplings (J1 %g, J2 %g)", J1, J2);
+    }
     if ((rc = tqs__vit_alloc(m, &c)) != 0) return rc;
+    m->J1 = J1; m->J2 = J2;
     for (i = 0; i < expected; i++) {
-        m->params[i] = tqs__get_f64(buf + TQS__MODEL_HEADER + 8 * i);
+        m->params[i] = tqs__get_f64(buf + header + 8 * i);
         if (!isfinite(m->params[i])) {
             tqs_vit_free(m);
             return tqs__fail(TQS_EFORMAT, "model file has a non-finite parameter (index %zu)", i);
@@ -4863,6 +4884,8 @@ agree:
     if (rc) { if (m.params) tqs_vit_free(&m); return rc; }
     /* everything checked, on every process: now change the run */
     memcpy(v->model->params, m.params, sizeof(double) * m.n_params);
+    v->model->J1 = m.J1; v->model->J2 = m.J2;
+    if (c.step > 0) { v->model->J1 = v->H->J1; v->model->J2 = v->H->J2; }   /* trained in this run */
     tqs_vit_free(&m);
     v->step = (long)c.step;
     p = c.spins + (size_t)v->first * c.N;   /* this process's chains */

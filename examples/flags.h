@@ -131,4 +131,34 @@ static inline double flags_physical_memory(void) {
 #endif
     return 32e9;
 }
+
+/* The couplings of a run that starts from a model file (--init, or a model
+ * to evaluate): the ones it was trained at (recorded by the library since
+ * model files of version 2; NAN in older files and untrained models),
+ * unless the flags give others. What was decided is written to msg as one
+ * line for the program to print once its flags are all checked: a coupling
+ * that differs from the model's (for training, a warm start) is always
+ * said, never silent (returns 1); the others (the model's taken, none
+ * recorded) return 0, for the program to print unless quiet. */
+static inline int flags_model_couplings(char *msg, size_t cap, double *J1, double *J2, int given_J1, int given_J2,
+                                        double model_J1, double model_J2, const char *flag, const char *what_differs) {
+    msg[0] = 0;
+    if (!isfinite(model_J1) || !isfinite(model_J2)) {
+        if (!given_J1 && !given_J2)
+            snprintf(msg, cap, "%s: %s: the model records no couplings (untrained, or a file of version 1): "
+                     "J1 = %g, J2 = %g (--J2 to choose)", flags_prog, flag, *J1, *J2);
+        return 0;
+    }
+    if (!given_J1) *J1 = model_J1;
+    if (!given_J2) *J2 = model_J2;
+    if (*J1 != model_J1 || *J2 != model_J2) {
+        snprintf(msg, cap, "%s: %s: %s: the model was trained at J1 = %g, J2 = %g, this run is at J1 = %g, J2 = %g",
+                 flags_prog, flag, what_differs, model_J1, model_J2, *J1, *J2);
+        return 1;
+    }
+    if (!given_J1 && !given_J2)
+        snprintf(msg, cap, "%s: %s: at the couplings the model was trained at, J1 = %g, J2 = %g (--J2 to change)",
+                 flags_prog, flag, model_J1, model_J2);
+    return 0;
+}
 #endif

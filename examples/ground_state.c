@@ -397,9 +397,9 @@ static void print_usage(void) {
     memset(&c, 0, sizeof c); memset(&o, 0, sizeof o);
     tqs_vit_config_defaults(&c); tqs_vmc_options_defaults(&o);
     printf("usage: ground_state [flags]\n"
-           "  lattice   --L n | --Lx n --Ly n (4; with --init or --resume: the model's)   --J1 x (1)   --J2 x (0.5)\n"
+           "  lattice   --L n | --Lx n --Ly n (4; with --init or --resume: the model's)   --J1 x (1)   --J2 x (0.5; with --init: the model's)\n"
            "  model     --patch b (%d)  --d n (%d)  --heads n (%d)  --layers n (%d)  --ff n (%d)\n"
-           "            --attention factored|standard (factored)  --init MODEL (start from a model file: its lattice and shape)\n",
+           "            --attention factored|standard (factored)  --init MODEL (start from a model file: its lattice, shape and couplings)\n",
            c.b, c.d, c.h, c.n_layers, c.ff);
     printf("  sampling  --samples n (%d)  --chains n (samples, at most 1024)  --sweeps n (%d)  --thermalize n (%d)\n"
            "            --sample-power p (%g up to 24 sites, %g above: training samples |psi|^p, reweighted; below 2\n"
@@ -473,6 +473,8 @@ static int run(int argc, char **argv, const tqs_comm *comm) {
     int i, seed = 1, threads = 0, exact_mode = 0, json = 0, quiet = 0, ckpt_every = 50, eval_samples = 16384;
     int print_every = 0, rc, status = 0, N, max_rejected = 5, rejected_run = 0, symmetrize = 0, sym_samples = 1024, att_every = 0, n_logs = 0;
     int given_b = 0, given_d = 0, given_h = 0, given_layers = 0, given_ff = 0, given_att = 0, given_lattice = 0;   /* for --init, --resume */
+    int given_J1 = 0, given_J2 = 0, warm = 0;    /* --init: else the model's couplings; warm: other ones */
+    char couplings_msg[256] = "";                /* --init: what was decided, printed once the flags are checked */
     double max_distance = NAN, momentum = NAN;   /* NAN: not given (the library's default); 0: off */
     int thermalize = -1;                         /* -1: not given */
     tqs_checkpoint_info *ck = NULL;              /* --resume: the run it continues */
@@ -528,6 +530,7 @@ static int run(int argc, char **argv, const tqs_comm *comm) {
         given_b |= !strcmp(argv[i], "--patch"); given_d |= !strcmp(argv[i], "--d"); given_h |= !strcmp(argv[i], "--heads");
         given_layers |= !strcmp(argv[i], "--layers"); given_ff |= !strcmp(argv[i], "--ff"); given_att |= !strcmp(argv[i], "--attention");
         given_lattice |= !strcmp(argv[i], "--L") || !strcmp(argv[i], "--Lx") || !strcmp(argv[i], "--Ly");
+        given_J1 |= !strcmp(argv[i], "--J1"); given_J2 |= !strcmp(argv[i], "--J2");
         if (flags_lattice(argc, argv, &i, &cfg.Lx, &cfg.Ly) || flags_real(argc, argv, &i, "--J1", &J1, -1e3, 1e3) ||
             flags_real(argc, argv, &i, "--J2", &J2, -1e3, 1e3) || flags_int(argc, argv, &i, "--patch", &cfg.b, 1, 16) ||
             flags_int(argc, argv, &i, "--d", &cfg.d, 1, 4096) || flags_int(argc, argv, &i, "--heads", &cfg.h, 1, 4096) ||
@@ -569,6 +572,9 @@ static int run(int argc, char **argv, const tqs_comm *comm) {
     }
     /* every rule checked before anything is allocated or written */
     if (init && tqs_vit_load(&model, init)) { fprintf(stderr, "ground_state: --init: %s\n", tqs_last_error()); return 2; }
+    if (init)   /* the couplings the model was trained at, unless the flags say otherwise (then: a warm start, said) */
+        warm = flags_model_couplings(couplings_msg, sizeof couplings_msg, &J1, &J2, given_J1, given_J2, model.J1, model.J2,
+                                     "--init", "a warm start");
     if (init || ck) {   /* the lattice of the model file or the checkpoint, unless the flags say otherwise */
         const tqs_vit_config *mc = init ? &model.cfg : &ck->cfg;
         if (given_lattice && (mc->Lx != cfg.Lx || mc->Ly != cfg.Ly))
@@ -614,6 +620,11 @@ static int run(int argc, char **argv, const tqs_comm *comm) {
     opt.exact = exact_mode; opt.seed = (uint64_t)seed;
     if (!(note = (char *)malloc(TQS_NOTE_MAX)) || build_note(note, TQS_NOTE_MAX, argc, argv))
         flags_die("the flags are too long to keep in a checkpoint (at most %d characters)", TQS_NOTE_MAX - 1);
+    if (init && (!given_J1 || !given_J2)) {   /* couplings taken from the model: a --resume must find them in the note */
+        size_t n = strlen(note);
+        int k = snprintf(note + n, TQS_NOTE_MAX - n, "%s--J1\n%.17g\n--J2\n%.17g", n ? "\n" : "", J1, J2);
+        if (k < 0 || (size_t)k >= TQS_NOTE_MAX - n) flags_die("the flags are too long to keep in a checkpoint (at most %d characters)", TQS_NOTE_MAX - 1);
+    }
     opt.note = note;
     opt.memory_limit = 0.8 * flags_physical_memory();   /* tqs_vmc_init refuses plans above it */
     if (!init && 3.0 * 8.0 * (double)tqs_vit_param_count(&cfg) > opt.memory_limit)
@@ -774,6 +785,7 @@ static int run(int argc, char **argv, const tqs_comm *comm) {
         if (!hist_x || !hist_y || !hist_e) { fprintf(stderr, "ground_state: --plot: out of memory for %d steps\n", opt.n_steps); return 1; }
     }
     if (!print_every) print_every = opt.n_steps <= 100 ? 1 : opt.n_steps / 100;
+    if (couplings_msg[0] && is_root && (warm || !quiet)) fprintf(stderr, "%s\n", couplings_msg);
     if (!quiet)
         fprintf(stderr, "%dx%d J2=%g, %s ViT d=%d h=%d layers=%d: %zu parameters, %s, solver %s, %d thread%s\n",
                 cfg.Lx, cfg.Ly, J2, cfg.attention ? "standard" : "factored", cfg.d, cfg.h, cfg.n_layers, model.n_params,

@@ -56,6 +56,8 @@ static int cmd_info(const tqs_vit *m) {
     printf("lattice %dx%d, patch %d (%d tokens), d %d, heads %d, layers %d, ff %d, attention %s\n",
            c->Lx, c->Ly, c->b, m->n, c->d, c->h, c->n_layers, c->ff, c->attention ? "standard" : "factored");
     printf("parameters %zu\n", m->n_params);
+    if (isfinite(m->J1) && isfinite(m->J2)) printf("trained at J1 %g, J2 %g\n", m->J1, m->J2);
+    else printf("trained at: not recorded (untrained, or a file of version 1)\n");
     return 0;
 }
 
@@ -102,6 +104,19 @@ static int sector(tqs_symmetry *G, const tqs_vit *m, tqs_amplitude *amp, double 
     return rc;
 }
 
+/* The J2 a subcommand works at (J1 = 1): --J2 if given, else the one the
+ * model was trained at (model files of version 2), else 0.5. A coupling
+ * other than the model's is said in one line. */
+static double model_J2(const tqs_vit *m, int argc, char **argv, const char *cmd) {
+    char msg[256];
+    double J1 = 1.0, J2 = 0.5;
+    int i, given = 0;
+    for (i = 3; i + 1 < argc; i++) if (!strcmp(argv[i], "--J2")) { given = 1; J2 = flags_double("--J2", argv[i + 1], -1e3, 1e3); }
+    if (flags_model_couplings(msg, sizeof msg, &J1, &J2, 1, given, m->J1, m->J2, cmd, "not the model's couplings"))
+        fprintf(stderr, "%s\n", msg);
+    return J2;
+}
+
 static int cmd_eval(const tqs_vit *m, int argc, char **argv) {
     const char *file = NULL;
     int i, K = -1, seed = 1, N = m->N, j, symmetrize = 0, rc = 0;
@@ -121,6 +136,7 @@ static int cmd_eval(const tqs_vit *m, int argc, char **argv) {
         if (file) flags_die("eval: more than one configuration file given");
         file = argv[i];
     }
+    if (symmetrize) J2 = model_J2(m, argc, argv, "eval");
     if (K > 0) {
         tqs_rng rng;
         if (file) flags_die("eval: give either CONFIGS or --random, not both");
@@ -182,6 +198,7 @@ static int cmd_observables(const tqs_vit *m, int argc, char **argv) {
             flags_bool(argv, i, "--json", &json) || flags_str(argc, argv, &i, "--svg", &svg)) continue;
         flags_die("observables: unknown flag '%s'", argv[i]);
     }
+    if (symmetrize) J2 = model_J2(m, argc, argv, "observables");
     if (svg) { char probe[1024]; snprintf(probe, sizeof probe, "%s-sq.svg", svg); flags_check_output("--svg", probe); }
     if (tqs_lattice_init(&lat, m->cfg.Lx, m->cfg.Ly) || tqs_vit_ws_init(&ws, m, 256, 0)) { fprintf(stderr, "model: %s\n", tqs_last_error()); return 1; }
     amp = tqs_vit_amplitude_make(&holder, m, &ws);
@@ -257,6 +274,7 @@ static int cmd_exact(const tqs_vit *m, int argc, char **argv) {
         if (flags_real(argc, argv, &i, "--J2", &J2, -1e3, 1e3) || flags_bool(argv, i, "--json", &json)) continue;
         flags_die("exact: unknown flag '%s'", argv[i]);
     }
+    J2 = model_J2(m, argc, argv, "exact");
     if (N > TQS_ED_MAX_SITES) flags_die("exact: %d sites, the exact ground state needs N <= %d", N, TQS_ED_MAX_SITES);
     memset(&ed, 0, sizeof ed); memset(&G, 0, sizeof G); memset(&B, 0, sizeof B);
     memset(&lo, 0, sizeof lo);
@@ -413,6 +431,7 @@ static int cmd_metric(tqs_vit *m, int argc, char **argv) {
             flags_real(argc, argv, &i, "--shift", &eps, 1e-12, 1e3) || flags_bool(argv, i, "--json", &json)) continue;
         flags_die("metric: unknown flag '%s'", argv[i]);
     }
+    J2 = model_J2(m, argc, argv, "metric");
     if (tqs_hamiltonian_init(&H, m->cfg.Lx, m->cfg.Ly, 1.0, J2)) { fprintf(stderr, "model: %s\n", tqs_last_error()); return 1; }
     memset(&o, 0, sizeof o);
     o.n_samples = M; o.n_chains = M; o.n_steps = 1; o.lr = 1e-12; o.thermalize = 50;
@@ -480,11 +499,11 @@ int main(int argc, char **argv) {
         printf("usage: model init -o OUT [--L n|--Lx n --Ly n (4)] [--patch b (%d)] [--d d (%d)] [--heads h (%d)] [--layers l (%d)]\n"
                "                  [--ff f (%d)] [--attention factored|standard (factored)] [--seed s (1)]\n", d.b, d.d, d.h, d.n_layers, d.ff);
         printf("       model info MODEL\n"
-               "       model eval MODEL [CONFIGS | --random K [--seed S (1)]] [--symmetrize [--J2 x (0.5)]]\n"
-               "       model observables MODEL [--samples K (4096)] [--seed S (1)] [--symmetrize [--J2 x (0.5)]] [--json] [--svg PREFIX]\n"
-               "       model exact MODEL [--J2 x (0.5)] [--json]   (N <= 24: against the exact ground state, no sampling)\n"
+               "       model eval MODEL [CONFIGS | --random K [--seed S (1)]] [--symmetrize [--J2 x (the model's, else 0.5)]]\n"
+               "       model observables MODEL [--samples K (4096)] [--seed S (1)] [--symmetrize [--J2 x (the model's, else 0.5)]] [--json] [--svg PREFIX]\n"
+               "       model exact MODEL [--J2 x (the model's, else 0.5)] [--json]   (N <= 24: against the exact ground state, no sampling)\n"
                "       model metric MODEL [--samples M (512)] [--sample-power p (as training)] [--shift eps (1e-3)] [--seed S (1)]\n"
-               "                          [--J2 x (0.5)] [--json]   (the spectrum of SR's metric S, and the share of the energy variance a step reaches)\n");
+               "                          [--J2 x (the model's, else 0.5)] [--json]   (the spectrum of SR's metric S, and the share of the energy variance a step reaches)\n");
         return argc < 2 ? 2 : 0;
     }
     if (!strcmp(argv[1], "init")) return cmd_init(argc, argv);

@@ -730,6 +730,52 @@ static void test_model_metric(void) {
     refused_plain("./examples/model metric " D "/ex2.tqs --shift", "--shift", 2);
 }
 
+/* The couplings travel with the model: --init without --J2 continues at the
+ * J2 the model was trained at (its exact energy is that coupling's), a
+ * different --J2 is a warm start said in one line, and a model file of
+ * version 1 (no couplings recorded) says so and uses the default. */
+static void test_init_couplings(void) {
+    char *out, *err;
+    unsigned char *buf = NULL, *v1;
+    size_t len = 0;
+    CHECK_EQ(run("./examples/ground_state --J2 0.6 --d 8 --heads 2 --layers 1 --samples 64 --chains 8 --steps 2 "
+                 "--eval-samples 64 --quiet --save " D "/j06.tqs"), 0);
+    CHECK_EQ(run("./examples/ground_state --init " D "/j06.tqs --samples 64 --chains 8 --steps 1 --eval-samples 64 --json"), 0);
+    out = slurp(D "/out.txt", NULL); err = slurp(D "/err.txt", NULL);
+    CHECK_NEAR(json_scalar(out, "J2"), 0.6, 0);
+    /* the exact energy of the 4x4 lattice at J2 = 0.6 (Lanczos, tests/reference_energies.py 4 4 0.6), 10 decimals */
+    CHECK_NEAR(json_scalar(out, "exact_per_site"), -0.5258958220, 1e-9);
+    CHECK(err && strstr(err, "--init: at the couplings the model was trained at, J1 = 1, J2 = 0.6") != NULL);
+    free(out); free(err);
+    CHECK_EQ(run("./examples/ground_state --init " D "/j06.tqs --J2 0.5 --samples 64 --chains 8 --steps 1 --eval-samples 64 --json --quiet"), 0);
+    out = slurp(D "/out.txt", NULL); err = slurp(D "/err.txt", NULL);
+    CHECK_NEAR(json_scalar(out, "J2"), 0.5, 0);
+    CHECK(err && strstr(err, "--init: a warm start: the model was trained at J1 = 1, J2 = 0.6, this run is at J1 = 1, J2 = 0.5") != NULL);
+    free(out); free(err);
+    /* the same model as a version 1 file: no couplings recorded */
+    CHECK_EQ(tqs_read_file(D "/j06.tqs", &buf, &len, 1 << 24), 0);
+    if (buf && len > 72) {
+        FILE *f;
+        uint32_t crc;
+        v1 = (unsigned char *)malloc(len - 16);
+        memcpy(v1, buf, 52); memcpy(v1 + 52, buf + 68, len - 72);
+        v1[8] = 1; v1[9] = v1[10] = v1[11] = 0;
+        crc = tqs_crc32(0, v1, len - 20);
+        v1[len - 20] = (unsigned char)crc; v1[len - 19] = (unsigned char)(crc >> 8);
+        v1[len - 18] = (unsigned char)(crc >> 16); v1[len - 17] = (unsigned char)(crc >> 24);
+        f = fopen(D "/j06-v1.tqs", "wb");
+        if (f) { fwrite(v1, 1, len - 16, f); fclose(f); }
+        free(v1);
+    }
+    free(buf);
+    CHECK_EQ(run("./examples/ground_state --init " D "/j06-v1.tqs --samples 64 --chains 8 --steps 1 --eval-samples 64 --json"), 0);
+    out = slurp(D "/out.txt", NULL); err = slurp(D "/err.txt", NULL);
+    CHECK_NEAR(json_scalar(out, "J2"), 0.5, 0);
+    CHECK(err && strstr(err, "the model records no couplings (untrained, or a file of version 1): J1 = 1, J2 = 0.5") != NULL);
+    printf("  --init: the model's J2 = 0.6 taken, a different --J2 said to be a warm start, a version 1 file said to record none\n");
+    free(out); free(err);
+}
+
 int main(void) {
     mkdir("build", 0777);
     mkdir(D, 0777);
@@ -745,5 +791,6 @@ int main(void) {
     test_scan();
     test_model_exact();
     test_model_metric();
+    test_init_couplings();
     return test_summary();
 }

@@ -344,20 +344,46 @@ static void test_model_file(void) {
     size_t len;
     const char *path = "build/test_model.tqs";
     tqs_vit_init(&m, &c, 21);
+    CHECK(isnan(m.J1) && isnan(m.J2));   /* a fresh model was trained at no couplings */
+    CHECK_EQ(tqs_vit_save(&m, path), 0);
+    CHECK_EQ(tqs_vit_load(&m2, path), 0);
+    CHECK(isnan(m2.J1) && isnan(m2.J2));
+    tqs_vit_free(&m2);
+    m.J1 = 1.0; m.J2 = 0.6;   /* as tqs_vmc_step records them */
     CHECK_EQ(tqs_vit_save(&m, path), 0);
     CHECK_EQ(tqs_vit_load(&m2, path), 0);
     CHECK_EQ(m2.n_params, m.n_params);
     CHECK(memcmp(&m2.cfg, &m.cfg, sizeof m.cfg) == 0);
     CHECK(m2.params && memcmp(m2.params, m.params, sizeof(double) * m.n_params) == 0);
+    CHECK(m2.J1 == 1.0 && m2.J2 == 0.6);
     tqs_vit_free(&m2);
     CHECK_EQ(tqs_read_file(path, &buf, &len, 1 << 20), 0);
-    CHECK_EQ(len, 52 + 8 * m.n_params + 4);
+    CHECK_EQ(len, 68 + 8 * m.n_params + 4);   /* version 2: the header, J1 and J2, the parameters, the CRC */
+    {   /* a version 1 file (the same without the couplings) still loads, its couplings not recorded */
+        unsigned char *v1 = (unsigned char *)malloc(len - 16);
+        uint32_t crc;
+        memcpy(v1, buf, 52); memcpy(v1 + 52, buf + 68, len - 68 - 4);
+        put32(v1 + 8, 1);
+        crc = tqs_crc32(0, v1, len - 16 - 4);
+        put32(v1 + len - 16 - 4, crc);
+        CHECK_EQ(tqs_vit_from_bytes(&m2, v1, len - 16), 0);
+        CHECK(m2.params && memcmp(m2.params, m.params, sizeof(double) * m.n_params) == 0);
+        CHECK(isnan(m2.J1) && isnan(m2.J2));
+        tqs_vit_free(&m2);
+        free(v1);
+    }
     CHECK_EQ(tqs_crc32(0, "123456789", 9), 0xCBF43926u); /* the CRC-32 check value */
     bad = (unsigned char *)malloc(len);
     CHECK_EQ(load_bytes(buf, len), 0);
     memcpy(bad, buf, len); bad[0] = 'X';
     CHECK_EQ(load_bytes(bad, len), TQS_EFORMAT); CHECK(strstr(tqs_last_error(), "magic") != NULL);
-    memcpy(bad, buf, len); put32(bad + 8, 2);
+    {   /* couplings half recorded (J2 NaN beside a finite J1), the CRC made right: refused by name */
+        double nan_value = NAN;
+        memcpy(bad, buf, len); memcpy(bad + 60, &nan_value, 8);   /* (a little-endian machine, as the file) */
+        put32(bad + len - 4, tqs_crc32(0, bad, len - 4));
+        CHECK_EQ(load_bytes(bad, len), TQS_EFORMAT); CHECK(strstr(tqs_last_error(), "couplings") != NULL);
+    }
+    memcpy(bad, buf, len); put32(bad + 8, 3);
     CHECK_EQ(load_bytes(bad, len), TQS_EFORMAT); CHECK(strstr(tqs_last_error(), "version") != NULL);
     CHECK_EQ(load_bytes(buf, len - 1), TQS_EFORMAT); CHECK(strstr(tqs_last_error(), "bytes") != NULL);
     CHECK_EQ(load_bytes(buf, 30), TQS_EFORMAT); CHECK(strstr(tqs_last_error(), "truncated") != NULL);
