@@ -4,7 +4,7 @@
  * examples/ground_state uses too, so this trains as `make run` does.
  *   cc -O2 -fopenmp tour.c -lm && ./a.out [steps]     (no steps: the default, 500) */
 #define TQS_IMPLEMENTATION
-#include "../tqs.h"
+#include "tqs.h"   /* beside this file, or found with -I */
 #include <stdio.h>
 #include <stdlib.h>
 

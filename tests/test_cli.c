@@ -589,6 +589,13 @@ static void test_defaults_and_tour(void) {
     CHECK(n == 3 && e0 == csv[0] && e2 == csv[2]);
     CHECK(exists(D "/tour.tqs") && exists(D "/tour.ckpt"));
     free(out);
+    /* the tour as README tells a newcomer to use it: tour.c beside a copied
+     * tqs.h in an empty folder, compiled by the command in its comment */
+    CHECK_EQ(run("(rm -rf " D "/pasted && mkdir " D "/pasted && cp examples/tour.c tqs.h " D "/pasted/ && "
+                 "cd " D "/pasted && ${CC:-cc} -O2 -fopenmp tour.c -lm && ./a.out 1)"), 0);
+    out = slurp(D "/out.txt", NULL);
+    CHECK(out && strstr(out, "step    0  E/N = ") && strstr(out, "relative error"));
+    free(out);
     /* --init MODEL: the lattice from the file; a contradicting --L refused */
     CHECK_EQ(run("./examples/model init -o " D "/six.tqs --L 6 --d 4 --heads 1 --layers 1 > /dev/null"), 0);
     CHECK_EQ(run("./examples/ground_state --quiet --init " D "/six.tqs --steps 1 --samples 32 --eval-samples 32 --json"), 0);
