@@ -256,6 +256,8 @@ typedef struct tqs_vit {
     double J1, J2;          /* the couplings it was last trained at (set by each tqs_vmc_step,
                                kept in the model file); NAN: not recorded (a fresh model, or
                                a version 1 file) */
+    int trained_symmetry;   /* and what was trained: 0 psi itself; psi_sym over 1 tqs_symmetry_init's
+                               group, 2 the translations alone, 3 tqs_symmetry_init_point's group */
 } tqs_vit;
 
 /* Fills every zero field but Lx, Ly with its default: the defaults of
@@ -744,9 +746,10 @@ TQSDEF int  tqs_vmc_evaluate_observables(tqs_vmc *v, int n_samples, tqs_step_inf
 /* ===================================================================== */
 /* Little-endian: "TQSMODEL", uint32 version 2, int32 Lx Ly b d h n_layers ff
  * attention, uint64 n_params, float64 J1 J2 (the couplings the model was
- * trained at, NaN if not recorded), n_params float64, uint32 CRC-32 (zlib's)
- * of every byte before it. Version 1 (no couplings) is still read, with
- * J1 = J2 = NAN. Saving writes PATH.tmp and renames it over PATH. */
+ * trained at, NaN if not recorded), int32 trained_symmetry (0-3, as in
+ * tqs_vit), n_params float64, uint32 CRC-32 (zlib's) of every byte before
+ * it. Version 1 (neither) is still read, with J1 = J2 = NAN and
+ * trained_symmetry 0. Saving writes PATH.tmp and renames it over PATH. */
 TQSDEF uint32_t tqs_crc32(uint32_t crc, const void *data, size_t len);
 TQSDEF int tqs_vit_save(const tqs_vit *model, const char *path);
 TQSDEF int tqs_vit_load(tqs_vit *model, const char *path);
@@ -4187,6 +4190,13 @@ TQSDEF int tqs_vmc_set_chains(tqs_vmc *v, const int8_t *states) {
     return TQS_OK;
 }
 
+/* What a run trains (model files and checkpoints record it): 0 psi itself,
+ * psi_sym over 1 tqs_symmetry_init's group, 2 the translations alone,
+ * 3 tqs_symmetry_init_point's group. */
+static int tqs__symmetry_kind(const tqs_symmetry *G) {
+    return G ? (G->translations_only ? 2 : G->no_flip ? 3 : 1) : 0;
+}
+
 TQSDEF int tqs_vmc_step(tqs_vmc *v, tqs_step_info *info) {
     tqs_step_info local;
     int8_t *cfgs;
@@ -4272,6 +4282,7 @@ TQSDEF int tqs_vmc_step(tqs_vmc *v, tqs_step_info *info) {
         for (k = 0; k < P; k++) v->model->params[k] -= scale * info->lr * v->delta[k];
         for (k = 0; k < P && v->opt.momentum > 0; k++) v->prior[k] = v->opt.momentum * scale * v->delta[k];
         v->model->J1 = v->H->J1; v->model->J2 = v->H->J2;   /* what the model file records */
+        v->model->trained_symmetry = tqs__symmetry_kind(v->opt.symmetry);
     }
     info->seconds[3] = tqs__seconds() - t0;
     tqs_sampler_invalidate(&v->sampler);
@@ -4450,7 +4461,7 @@ TQSDEF int tqs_read_file(const char *path, unsigned char **buf, size_t *len, siz
 }
 
 #define TQS__MODEL_HEADER_V1 52   /* magic 8 + version 4 + 8 int32 + uint64 */
-#define TQS__MODEL_HEADER 68      /* version 2: and float64 J1, J2 */
+#define TQS__MODEL_HEADER 72      /* version 2: and float64 J1, J2, int32 trained_symmetry */
 
 /* Serialises a model into a fresh buffer (the model file format). */
 static int tqs__vit_to_bytes(const tqs_vit *m, unsigned char **out, size_t *out_len) {
@@ -4467,6 +4478,7 @@ static int tqs__vit_to_bytes(const tqs_vit *m, unsigned char **out, size_t *out_
     p = tqs__put_u64(p, (uint64_t)m->n_params);
     p = tqs__put_f64(p, isfinite(m->J1) && isfinite(m->J2) ? m->J1 : NAN);
     p = tqs__put_f64(p, isfinite(m->J1) && isfinite(m->J2) ? m->J2 : NAN);
+    p = tqs__put_u32(p, (uint32_t)m->trained_symmetry);
     for (i = 0; i < m->n_params; i++) p = tqs__put_f64(p, m->params[i]);
     p = tqs__put_u32(p, tqs_crc32(0, buf, len - 4));
     TQS_ASSERT((size_t)(p - buf) == len);
@@ -4491,7 +4503,7 @@ TQSDEF int tqs_vit_from_bytes(tqs_vit *m, const unsigned char *buf, size_t len) 
     uint64_t count;
     size_t i, expected, header;
     double J1 = NAN, J2 = NAN;
-    int rc;
+    int rc, trained_symmetry = 0;
     if (!m) return tqs__fail(TQS_EINVAL, "load: null model");
     memset(m, 0, sizeof *m);
     m->J1 = m->J2 = NAN;
@@ -4527,9 +4539,12 @@ TQSDEF int tqs_vit_from_bytes(tqs_vit *m, const unsigned char *buf, size_t len) 
         J1 = tqs__get_f64(buf + 52); J2 = tqs__get_f64(buf + 60);
         if (isfinite(J1) != isfinite(J2) || (isfinite(J1) && (fabs(J1) > 1e6 || fabs(J2) > 1e6)))
             return tqs__fail(TQS_EFORMAT, "model file has bad couplings (J1 %g, J2 %g)", J1, J2);
+        trained_symmetry = (int)tqs__get_u32(buf + 68);
+        if (trained_symmetry < 0 || trained_symmetry > 3)
+            return tqs__fail(TQS_EFORMAT, "model file has a bad trained symmetry (%d; 0-3)", trained_symmetry);
     }
     if ((rc = tqs__vit_alloc(m, &c)) != 0) return rc;
-    m->J1 = J1; m->J2 = J2;
+    m->J1 = J1; m->J2 = J2; m->trained_symmetry = trained_symmetry;
     for (i = 0; i < expected; i++) {
         m->params[i] = tqs__get_f64(buf + header + 8 * i);
         if (!isfinite(m->params[i])) {
@@ -4715,7 +4730,7 @@ static int tqs__run_record_check(const tqs_vmc *v, const tqs_checkpoint_info *ci
     const tqs_symmetry *G = v->opt.symmetry;
     const char *a = (const char *)&v->opt, *b = (const char *)&ci->opt;
     size_t f;
-    int k, sym = G ? (G->translations_only ? 2 : G->no_flip ? 3 : 1) : 0;
+    int k, sym = tqs__symmetry_kind(G);
     static const char *const sym_name[4] = {"psi", "psi_sym (full group)", "psi_sym (translations)", "psi_sym (translations and point group)"};
     if (v->H->J1 != ci->J1 || v->H->J2 != ci->J2)
         return tqs__fail(TQS_EINVAL, "checkpoint: its run has J1 %g, J2 %g; this run J1 %g, J2 %g", ci->J1, ci->J2, v->H->J1, v->H->J2);
@@ -4884,8 +4899,11 @@ agree:
     if (rc) { if (m.params) tqs_vit_free(&m); return rc; }
     /* everything checked, on every process: now change the run */
     memcpy(v->model->params, m.params, sizeof(double) * m.n_params);
-    v->model->J1 = m.J1; v->model->J2 = m.J2;
-    if (c.step > 0) { v->model->J1 = v->H->J1; v->model->J2 = v->H->J2; }   /* trained in this run */
+    v->model->J1 = m.J1; v->model->J2 = m.J2; v->model->trained_symmetry = m.trained_symmetry;
+    if (c.step > 0) {   /* trained in this run */
+        v->model->J1 = v->H->J1; v->model->J2 = v->H->J2;
+        v->model->trained_symmetry = tqs__symmetry_kind(v->opt.symmetry);
+    }
     tqs_vit_free(&m);
     v->step = (long)c.step;
     p = c.spins + (size_t)v->first * c.N;   /* this process's chains */

@@ -206,6 +206,71 @@ static void print_sector(const tqs_symmetry *G, const char *what) {
                             : G->no_flip ? " (the flip is not summed)" : "");
 }
 
+/* The name of symmetry generator k of tqs_symmetry_characters_sampled. */
+static const char *generator_name(const tqs_symmetry *G, int k) {
+    static const char *c4v[8] = {"identity", "quarter turn", "half turn", "three-quarter turn", "mirror x",
+                                 "anti-diagonal mirror", "mirror y", "diagonal mirror"};
+    static const char *c2v[4] = {"identity", "mirror x", "mirror y", "half turn"};
+    if (k == 0) return "unit translation along x";
+    if (k == 1) return "unit translation along y";
+    if (k == 2) return "spin flip";
+    return G->n_point == 8 ? c4v[k - 2] : c2v[k - 2];
+}
+
+/* Does the trained state keep the Hamiltonian's symmetries? From 2048
+ * samples of |psi|^2 (two sweeps apart), <g> = <psi|g|psi>/<psi|psi> of
+ * each generator g (unit translations, spin flip, the point group): a state
+ * of one symmetry sector has |<g>| = 1 for every g, and a mixture with
+ * weight w in sectors of the other character of g has |<g>| = 1 - 2w. The
+ * worst generator is reported; broken when 1 - |<g>| > 0.05 (more than
+ * 2.5% of the state outside one sector) and 4 standard errors. On N <= 16
+ * the characters are also compared with the exact ground state's: a state
+ * wholly in another sector is broken too. */
+typedef struct symmetry_check { int done, broken, wrong_sector, k; double g, err; char name[48]; } symmetry_check;
+static void check_symmetry(symmetry_check *out, const tqs_hamiltonian *H, const tqs_amplitude *amp, int b, int chains, uint64_t seed) {
+    tqs_symmetry G, Gx;
+    tqs_sampler S;
+    int per, M, k, ng;
+    int8_t *cf = NULL;
+    tqs_complex *lp = NULL;
+    double ex[10], er[10], worst = -1;
+    memset(out, 0, sizeof *out);
+    if (chains > 64) chains = 64;
+    per = (2048 + chains - 1) / chains; M = per * chains;
+    if (tqs_symmetry_init(&G, H->lat.Lx, H->lat.Ly, b)) return;
+    cf = (int8_t *)malloc((size_t)M * H->lat.N); lp = (tqs_complex *)malloc(sizeof(tqs_complex) * M);
+    if (cf && lp && tqs_sampler_init(&S, &H->lat, chains, seed + 3000) == 0) {
+        int rc = tqs_sampler_start_ordered(&S, &H->lat, amp);
+        if (!rc) rc = tqs_sampler_run(&S, amp, per, 2, 50, cf, lp);
+        if (!rc) rc = tqs_symmetry_characters_sampled(&G, amp, cf, lp, M, ex, er);
+        out->done = rc == 0 || rc == TQS_ENUMERIC;   /* (an undetermined sign still fills the expectations) */
+        tqs_sampler_free(&S);
+    }
+    free(cf); free(lp);
+    ng = 2 + G.n_point;
+    if (out->done) {
+        for (k = 0; k < ng; k++) {
+            double defect = 1 - fabs(ex[k]);
+            if (defect > worst) { worst = defect; out->k = k; out->g = ex[k]; out->err = er[k]; }
+        }
+        snprintf(out->name, sizeof out->name, "%s", generator_name(&G, out->k));
+        out->broken = worst > 0.05 && worst > 4 * out->err;
+        if (H->lat.N <= 16 && tqs_symmetry_init(&Gx, H->lat.Lx, H->lat.Ly, b) == 0) {
+            if (tqs_symmetry_characters_ground_state(&Gx, H) == 0) {
+                for (k = 0; k < ng; k++) {
+                    double chi = k == 0 ? Gx.chi_x : k == 1 ? Gx.chi_y : k == 2 ? Gx.chi_flip : Gx.chi_point[k - 2];
+                    if (ex[k] * chi < 0 && fabs(ex[k]) > 4 * er[k] && !out->wrong_sector) {
+                        out->wrong_sector = out->broken = 1; out->k = k; out->g = ex[k]; out->err = er[k];
+                        snprintf(out->name, sizeof out->name, "%s", generator_name(&G, k));
+                    }
+                }
+            }
+            tqs_symmetry_free(&Gx);
+        }
+    }
+    tqs_symmetry_free(&G);
+}
+
 /* Energy of psi_sym: exact enumeration over the whole basis, or sampling. */
 static int evaluate_symmetrized(tqs_vmc *v, tqs_hamiltonian *H, int n_samples, uint64_t seed, tqs_step_info *out, int quiet,
                                 tqs_observables *obs) {
@@ -475,6 +540,7 @@ static int run(int argc, char **argv, const tqs_comm *comm) {
     int given_b = 0, given_d = 0, given_h = 0, given_layers = 0, given_ff = 0, given_att = 0, given_lattice = 0;   /* for --init, --resume */
     int given_J1 = 0, given_J2 = 0, warm = 0;    /* --init: else the model's couplings; warm: other ones */
     char couplings_msg[256] = "";                /* --init: what was decided, printed once the flags are checked */
+    symmetry_check symcheck;                     /* the trained plain state against the lattice's symmetries */
     double max_distance = NAN, momentum = NAN;   /* NAN: not given (the library's default); 0: off */
     int thermalize = -1;                         /* -1: not given */
     tqs_checkpoint_info *ck = NULL;              /* --resume: the run it continues */
@@ -492,6 +558,7 @@ static int run(int argc, char **argv, const tqs_comm *comm) {
     FILE *log = NULL;
 
     flags_prog = "ground_state";
+    memset(&symcheck, 0, sizeof symcheck);
     /* zero: the library's defaults (tqs_vit_config_defaults, tqs_vmc_options_defaults) */
     memset(&cfg, 0, sizeof cfg); memset(&opt, 0, sizeof opt);
     cfg.Lx = cfg.Ly = 4;
@@ -920,6 +987,8 @@ static int run(int argc, char **argv, const tqs_comm *comm) {
             } else have_obs = 1;
         }
         if (isnan(exact)) exact = exact_per_site(&H, J1, J2);
+        /* a plain state is checked against the Hamiltonian's symmetries (psi_sym has them by construction) */
+        if (status == 0 && is_root && !sym_train) check_symmetry(&symcheck, &H, &vmc.amp, cfg.b, opt.n_chains, (uint64_t)seed);
         if (status == 0 && is_root) {
             double e = info.energy / N, err = info.error / N, var = info.variance / N, vscore = N * info.variance / (info.energy * info.energy);
             double rel = isfinite(exact) ? fabs((e - exact) / exact) : NAN, secs = now() - t_start;
@@ -939,6 +1008,9 @@ static int run(int argc, char **argv, const tqs_comm *comm) {
                 } else if (symmetrize) printf("\"sym_energy_per_site\":null,\"sym_error\":null,\"sym_v_score\":null,\"sym_relative_error\":null,");
                 if (have_obs) { printf("\"observables\":"); obs_json(stdout, &obs); printf(","); }
                 if (have_sym_obs) { printf("\"sym_observables\":"); obs_json(stdout, &sym_obs); printf(","); }
+                if (symcheck.done)
+                    printf("\"symmetry_check\":{\"generator\":\"%s\",\"expect\":%.6g,\"error\":%.3g,\"broken\":%s,\"wrong_sector\":%s},",
+                           symcheck.name, symcheck.g, symcheck.err, symcheck.broken ? "true" : "false", symcheck.wrong_sector ? "true" : "false");
                 printf("\"seconds\":%.2f}\n", secs);
             } else {
                 printf("E/N = %.6f +- %.6f  (%s)\n", e, err, exact_mode ? "exact enumeration" : "fresh samples");
@@ -954,6 +1026,17 @@ static int run(int argc, char **argv, const tqs_comm *comm) {
                 if (have_obs) obs_print(stdout, &obs, "observables");
                 if (have_sym_obs) obs_print(stdout, &sym_obs, "observables of psi_sym");
             }
+            if (symcheck.wrong_sector)
+                fprintf(stderr, "ground_state: the trained state is in another symmetry sector than the exact ground state: "
+                        "<%s> = %.3f +- %.3f, the opposite sign; train psi_sym in the ground state's sector: --save this model, "
+                        "then --init MODEL --sym-train point\n", symcheck.name, symcheck.g, symcheck.err);
+            else if (symcheck.broken)
+                fprintf(stderr, "ground_state: the trained state breaks the lattice's symmetry: <%s> = %.3f +- %.3f (1 in a state "
+                        "of one sector: about %.0f%% of it lies in other sectors); train psi_sym from it: --save this model, then "
+                        "--init MODEL --sym-train point\n", symcheck.name, symcheck.g, symcheck.err, 50 * (1 - fabs(symcheck.g)));
+            else if (symcheck.done && !quiet)
+                fprintf(stderr, "symmetry check: the state keeps the lattice's symmetries (worst <%s> = %.4f +- %.4f)\n",
+                        symcheck.name, symcheck.g, symcheck.err);
         }
         if (status == 0 && symmetrize && !have_sym) status = 1;
         /* the model last, after the results are printed; if it cannot be written

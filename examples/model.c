@@ -255,6 +255,14 @@ static double dot_re(const cplx *a, const cplx *b, size_t n) {   /* Re <a|b> */
     return s;
 }
 
+/* Is element g of the full group (tqs_symmetry_init, b = 0) in the group of
+ * level lev: 0 the translations, 1 and the flip, 2 everything, 3 the
+ * translations and the point group without the flip. */
+static int in_level(const tqs_symmetry *G, int g, int lev) {
+    int point = (g / 2) % G->n_point, flip = G->flip[g];
+    return lev == 2 || (lev == 0 && point == 0 && !flip) || (lev == 1 && point == 0) || (lev == 3 && !flip);
+}
+
 static int cmd_exact(const tqs_vit *m, int argc, char **argv) {
     double J2 = 0.5, norm, E, E0, ov_re = 0, ov_im = 0, *t0 = NULL, *t1 = NULL, mx = -1e300;
     int i, json = 0, N = m->N, Lx = m->cfg.Lx, Ly = m->cfg.Ly, rc = 1, g, kx, ky, k, lev;
@@ -269,7 +277,7 @@ static int cmd_exact(const tqs_vit *m, int argc, char **argv) {
     cplx *psi = NULL, *Ppsi = NULL, *Hv = NULL;
     uint32_t *tidx = NULL;    /* (N, dim): the index of T_t s, t = dx Ly + dy */
     int8_t cf[256 * 32], gs[32];
-    double ex[11], wk[24 * 24], w_lev[3], E_lev[3], V_lev[3] = {NAN, NAN, NAN};
+    double ex[11], wk[24 * 24], w_lev[4], E_lev[4], V_lev[4] = {NAN, NAN, NAN, NAN};
     for (i = 3; i < argc; i++) {
         if (flags_real(argc, argv, &i, "--J2", &J2, -1e3, 1e3) || flags_bool(argv, i, "--json", &json)) continue;
         flags_die("exact: unknown flag '%s'", argv[i]);
@@ -308,12 +316,13 @@ static int cmd_exact(const tqs_vit *m, int argc, char **argv) {
     }
     E0 = ed.energy;
     for (r = 0; r < dim; r++) { ov_re += ed.vector[r] * psi[r].re; ov_im += ed.vector[r] * psi[r].im; }
-    /* P psi for three nested groups with psi0's characters: the translations
-     * (lev 0), with the flip (1), the full group (2); the table of translated
-     * indices on the way */
-    for (lev = 0; lev < 3; lev++) {
+    /* P psi for groups with psi0's characters: the translations (lev 0),
+     * with the flip (1), the full group (2), the translations and the point
+     * group without the flip (3, what --sym-train point trains); the table
+     * of translated indices on the way */
+    for (lev = 0; lev < 4; lev++) {
         int cnt = 0;
-        for (g = 0; g < G.n; g++) cnt += lev == 2 || ((g / 2) % G.n_point == 0 && (lev == 1 || G.flip[g] == 0));
+        for (g = 0; g < G.n; g++) cnt += in_level(&G, g, lev);
         for (r = 0; r < dim; r++) Ppsi[r].re = Ppsi[r].im = 0;
         for (r = 0; r < dim; r++) {
             tqs_bits_to_config(cf, B.states[r], N);
@@ -321,7 +330,7 @@ static int cmd_exact(const tqs_vit *m, int argc, char **argv) {
                 const int *pm = G.perm + (size_t)g * N;
                 size_t q;
                 int j;
-                if (lev < 2 && ((g / 2) % G.n_point != 0 || (lev == 0 && G.flip[g]))) continue;
+                if (!in_level(&G, g, lev)) continue;
                 for (j = 0; j < N; j++) gs[j] = (int8_t)(G.flip[g] ? -cf[pm[j]] : cf[pm[j]]);
                 q = tqs_basis_index(&B, tqs_config_to_bits(gs, N));
                 Ppsi[r].re += G.chi[g] * psi[q].re / cnt; Ppsi[r].im += G.chi[g] * psi[q].im / cnt;
@@ -373,9 +382,17 @@ static int cmd_exact(const tqs_vit *m, int argc, char **argv) {
         double ovl = (ov_re * ov_re + ov_im * ov_im) / norm, best = -1;
         int bk = 0;
         const char *gname[11] = {"Tx", "Ty", "flip", "p1", "p2", "p3", "p4", "p5", "p6", "p7"};
+        /* a psi_sym-trained model: psi_sym is the state it stands for, so its numbers lead */
+        static const int sym_lev[4] = {-1, 2, 0, 3};
+        static const char *sym_name[4] = {"", "the full group", "the translations", "the translations and point group"};
+        int sl = m->trained_symmetry >= 1 && m->trained_symmetry <= 3 ? sym_lev[m->trained_symmetry] : -1;
         for (k = 0; k < Lx * Ly; k++) if (wk[k] > best) { best = wk[k]; bk = k; }
         if (json) {
-            printf("{\"energy_per_site\":%.10f,\"exact_energy_per_site\":%.10f,\"relative_error\":%.6e,\"overlap\":%.6e,"
+            printf("{");
+            if (sl >= 0)
+                printf("\"trained_symmetry\":%d,\"sym_energy_per_site\":%.10f,\"sym_relative_error\":%.6e,\"sym_variance_per_site\":%.6e,",
+                       m->trained_symmetry, E_lev[sl] / N, fabs((E_lev[sl] - E0) / E0), V_lev[sl] / N);
+            printf("\"energy_per_site\":%.10f,\"exact_energy_per_site\":%.10f,\"relative_error\":%.6e,\"overlap\":%.6e,"
                    "\"sector_weight\":%.6e,\"sector_energy_per_site\":%.10f,\"sector_relative_error\":%.6e,"
                    "\"momentum_weights\":[",
                    E / N, E0 / N, fabs((E - E0) / E0), ovl, w_lev[2], E_lev[2] / N, fabs((E_lev[2] - E0) / E0));
@@ -387,6 +404,10 @@ static int cmd_exact(const tqs_vit *m, int argc, char **argv) {
             for (k = 0; k < 2 + G.n_point; k++) printf("%s%.6f", k ? "," : "", ex[k]);
             printf("]}\n");
         } else {
+            if (sl >= 0)
+                printf("psi_sym (trained, over %s): E/N %.8f   (exact %.8f, relative error %.3e, variance/N %.3e)\n"
+                       "  and its plain psi below\n", sym_name[m->trained_symmetry], E_lev[sl] / N, E0 / N,
+                       fabs((E_lev[sl] - E0) / E0), V_lev[sl] / N);
             printf("E/N of the model          %.8f   (exact %.8f, relative error %.3e)\n", E / N, E0 / N, fabs((E - E0) / E0));
             printf("overlap |<psi0|psi>|^2    %.6f\n", ovl);
             printf("weight in psi0's sector   %.6f   (E/N of that part %.8f)\n", w_lev[2], E_lev[2] / N);
@@ -394,6 +415,7 @@ static int cmd_exact(const tqs_vit *m, int argc, char **argv) {
             printf("  translations              %.6f  %.8f  %.3e  %.3e\n", w_lev[0], E_lev[0] / N, fabs((E_lev[0] - E0) / E0), V_lev[0] / N);
             printf("  translations and flip     %.6f  %.8f  %.3e  %.3e\n", w_lev[1], E_lev[1] / N, fabs((E_lev[1] - E0) / E0), V_lev[1] / N);
             printf("  full group                %.6f  %.8f  %.3e  %.3e\n", w_lev[2], E_lev[2] / N, fabs((E_lev[2] - E0) / E0), V_lev[2] / N);
+            printf("  translations, point group %.6f  %.8f  %.3e  %.3e\n", w_lev[3], E_lev[3] / N, fabs((E_lev[3] - E0) / E0), V_lev[3] / N);
             printf("largest momentum weight   %.6f   at k = 2 pi (%d/%d, %d/%d)\n", best, bk / Ly, Lx, bk % Ly, Ly);
             printf("momentum weights (kx Ly + ky, k = 2 pi (kx/Lx, ky/Ly)):");
             for (k = 0; k < Lx * Ly; k++) printf(" %.4f", wk[k]);

@@ -710,6 +710,33 @@ static void test_model_exact(void) {
  * Im each), so the modes above the shift cannot exceed twice the distinct
  * samples; the shares sum to 1 (11 numbers of 6 digits: 1e-5); a step
  * reaches at most all of the variance. */
+/* A psi_sym-trained model (the file records it): model exact leads with
+ * psi_sym's numbers, and its energy (the projection built in model.c)
+ * equals the library's symmetric amplitude enumerated by ground_state
+ * --exact, both exact sums printed to 10 decimals. */
+static void test_model_exact_sym(void) {
+    char *out, *first_line;
+    double e_model, e_gs;
+    CHECK_EQ(run("./examples/ground_state --d 8 --heads 2 --layers 1 --steps 10 --samples 128 --quiet --save " D "/symp.tqs"), 0);
+    CHECK_EQ(run("./examples/ground_state --init " D "/symp.tqs --sym-train point --steps 2 --samples 128 --quiet --save " D "/syms.tqs"), 0);
+    CHECK_EQ(run("./examples/model exact " D "/syms.tqs"), 0);
+    out = slurp(D "/out.txt", NULL);
+    first_line = out ? strtok(out, "\n") : NULL;
+    CHECK(first_line && strstr(first_line, "psi_sym (trained, over the translations and point group): E/N"));
+    free(out);
+    CHECK_EQ(run("./examples/model exact " D "/syms.tqs --json"), 0);
+    out = slurp(D "/out.txt", NULL);
+    CHECK(out && strncmp(out, "{\"trained_symmetry\":3,", 22) == 0);
+    e_model = json_scalar(out, "sym_energy_per_site");
+    free(out);
+    CHECK_EQ(run("./examples/ground_state --init " D "/syms.tqs --sym-train point --exact --steps 0 --json --quiet"), 0);
+    out = slurp(D "/out.txt", NULL);
+    e_gs = json_scalar(out, "energy_per_site");
+    free(out);
+    printf("  model exact of a psi_sym-trained model: psi_sym first, E/N %.10f (ground_state --exact %.10f)\n", e_model, e_gs);
+    CHECK_NEAR(e_model, e_gs, 1e-9);
+}
+
 static void test_model_metric(void) {
     char *out;
     double e_metric, e_gs[2], total = 0, x[32];
@@ -761,17 +788,17 @@ static void test_init_couplings(void) {
     free(out); free(err);
     /* the same model as a version 1 file: no couplings recorded */
     CHECK_EQ(tqs_read_file(D "/j06.tqs", &buf, &len, 1 << 24), 0);
-    if (buf && len > 72) {
+    if (buf && len > 76) {   /* version 2 has 20 bytes more: J1, J2 and the trained symmetry after byte 52 */
         FILE *f;
         uint32_t crc;
-        v1 = (unsigned char *)malloc(len - 16);
-        memcpy(v1, buf, 52); memcpy(v1 + 52, buf + 68, len - 72);
+        v1 = (unsigned char *)malloc(len - 20);
+        memcpy(v1, buf, 52); memcpy(v1 + 52, buf + 72, len - 76);
         v1[8] = 1; v1[9] = v1[10] = v1[11] = 0;
-        crc = tqs_crc32(0, v1, len - 20);
-        v1[len - 20] = (unsigned char)crc; v1[len - 19] = (unsigned char)(crc >> 8);
-        v1[len - 18] = (unsigned char)(crc >> 16); v1[len - 17] = (unsigned char)(crc >> 24);
+        crc = tqs_crc32(0, v1, len - 24);
+        v1[len - 24] = (unsigned char)crc; v1[len - 23] = (unsigned char)(crc >> 8);
+        v1[len - 22] = (unsigned char)(crc >> 16); v1[len - 21] = (unsigned char)(crc >> 24);
         f = fopen(D "/j06-v1.tqs", "wb");
-        if (f) { fwrite(v1, 1, len - 16, f); fclose(f); }
+        if (f) { fwrite(v1, 1, len - 20, f); fclose(f); }
         free(v1);
     }
     free(buf);
@@ -780,6 +807,34 @@ static void test_init_couplings(void) {
     CHECK_NEAR(json_scalar(out, "J2"), 0.5, 0);
     CHECK(err && strstr(err, "the model records no couplings (untrained, or a file of version 1): J1 = 1, J2 = 0.5") != NULL);
     printf("  --init: the model's J2 = 0.6 taken, a different --J2 said to be a warm start, a version 1 file said to record none\n");
+    free(out); free(err);
+}
+
+/* Wrong physics is not silent: a plain state is checked against the
+ * lattice's symmetries after training. A random ViT breaks them (its
+ * <g> far from +-1): said in one line and in --json; the uniform state (every
+ * parameter zero: log psi constant) is in one sector, |<g>| = 1 exactly. */
+static void test_symmetry_check(void) {
+    tqs_vit m;
+    tqs_vit_config c;
+    char *out, *err, *p;
+    memset(&c, 0, sizeof c);
+    c.Lx = c.Ly = 4; c.d = 8; c.h = 2; c.n_layers = 1;
+    CHECK_EQ(run("./examples/model init -o " D "/rnd.tqs --d 8 --heads 2 --layers 1 --seed 5 > /dev/null"), 0);
+    CHECK_EQ(run("./examples/ground_state --init " D "/rnd.tqs --steps 0 --eval-samples 256 --chains 16 --samples 16 --json"), 0);
+    out = slurp(D "/out.txt", NULL); err = slurp(D "/err.txt", NULL);
+    CHECK(out && strstr(out, "\"symmetry_check\":{") && strstr(out, "\"broken\":true"));
+    CHECK(err && strstr(err, "ground_state: the trained state breaks the lattice's symmetry: <") && strstr(err, "--sym-train point"));
+    free(out); free(err);
+    CHECK_EQ(tqs_vit_init(&m, &c, 1), 0);
+    memset(m.params, 0, sizeof(double) * m.n_params);
+    CHECK_EQ(tqs_vit_save(&m, D "/uniform.tqs"), 0);
+    tqs_vit_free(&m);
+    CHECK_EQ(run("./examples/ground_state --init " D "/uniform.tqs --steps 0 --eval-samples 256 --chains 16 --samples 16 --json"), 0);
+    out = slurp(D "/out.txt", NULL); err = slurp(D "/err.txt", NULL);
+    CHECK(out && (p = strstr(out, "\"symmetry_check\":{")) && strstr(p, "\"expect\":1,") && strstr(p, "\"broken\":false"));
+    CHECK(err && strstr(err, "symmetry check: the state keeps the lattice's symmetries") && !strstr(err, "breaks"));
+    printf("  symmetry check: a random ViT said to break the lattice's symmetry, the uniform state not\n");
     free(out); free(err);
 }
 
@@ -798,6 +853,8 @@ int main(void) {
     test_scan();
     test_model_exact();
     test_model_metric();
+    test_model_exact_sym();
     test_init_couplings();
+    test_symmetry_check();
     return test_summary();
 }

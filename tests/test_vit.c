@@ -349,26 +349,26 @@ static void test_model_file(void) {
     CHECK_EQ(tqs_vit_load(&m2, path), 0);
     CHECK(isnan(m2.J1) && isnan(m2.J2));
     tqs_vit_free(&m2);
-    m.J1 = 1.0; m.J2 = 0.6;   /* as tqs_vmc_step records them */
+    m.J1 = 1.0; m.J2 = 0.6; m.trained_symmetry = 3;   /* as tqs_vmc_step records them */
     CHECK_EQ(tqs_vit_save(&m, path), 0);
     CHECK_EQ(tqs_vit_load(&m2, path), 0);
     CHECK_EQ(m2.n_params, m.n_params);
     CHECK(memcmp(&m2.cfg, &m.cfg, sizeof m.cfg) == 0);
     CHECK(m2.params && memcmp(m2.params, m.params, sizeof(double) * m.n_params) == 0);
-    CHECK(m2.J1 == 1.0 && m2.J2 == 0.6);
+    CHECK(m2.J1 == 1.0 && m2.J2 == 0.6 && m2.trained_symmetry == 3);
     tqs_vit_free(&m2);
     CHECK_EQ(tqs_read_file(path, &buf, &len, 1 << 20), 0);
-    CHECK_EQ(len, 68 + 8 * m.n_params + 4);   /* version 2: the header, J1 and J2, the parameters, the CRC */
+    CHECK_EQ(len, 72 + 8 * m.n_params + 4);   /* version 2: the header, J1, J2 and the trained symmetry, the parameters, the CRC */
     {   /* a version 1 file (the same without the couplings) still loads, its couplings not recorded */
-        unsigned char *v1 = (unsigned char *)malloc(len - 16);
+        unsigned char *v1 = (unsigned char *)malloc(len - 20);
         uint32_t crc;
-        memcpy(v1, buf, 52); memcpy(v1 + 52, buf + 68, len - 68 - 4);
+        memcpy(v1, buf, 52); memcpy(v1 + 52, buf + 72, len - 72 - 4);
         put32(v1 + 8, 1);
-        crc = tqs_crc32(0, v1, len - 16 - 4);
-        put32(v1 + len - 16 - 4, crc);
-        CHECK_EQ(tqs_vit_from_bytes(&m2, v1, len - 16), 0);
+        crc = tqs_crc32(0, v1, len - 20 - 4);
+        put32(v1 + len - 20 - 4, crc);
+        CHECK_EQ(tqs_vit_from_bytes(&m2, v1, len - 20), 0);
         CHECK(m2.params && memcmp(m2.params, m.params, sizeof(double) * m.n_params) == 0);
-        CHECK(isnan(m2.J1) && isnan(m2.J2));
+        CHECK(isnan(m2.J1) && isnan(m2.J2) && m2.trained_symmetry == 0);
         tqs_vit_free(&m2);
         free(v1);
     }
@@ -382,6 +382,9 @@ static void test_model_file(void) {
         memcpy(bad, buf, len); memcpy(bad + 60, &nan_value, 8);   /* (a little-endian machine, as the file) */
         put32(bad + len - 4, tqs_crc32(0, bad, len - 4));
         CHECK_EQ(load_bytes(bad, len), TQS_EFORMAT); CHECK(strstr(tqs_last_error(), "couplings") != NULL);
+        memcpy(bad, buf, len); put32(bad + 68, 4);   /* no such kind of training */
+        put32(bad + len - 4, tqs_crc32(0, bad, len - 4));
+        CHECK_EQ(load_bytes(bad, len), TQS_EFORMAT); CHECK(strstr(tqs_last_error(), "trained symmetry") != NULL);
     }
     memcpy(bad, buf, len); put32(bad + 8, 3);
     CHECK_EQ(load_bytes(bad, len), TQS_EFORMAT); CHECK(strstr(tqs_last_error(), "version") != NULL);
