@@ -928,6 +928,63 @@ TQSDEF int tqs_vit_attention_stats(const tqs_vit *model, tqs_vit_ws *ws, double 
  * Q - P: out (gx, gy), out[dx * gy + dy] (gx = Lx / b, gy = Ly / b). */
 TQSDEF int tqs_vit_displacement_map(const tqs_vit *model, double *out, const double *map);
 
+/* ===================================================================== */
+/* The recipe: plain training, then psi_sym                              */
+/* ===================================================================== */
+/* The protocol this project measured best on 4x4 to 6x6 (examples/README.md,
+ * "Time to accuracy"), as one driver: SR on the plain ViT, then psi_sym
+ * over the b*b translations inside a patch and the point group
+ * (tqs_symmetry_init_point), projected on the ground state's sector and
+ * trained on from the plain phase's parameters. Each phase is a tqs_vmc
+ * run in r->vmc (the plain one freed when the second starts). With the
+ * same options it takes bit for bit the steps of the two commands
+ *   ground_state --samples 512 --steps P --seed S --save p.tqs
+ *   ground_state --init p.tqs --sym-train point --samples 512 --lr 0.1 \
+ *                --lr-final 0.01 --max-distance 0.1 --steps Q --seed S
+ * (tests/test_cli.c checks it). Fixed step counts; a program that plans by
+ * the clock sets them (ground_state --time-limit). */
+enum { TQS_RECIPE_POINT = 0, TQS_RECIPE_FULL = 1, TQS_RECIPE_TRANSLATIONS = 2, TQS_RECIPE_PLAIN = 3 };
+typedef struct tqs_recipe_options {   /* zero means default */
+    int plain_steps;          /* steps of the plain phase, default 1500 */
+    int sym_steps;            /* steps of the psi_sym phase, default 250 */
+    int group;                /* psi_sym over TQS_RECIPE_POINT (default), _FULL (tqs_symmetry_init) or
+                                 _TRANSLATIONS; TQS_RECIPE_PLAIN: the plain phase alone */
+    tqs_vmc_options plain;    /* the plain phase's options: zero fields take the recipe's (512 samples),
+                                 then tqs_vmc_options_defaults'; n_steps is plain_steps */
+    tqs_vmc_options sym;      /* the psi_sym phase's: zero fields take the recipe's (512 samples, lr 0.1
+                                 to 0.01, max_distance 0.1) and the plain phase's seed; n_steps is
+                                 sym_steps, symmetry is the recipe's group */
+} tqs_recipe_options;
+/* Fills every zero field with the recipe's default (the phases' options as
+ * tqs_recipe_init uses them). Idempotent. */
+TQSDEF void tqs_recipe_options_defaults(tqs_recipe_options *opt);
+typedef struct tqs_recipe {
+    const tqs_hamiltonian *H;
+    tqs_vit *model;
+    tqs_recipe_options opt;   /* defaults resolved */
+    int phase;                /* 0: plain, 1: psi_sym, 2: done */
+    tqs_vmc vmc;              /* the current phase's driver: its step, options, amplitude */
+    tqs_symmetry group;       /* psi_sym's group and sector (from the second phase on) */
+    int have_group;
+} tqs_recipe;
+TQSDEF int  tqs_recipe_init(tqs_recipe *r, const tqs_hamiltonian *H, tqs_vit *model, const tqs_recipe_options *opt);
+/* One step of the current phase. After the plain phase's last step the
+ * sector is found (tqs_symmetry_sector) and the psi_sym phase starts; after
+ * the last step of all, r->phase is 2 and a further step is refused. */
+TQSDEF int  tqs_recipe_step(tqs_recipe *r, tqs_step_info *info);
+/* Energy statistics of the trained state (psi_sym once its phase has
+ * begun) from n_samples fresh samples, or exactly with opt.*.exact. */
+TQSDEF int  tqs_recipe_evaluate(tqs_recipe *r, int n_samples, tqs_step_info *info);
+TQSDEF void tqs_recipe_free(tqs_recipe *r);
+/* The sector psi_sym is projected on (G from tqs_symmetry_init, _point or
+ * _translations): the characters of the exact ground state (N <= 24; its
+ * energy into *exact_energy, if given, NAN otherwise), or those 4096
+ * samples of the plain amplitude show (chains chains from ordered starts,
+ * stream seed + 1000, 50 sweeps of thermalisation, two sweeps apart;
+ * TQS_ENUMERIC if a sign is not determined). */
+TQSDEF int  tqs_symmetry_sector(tqs_symmetry *G, const tqs_hamiltonian *H, const tqs_amplitude *plain, int chains,
+                                uint64_t seed, double *exact_energy);
+
 #ifdef __cplusplus
 }
 #endif
@@ -5647,6 +5704,125 @@ TQSDEF int tqs_vit_displacement_map(const tqs_vit *m, double *out, const double 
     for (PQ = 0; PQ < n; PQ++) out[PQ] = 0;
     for (PQ = 0; PQ < n * n; PQ++) out[m->disp[PQ]] += map[PQ] / n;
     return TQS_OK;
+}
+
+/* ===================================================================== */
+/* The recipe: plain training, then psi_sym                              */
+/* ===================================================================== */
+TQSDEF int tqs_symmetry_sector(tqs_symmetry *G, const tqs_hamiltonian *H, const tqs_amplitude *plain, int chains,
+                               uint64_t seed, double *exact_energy) {
+    tqs_sampler S;
+    int per, rc, N;
+    int8_t *cf;
+    tqs_complex *lp;
+    if (!G || !H || !plain || chains < 1) return tqs__fail(TQS_EINVAL, "symmetry_sector: null pointer or no chains");
+    N = H->lat.N;
+    if (exact_energy) *exact_energy = NAN;
+    if (N <= TQS_ED_MAX_SITES) {   /* the Lanczos ground state's characters */
+        tqs_lanczos_options lo;
+        tqs_ed_result ed;
+        tqs_basis basis;
+        memset(&lo, 0, sizeof lo);
+        lo.want_vector = 1;
+        if ((rc = tqs_exact_ground_state(&ed, H, &lo)) != 0) return rc;
+        if ((rc = tqs_basis_init(&basis, N)) == 0) {
+            rc = tqs_symmetry_characters_exact(G, &basis, ed.vector, 1e-6, NULL);
+            tqs_basis_free(&basis);
+        }
+        if (exact_energy) *exact_energy = ed.energy;
+        tqs_ed_result_free(&ed);
+        return rc;
+    }
+    per = (4096 + chains - 1) / chains;
+    cf = (int8_t *)tqs__alloc((size_t)per * chains * N);
+    lp = (tqs_complex *)tqs__alloc(sizeof(tqs_complex) * (size_t)per * chains);
+    if (!cf || !lp) { TQS_FREE(cf); TQS_FREE(lp); return tqs__fail(TQS_ENOMEM, "symmetry_sector: out of memory"); }
+    if ((rc = tqs_sampler_init(&S, &H->lat, chains, seed + 1000)) == 0) {
+        rc = tqs_sampler_start_ordered(&S, &H->lat, plain);
+        if (!rc) rc = tqs_sampler_run(&S, plain, per, 2, 50, cf, lp);
+        if (!rc) rc = tqs_symmetry_characters_sampled(G, plain, cf, lp, per * chains, NULL, NULL);
+        tqs_sampler_free(&S);
+    }
+    TQS_FREE(cf); TQS_FREE(lp);
+    return rc;
+}
+
+TQSDEF void tqs_recipe_options_defaults(tqs_recipe_options *o) {
+    if (!o) return;
+    if (o->plain_steps == 0) o->plain_steps = 1500;
+    if (o->sym_steps == 0) o->sym_steps = 250;
+    if (o->plain.n_samples == 0) o->plain.n_samples = 512;
+    if (o->sym.n_samples == 0) o->sym.n_samples = 512;
+    if (o->sym.lr == 0) o->sym.lr = 0.1;
+    if (o->sym.lr_final == 0) o->sym.lr_final = 0.01;
+    if (o->sym.max_distance == 0) o->sym.max_distance = 0.1;
+    if (o->sym.seed == 0) o->sym.seed = o->plain.seed;
+    if (o->sym.exact == 0) o->sym.exact = o->plain.exact;
+    if (o->sym.comm == NULL) o->sym.comm = o->plain.comm;
+    o->plain.n_steps = o->plain_steps;
+    o->sym.n_steps = o->sym_steps;
+    tqs_vmc_options_defaults(&o->plain);
+    tqs_vmc_options_defaults(&o->sym);
+}
+
+TQSDEF int tqs_recipe_init(tqs_recipe *r, const tqs_hamiltonian *H, tqs_vit *model, const tqs_recipe_options *opt) {
+    tqs_recipe_options o;
+    int rc;
+    if (!r || !H || !model) return tqs__fail(TQS_EINVAL, "recipe: null pointer");
+    memset(r, 0, sizeof *r);
+    if (opt) o = *opt; else memset(&o, 0, sizeof o);
+    if (o.plain_steps < 0 || o.sym_steps < 0 || o.group < 0 || o.group > TQS_RECIPE_PLAIN)
+        return tqs__fail(TQS_EINVAL, "recipe: negative steps or an unknown group %d", o.group);
+    tqs_recipe_options_defaults(&o);
+    o.plain.symmetry = NULL;
+    r->H = H; r->model = model; r->opt = o;
+    if ((rc = tqs_vmc_init(&r->vmc, H, model, &r->opt.plain)) != 0) { memset(r, 0, sizeof *r); return rc; }
+    return TQS_OK;
+}
+
+/* The plain phase has ended: the sector from the plain model, then the
+ * psi_sym run from its parameters. */
+static int tqs__recipe_switch(tqs_recipe *r) {
+    const tqs_lattice *lat = &r->H->lat;
+    int b = r->model->cfg.b, rc;
+    if (r->opt.group == TQS_RECIPE_PLAIN) { r->phase = 2; return TQS_OK; }
+    rc = r->opt.group == TQS_RECIPE_FULL ? tqs_symmetry_init(&r->group, lat->Lx, lat->Ly, b)
+       : r->opt.group == TQS_RECIPE_TRANSLATIONS ? tqs_symmetry_init_translations(&r->group, lat->Lx, lat->Ly, b)
+                                                 : tqs_symmetry_init_point(&r->group, lat->Lx, lat->Ly, b);
+    if (rc) return rc;
+    r->have_group = 1;
+    if ((rc = tqs_symmetry_sector(&r->group, r->H, &r->vmc.amp, r->opt.sym.n_chains, r->opt.sym.seed, NULL)) != 0) return rc;
+    tqs_vmc_free(&r->vmc);
+    r->opt.sym.symmetry = &r->group;
+    if ((rc = tqs_vmc_init(&r->vmc, r->H, r->model, &r->opt.sym)) != 0) { r->phase = 2; return rc; }
+    r->phase = 1;
+    return TQS_OK;
+}
+
+TQSDEF int tqs_recipe_step(tqs_recipe *r, tqs_step_info *info) {
+    int rc;
+    if (!r || !r->model) return tqs__fail(TQS_EINVAL, "recipe: not initialised");
+    if (r->phase == 0 && r->vmc.step >= r->vmc.opt.n_steps && (rc = tqs__recipe_switch(r)) != 0) return rc;
+    if (r->phase == 1 && r->vmc.step >= r->vmc.opt.n_steps) r->phase = 2;
+    if (r->phase == 2) return tqs__fail(TQS_EINVAL, "recipe: every step of both phases is done");
+    if ((rc = tqs_vmc_step(&r->vmc, info)) != 0) return rc;
+    if (r->vmc.step >= r->vmc.opt.n_steps) {   /* the phase's last step: the next phase now, so evaluate sees it */
+        if (r->phase == 0) rc = tqs__recipe_switch(r);
+        else r->phase = 2;
+    }
+    return rc;
+}
+
+TQSDEF int tqs_recipe_evaluate(tqs_recipe *r, int n_samples, tqs_step_info *info) {
+    if (!r || !r->model) return tqs__fail(TQS_EINVAL, "recipe: not initialised");
+    return tqs_vmc_evaluate(&r->vmc, n_samples, info);
+}
+
+TQSDEF void tqs_recipe_free(tqs_recipe *r) {
+    if (!r) return;
+    if (r->model) tqs_vmc_free(&r->vmc);
+    if (r->have_group) tqs_symmetry_free(&r->group);
+    memset(r, 0, sizeof *r);
 }
 
 #ifdef __cplusplus

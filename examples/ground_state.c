@@ -160,40 +160,14 @@ static double attention_dependence(tqs_vmc *v, tqs_vit_ws *ws, int8_t *buf, doub
     return avg;
 }
 
-/* The sector psi_sym is projected on: the characters of the exact ground
- * state (N <= 24; its E/N into *exact, if given: one Lanczos serves the
- * report too), or estimated from 4096 samples of the plain model, two
- * sweeps apart. */
+/* The sector psi_sym is projected on (tqs_symmetry_sector: the exact ground
+ * state's for N <= 24, its E/N into *exact if given; else the one samples of
+ * the plain model show). */
 static int find_sector(tqs_symmetry *G, const tqs_hamiltonian *H, const tqs_amplitude *plain, int chains, uint64_t seed,
                        double *exact) {
-    tqs_sampler S;
-    int per = (4096 + chains - 1) / chains, rc;
-    int8_t *cf;
-    tqs_complex *lp;
-    if (H->lat.N <= TQS_ED_MAX_SITES) {   /* the Lanczos ground state's characters, and its E/N into *exact */
-        tqs_lanczos_options lo;
-        tqs_ed_result ed;
-        tqs_basis basis;
-        memset(&lo, 0, sizeof lo);
-        lo.want_vector = 1;
-        if ((rc = tqs_exact_ground_state(&ed, H, &lo)) != 0) return rc;
-        if ((rc = tqs_basis_init(&basis, H->lat.N)) == 0) {
-            rc = tqs_symmetry_characters_exact(G, &basis, ed.vector, 1e-6, NULL);
-            tqs_basis_free(&basis);
-        }
-        if (exact) *exact = ed.energy / H->lat.N;
-        tqs_ed_result_free(&ed);
-        return rc;
-    }
-    cf = (int8_t *)malloc((size_t)per * chains * H->lat.N); lp = (tqs_complex *)malloc(sizeof(tqs_complex) * per * chains);
-    if (!cf || !lp) { free(cf); free(lp); return TQS_ENOMEM; }
-    if ((rc = tqs_sampler_init(&S, &H->lat, chains, seed + 1000)) == 0) {
-        rc = tqs_sampler_start_ordered(&S, &H->lat, plain);
-        if (!rc) rc = tqs_sampler_run(&S, plain, per, 2, 50, cf, lp);
-        if (!rc) rc = tqs_symmetry_characters_sampled(G, plain, cf, lp, per * chains, NULL, NULL);
-        tqs_sampler_free(&S);
-    }
-    free(cf); free(lp);
+    double e0;
+    int rc = tqs_symmetry_sector(G, H, plain, chains, seed, &e0);
+    if (exact && !isnan(e0)) *exact = e0 / H->lat.N;
     return rc;
 }
 

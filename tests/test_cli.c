@@ -555,14 +555,15 @@ static void test_scan(void) {
     printf("  scan: two warm-started points, exact columns = Lanczos, energies above the exact ones\n");
 }
 
-/* One definition of the defaults: the tour (zero options) and ground_state
- * (no training flags) take the same steps, bit for bit (the printed E/N to 12
- * digits); README quotes the tour whole, so the quote is checked against
- * the file; --init takes the lattice from the model file. */
+/* One definition of the defaults and of the recipe: the tour (tqs_recipe,
+ * zero options but the step counts) and ground_state's two phases take the
+ * same steps, bit for bit (the printed E/N to 12 digits); README quotes the
+ * tour whole, so the quote is checked against the file; --init takes the
+ * lattice from the model file. */
 static void test_defaults_and_tour(void) {
     char *readme = slurp("README.md", NULL), *tour = slurp("examples/tour.c", NULL), *out;
-    double csv[4], e0 = NAN, e2 = NAN;
-    long n;
+    double csv[4], csv2[4], e0 = NAN, e2 = NAN, s0 = NAN, s1 = NAN;
+    long n, n2;
     tqs_vmc_options o;
     tqs_vit_config c;
     CHECK(readme && tour && strstr(readme, tour) != NULL);   /* README's code block is the file */
@@ -575,26 +576,37 @@ static void test_defaults_and_tour(void) {
     CHECK(o.sample_power == 0 && tqs_vmc_default_sample_power(24) == 1 && tqs_vmc_default_sample_power(25) == 2);
     tqs_vmc_options_defaults(&o);   /* idempotent: "off" stays off */
     o.momentum = -1; tqs_vmc_options_defaults(&o); CHECK(o.momentum == -1);
-    CHECK_EQ(run("(cd " D " && ../../examples/tour 3 > tour.out)"), 0);
-    CHECK_EQ(run("./examples/ground_state --quiet --steps 3 --eval-samples 1024 --log " D "/tour.csv"), 0);
+    /* the tour's recipe (tqs_recipe, 3 plain steps and 2 of psi_sym) against
+     * ground_state's two phases as two commands: every printed energy the same */
+    CHECK_EQ(run("(cd " D " && ../../examples/tour 3 2 > tour.out)"), 0);
+    CHECK_EQ(run("./examples/ground_state --quiet --samples 512 --steps 3 --seed 1 --eval-samples 1024 --save " D "/tp.tqs "
+                 "--log " D "/tour.csv"), 0);
+    CHECK_EQ(run("./examples/ground_state --quiet --init " D "/tp.tqs --sym-train point --samples 512 --lr 0.1 --lr-final 0.01 "
+                 "--max-distance 0.1 --steps 2 --seed 1 --eval-samples 1024 --log " D "/tour2.csv"), 0);
     out = slurp(D "/tour.out", NULL);
     n = csv_energies(D "/tour.csv", csv, 4);
+    n2 = csv_energies(D "/tour2.csv", csv2, 4);
     if (out) {
-        const char *p = strstr(out, "step    0  E/N = "), *q = strstr(out, "step    2  E/N = ");
-        if (p) e0 = atof(p + 17);
-        if (q) e2 = atof(q + 17);
+        const char *p = strstr(out, "plain   step    0  E/N = "), *q = strstr(out, "plain   step    2  E/N = ");
+        const char *p2 = strstr(out, "psi_sym step    0  E/N = "), *q2 = strstr(out, "psi_sym step    1  E/N = ");
+        if (p) e0 = atof(p + 25);
+        if (q) e2 = atof(q + 25);
+        if (p2) s0 = atof(p2 + 25);
+        if (q2) s1 = atof(q2 + 25);
     }
     CHECK_EQ(n, 3);
+    CHECK_EQ(n2, 2);
     /* both print 12 significant digits of the same double */
     CHECK(n == 3 && e0 == csv[0] && e2 == csv[2]);
+    CHECK(n2 == 2 && s0 == csv2[0] && s1 == csv2[1]);
     CHECK(exists(D "/tour.tqs") && exists(D "/tour.ckpt"));
     free(out);
     /* the tour as README tells a newcomer to use it: tour.c beside a copied
      * tqs.h in an empty folder, compiled by the command in its comment */
     CHECK_EQ(run("(rm -rf " D "/pasted && mkdir " D "/pasted && cp examples/tour.c tqs.h " D "/pasted/ && "
-                 "cd " D "/pasted && ${CC:-cc} -O2 -fopenmp tour.c -lm && ./a.out 1)"), 0);
+                 "cd " D "/pasted && ${CC:-cc} -O2 -fopenmp tour.c -lm && ./a.out 1 1)"), 0);
     out = slurp(D "/out.txt", NULL);
-    CHECK(out && strstr(out, "step    0  E/N = ") && strstr(out, "relative error"));
+    CHECK(out && strstr(out, "psi_sym step    0  E/N = ") && strstr(out, "relative error"));
     free(out);
     /* --init MODEL: the lattice from the file; a contradicting --L refused */
     CHECK_EQ(run("./examples/model init -o " D "/six.tqs --L 6 --d 4 --heads 1 --layers 1 > /dev/null"), 0);
@@ -630,7 +642,8 @@ static void test_defaults_and_tour(void) {
         CHECK(same);
         free(doc);
     }
-    printf("  defaults: the tour = ground_state step by step (E/N %.12g, %.12g); --init takes the model's 6x6 lattice\n", e0, e2);
+    printf("  defaults: the tour's recipe = ground_state's two phases step by step (E/N %.12g, %.12g; psi_sym %.12g, %.12g); "
+           "--init takes the model's 6x6 lattice\n", e0, e2, s0, s1);
 }
 
 /* model exact: the model against the exact ground state by summing over the
