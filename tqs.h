@@ -73,6 +73,7 @@
  *   Exact diagonalisation   Lanczos ground state (N <= 24)
  *   Symmetrised wave function  psi_sym over the lattice symmetries, its sector
  *   Attention analysis      attention maps and their input dependence
+ *   The recipe              plain training, then psi_sym in the ground state's sector (tqs_recipe)
  *
  * The license (MIT) is at the end of the file.
  */
