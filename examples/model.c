@@ -56,7 +56,11 @@ static int cmd_info(const tqs_vit *m) {
     printf("lattice %dx%d, patch %d (%d tokens), d %d, heads %d, layers %d, ff %d, attention %s\n",
            c->Lx, c->Ly, c->b, m->n, c->d, c->h, c->n_layers, c->ff, c->attention ? "standard" : "factored");
     printf("parameters %zu\n", m->n_params);
-    if (isfinite(m->J1) && isfinite(m->J2)) printf("trained at J1 %g, J2 %g\n", m->J1, m->J2);
+    if (isfinite(m->J1) && isfinite(m->J2)) {
+        static const char *what[4] = {"psi itself", "psi_sym over the full group", "psi_sym over the translations",
+                                      "psi_sym over the translations and point group"};
+        printf("trained at J1 %g, J2 %g: %s\n", m->J1, m->J2, what[m->trained_symmetry & 3]);
+    }
     else printf("trained at: not recorded (untrained, or a file of version 1)\n");
     return 0;
 }

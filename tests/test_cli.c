@@ -794,6 +794,10 @@ static void test_init_couplings(void) {
     CHECK_NEAR(json_scalar(out, "exact_per_site"), -0.5258958220, 1e-9);
     CHECK(err && strstr(err, "--init: at the couplings the model was trained at, J1 = 1, J2 = 0.6") != NULL);
     free(out); free(err);
+    CHECK_EQ(run("./examples/model info " D "/j06.tqs"), 0);
+    out = slurp(D "/out.txt", NULL);
+    CHECK(out && strstr(out, "trained at J1 1, J2 0.6: psi itself"));
+    free(out);
     CHECK_EQ(run("./examples/ground_state --init " D "/j06.tqs --J2 0.5 --samples 64 --chains 8 --steps 1 --eval-samples 64 --json --quiet"), 0);
     out = slurp(D "/out.txt", NULL); err = slurp(D "/err.txt", NULL);
     CHECK_NEAR(json_scalar(out, "J2"), 0.5, 0);
