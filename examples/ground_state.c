@@ -436,6 +436,10 @@ static void print_usage(void) {
     memset(&c, 0, sizeof c); memset(&o, 0, sizeof o);
     tqs_vit_config_defaults(&c); tqs_vmc_options_defaults(&o);
     printf("usage: ground_state [flags]\n"
+           "  the most accurate protocol measured (examples/README.md, \"Time to accuracy\"; make run; tqs_recipe):\n"
+           "  a plain phase, then psi_sym over the point group in the ground state's sector, trained on from it:\n"
+           "    ground_state --samples 512 --time-limit T1 --save p.tqs     (T1: a third of the budget on 4x4)\n"
+           "    ground_state --init p.tqs --sym-train point --samples 512 --lr 0.1 --lr-final 0.01 --max-distance 0.1 --time-limit T2\n"
            "  lattice   --L n | --Lx n --Ly n (4; with --init or --resume: the model's)   --J1 x (1)   --J2 x (0.5; with --init: the model's)\n"
            "  model     --patch b (%d)  --d n (%d)  --heads n (%d)  --layers n (%d)  --ff n (%d)\n"
            "            --attention factored|standard (factored)  --init MODEL (start from a model file: its lattice, shape and couplings)\n",
