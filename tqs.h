@@ -937,28 +937,45 @@ TQSDEF int tqs_vit_displacement_map(const tqs_vit *model, double *out, const dou
  * over the b*b translations inside a patch and the point group
  * (tqs_symmetry_init_point), projected on the ground state's sector and
  * trained on from the plain phase's parameters. Each phase is a tqs_vmc
- * run in r->vmc (the plain one freed when the second starts). With the
- * same options it takes bit for bit the steps of the two commands
- *   ground_state --samples 512 --steps P --seed S --save p.tqs
- *   ground_state --init p.tqs --sym-train point --samples 512 --lr 0.1 \
- *                --lr-final 0.01 --max-distance 0.1 --steps Q --seed S
- * (tests/test_cli.c checks it). Fixed step counts; a program that plans by
- * the clock sets them (ground_state --time-limit). */
+ * run in r->vmc (the plain one freed when the second starts; the second
+ * thermalises its own chains, as a run started from a model file does).
+ * With the same options it takes bit for bit the steps of
+ *   ground_state --steps P --sym-steps Q --seed S
+ * and of the two commands of a single phase each
+ *   ground_state --plain --samples 512 --steps P --seed S --save p.tqs
+ *   ground_state --init p.tqs --sym-train point --steps Q --seed S
+ * (tests/test_cli.c checks both). Fixed step counts: a program that plans
+ * by the clock sets them (ground_state --time-limit; tqs_recipe_budget for
+ * the split the measurements chose). */
 enum { TQS_RECIPE_POINT = 0, TQS_RECIPE_FULL = 1, TQS_RECIPE_TRANSLATIONS = 2, TQS_RECIPE_PLAIN = 3 };
 typedef struct tqs_recipe_options {   /* zero means default */
     int plain_steps;          /* steps of the plain phase, default 1500 */
-    int sym_steps;            /* steps of the psi_sym phase, default 250 */
+    int sym_steps;            /* steps of the psi_sym phase, default plain_steps / 6 (250) */
     int group;                /* psi_sym over TQS_RECIPE_POINT (default), _FULL (tqs_symmetry_init) or
                                  _TRANSLATIONS; TQS_RECIPE_PLAIN: the plain phase alone */
-    tqs_vmc_options plain;    /* the plain phase's options: zero fields take the recipe's (512 samples),
-                                 then tqs_vmc_options_defaults'; n_steps is plain_steps */
+    int skip_plain;           /* 1: no plain phase; psi_sym from the model as it is (a model trained
+                                 before), its sector from that model at the first step */
+    tqs_vmc_options plain;    /* the plain phase's options: zero fields take the recipe's (512 samples
+                                 up to 24 sites, 1024 above), then tqs_vmc_options_defaults';
+                                 n_steps is plain_steps */
     tqs_vmc_options sym;      /* the psi_sym phase's: zero fields take the recipe's (512 samples, lr 0.1
-                                 to 0.01, max_distance 0.1) and the plain phase's seed; n_steps is
-                                 sym_steps, symmetry is the recipe's group */
+                                 to 0.01, max_distance 0.1) and the plain phase's seed, exact, comm
+                                 and note; n_steps is sym_steps, symmetry is the recipe's group */
 } tqs_recipe_options;
-/* Fills every zero field with the recipe's default (the phases' options as
- * tqs_recipe_init uses them). Idempotent. */
-TQSDEF void tqs_recipe_options_defaults(tqs_recipe_options *opt);
+/* Fills every zero field with the recipe's default for a lattice of
+ * n_sites (the phases' options as tqs_recipe_init uses them). Idempotent. */
+TQSDEF void tqs_recipe_options_defaults(tqs_recipe_options *opt, int n_sites);
+/* What the measurements chose for a wall-clock budget (examples/README.md,
+ * "Time to accuracy", 2-core machine): the plain phase's share of the
+ * time, its samples, the model width, and whether a psi_sym phase pays
+ * for itself at all. minutes <= 0: fixed step counts (share unused). */
+typedef struct tqs_recipe_budget {
+    double plain_share;       /* of the budget: 1/3 below 30 minutes, 1/4 below 90, 1/6 from 90 (d = 24) */
+    int plain_samples;        /* 512 up to 24 sites, 1024 above */
+    int d;                    /* model width: 16, 24 from 90 minutes on more than 24 sites */
+    int group;                /* TQS_RECIPE_POINT, or TQS_RECIPE_PLAIN (4x6 below 5 minutes) */
+} tqs_recipe_budget;
+TQSDEF tqs_recipe_budget tqs_recipe_for_budget(int Lx, int Ly, double minutes);
 typedef struct tqs_recipe {
     const tqs_hamiltonian *H;
     tqs_vit *model;
@@ -969,10 +986,19 @@ typedef struct tqs_recipe {
     int have_group;
 } tqs_recipe;
 TQSDEF int  tqs_recipe_init(tqs_recipe *r, const tqs_hamiltonian *H, tqs_vit *model, const tqs_recipe_options *opt);
-/* One step of the current phase. After the plain phase's last step the
- * sector is found (tqs_symmetry_sector) and the psi_sym phase starts; after
- * the last step of all, r->phase is 2 and a further step is refused. */
+/* One step of the current phase. A step after the plain phase's last one
+ * first begins the psi_sym phase (tqs_recipe_next_phase); after the last
+ * step of all, r->phase is 2 and a further step is refused. */
 TQSDEF int  tqs_recipe_step(tqs_recipe *r, tqs_step_info *info);
+/* Ends the plain phase now (after its last step, or early) and begins
+ * psi_sym: the sector from the plain model (tqs_symmetry_sector), the
+ * second run from its parameters. With TQS_RECIPE_PLAIN, or in psi_sym:
+ * the recipe is done (phase 2). */
+TQSDEF int  tqs_recipe_next_phase(tqs_recipe *r);
+/* Continues from a checkpoint of either phase (tqs_vmc_save_checkpoint of
+ * r->vmc): a psi_sym checkpoint begins the second phase in its sector. The
+ * run's options must be those of the checkpoint (tqs_vmc_load_checkpoint). */
+TQSDEF int  tqs_recipe_load_checkpoint(tqs_recipe *r, const char *path);
 /* Energy statistics of the trained state (psi_sym once its phase has
  * begun) from n_samples fresh samples, or exactly with opt.*.exact. */
 TQSDEF int  tqs_recipe_evaluate(tqs_recipe *r, int n_samples, tqs_step_info *info);
@@ -5748,11 +5774,11 @@ TQSDEF int tqs_symmetry_sector(tqs_symmetry *G, const tqs_hamiltonian *H, const 
     return rc;
 }
 
-TQSDEF void tqs_recipe_options_defaults(tqs_recipe_options *o) {
+TQSDEF void tqs_recipe_options_defaults(tqs_recipe_options *o, int n_sites) {
     if (!o) return;
     if (o->plain_steps == 0) o->plain_steps = 1500;
-    if (o->sym_steps == 0) o->sym_steps = 250;
-    if (o->plain.n_samples == 0) o->plain.n_samples = 512;
+    if (o->sym_steps == 0) o->sym_steps = o->plain_steps >= 12 ? o->plain_steps / 6 : 2;
+    if (o->plain.n_samples == 0) o->plain.n_samples = tqs_recipe_for_budget(n_sites, 1, 0).plain_samples;
     if (o->sym.n_samples == 0) o->sym.n_samples = 512;
     if (o->sym.lr == 0) o->sym.lr = 0.1;
     if (o->sym.lr_final == 0) o->sym.lr_final = 0.01;
@@ -5760,10 +5786,31 @@ TQSDEF void tqs_recipe_options_defaults(tqs_recipe_options *o) {
     if (o->sym.seed == 0) o->sym.seed = o->plain.seed;
     if (o->sym.exact == 0) o->sym.exact = o->plain.exact;
     if (o->sym.comm == NULL) o->sym.comm = o->plain.comm;
+    if (o->sym.note == NULL) o->sym.note = o->plain.note;
+    if (o->sym.memory_limit == 0) o->sym.memory_limit = o->plain.memory_limit;
     o->plain.n_steps = o->plain_steps;
     o->sym.n_steps = o->sym_steps;
     tqs_vmc_options_defaults(&o->plain);
     tqs_vmc_options_defaults(&o->sym);
+}
+
+/* The measured recipes (examples/README.md, "Time to accuracy"): 4x4 and
+ * 4x6 with 512 plain samples, 6x6 with 1024; a third of the budget plain
+ * up to 15 minutes, a quarter for an hour; from 2 hours on 6x6 the wider
+ * model (d = 24: 2.2e-3 against d = 16's 2.8-2.9e-3) with a sixth plain.
+ * On 4x6 in 3 minutes the psi_sym phase did not pay for itself (its
+ * start-up and few steps; seeds 2-3 ended 10x worse than one plain phase).
+ * Larger lattices take 6x6's choices: not measured there. */
+TQSDEF tqs_recipe_budget tqs_recipe_for_budget(int Lx, int Ly, double minutes) {
+    tqs_recipe_budget b;
+    int N = Lx * Ly;
+    b.plain_samples = N <= 24 ? 512 : 1024;
+    b.d = 16;
+    b.group = TQS_RECIPE_POINT;
+    b.plain_share = minutes < 30 ? 1.0 / 3.0 : 0.25;
+    if (minutes > 0 && N > 16 && N <= 24 && minutes < 5) { b.group = TQS_RECIPE_PLAIN; b.plain_share = 1; }
+    if (N > 24 && minutes >= 90) { b.d = 24; b.plain_share = 1.0 / 6.0; }
+    return b;
 }
 
 TQSDEF int tqs_recipe_init(tqs_recipe *r, const tqs_hamiltonian *H, tqs_vit *model, const tqs_recipe_options *opt) {
@@ -5774,25 +5821,28 @@ TQSDEF int tqs_recipe_init(tqs_recipe *r, const tqs_hamiltonian *H, tqs_vit *mod
     if (opt) o = *opt; else memset(&o, 0, sizeof o);
     if (o.plain_steps < 0 || o.sym_steps < 0 || o.group < 0 || o.group > TQS_RECIPE_PLAIN)
         return tqs__fail(TQS_EINVAL, "recipe: negative steps or an unknown group %d", o.group);
-    tqs_recipe_options_defaults(&o);
+    if (o.skip_plain && o.group == TQS_RECIPE_PLAIN) return tqs__fail(TQS_EINVAL, "recipe: no plain phase and no psi_sym phase");
+    tqs_recipe_options_defaults(&o, H->lat.N);
     o.plain.symmetry = NULL;
     r->H = H; r->model = model; r->opt = o;
     if ((rc = tqs_vmc_init(&r->vmc, H, model, &r->opt.plain)) != 0) { memset(r, 0, sizeof *r); return rc; }
     return TQS_OK;
 }
 
-/* The plain phase has ended: the sector from the plain model, then the
- * psi_sym run from its parameters. */
-static int tqs__recipe_switch(tqs_recipe *r) {
+/* From the plain run to psi_sym: the group, its sector (the characters
+ * given, or tqs_symmetry_sector from the plain model), then the psi_sym run
+ * from the same parameters. */
+static int tqs__recipe_begin_sym(tqs_recipe *r, const tqs_checkpoint_info *ck) {
     const tqs_lattice *lat = &r->H->lat;
     int b = r->model->cfg.b, rc;
-    if (r->opt.group == TQS_RECIPE_PLAIN) { r->phase = 2; return TQS_OK; }
     rc = r->opt.group == TQS_RECIPE_FULL ? tqs_symmetry_init(&r->group, lat->Lx, lat->Ly, b)
        : r->opt.group == TQS_RECIPE_TRANSLATIONS ? tqs_symmetry_init_translations(&r->group, lat->Lx, lat->Ly, b)
                                                  : tqs_symmetry_init_point(&r->group, lat->Lx, lat->Ly, b);
     if (rc) return rc;
     r->have_group = 1;
-    if ((rc = tqs_symmetry_sector(&r->group, r->H, &r->vmc.amp, r->opt.sym.n_chains, r->opt.sym.seed, NULL)) != 0) return rc;
+    rc = ck ? tqs_symmetry_set_characters(&r->group, ck->chi_x, ck->chi_y, ck->chi_point, ck->chi_flip)
+            : tqs_symmetry_sector(&r->group, r->H, &r->vmc.amp, r->opt.sym.n_chains, r->opt.sym.seed, NULL);
+    if (rc) return rc;
     tqs_vmc_free(&r->vmc);
     r->opt.sym.symmetry = &r->group;
     if ((rc = tqs_vmc_init(&r->vmc, r->H, r->model, &r->opt.sym)) != 0) { r->phase = 2; return rc; }
@@ -5800,18 +5850,41 @@ static int tqs__recipe_switch(tqs_recipe *r) {
     return TQS_OK;
 }
 
+TQSDEF int tqs_recipe_next_phase(tqs_recipe *r) {
+    if (!r || !r->model) return tqs__fail(TQS_EINVAL, "recipe: not initialised");
+    if (r->phase == 0 && r->opt.group != TQS_RECIPE_PLAIN) return tqs__recipe_begin_sym(r, NULL);
+    r->phase = 2;
+    return TQS_OK;
+}
+
 TQSDEF int tqs_recipe_step(tqs_recipe *r, tqs_step_info *info) {
     int rc;
     if (!r || !r->model) return tqs__fail(TQS_EINVAL, "recipe: not initialised");
-    if (r->phase == 0 && r->vmc.step >= r->vmc.opt.n_steps && (rc = tqs__recipe_switch(r)) != 0) return rc;
-    if (r->phase == 1 && r->vmc.step >= r->vmc.opt.n_steps) r->phase = 2;
-    if (r->phase == 2) return tqs__fail(TQS_EINVAL, "recipe: every step of both phases is done");
+    if (r->phase == 0 && (r->opt.skip_plain || r->vmc.step >= r->vmc.opt.n_steps) && (rc = tqs_recipe_next_phase(r)) != 0) return rc;
+    if (r->phase == 2) return tqs__fail(TQS_EINVAL, "recipe: every step of its phases is done");
     if ((rc = tqs_vmc_step(&r->vmc, info)) != 0) return rc;
-    if (r->vmc.step >= r->vmc.opt.n_steps) {   /* the phase's last step: the next phase now, so evaluate sees it */
-        if (r->phase == 0) rc = tqs__recipe_switch(r);
-        else r->phase = 2;
-    }
-    return rc;
+    /* the last step of all: done (the plain phase's last step leaves the
+     * switch to the next call, so that its run can still be checkpointed) */
+    if (r->vmc.step >= r->vmc.opt.n_steps && (r->phase == 1 || r->opt.group == TQS_RECIPE_PLAIN)) r->phase = 2;
+    return TQS_OK;
+}
+
+TQSDEF int tqs_recipe_load_checkpoint(tqs_recipe *r, const char *path) {
+    tqs_checkpoint_info *ck;
+    int rc, kind;
+    static const int kinds[3] = {3, 1, 2};   /* the checkpoint's symmetry code of each TQS_RECIPE_ group */
+    if (!r || !r->model || !path) return tqs__fail(TQS_EINVAL, "recipe: not initialised, or no path");
+    if (!(ck = (tqs_checkpoint_info *)TQS_MALLOC(sizeof *ck))) return tqs__fail(TQS_ENOMEM, "recipe: out of memory");
+    rc = tqs_vmc_checkpoint_info(ck, path);
+    kind = rc == 0 && ck->has_run ? ck->symmetry : 0;
+    if (!rc && kind && (r->opt.group == TQS_RECIPE_PLAIN || kinds[r->opt.group] != kind))
+        rc = tqs__fail(TQS_EINVAL, "recipe: '%s' is a checkpoint of psi_sym over another group than this recipe's", path);
+    else if (!rc && !kind && (r->phase != 0 || r->opt.skip_plain))
+        rc = tqs__fail(TQS_EINVAL, "recipe: '%s' is a checkpoint of a plain run, and this recipe has no plain phase to continue", path);
+    if (!rc && kind && r->phase == 0) rc = tqs__recipe_begin_sym(r, ck);
+    TQS_FREE(ck);
+    if (rc) return rc;
+    return tqs_vmc_load_checkpoint(&r->vmc, path);
 }
 
 TQSDEF int tqs_recipe_evaluate(tqs_recipe *r, int n_samples, tqs_step_info *info) {

@@ -341,20 +341,29 @@ static int save_or_rescue(int (*write)(const void *, const char *), const void *
  * per site, as NetKet's; TauCorr = tau - 1/2, NetKet's convention for the
  * same error; R_hat null when undefined), rewritten atomically. */
 typedef struct json_log { long n, cap; double *it, *re, *im, *sigma, *var, *rhat, *tau; } json_log;
-static int json_log_init(json_log *j, long cap) {
-    memset(j, 0, sizeof *j);
-    j->cap = cap > 0 ? cap : 1;
-    j->it = (double *)calloc((size_t)j->cap * 7, sizeof(double));
-    if (!j->it) return 1;
-    j->re = j->it + j->cap; j->im = j->re + j->cap; j->sigma = j->im + j->cap; j->var = j->sigma + j->cap;
-    j->rhat = j->var + j->cap; j->tau = j->rhat + j->cap;
+static int json_log_reserve(json_log *j, long cap) {
+    double **f[7];
+    int k;
+    if (cap <= j->cap) return 0;
+    f[0] = &j->it; f[1] = &j->re; f[2] = &j->im; f[3] = &j->sigma; f[4] = &j->var; f[5] = &j->rhat; f[6] = &j->tau;
+    for (k = 0; k < 7; k++) {
+        double *p = (double *)realloc(*f[k], sizeof(double) * (size_t)cap);
+        if (!p) return 1;
+        *f[k] = p;
+    }
+    j->cap = cap;
     return 0;
 }
-static void json_log_add(json_log *j, const tqs_step_info *in) {
-    if (j->n >= j->cap) return;
-    j->it[j->n] = (double)in->step; j->re[j->n] = in->energy; j->im[j->n] = in->energy_imag; j->sigma[j->n] = in->error;
+static void json_log_free(json_log *j) {
+    free(j->it); free(j->re); free(j->im); free(j->sigma); free(j->var); free(j->rhat); free(j->tau);
+    memset(j, 0, sizeof *j);
+}
+static int json_log_add(json_log *j, const tqs_step_info *in, long step) {
+    if (j->n >= j->cap && json_log_reserve(j, 2 * j->cap + 1024)) return 1;
+    j->it[j->n] = (double)step; j->re[j->n] = in->energy; j->im[j->n] = in->energy_imag; j->sigma[j->n] = in->error;
     j->var[j->n] = in->variance; j->rhat[j->n] = in->rhat; j->tau[j->n] = in->tau - 0.5;
     j->n++;
+    return 0;
 }
 static size_t json_log_array(char *out, size_t room, const char *key, const double *x, long n, int integer) {
     size_t k = (size_t)snprintf(out, room, "\"%s\":[", key);
@@ -416,6 +425,7 @@ static int json_log_resume(json_log *j, const char *path, long step) {
     int bad;
     if (tqs_read_file(path, &buf, &len, (size_t)1 << 30)) return 0;   /* none yet: start one */
     buf = (unsigned char *)realloc(buf, len + 1); buf[len] = 0;
+    if (json_log_reserve(j, step + 1024)) { free(buf); return 1; }   /* (at most one entry per step) */
     bad = json_log_read_array((char *)buf, "iters", j->it, j->cap, &n[0]) || json_log_read_array((char *)buf, "real", j->re, j->cap, &n[1]) ||
           json_log_read_array((char *)buf, "imag", j->im, j->cap, &n[2]) || json_log_read_array((char *)buf, "Sigma", j->sigma, j->cap, &n[3]) ||
           json_log_read_array((char *)buf, "Variance", j->var, j->cap, &n[4]) || json_log_read_array((char *)buf, "R_hat", j->rhat, j->cap, &n[5]) ||
@@ -429,45 +439,57 @@ static int json_log_resume(json_log *j, const char *path, long step) {
 }
 
 /* --help; the defaults printed are the library's (tqs_vit_config_defaults,
- * tqs_vmc_options_defaults): one definition for the programs and the API. */
+ * tqs_vmc_options_defaults, tqs_recipe_options_defaults, tqs_recipe_for_budget):
+ * one definition for the programs and the API. */
 static void print_usage(void) {
     tqs_vit_config c;
     tqs_vmc_options o;
-    memset(&c, 0, sizeof c); memset(&o, 0, sizeof o);
-    tqs_vit_config_defaults(&c); tqs_vmc_options_defaults(&o);
+    tqs_recipe_options r;
+    memset(&c, 0, sizeof c); memset(&o, 0, sizeof o); memset(&r, 0, sizeof r);
+    tqs_vit_config_defaults(&c); tqs_vmc_options_defaults(&o); tqs_recipe_options_defaults(&r, 16);
     printf("usage: ground_state [flags]\n"
-           "  the most accurate protocol measured (examples/README.md, \"Time to accuracy\"; make run; tqs_recipe):\n"
-           "  a plain phase, then psi_sym over the point group in the ground state's sector, trained on from it:\n"
-           "    ground_state --samples 512 --time-limit T1 --save p.tqs     (T1: a third of the budget on 4x4)\n"
-           "    ground_state --init p.tqs --sym-train point --samples 512 --lr 0.1 --lr-final 0.01 --max-distance 0.1 --time-limit T2\n"
-           "  lattice   --L n | --Lx n --Ly n (4; with --init or --resume: the model's)   --J1 x (1)   --J2 x (0.5; with --init: the model's)\n"
+           "  By default the recipe: a plain phase, then psi_sym (the ViT summed over the translations inside a patch\n"
+           "  and the point group) in the ground state's sector, trained on from it (examples/README.md, \"Time to accuracy\"):\n"
+           "    ground_state --J2 0.6 --time-limit 3     (the budget split as measured: a third plain up to 30 min, a quarter\n"
+           "                                              beyond; 6x6 from 90 min: d = 24 and a sixth; 4x6 below 5 min: plain only)\n"
+           "    ground_state --steps %d                 (%d plain steps, then psi_sym: --sym-steps, default steps / 6 = %d)\n"
+           "  phases    --plain (one plain phase)   --sym-train full|point|translations (one psi_sym phase, e.g. from --init)\n"
+           "            --group auto|point|full|translations (the recipe's psi_sym: auto = point, or plain only where measured)\n"
+           "            --plain-share f (of --time-limit)  --sym-steps n  --sym-samples n (%d)  --sym-lr x (%g)\n"
+           "            --sym-lr-final x (%g)  --sym-max-distance x (%g)  --sym-time-limit MINUTES (psi_sym's; default: the rest)\n",
+           r.plain_steps, r.plain_steps, r.sym_steps, r.sym.n_samples, r.sym.lr, r.sym.lr_final, r.sym.max_distance);
+    printf("  lattice   --L n | --Lx n --Ly n (4; with --init or --resume: the model's)   --J1 x (1)   --J2 x (0.5; with --init: the model's)\n"
            "  model     --patch b (%d)  --d n (%d)  --heads n (%d)  --layers n (%d)  --ff n (%d)\n"
-           "            --attention factored|standard (factored)  --init MODEL (start from a model file: its lattice, shape and couplings)\n",
+           "            --attention factored|standard (factored)  --init MODEL (start from a model file: its lattice, shape and\n"
+           "                             couplings; a psi_sym model continues as psi_sym over its group)\n",
            c.b, c.d, c.h, c.n_layers, c.ff);
-    printf("  sampling  --samples n (%d)  --chains n (samples, at most 1024)  --sweeps n (%d)  --thermalize n (%d)\n"
+    printf("  sampling  --samples n (%d up to 24 sites, %d above: the plain phase; with --sym-train: psi_sym's, %d)\n"
+           "            --chains n (samples, at most 1024)  --sweeps n (%d)  --thermalize n (%d)\n"
            "            --sample-power p (%g up to 24 sites, %g above: training samples |psi|^p, reweighted; below 2\n"
            "                             they also visit where |psi| is small)\n"
            "            --exact (enumerate the Sz=0 basis instead, N <= 24)\n"
            "  time      --time-limit MINUTES (the number of steps, and so the schedules, from the measured time\n"
            "                             per step, so that the run and its evaluation end within MINUTES)\n",
-           o.n_samples, o.sweeps, o.thermalize, tqs_vmc_default_sample_power(24), tqs_vmc_default_sample_power(25));
+           tqs_recipe_for_budget(4, 4, 0).plain_samples, tqs_recipe_for_budget(6, 6, 0).plain_samples, r.sym.n_samples,
+           o.sweeps, o.thermalize, tqs_vmc_default_sample_power(24), tqs_vmc_default_sample_power(25));
     printf("  SR        --steps n (%d)  --lr x (%g)  --lr-final x (lr/%g)  --diag-shift x (%g)  --diag-shift-final x (= shift)\n"
            "            --solver auto|parameter|sample|cg (auto)  --max-distance x (%g; 0: off; cap on lr*sqrt(d^T S d))\n"
            "            --momentum x (%g; 0: off; SPRING, the solve pulled towards x times the last update)\n"
-           "            --schedule exp|cosine (exp: of lr and shift, to their final values)  --warmup n (0: steps of linear lr warm-up)\n",
-           o.n_steps, o.lr, o.lr / o.lr_final, o.diag_shift, o.max_distance, o.momentum);
+           "            --schedule exp|cosine (exp: of lr and shift, to their final values)  --warmup n (0: steps of linear lr warm-up)\n"
+           "            (--steps, --lr, --lr-final, --max-distance, --warmup: the plain phase, or --sym-train's; the rest: both phases)\n",
+           r.plain_steps, o.lr, o.lr / o.lr_final, o.diag_shift, o.max_distance, o.momentum);
     printf("  output    --log FILE.csv  --save MODEL  --checkpoint FILE  --checkpoint-every k (50)\n"
-           "            --resume FILE (continue the run in FILE: it keeps the run's flags; output flags may be added,\n"
-           "                             a flag that changes the run is refused)\n"
-           "            --stop-at k (end this invocation after step k with its checkpoint, exit status 3: a long run\n"
-           "                             in slices of a batch queue; --resume FILE continues it)\n"
-           "            --eval-samples n (16384)  --print-every k  --json  --quiet\n"
+           "            --resume FILE (continue the run in FILE, in either phase: it keeps the run's flags; output flags may\n"
+           "                             be added, a flag that changes the run is refused)\n"
+           "            --stop-at k (end this invocation after step k of the run, both phases counted, with its checkpoint,\n"
+           "                             exit status 3: a long run in slices of a batch queue; --resume FILE continues it)\n"
+           "            --eval-samples n (16384; with --time-limit: fewer, down to 4096, if\n"
+           "                             they would take more than a tenth of the budget)  --print-every k  --json  --quiet\n"
            "            --json-log FILE (per step, NetKet's JsonLog layout for \"Energy\": iters, Mean, Sigma, Variance, R_hat, TauCorr)\n"
            "  physics   --observables (after training, on the evaluation's samples: C(r), S(q), dimer correlations;\n"
            "                             printed, in --json, of psi_sym too with --symmetrize)  --obs-svg PREFIX (PREFIX-sq.svg, -corr.svg)\n"
-           "  paper     --symmetrize (also evaluate psi_sym, projected on the ground state's sector)  --sym-samples n (1024)\n"
-           "            --sym-train full|point|translations (train psi_sym itself: the whole group; the b*b translations\n"
-           "                             inside a patch and the point group, without the flip; or those translations alone)\n"
+           "  paper     --symmetrize (a single plain phase, then also psi_sym evaluated, projected on the ground state's\n"
+           "                             sector, from --sym-samples n (1024))\n"
            "            --attention-log k (input dependence of the attention every k steps, standard attention)\n"
            "            --plot FILE.svg (E/N per step with error band and exact line; with LOG.csv arguments:\n"
            "                             plot those logs only, for the lattice and J2 given, and exit)\n"
@@ -498,565 +520,852 @@ static int build_note(char *out, size_t cap, int argc, char **argv) {
     return 0;
 }
 
-static int run(int argc, char **argv, const tqs_comm *comm) {
+/* ===================================================================== */
+/* The options: every flag, parsed once                                  */
+/* ===================================================================== */
+enum { MODE_RECIPE, MODE_PLAIN, MODE_SYM };   /* plain then psi_sym (default); --plain; --sym-train alone */
+
+typedef struct gs_options {
     tqs_vit_config cfg;
-    tqs_vmc_options opt;
+    tqs_vmc_options train;       /* the training flags as given (zero: the recipe's default) */
+    double sym_lr, sym_lr_final, sym_max_distance;   /* the recipe's psi_sym phase (0: its default) */
+    double J1, J2, time_limit, plain_share, sym_minutes;
+    double max_distance, momentum;   /* NAN: not given; 0: off */
+    int mode, steps, sym_steps;  /* -1: not given; --steps 0 evaluates only */
+    int thermalize;              /* -1: not given */
+    int seed, threads, exact, json, quiet, print_every, max_rejected, eval_samples, ckpt_every, stop_at;
+    int observables, symmetrize, sym_samples, att_every, n_logs;
+    const char *att, *solver, *schedule, *init, *resume, *sym_train, *group;
+    const char *log_path, *save, *ckpt, *plot, *json_log_path, *obs_svg_prefix;
+    const char **logs;           /* CSV logs to plot (positional arguments) */
+    int given_b, given_d, given_h, given_layers, given_ff, given_att, given_lattice, given_J1, given_J2, given_sym_samples, given_eval;
+    /* --resume: the checkpoint, and the argument list rebuilt from its flags */
+    tqs_checkpoint_info *ck;
+    char **eargv, *stored, steps_arg[32];
+    int argc; char **argv;       /* the arguments, with a checkpoint's flags first */
+} gs_options;
+
+/* --resume FILE: the checkpoint keeps the flags of its run (tqs_vmc_options.note);
+ * they come first, then its step count (--sym-steps for the recipe's psi_sym
+ * phase, --steps otherwise), then the flags given now, so that an output flag
+ * given now wins and a flag that changes the run is refused when the
+ * checkpoint is loaded (tqs_vmc_load_checkpoint compares the runs). */
+static int resume_argv(gs_options *o, int *argc, char ***argv) {
+    int n = 0, k, i, recipe = 1;
+    char *q;
+    for (i = 1; i + 1 < *argc; i++) if (!strcmp((*argv)[i], "--resume")) o->resume = (*argv)[i + 1];
+    if (!o->resume) return 0;
+    for (i = 1; i < *argc; i++)
+        if (!strcmp((*argv)[i], "--time-limit")) flags_die("--time-limit: a resumed run keeps the step count of the run it continues");
+    if (!(o->ck = (tqs_checkpoint_info *)malloc(sizeof *o->ck))) flags_die("out of memory");
+    if (tqs_vmc_checkpoint_info(o->ck, o->resume)) { fprintf(stderr, "ground_state: --resume: %s\n", tqs_last_error()); return 2; }
+    if (!o->ck->has_run) return 0;
+    o->stored = (char *)malloc(strlen(o->ck->note) + 1);
+    o->eargv = (char **)malloc(sizeof(char *) * ((size_t)*argc + strlen(o->ck->note) / 2 + 4));
+    if (!o->stored || !o->eargv) flags_die("out of memory");
+    strcpy(o->stored, o->ck->note);
+    o->eargv[0] = (*argv)[0];
+    for (q = o->stored; *o->stored && q; ) {   /* one argument per line */
+        o->eargv[1 + n++] = q;
+        q = strchr(q, '\n');
+        if (q) *q++ = 0;
+    }
+    for (k = 0; k < n; k++) recipe &= strcmp(o->eargv[1 + k], "--plain") && strcmp(o->eargv[1 + k], "--sym-train") &&
+                                      strcmp(o->eargv[1 + k], "--symmetrize");
+    snprintf(o->steps_arg, sizeof o->steps_arg, "%d", o->ck->opt.n_steps);
+    o->eargv[1 + n++] = (char *)(recipe && o->ck->symmetry ? "--sym-steps" : "--steps");
+    o->eargv[1 + n++] = o->steps_arg;
+    for (k = 1; k < *argc; k++) o->eargv[n + k] = (*argv)[k];
+    *argc += n; *argv = o->eargv;
+    return 0;
+}
+
+static int parse_flags(gs_options *o, int argc, char **argv) {
+    int i, plain = 0, rc;
+    tqs_vmc_options *t = &o->train;
+    memset(o, 0, sizeof *o);
+    o->cfg.Lx = o->cfg.Ly = 4;
+    o->J1 = 1.0; o->J2 = 0.5; o->steps = o->sym_steps = o->thermalize = -1;
+    o->max_distance = o->momentum = o->sym_max_distance = NAN;
+    o->seed = 1; o->ckpt_every = 50; o->eval_samples = 16384; o->max_rejected = 5; o->sym_samples = 1024;
+    o->att = "factored"; o->solver = "auto"; o->schedule = "exp";
+    if ((rc = resume_argv(o, &argc, &argv)) != 0) return rc;
+    o->argc = argc; o->argv = argv;
+    if (!(o->logs = (const char **)calloc((size_t)argc, sizeof(char *)))) flags_die("out of memory");
+    for (i = 1; i < argc; i++) {
+        o->given_b |= !strcmp(argv[i], "--patch"); o->given_d |= !strcmp(argv[i], "--d"); o->given_h |= !strcmp(argv[i], "--heads");
+        o->given_layers |= !strcmp(argv[i], "--layers"); o->given_ff |= !strcmp(argv[i], "--ff"); o->given_att |= !strcmp(argv[i], "--attention");
+        o->given_lattice |= !strcmp(argv[i], "--L") || !strcmp(argv[i], "--Lx") || !strcmp(argv[i], "--Ly");
+        o->given_J1 |= !strcmp(argv[i], "--J1"); o->given_J2 |= !strcmp(argv[i], "--J2");
+        o->given_sym_samples |= !strcmp(argv[i], "--sym-samples"); o->given_eval |= !strcmp(argv[i], "--eval-samples");
+        if (flags_lattice(argc, argv, &i, &o->cfg.Lx, &o->cfg.Ly) || flags_real(argc, argv, &i, "--J1", &o->J1, -1e3, 1e3) ||
+            flags_real(argc, argv, &i, "--J2", &o->J2, -1e3, 1e3) || flags_int(argc, argv, &i, "--patch", &o->cfg.b, 1, 16) ||
+            flags_int(argc, argv, &i, "--d", &o->cfg.d, 1, 4096) || flags_int(argc, argv, &i, "--heads", &o->cfg.h, 1, 4096) ||
+            flags_int(argc, argv, &i, "--layers", &o->cfg.n_layers, 1, 64) || flags_int(argc, argv, &i, "--ff", &o->cfg.ff, 1, 64) ||
+            flags_str(argc, argv, &i, "--attention", &o->att) || flags_str(argc, argv, &i, "--init", &o->init) ||
+            flags_bool(argv, i, "--plain", &plain) || flags_str(argc, argv, &i, "--sym-train", &o->sym_train) ||
+            flags_str(argc, argv, &i, "--group", &o->group) ||
+            flags_int(argc, argv, &i, "--samples", &t->n_samples, 1, 1 << 24) ||
+            flags_int(argc, argv, &i, "--chains", &t->n_chains, 1, 1 << 20) ||
+            flags_int(argc, argv, &i, "--sweeps", &t->sweeps, 1, 1 << 20) ||
+            flags_int(argc, argv, &i, "--thermalize", &o->thermalize, 0, 1 << 20) ||
+            flags_bool(argv, i, "--exact", &o->exact) ||
+            flags_int(argc, argv, &i, "--steps", &o->steps, 0, 100000000) ||
+            flags_int(argc, argv, &i, "--sym-steps", &o->sym_steps, 1, 100000000) ||
+            flags_real(argc, argv, &i, "--lr", &t->lr, 1e-12, 1e3) || flags_real(argc, argv, &i, "--lr-final", &t->lr_final, 1e-12, 1e3) ||
+            flags_real(argc, argv, &i, "--sym-lr", &o->sym_lr, 1e-12, 1e3) ||
+            flags_real(argc, argv, &i, "--sym-lr-final", &o->sym_lr_final, 1e-12, 1e3) ||
+            flags_real(argc, argv, &i, "--sym-max-distance", &o->sym_max_distance, 0, 1e6) ||
+            flags_real(argc, argv, &i, "--diag-shift", &t->diag_shift, 1e-14, 1e6) ||
+            flags_real(argc, argv, &i, "--diag-shift-final", &t->diag_shift_final, 1e-14, 1e6) ||
+            flags_str(argc, argv, &i, "--solver", &o->solver) ||
+            flags_real(argc, argv, &i, "--max-distance", &o->max_distance, 0, 1e6) ||
+            flags_real(argc, argv, &i, "--momentum", &o->momentum, 0, 0.999) ||
+            flags_real(argc, argv, &i, "--sample-power", &t->sample_power, 0.05, 2) ||
+            flags_real(argc, argv, &i, "--time-limit", &o->time_limit, 0.01, 1e6) ||
+            flags_real(argc, argv, &i, "--plain-share", &o->plain_share, 0.01, 0.99) ||
+            flags_real(argc, argv, &i, "--sym-time-limit", &o->sym_minutes, 0.01, 1e6) ||
+            flags_str(argc, argv, &i, "--schedule", &o->schedule) || flags_int(argc, argv, &i, "--warmup", &t->warmup, 0, 100000000) ||
+            flags_str(argc, argv, &i, "--log", &o->log_path) ||
+            flags_str(argc, argv, &i, "--save", &o->save) || flags_str(argc, argv, &i, "--checkpoint", &o->ckpt) ||
+            flags_int(argc, argv, &i, "--checkpoint-every", &o->ckpt_every, 1, 100000000) ||
+            flags_str(argc, argv, &i, "--resume", &o->resume) || flags_int(argc, argv, &i, "--stop-at", &o->stop_at, 1, 100000000) ||
+            flags_int(argc, argv, &i, "--eval-samples", &o->eval_samples, 1, 1 << 26) ||
+            flags_int(argc, argv, &i, "--print-every", &o->print_every, 1, 100000000) ||
+            flags_bool(argv, i, "--json", &o->json) || flags_bool(argv, i, "--quiet", &o->quiet) ||
+            flags_int(argc, argv, &i, "--seed", &o->seed, 0, 2147483647) ||
+            flags_int(argc, argv, &i, "--threads", &o->threads, 1, 1024) ||
+            flags_bool(argv, i, "--symmetrize", &o->symmetrize) ||
+            flags_int(argc, argv, &i, "--sym-samples", &o->sym_samples, 16, 1 << 24) ||
+            flags_int(argc, argv, &i, "--attention-log", &o->att_every, 1, 100000000) ||
+            flags_int(argc, argv, &i, "--max-rejected", &o->max_rejected, 1, 100000000) || flags_str(argc, argv, &i, "--plot", &o->plot) ||
+            flags_bool(argv, i, "--observables", &o->observables) ||
+            flags_str(argc, argv, &i, "--obs-svg", &o->obs_svg_prefix) || flags_str(argc, argv, &i, "--json-log", &o->json_log_path)) continue;
+        if (!strcmp(argv[i], "--help") || !strcmp(argv[i], "-h")) { print_usage(); exit(0); }
+        if (argv[i][0] == '-') flags_die("unknown flag '%s' (try --help)", argv[i]);
+        o->logs[o->n_logs++] = argv[i];   /* a CSV log to plot */
+    }
+    if (plain && o->sym_train) flags_die("--plain: a single plain phase, and --sym-train a single psi_sym phase: give one");
+    o->mode = plain || o->symmetrize ? MODE_PLAIN : o->sym_train ? MODE_SYM : MODE_RECIPE;
+    return 0;
+}
+
+/* ===================================================================== */
+/* Set-up: the rules, the model, the phases' options                      */
+/* ===================================================================== */
+typedef struct gs {
+    gs_options o;
+    const tqs_comm *comm;
     tqs_hamiltonian H;
     tqs_vit model;
-    tqs_vmc vmc;
-    tqs_step_info info;
-    const char *att = "factored", *solver = "auto", *log_path = NULL, *save = NULL, *init = NULL;
-    const char *ckpt = NULL, *resume = NULL, *plot = NULL, *sym_train = NULL, *schedule = "exp";
-    tqs_symmetry sym_group;
-    const char **logs = NULL;   /* CSV logs to plot (argv's positional arguments) */
-    double J1 = 1.0, J2 = 0.5, t_start, t_train = 0, exact = NAN, time_limit = 0, t_begin = now();
-    double t_avg = 0;            /* --time-limit: the recent time per step, for re-planning */
-    double t_therm = 0;          /* --time-limit with --sample-power: the evaluation thermalises its chains to |psi|^2 again */
-    int max_steps = 0;           /* --time-limit: the most steps a re-plan may grow the run to */
-    int i, seed = 1, threads = 0, exact_mode = 0, json = 0, quiet = 0, ckpt_every = 50, eval_samples = 16384;
-    int print_every = 0, rc, status = 0, N, max_rejected = 5, rejected_run = 0, symmetrize = 0, sym_samples = 1024, att_every = 0, n_logs = 0;
-    int given_b = 0, given_d = 0, given_h = 0, given_layers = 0, given_ff = 0, given_att = 0, given_lattice = 0;   /* for --init, --resume */
-    int given_J1 = 0, given_J2 = 0, warm = 0;    /* --init: else the model's couplings; warm: other ones */
-    char couplings_msg[256] = "";                /* --init: what was decided, printed once the flags are checked */
-    symmetry_check symcheck;                     /* the trained plain state against the lattice's symmetries */
-    double max_distance = NAN, momentum = NAN;   /* NAN: not given (the library's default); 0: off */
-    int thermalize = -1;                         /* -1: not given */
-    tqs_checkpoint_info *ck = NULL;              /* --resume: the run it continues */
-    char **eargv = NULL, *note = NULL, *stored = NULL, steps_arg[32];
-    int observables = 0, have_obs = 0, have_sym_obs = 0, stop_at = 0, steps_flag = -1;   /* --steps 0: evaluate only */
-    const char *obs_svg_prefix = NULL, *json_log_path = NULL;
-    tqs_observables obs, sym_obs;
+    tqs_recipe_options ro;       /* the phases, from the flags (tqs_recipe_init fills the rest) */
+    tqs_recipe r;
+    char *note, couplings_msg[256];
+    int warm, N;
+    double t_begin, t_start, t_train, exact;
+    /* --time-limit: the phase's deadline, the recent time per step, the evaluation's estimate */
+    double deadline, t_avg, t_eval, t_therm;
+    int max_steps;
+    long done_here, offset;      /* steps taken here; the plain phase's steps before psi_sym's (the log's numbering) */
+    int print_every, rejected_run;
+    double phase_seconds; long phase_steps;   /* this phase's steps taken here and their time (the time left) */
+    FILE *log;
     json_log jlog;
-    double *hist_x = NULL, *hist_y = NULL, *hist_e = NULL, *dep = NULL, dep_avg = NAN;
-    int8_t *dep_buf = NULL;
-    tqs_vit_ws att_ws;
-    long done_here = 0;
-    int ckpt_failed = 0;
-    char ckpt_rescue[512];
-    FILE *log = NULL;
+    double *hist_x, *hist_y, *hist_e; long hist_cap;   /* --plot without a log: this run's curve */
+    double *dep, dep_avg; int8_t *dep_buf; tqs_vit_ws att_ws;   /* --attention-log */
+    const char *ckpt; char ckpt_rescue[512]; int ckpt_failed;
+    symmetry_check symcheck;
+} gs;
 
-    flags_prog = "ground_state";
-    memset(&symcheck, 0, sizeof symcheck);
-    /* zero: the library's defaults (tqs_vit_config_defaults, tqs_vmc_options_defaults) */
-    memset(&cfg, 0, sizeof cfg); memset(&opt, 0, sizeof opt);
-    cfg.Lx = cfg.Ly = 4;
-    /* --resume FILE: the checkpoint keeps the flags of its run (tqs_vmc_options.note);
-     * they come first, then its step count, then the flags given now, so that an
-     * output flag given now wins and a flag that changes the run is refused when
-     * the checkpoint is loaded (tqs_vmc_load_checkpoint compares the runs) */
-    for (i = 1; i + 1 < argc; i++) if (!strcmp(argv[i], "--resume")) resume = argv[i + 1];
-    for (i = 1; i < argc && resume; i++)
-        if (!strcmp(argv[i], "--time-limit")) flags_die("--time-limit: a resumed run keeps the step count of the run it continues");
-    if (resume) {
-        int n_stored = 0, k;
-        char *q;
-        ck = (tqs_checkpoint_info *)malloc(sizeof *ck);
-        if (!ck) { fprintf(stderr, "ground_state: out of memory\n"); return 1; }
-        if (tqs_vmc_checkpoint_info(ck, resume)) { fprintf(stderr, "ground_state: --resume: %s\n", tqs_last_error()); return 2; }
-        if (ck->has_run) {
-            stored = (char *)malloc(strlen(ck->note) + 1);
-            eargv = (char **)malloc(sizeof(char *) * ((size_t)argc + strlen(ck->note) / 2 + 4));
-            if (!stored || !eargv) { fprintf(stderr, "ground_state: out of memory\n"); return 1; }
-            strcpy(stored, ck->note);
-            eargv[0] = argv[0];
-            for (q = stored; *stored && q; ) {   /* one argument per line */
-                eargv[1 + n_stored++] = q;
-                q = strchr(q, '\n');
-                if (q) *q++ = 0;
-            }
-            snprintf(steps_arg, sizeof steps_arg, "%d", ck->opt.n_steps);
-            eargv[1 + n_stored++] = (char *)"--steps"; eargv[1 + n_stored++] = steps_arg;
-            for (k = 1; k < argc; k++) eargv[n_stored + k] = argv[k];
-            argc += n_stored; argv = eargv;
-        }
+static int group_code(const char *name) {
+    return !strcmp(name, "point") ? TQS_RECIPE_POINT : !strcmp(name, "full") ? TQS_RECIPE_FULL
+         : !strcmp(name, "translations") ? TQS_RECIPE_TRANSLATIONS : -1;
+}
+static const char *group_flag(int code) { return code == TQS_RECIPE_FULL ? "full" : code == TQS_RECIPE_TRANSLATIONS ? "translations" : "point"; }
+
+/* Appends "\nflag\nvalue" to the checkpoint's note (what a --resume must know
+ * that the flags did not say). */
+static void note_add(char *note, const char *flag, const char *value) {
+    size_t n = strlen(note);
+    int k = snprintf(note + n, TQS_NOTE_MAX - n, "%s%s\n%s", n ? "\n" : "", flag, value);
+    if (k < 0 || (size_t)k >= TQS_NOTE_MAX - n) flags_die("the flags are too long to keep in a checkpoint (at most %d characters)", TQS_NOTE_MAX - 1);
+}
+
+/* The model's shape from --init's file or --resume's checkpoint: a model
+ * flag given beside it must agree, or it would be silently ignored. */
+static void model_from_file(gs *g) {
+    gs_options *o = &g->o;
+    const tqs_vit_config *mc = o->init ? &g->model.cfg : &o->ck->cfg;
+    const char *from = o->init ? "--init" : "--resume";
+    if (o->given_lattice && (mc->Lx != o->cfg.Lx || mc->Ly != o->cfg.Ly))
+        flags_die("%s: the model is for %dx%d, the flags say %dx%d", from, mc->Lx, mc->Ly, o->cfg.Lx, o->cfg.Ly);
+    if (o->given_b && mc->b != o->cfg.b) flags_die("%s: the model has --patch %d, the flags say %d", from, mc->b, o->cfg.b);
+    if (o->given_d && mc->d != o->cfg.d) flags_die("%s: the model has --d %d, the flags say %d", from, mc->d, o->cfg.d);
+    if (o->given_h && mc->h != o->cfg.h) flags_die("%s: the model has --heads %d, the flags say %d", from, mc->h, o->cfg.h);
+    if (o->given_layers && mc->n_layers != o->cfg.n_layers)
+        flags_die("%s: the model has --layers %d, the flags say %d", from, mc->n_layers, o->cfg.n_layers);
+    if (o->given_ff && mc->ff != o->cfg.ff) flags_die("%s: the model has --ff %d, the flags say %d", from, mc->ff, o->cfg.ff);
+    if (o->given_att && o->cfg.attention != mc->attention)
+        flags_die("%s: the model has --attention %s, the flags say %s", from, mc->attention ? "standard" : "factored",
+                  o->cfg.attention ? "standard" : "factored");
+    o->cfg = *mc;
+}
+
+/* The training flags, resolved (solver, schedule, "off" values), shared by both phases. */
+static tqs_vmc_options training_options(gs *g) {
+    gs_options *o = &g->o;
+    tqs_vmc_options t = o->train;
+    if (!strcmp(o->solver, "auto")) t.sr.solver = TQS_SOLVER_AUTO;
+    else if (!strcmp(o->solver, "parameter")) t.sr.solver = TQS_SOLVER_PARAMETER;
+    else if (!strcmp(o->solver, "sample")) t.sr.solver = TQS_SOLVER_SAMPLE;
+    else if (!strcmp(o->solver, "cg")) t.sr.solver = TQS_SOLVER_CG;
+    else flags_die("--solver: must be auto, parameter, sample or cg (got '%s')", o->solver);
+    if (!strcmp(o->schedule, "exp")) t.schedule = TQS_SCHEDULE_EXP;
+    else if (!strcmp(o->schedule, "cosine")) t.schedule = TQS_SCHEDULE_COSINE;
+    else flags_die("--schedule: must be exp or cosine (got '%s')", o->schedule);
+    if (!isnan(o->max_distance)) t.max_distance = o->max_distance > 0 ? o->max_distance : -1;   /* the library's "off" */
+    if (!isnan(o->momentum)) t.momentum = o->momentum > 0 ? o->momentum : -1;
+    if (o->thermalize >= 0) t.thermalize = o->thermalize > 0 ? o->thermalize : -1;
+    t.exact = o->exact; t.seed = (uint64_t)o->seed;
+    t.note = g->note; t.comm = g->comm;
+    t.memory_limit = 0.8 * flags_physical_memory();   /* tqs_vmc_init refuses plans above it */
+    return t;
+}
+
+/* The phases from the flags: the recipe (plain, then psi_sym over --group),
+ * --plain's single plain phase, or --sym-train's single psi_sym phase. In
+ * the recipe the training flags set the plain phase and both phases'
+ * sampling and SR; --sym-samples, --sym-lr, --sym-lr-final and
+ * --sym-max-distance the psi_sym phase's own (zero: the recipe's). */
+static void phase_options(gs *g) {
+    gs_options *o = &g->o;
+    tqs_recipe_options *ro = &g->ro;
+    tqs_vmc_options t = training_options(g);
+    tqs_recipe_budget b = tqs_recipe_for_budget(o->cfg.Lx, o->cfg.Ly, o->time_limit);
+    int placeholder = t.warmup + 1;   /* --time-limit: the steps are planned once timed */
+    memset(ro, 0, sizeof *ro);
+    ro->group = o->mode == MODE_PLAIN ? TQS_RECIPE_PLAIN : group_code(o->mode == MODE_SYM ? o->sym_train : o->group);
+    if (o->mode == MODE_RECIPE && !strcmp(o->group, "auto")) ro->group = b.group;
+    ro->skip_plain = o->mode == MODE_SYM;
+    ro->plain = t;   /* (with --sym-train: the model's plain amplitude, whose samples may fix the sector) */
+    if (o->mode == MODE_SYM) ro->sym = t;
+    if (o->mode == MODE_RECIPE) {   /* what psi_sym shares with the plain phase, and its own flags */
+        ro->sym = t;
+        ro->sym.n_samples = o->given_sym_samples ? o->sym_samples : 0;
+        ro->sym.lr = o->sym_lr; ro->sym.lr_final = o->sym_lr_final; ro->sym.warmup = 0;
+        ro->sym.max_distance = isnan(o->sym_max_distance) ? 0 : o->sym_max_distance > 0 ? o->sym_max_distance : -1;
     }
-    if (!(logs = (const char **)calloc((size_t)argc, sizeof(char *)))) { fprintf(stderr, "ground_state: out of memory\n"); return 1; }
-    for (i = 1; i < argc; i++) {
-        given_b |= !strcmp(argv[i], "--patch"); given_d |= !strcmp(argv[i], "--d"); given_h |= !strcmp(argv[i], "--heads");
-        given_layers |= !strcmp(argv[i], "--layers"); given_ff |= !strcmp(argv[i], "--ff"); given_att |= !strcmp(argv[i], "--attention");
-        given_lattice |= !strcmp(argv[i], "--L") || !strcmp(argv[i], "--Lx") || !strcmp(argv[i], "--Ly");
-        given_J1 |= !strcmp(argv[i], "--J1"); given_J2 |= !strcmp(argv[i], "--J2");
-        if (flags_lattice(argc, argv, &i, &cfg.Lx, &cfg.Ly) || flags_real(argc, argv, &i, "--J1", &J1, -1e3, 1e3) ||
-            flags_real(argc, argv, &i, "--J2", &J2, -1e3, 1e3) || flags_int(argc, argv, &i, "--patch", &cfg.b, 1, 16) ||
-            flags_int(argc, argv, &i, "--d", &cfg.d, 1, 4096) || flags_int(argc, argv, &i, "--heads", &cfg.h, 1, 4096) ||
-            flags_int(argc, argv, &i, "--layers", &cfg.n_layers, 1, 64) || flags_int(argc, argv, &i, "--ff", &cfg.ff, 1, 64) ||
-            flags_str(argc, argv, &i, "--attention", &att) || flags_str(argc, argv, &i, "--init", &init) ||
-            flags_int(argc, argv, &i, "--samples", &opt.n_samples, 1, 1 << 24) ||
-            flags_int(argc, argv, &i, "--chains", &opt.n_chains, 1, 1 << 20) ||
-            flags_int(argc, argv, &i, "--sweeps", &opt.sweeps, 1, 1 << 20) ||
-            flags_int(argc, argv, &i, "--thermalize", &thermalize, 0, 1 << 20) ||
-            flags_bool(argv, i, "--exact", &exact_mode) ||
-            flags_int(argc, argv, &i, "--steps", &steps_flag, 0, 100000000) ||
-            flags_real(argc, argv, &i, "--lr", &opt.lr, 1e-12, 1e3) || flags_real(argc, argv, &i, "--lr-final", &opt.lr_final, 1e-12, 1e3) ||
-            flags_real(argc, argv, &i, "--diag-shift", &opt.diag_shift, 1e-14, 1e6) ||
-            flags_real(argc, argv, &i, "--diag-shift-final", &opt.diag_shift_final, 1e-14, 1e6) ||
-            flags_str(argc, argv, &i, "--solver", &solver) ||
-            flags_real(argc, argv, &i, "--max-distance", &max_distance, 0, 1e6) ||
-            flags_real(argc, argv, &i, "--momentum", &momentum, 0, 0.999) ||
-            flags_real(argc, argv, &i, "--sample-power", &opt.sample_power, 0.05, 2) ||
-            flags_real(argc, argv, &i, "--time-limit", &time_limit, 0.01, 1e6) ||
-            flags_str(argc, argv, &i, "--schedule", &schedule) || flags_int(argc, argv, &i, "--warmup", &opt.warmup, 0, 100000000) ||
-            flags_str(argc, argv, &i, "--log", &log_path) ||
-            flags_str(argc, argv, &i, "--save", &save) || flags_str(argc, argv, &i, "--checkpoint", &ckpt) ||
-            flags_int(argc, argv, &i, "--checkpoint-every", &ckpt_every, 1, 100000000) ||
-            flags_str(argc, argv, &i, "--resume", &resume) || flags_int(argc, argv, &i, "--stop-at", &stop_at, 1, 100000000) ||
-            flags_int(argc, argv, &i, "--eval-samples", &eval_samples, 1, 1 << 26) ||
-            flags_int(argc, argv, &i, "--print-every", &print_every, 1, 100000000) ||
-            flags_bool(argv, i, "--json", &json) || flags_bool(argv, i, "--quiet", &quiet) ||
-            flags_int(argc, argv, &i, "--seed", &seed, 0, 2147483647) ||
-            flags_int(argc, argv, &i, "--threads", &threads, 1, 1024) ||
-            flags_bool(argv, i, "--symmetrize", &symmetrize) || flags_str(argc, argv, &i, "--sym-train", &sym_train) ||
-            flags_int(argc, argv, &i, "--sym-samples", &sym_samples, 16, 1 << 24) ||
-            flags_int(argc, argv, &i, "--attention-log", &att_every, 1, 100000000) ||
-            flags_int(argc, argv, &i, "--max-rejected", &max_rejected, 1, 100000000) || flags_str(argc, argv, &i, "--plot", &plot) ||
-            flags_bool(argv, i, "--observables", &observables) ||
-            flags_str(argc, argv, &i, "--obs-svg", &obs_svg_prefix) || flags_str(argc, argv, &i, "--json-log", &json_log_path)) continue;
-        if (!strcmp(argv[i], "--help") || !strcmp(argv[i], "-h")) { print_usage(); return 0; }
-        if (argv[i][0] == '-') flags_die("unknown flag '%s' (try --help)", argv[i]);
-        logs[n_logs++] = argv[i];   /* a CSV log to plot */
+    if (o->mode != MODE_SYM) ro->plain_steps = o->time_limit > 0 ? placeholder : o->steps > 0 ? o->steps : o->steps == 0 ? 1 : 0;
+    if (o->mode == MODE_SYM) ro->sym_steps = o->time_limit > 0 ? placeholder : o->steps > 0 ? o->steps : o->steps == 0 ? 1 : 0;
+    else if (o->sym_steps > 0) ro->sym_steps = o->sym_steps;
+    else if (o->time_limit > 0 || o->sym_minutes > 0) ro->sym_steps = placeholder;
+    tqs_recipe_options_defaults(ro, o->cfg.Lx * o->cfg.Ly);
+}
+
+/* Every rule checked, and the model made, before anything is written: a
+ * run must not end with nowhere to put its result. Returns 0, or 2 (a file
+ * that cannot be read), after which nothing is left to free but g->o. */
+static int set_up(gs *g) {
+    gs_options *o = &g->o;
+    tqs_recipe_budget b;
+    int N;
+    if (o->init && tqs_vit_load(&g->model, o->init)) { fprintf(stderr, "ground_state: --init: %s\n", tqs_last_error()); return 2; }
+    if (o->init)   /* the couplings the model was trained at, unless the flags say otherwise (then: a warm start, said) */
+        g->warm = flags_model_couplings(g->couplings_msg, sizeof g->couplings_msg, &o->J1, &o->J2, o->given_J1, o->given_J2,
+                                        g->model.J1, g->model.J2, "--init", "a warm start");
+    if (o->init && o->mode == MODE_RECIPE && g->model.trained_symmetry && !o->ck) {
+        /* a psi_sym model continues as psi_sym over its group, not from a plain phase */
+        o->mode = MODE_SYM;
+        o->sym_train = g->model.trained_symmetry == 1 ? "full" : g->model.trained_symmetry == 2 ? "translations" : "point";
     }
-    /* every rule checked before anything is allocated or written */
-    if (init && tqs_vit_load(&model, init)) { fprintf(stderr, "ground_state: --init: %s\n", tqs_last_error()); return 2; }
-    if (init)   /* the couplings the model was trained at, unless the flags say otherwise (then: a warm start, said) */
-        warm = flags_model_couplings(couplings_msg, sizeof couplings_msg, &J1, &J2, given_J1, given_J2, model.J1, model.J2,
-                                     "--init", "a warm start");
-    if (init || ck) {   /* the lattice of the model file or the checkpoint, unless the flags say otherwise */
-        const tqs_vit_config *mc = init ? &model.cfg : &ck->cfg;
-        if (given_lattice && (mc->Lx != cfg.Lx || mc->Ly != cfg.Ly))
-            flags_die("%s: the model is for %dx%d, the flags say %dx%d", init ? "--init" : "--resume", mc->Lx, mc->Ly, cfg.Lx, cfg.Ly);
-        cfg.Lx = mc->Lx; cfg.Ly = mc->Ly;
-    }
-    if (!isnan(max_distance)) opt.max_distance = max_distance > 0 ? max_distance : -1;   /* the library's "off" */
-    if (!isnan(momentum)) opt.momentum = momentum > 0 ? momentum : -1;
-    if (thermalize >= 0) opt.thermalize = thermalize > 0 ? thermalize : -1;
-    if (steps_flag >= 0) opt.n_steps = steps_flag > 0 ? steps_flag : 1;   /* (a run of one step, none of them taken) */
-    tqs_vit_config_defaults(&cfg);
-    tqs_vmc_options_defaults(&opt);
-    flags_check_lattice(cfg.Lx, cfg.Ly);
-    if (!strcmp(att, "factored")) cfg.attention = TQS_ATTN_FACTORED;
-    else if (!strcmp(att, "standard")) cfg.attention = TQS_ATTN_STANDARD;
-    else flags_die("--attention: must be factored or standard (got '%s')", att);
-    if (!strcmp(solver, "auto")) opt.sr.solver = TQS_SOLVER_AUTO;
-    else if (!strcmp(solver, "parameter")) opt.sr.solver = TQS_SOLVER_PARAMETER;
-    else if (!strcmp(solver, "sample")) opt.sr.solver = TQS_SOLVER_SAMPLE;
-    else if (!strcmp(solver, "cg")) opt.sr.solver = TQS_SOLVER_CG;
-    else flags_die("--solver: must be auto, parameter, sample or cg (got '%s')", solver);
-    if (cfg.Lx % cfg.b || cfg.Ly % cfg.b) flags_die("--patch: %d must divide Lx = %d and Ly = %d", cfg.b, cfg.Lx, cfg.Ly);
-    if (cfg.d % cfg.h) flags_die("--heads: %d must divide --d %d", cfg.h, cfg.d);
-    N = cfg.Lx * cfg.Ly;
-    if (exact_mode && N > TQS_ED_MAX_SITES) flags_die("--exact: needs N <= %d sites (got %dx%d)", TQS_ED_MAX_SITES, cfg.Lx, cfg.Ly);
-    if (exact_mode && opt.sample_power > 0 && opt.sample_power != 2) flags_die("--sample-power: nothing is sampled with --exact");
-    if (!exact_mode && opt.n_chains > opt.n_samples) flags_die("--chains: %d chains for %d samples; need chains <= samples", opt.n_chains, opt.n_samples);
-    if (!exact_mode && opt.n_chains > eval_samples) flags_die("--eval-samples: %d is fewer than --chains %d", eval_samples, opt.n_chains);
-    if (n_logs && !plot) flags_die("unexpected argument '%s' (CSV logs are plotted with --plot FILE.svg)", logs[0]);
-    if (att_every && cfg.attention != TQS_ATTN_STANDARD && !init)
+    if (!strcmp(o->att, "factored")) o->cfg.attention = TQS_ATTN_FACTORED;
+    else if (!strcmp(o->att, "standard")) o->cfg.attention = TQS_ATTN_STANDARD;
+    else flags_die("--attention: must be factored or standard (got '%s')", o->att);
+    if (o->init || o->ck) model_from_file(g);
+    b = tqs_recipe_for_budget(o->cfg.Lx, o->cfg.Ly, o->time_limit);
+    if (!o->init && !o->ck && !o->given_d && o->mode == MODE_RECIPE) o->cfg.d = b.d;   /* the width the budget affords */
+    tqs_vit_config_defaults(&o->cfg);
+    flags_check_lattice(o->cfg.Lx, o->cfg.Ly);
+    if (o->cfg.Lx % o->cfg.b || o->cfg.Ly % o->cfg.b) flags_die("--patch: %d must divide Lx = %d and Ly = %d", o->cfg.b, o->cfg.Lx, o->cfg.Ly);
+    if (o->cfg.d % o->cfg.h) flags_die("--heads: %d must divide --d %d", o->cfg.h, o->cfg.d);
+    g->N = N = o->cfg.Lx * o->cfg.Ly;
+    if (!o->group) o->group = "auto";
+    if (strcmp(o->group, "auto") && group_code(o->group) < 0) flags_die("--group: must be point, full or translations (got '%s')", o->group);
+    if (o->sym_train && group_code(o->sym_train) < 0) flags_die("--sym-train: must be full, point or translations (got '%s')", o->sym_train);
+    if (o->mode != MODE_RECIPE && (o->sym_steps > 0 || o->sym_lr > 0 || o->sym_lr_final > 0 || !isnan(o->sym_max_distance) || o->plain_share > 0 || o->sym_minutes > 0))
+        flags_die("--sym-steps, --sym-lr, --sym-lr-final, --sym-max-distance, --plain-share, --sym-time-limit: the recipe's psi_sym phase; "
+                  "this run is a single %s phase", o->mode == MODE_PLAIN ? "plain" : "psi_sym");
+    if (o->plain_share > 0 && o->time_limit <= 0) flags_die("--plain-share: a share of --time-limit");
+    if (o->exact && N > TQS_ED_MAX_SITES) flags_die("--exact: needs N <= %d sites (got %dx%d)", TQS_ED_MAX_SITES, o->cfg.Lx, o->cfg.Ly);
+    if (o->exact && o->train.sample_power > 0 && o->train.sample_power != 2) flags_die("--sample-power: nothing is sampled with --exact");
+    if (o->n_logs && !o->plot) flags_die("unexpected argument '%s' (CSV logs are plotted with --plot FILE.svg)", o->logs[0]);
+    if (o->att_every && o->cfg.attention != TQS_ATTN_STANDARD)
         flags_die("--attention-log: needs --attention standard (factored attention does not depend on the input)");
-    if (sym_train && strcmp(sym_train, "full") && strcmp(sym_train, "translations") && strcmp(sym_train, "point"))
-        flags_die("--sym-train: must be full, point or translations (got '%s')", sym_train);
-    if (!strcmp(schedule, "exp")) opt.schedule = TQS_SCHEDULE_EXP;
-    else if (!strcmp(schedule, "cosine")) opt.schedule = TQS_SCHEDULE_COSINE;
-    else flags_die("--schedule: must be exp or cosine (got '%s')", schedule);
-    if (opt.warmup > 0 && opt.warmup >= opt.n_steps && time_limit <= 0) flags_die("--warmup: %d steps in a run of --steps %d", opt.warmup, opt.n_steps);
-    if (sym_train && symmetrize) flags_die("--symmetrize: the --sym-train run's energies are already those of psi_sym");
-    if (symmetrize && !exact_mode && (opt.n_chains < 32 ? opt.n_chains : 32) > sym_samples)
-        flags_die("--sym-samples: %d is fewer than the %d chains of the symmetrised evaluation", sym_samples, opt.n_chains < 32 ? opt.n_chains : 32);
-    if (obs_svg_prefix && !observables) flags_die("--obs-svg: needs --observables");
-    if (stop_at && !ckpt) flags_die("--stop-at: needs --checkpoint FILE (or --resume FILE of a run that has one) to continue from");
-    opt.exact = exact_mode; opt.seed = (uint64_t)seed;
-    if (!(note = (char *)malloc(TQS_NOTE_MAX)) || build_note(note, TQS_NOTE_MAX, argc, argv))
+    if (o->sym_train && o->symmetrize) flags_die("--symmetrize: the --sym-train run's energies are already those of psi_sym");
+    if (o->obs_svg_prefix && !o->observables) flags_die("--obs-svg: needs --observables");
+    if (o->stop_at && !o->ckpt) flags_die("--stop-at: needs --checkpoint FILE (or --resume FILE of a run that has one) to continue from");
+    if (!(g->note = (char *)malloc(TQS_NOTE_MAX)) || build_note(g->note, TQS_NOTE_MAX, g->o.argc, g->o.argv))
         flags_die("the flags are too long to keep in a checkpoint (at most %d characters)", TQS_NOTE_MAX - 1);
-    if (init && (!given_J1 || !given_J2)) {   /* couplings taken from the model: a --resume must find them in the note */
-        size_t n = strlen(note);
-        int k = snprintf(note + n, TQS_NOTE_MAX - n, "%s--J1\n%.17g\n--J2\n%.17g", n ? "\n" : "", J1, J2);
-        if (k < 0 || (size_t)k >= TQS_NOTE_MAX - n) flags_die("the flags are too long to keep in a checkpoint (at most %d characters)", TQS_NOTE_MAX - 1);
+    if (o->init && (!o->given_J1 || !o->given_J2)) {   /* couplings taken from the model: a --resume must find them in the note */
+        char v[32];
+        snprintf(v, sizeof v, "%.17g", o->J1); note_add(g->note, "--J1", v);
+        snprintf(v, sizeof v, "%.17g", o->J2); note_add(g->note, "--J2", v);
     }
-    opt.note = note;
-    opt.memory_limit = 0.8 * flags_physical_memory();   /* tqs_vmc_init refuses plans above it */
-    if (!init && 3.0 * 8.0 * (double)tqs_vit_param_count(&cfg) > opt.memory_limit)
+    if (o->init && o->mode == MODE_SYM && !strstr(g->note, "--sym-train")) note_add(g->note, "--sym-train", o->sym_train);
+    phase_options(g);
+    if (o->mode == MODE_RECIPE && o->time_limit > 0 && o->sym_minutes <= 0 && g->ro.group != TQS_RECIPE_PLAIN) {
+        /* the psi_sym phase's share of the budget: a run resumed in the plain phase gets as long */
+        char v[32];
+        double share = o->plain_share > 0 ? o->plain_share : b.plain_share;
+        o->sym_minutes = (1 - share) * o->time_limit;
+        snprintf(v, sizeof v, "%.6g", o->sym_minutes); note_add(g->note, "--sym-time-limit", v);
+    }
+    {   /* both phases' sampling */
+        const tqs_vmc_options *p = o->mode == MODE_SYM ? &g->ro.sym : &g->ro.plain, *s = &g->ro.sym;
+        int chains = p->n_chains;
+        if (!o->exact && chains > p->n_samples) flags_die("--chains: %d chains for %d samples; need chains <= samples", chains, p->n_samples);
+        if (!o->exact && o->mode == MODE_RECIPE && s->n_chains > s->n_samples)
+            flags_die("--chains: %d chains for the psi_sym phase's %d samples (--sym-samples)", s->n_chains, s->n_samples);
+        if (!o->exact && chains > o->eval_samples) flags_die("--eval-samples: %d is fewer than --chains %d", o->eval_samples, chains);
+        if (!o->exact && o->mode == MODE_RECIPE && g->ro.group != TQS_RECIPE_PLAIN && o->steps != 0 && s->n_chains > o->eval_samples)
+            flags_die("--eval-samples: %d is fewer than the psi_sym phase's %d chains (--chains, --sym-samples)", o->eval_samples, s->n_chains);
+        if (o->train.warmup > 0 && o->train.warmup >= p->n_steps && o->time_limit <= 0)
+            flags_die("--warmup: %d steps in a run of --steps %d", o->train.warmup, p->n_steps);
+        if (o->symmetrize && !o->exact && (chains < 32 ? chains : 32) > o->sym_samples)
+            flags_die("--sym-samples: %d is fewer than the %d chains of the symmetrised evaluation", o->sym_samples, chains < 32 ? chains : 32);
+    }
+    if (!o->init && 3.0 * 8.0 * (double)tqs_vit_param_count(&o->cfg) > g->ro.plain.memory_limit)
         flags_die("--d/--layers/--ff: %.3g parameters need %.3g GB with their buffers, more than this machine's %.3g GB; use a smaller model",
-                  (double)tqs_vit_param_count(&cfg), 24e-9 * (double)tqs_vit_param_count(&cfg), flags_physical_memory() * 1e-9);
-    if (threads) tqs_set_threads(threads);
-    opt.comm = comm;
+                  (double)tqs_vit_param_count(&o->cfg), 24e-9 * (double)tqs_vit_param_count(&o->cfg), flags_physical_memory() * 1e-9);
+    if (o->threads) tqs_set_threads(o->threads);
     if (!is_root) {   /* the other processes compute; process 0 alone prints and writes */
-        quiet = 1; json = 0; log_path = NULL; save = NULL; plot = NULL; att_every = 0; json_log_path = NULL; obs_svg_prefix = NULL;
+        o->quiet = 1; o->json = 0; o->log_path = NULL; o->save = NULL; o->plot = NULL; o->att_every = 0;
+        o->json_log_path = NULL; o->obs_svg_prefix = NULL;
     }
-    /* every output path, before any work: a run must not end with nowhere to put its result */
-    flags_check_output("--log", log_path); flags_check_output("--save", save);
-    flags_check_output("--checkpoint", ckpt); flags_check_output("--plot", plot); flags_check_output("--json-log", json_log_path);
-    if (obs_svg_prefix) {
+    flags_check_output("--log", o->log_path); flags_check_output("--save", o->save);
+    flags_check_output("--checkpoint", o->ckpt); flags_check_output("--plot", o->plot); flags_check_output("--json-log", o->json_log_path);
+    if (o->obs_svg_prefix) {
         char probe[1024];
-        snprintf(probe, sizeof probe, "%s-sq.svg", obs_svg_prefix);
+        snprintf(probe, sizeof probe, "%s-sq.svg", o->obs_svg_prefix);
         flags_check_output("--obs-svg", probe);
     }
+    g->ckpt = o->ckpt;
+    if (tqs_hamiltonian_init(&g->H, o->cfg.Lx, o->cfg.Ly, o->J1, o->J2)) flags_die("%s", tqs_last_error());
+    if (o->n_logs) return 0;   /* plot only */
+    if (!o->init && tqs_vit_init(&g->model, &o->cfg, (uint64_t)o->seed)) flags_die("%s", tqs_last_error());
+    return 0;
+}
 
-    if (tqs_hamiltonian_init(&H, cfg.Lx, cfg.Ly, J1, J2)) flags_die("%s", tqs_last_error());
-    if (n_logs) {   /* plot only */
-        char title[128];
-        snprintf(title, sizeof title, "%dx%d J1-J2, J2 = %g", cfg.Lx, cfg.Ly, J2);
-        status = plot_logs(plot, logs, n_logs, exact_per_site(&H, J1, J2), title);
-        tqs_hamiltonian_free(&H); free(logs);
-        return status ? 1 : 0;
+/* ===================================================================== */
+/* The phases: planned by the clock, stepped, logged                     */
+/* ===================================================================== */
+/* Process 0's value on every process (the plans must agree). */
+static int agree(const tqs_comm *comm, double *x) {
+    double y;
+    if (!comm || comm->size == 1) return 0;
+    y = comm->rank == 0 ? *x : 0;
+    if (comm->sum(comm->ctx, &y, 1)) return 1;
+    *x = y;
+    return 0;
+}
+
+/* --time-limit: three steps of the phase about to start, timed on a copy of
+ * the parameters (the first includes thermalisation; the last two are
+ * timed), size the phase so that it ends by g->deadline, less the final
+ * evaluation's estimated time when it is the last phase; the phase then
+ * starts from the trial's thermalised chains. */
+static int plan_phase(gs *g, int last) {
+    tqs_vmc *v = &g->r.vmc, cal;
+    tqs_vmc_options co = v->opt;
+    size_t np = g->model.n_params;
+    double *keep = (double *)malloc(sizeof(double) * np), t_step = 0, t_first = 0, left, x, per_sample;
+    int8_t *chains = NULL;
+    tqs_step_info ci;
+    int k, steps, exact = v->opt.exact;
+    if (!keep) { fprintf(stderr, "ground_state: --time-limit: out of memory\n"); return 1; }
+    memcpy(keep, g->model.params, sizeof(double) * np);
+    co.n_steps = 3; co.warmup = 0;
+    if (tqs_vmc_init(&cal, &g->H, &g->model, &co)) { fprintf(stderr, "ground_state: %s\n", tqs_last_error()); free(keep); return 2; }
+    for (k = 0; k < 3; k++) {
+        double t0 = now();
+        if (tqs_vmc_step(&cal, &ci)) { fprintf(stderr, "ground_state: --time-limit: %s\n", tqs_last_error()); return 1; }
+        if (k) t_step += 0.5 * (now() - t0);
+        else t_first = now() - t0;
     }
-    if (init || ck) {
-        /* a model flag given with --init or --resume must agree with the model, or it would be silently ignored */
-        {
-            const tqs_vit_config *mc = init ? &model.cfg : &ck->cfg;
-            const char *from = init ? "--init" : "--resume";
-            if (given_b && mc->b != cfg.b) flags_die("%s: the model has --patch %d, the flags say %d", from, mc->b, cfg.b);
-            if (given_d && mc->d != cfg.d) flags_die("%s: the model has --d %d, the flags say %d", from, mc->d, cfg.d);
-            if (given_h && mc->h != cfg.h) flags_die("%s: the model has --heads %d, the flags say %d", from, mc->h, cfg.h);
-            if (given_layers && mc->n_layers != cfg.n_layers)
-                flags_die("%s: the model has --layers %d, the flags say %d", from, mc->n_layers, cfg.n_layers);
-            if (given_ff && mc->ff != cfg.ff) flags_die("%s: the model has --ff %d, the flags say %d", from, mc->ff, cfg.ff);
-            if (given_att && mc->attention != cfg.attention)
-                flags_die("%s: the model has --attention %s, the flags say %s", from, mc->attention ? "standard" : "factored",
-                          cfg.attention ? "standard" : "factored");
+    /* the final evaluation: eval_samples fresh samples and their local energies,
+     * after the chains thermalise to |psi|^2 again when training sampled another power */
+    g->t_therm = !exact && cal.opt.sample_power != 2 && t_first > t_step ? t_first - t_step : 0;
+    /* a sample's share of the evaluation: its sampling and local energy; with
+     * --observables 1.6 times that (measured: 4096 samples of psi_sym on 4x4,
+     * 12.4 s without, 19.9 s with) */
+    per_sample = (ci.seconds[0] + ci.seconds[1]) / cal.M * (g->o.observables ? 1.6 : 1.0);
+    if (last && !exact && !g->o.given_eval) {   /* the default evaluation: at most a tenth of the budget, at least 4096 samples */
+        double budget = 60.0 * (g->o.time_limit > 0 ? g->o.time_limit : g->o.sym_minutes);
+        while (g->o.eval_samples > 4096 && per_sample * g->o.eval_samples > 0.1 * budget) g->o.eval_samples /= 2;
+    }
+    g->t_eval = !last ? 0 : exact ? t_step : per_sample * g->o.eval_samples + g->t_therm;
+    if (!exact && (chains = (int8_t *)malloc((size_t)cal.sampler.n_chains * g->N)) != NULL)
+        memcpy(chains, cal.sampler.state, (size_t)cal.sampler.n_chains * g->N);
+    tqs_vmc_free(&cal);
+    memcpy(g->model.params, keep, sizeof(double) * np);
+    free(keep);
+    left = g->deadline - now() - g->t_eval;
+    left -= 0.02 * left;
+    steps = left > t_step ? (int)(left / t_step) : 1;
+    if (steps <= v->opt.warmup) steps = v->opt.warmup + 1;
+    x = steps;
+    if (agree(g->comm, &x)) { fprintf(stderr, "ground_state: --time-limit: communication failed\n"); free(chains); return 1; }
+    steps = (int)x;
+    if (tqs_vmc_set_steps(v, steps) || (chains && tqs_vmc_set_chains(v, chains))) {
+        fprintf(stderr, "ground_state: --time-limit: %s\n", tqs_last_error()); free(chains); return 1;
+    }
+    free(chains);
+    g->t_avg = t_step; g->max_steps = 2 * steps + 16;
+    if (!g->o.quiet && last)
+        fprintf(stderr, "  %.3f s per step, %.1f s for the evaluation: %d steps planned (re-planned every step from the measured times; "
+                "%d evaluation samples)\n", t_step, g->t_eval, steps, g->o.eval_samples);
+    else if (!g->o.quiet)
+        fprintf(stderr, "  %.3f s per step: %d steps planned (re-planned every step from the measured times)\n", t_step, steps);
+    if (left < t_step)   /* what the run cannot shorten already fills the budget: one step, late, and said */
+        fprintf(stderr, "ground_state: --time-limit %g min: %.1f s spent before this phase's first step%s leave no time to train: 1 step\n",
+                g->o.time_limit > 0 ? g->o.time_limit : g->o.sym_minutes, now() - g->t_begin, last ? " and the evaluation" : "");
+    return 0;
+}
+
+/* One line that says what the phase does. */
+static void print_phase(gs *g) {
+    const tqs_vmc_options *p = &g->r.vmc.opt;
+    int n = g->ro.group == TQS_RECIPE_PLAIN || g->ro.skip_plain ? 1 : 2, k = g->r.phase + 1 - g->ro.skip_plain;
+    const char *terms = g->ro.group == TQS_RECIPE_FULL ? "translations, point group, spin flip"
+                      : g->ro.group == TQS_RECIPE_TRANSLATIONS ? "the translations inside a patch"
+                                                               : "the translations inside a patch, point group";
+    if (g->o.quiet) return;
+    fprintf(stderr, "phase %d of %d: ", k, n);
+    if (g->r.phase == 0) fprintf(stderr, "plain ViT");
+    else fprintf(stderr, "psi_sym, %d terms (%s), in the sector %s", g->r.group.n, terms,
+                 g->N <= TQS_ED_MAX_SITES ? "of the exact ground state" : "the plain model's samples show");
+    if (p->exact) fprintf(stderr, ", exact enumeration");
+    else fprintf(stderr, ", %d samples of |psi|^%g", p->n_samples, p->sample_power);
+    fprintf(stderr, ", lr %g -> %g", p->lr, p->lr_final);
+    if (p->max_distance > 0) fprintf(stderr, ", max distance %g", p->max_distance);
+    if (g->deadline > 0) fprintf(stderr, ", steps planned by the clock to %.0f s\n", g->deadline - g->t_begin);
+    else fprintf(stderr, ", %d steps\n", p->n_steps);
+}
+
+/* The recipe's second phase: the sector, then psi_sym from the plain phase's
+ * parameters (tqs_recipe_next_phase), planned for the rest of the budget. */
+static int begin_psi_sym(gs *g) {
+    gs_options *o = &g->o;
+    long plain_done = g->r.vmc.step;
+    if (tqs_recipe_next_phase(&g->r)) { fprintf(stderr, "ground_state: the psi_sym phase: %s\n", tqs_last_error()); return 1; }
+    if (g->r.phase != 1) return 0;
+    g->offset = g->ro.skip_plain ? 0 : plain_done;
+    g->phase_steps = 0; g->phase_seconds = 0;
+    g->deadline = o->sym_steps > 0 ? 0 : o->time_limit > 0 ? g->t_begin + 60.0 * o->time_limit
+                : o->sym_minutes > 0 ? now() + 60.0 * o->sym_minutes : 0;
+    if (g->deadline > 0 && isnan(g->exact)) g->exact = exact_per_site(&g->H, o->J1, o->J2);   /* (a timed --sym-train: within its budget) */
+    if (o->mode == MODE_RECIPE && g->deadline > 0 && o->steps < 0) {   /* a resumed psi_sym checkpoint numbers its steps after these */
+        char v[32];
+        snprintf(v, sizeof v, "%ld", plain_done);
+        note_add(g->note, "--steps", v);
+    }
+    print_phase(g);
+    if (g->deadline > 0 && plan_phase(g, 1)) return 1;
+    if (!o->print_every) g->print_every = g->r.vmc.opt.n_steps <= 100 ? 1 : g->r.vmc.opt.n_steps / 100;
+    return 0;
+}
+
+/* Writes the checkpoint; one that cannot be written ends nothing: it goes to
+ * another file, named on stderr, which later checkpoints then use. */
+static void write_ckpt(gs *g) {
+    const char *alt = NULL;
+    if (!g->ckpt || !save_or_rescue(write_checkpoint, &g->r.vmc, g->ckpt, "--checkpoint", "ckpt", &alt)) return;
+    if (alt) { snprintf(g->ckpt_rescue, sizeof g->ckpt_rescue, "%s", alt); g->ckpt = g->ckpt_rescue; }   /* (alt is reused) */
+    else g->ckpt = NULL;
+    g->ckpt_failed = 1;
+}
+
+/* --time-limit: re-plans the rest of the phase from the recent time per step
+ * (it changes as the state does) and the evaluation's estimated time; the
+ * schedules follow. Not after the first step: its sampling includes the
+ * thermalisation, which would inflate both estimates. */
+static int replan(gs *g, const tqs_step_info *info, double dt) {
+    tqs_vmc *v = &g->r.vmc;
+    int last = g->r.phase == 1 || g->ro.group == TQS_RECIPE_PLAIN;
+    double t_eval = !last ? 0 : v->opt.exact ? g->t_avg
+                  : (info->seconds[0] + info->seconds[1]) * (g->o.observables ? 1.6 : 1.0) * g->o.eval_samples / v->M + g->t_therm;
+    double left = g->deadline - now() - t_eval - 0.01 * (g->deadline - g->t_begin), plan;
+    g->t_avg = 0.8 * g->t_avg + 0.2 * dt;
+    plan = (double)v->step + (left > 0 ? floor(left / g->t_avg) : 0);
+    if (plan > g->max_steps) plan = g->max_steps;
+    if (agree(g->comm, &plan)) return 1;
+    if ((int)plan != v->opt.n_steps && (int)plan > v->opt.warmup) tqs_vmc_set_steps(v, (int)plan);
+    return 0;
+}
+
+static int grow(double **a, long n) {
+    double *p = (double *)realloc(*a, sizeof(double) * (size_t)n);
+    if (!p) return 1;
+    *a = p;
+    return 0;
+}
+
+/* The progress line, the logs, the checkpoint, and whether to stop: 0 to go
+ * on, else the exit status (1: rejected steps, 130: interrupted, 3: --stop-at). */
+static int after_step(gs *g, const tqs_step_info *info, double dt) {
+    gs_options *o = &g->o;
+    tqs_vmc *v = &g->r.vmc;
+    long step = g->offset + info->step, end = g->offset + v->opt.n_steps;   /* the log's numbering: both phases */
+    int N = g->N, last = v->step == v->opt.n_steps;
+    if (g->hist_x) {
+        if (g->done_here >= g->hist_cap) {
+            g->hist_cap = 2 * g->hist_cap + 1024;
+            if (grow(&g->hist_x, g->hist_cap) || grow(&g->hist_y, g->hist_cap) || grow(&g->hist_e, g->hist_cap)) {
+                fprintf(stderr, "ground_state: --plot: out of memory\n"); return 1;
+            }
         }
-        if (init) cfg = model.cfg;
-        else {   /* the checkpoint's parameters replace these when it is loaded */
-            cfg = ck->cfg;
-            if (tqs_vit_init(&model, &cfg, (uint64_t)seed)) flags_die("%s", tqs_last_error());
-        }
-    } else if (tqs_vit_init(&model, &cfg, (uint64_t)seed)) flags_die("%s", tqs_last_error());
-    if (tqs_vmc_init(&vmc, &H, &model, &opt)) {
-        fprintf(stderr, "ground_state: %s\n", tqs_last_error());
-        return 2;
+        g->hist_x[g->done_here] = (double)step; g->hist_y[g->done_here] = info->energy / N; g->hist_e[g->done_here] = info->error / N;
     }
-    memset(&sym_group, 0, sizeof sym_group);
-    if (sym_train) {   /* the sector from the plain model (or exactly), then the run on psi_sym */
-        rc = !strcmp(sym_train, "full") ? tqs_symmetry_init(&sym_group, cfg.Lx, cfg.Ly, cfg.b)
-           : !strcmp(sym_train, "point") ? tqs_symmetry_init_point(&sym_group, cfg.Lx, cfg.Ly, cfg.b)
-                                         : tqs_symmetry_init_translations(&sym_group, cfg.Lx, cfg.Ly, cfg.b);
-        if (!rc && ck && ck->has_run && ck->symmetry)   /* a resumed run keeps its sector */
-            rc = tqs_symmetry_set_characters(&sym_group, ck->chi_x, ck->chi_y, ck->chi_point, ck->chi_flip);
-        else if (!rc) rc = find_sector(&sym_group, &H, &vmc.amp, opt.n_chains, (uint64_t)seed, &exact);
-        tqs_vmc_free(&vmc);
-        opt.symmetry = &sym_group;
-        if (rc || tqs_vmc_init(&vmc, &H, &model, &opt)) {
-            fprintf(stderr, "ground_state: --sym-train: %s\n", tqs_last_error());
-            return 2;
-        }
-        if (!quiet) print_sector(&sym_group, "--sym-train: training psi_sym");
+    g->done_here++; g->phase_steps++; g->phase_seconds += dt;
+    /* on the step's samples, with the parameters after its update */
+    if (o->att_every) g->dep_avg = info->step % o->att_every == 0 ? attention_dependence(v, &g->att_ws, g->dep_buf, g->dep) : NAN;
+    if (g->deadline > 0 && !last && g->done_here > 1 && replan(g, info, dt)) { fprintf(stderr, "ground_state: communication failed\n"); return 1; }
+    if (g->comm && g->comm->size > 1) {   /* an interrupt on any process stops every one after the same step */
+        double x = interrupted;
+        if (g->comm->sum(g->comm->ctx, &x, 1)) { fprintf(stderr, "ground_state: communication failed\n"); return 1; }
+        interrupted = x > 0;
     }
-    /* the exact energy the report compares with (Lanczos: 16 s on 4x6, done
-     * once with the sector's for --sym-train) is part of a timed run's
-     * budget, so it is computed before the plan */
-    if (time_limit > 0 && isnan(exact)) exact = exact_per_site(&H, J1, J2);
-    if (time_limit > 0) {   /* three steps timed on a copy of the parameters, then the run sized */
-        size_t np = model.n_params;
-        double *keep = (double *)malloc(sizeof(double) * np), t_step = 0, t_first = 0, t_eval, left;
-        int8_t *chains = NULL;   /* the trial's chains, thermalised: the run starts from them */
-        tqs_vmc_options cal = opt;
-        tqs_step_info ci;
-        int k, steps;
-        if (!keep) { fprintf(stderr, "ground_state: --time-limit: out of memory\n"); return 1; }
-        memcpy(keep, model.params, sizeof(double) * np);
-        tqs_vmc_free(&vmc);
-        cal.n_steps = 3; cal.warmup = 0;
-        if (tqs_vmc_init(&vmc, &H, &model, &cal)) { fprintf(stderr, "ground_state: %s\n", tqs_last_error()); return 2; }
-        for (k = 0; k < 3; k++) {   /* the first includes thermalisation: the last two are timed */
-            double t0 = now();
-            if (tqs_vmc_step(&vmc, &ci)) { fprintf(stderr, "ground_state: --time-limit: %s\n", tqs_last_error()); return 1; }
-            if (k) t_step += 0.5 * (now() - t0);
-            else t_first = now() - t0;
-        }
-        /* the final evaluation: eval_samples fresh samples and their local energies */
-        t_eval = exact_mode ? t_step : (ci.seconds[0] + ci.seconds[1]) * (double)eval_samples / vmc.M;
-        if (!exact_mode && vmc.opt.sample_power != 2 && t_first > t_step) t_therm = t_first - t_step;
-        t_eval += t_therm;
-        if (!exact_mode && !(chains = (int8_t *)malloc((size_t)vmc.sampler.n_chains * N))) {
-            fprintf(stderr, "ground_state: --time-limit: out of memory\n"); return 1;
-        }
-        if (chains) memcpy(chains, vmc.sampler.state, (size_t)vmc.sampler.n_chains * N);
-        tqs_vmc_free(&vmc);
-        memcpy(model.params, keep, sizeof(double) * np);
-        free(keep);
-        /* the run starts from the trial's thermalised chains (set below) */
-        left = 60.0 * time_limit - (now() - t_begin) - t_eval - 0.02 * 60.0 * time_limit;
-        steps = left > t_step ? (int)(left / t_step) : 1;
-        if (comm && comm->size > 1) {   /* process 0's count, so that every process runs as many steps */
-            double x = comm->rank == 0 ? steps : 0;
-            if (comm->sum(comm->ctx, &x, 1)) { fprintf(stderr, "ground_state: --time-limit: communication failed\n"); return 1; }
-            steps = (int)x;
-        }
-        opt.n_steps = steps;
-        t_avg = t_step; max_steps = 2 * steps + 16;
-        if (tqs_vmc_init(&vmc, &H, &model, &opt)) { fprintf(stderr, "ground_state: %s\n", tqs_last_error()); return 2; }
-        if (chains && tqs_vmc_set_chains(&vmc, chains)) { fprintf(stderr, "ground_state: --time-limit: %s\n", tqs_last_error()); return 1; }
-        free(chains);
-        if (!quiet)
-            fprintf(stderr, "--time-limit %g min: %.3f s per step, %.1f s for the evaluation: %d steps planned "
-                    "(re-planned every step from the measured times)\n", time_limit, t_step, t_eval, steps);
-        /* what the run cannot shorten (the reference energy, the sector, the
-         * timing steps, the evaluation) may already exceed the budget: then
-         * the run takes one step and ends late, and says so */
-        if (left < t_step) {
-            double spent = now() - t_begin;
-            fprintf(stderr, "ground_state: --time-limit %g min: %.1f s spent before the first step and %.1f s for the "
-                    "evaluation leave no time to train: 1 step, about %.0f s in all\n", time_limit, spent, t_eval,
-                    spent + t_step + t_eval);
-        }
+    last = v->step == v->opt.n_steps;
+    if (g->log) {
+        fprintf(g->log, "%ld,%.12g,%.6g,%.6g,%.4f,%.4f,%.6g,%.6g,%s,%.4f,", step, info->energy / N, info->error / N,
+                info->variance / N, info->acceptance, info->rhat, info->lr, info->diag_shift, tqs_solver_name(info->sr.solver), dt);
+        if (isfinite(g->dep_avg)) fprintf(g->log, "%.6g", g->dep_avg);
+        fprintf(g->log, "\n");
+        fflush(g->log);
     }
-    if (resume && tqs_vmc_load_checkpoint(&vmc, resume)) {
-        fprintf(stderr, "ground_state: --resume: %s\n", tqs_last_error());
-        return 2;
+    if (o->json_log_path) {
+        if (json_log_add(&g->jlog, info, step)) { fprintf(stderr, "ground_state: --json-log: out of memory\n"); return 1; }
+        if ((step % g->print_every == 0 || last || interrupted) && json_log_write(&g->jlog, o->json_log_path))
+            fprintf(stderr, "ground_state: --json-log: cannot write '%s'\n", o->json_log_path);
     }
-    if (log_path && vmc.step > 0 && trim_log(log_path, vmc.step)) {
-        fprintf(stderr, "ground_state: --log: cannot rewrite '%s' up to the checkpoint's step %ld\n", log_path, (long)vmc.step);
-        return 2;
+    if (!o->quiet && (step % g->print_every == 0 || last || info->rejected || info->sr.shift_retries)) {
+        double per_step = g->phase_seconds / (double)g->phase_steps;
+        char depstr[32] = "", rhat[16] = "-", ess[32] = "";   /* (split-R-hat needs 4 samples per chain) */
+        if (isfinite(g->dep_avg)) snprintf(depstr, sizeof depstr, "  att.dep %.4f", g->dep_avg);
+        if (!isnan(info->rhat)) snprintf(rhat, sizeof rhat, "%.3f", info->rhat);
+        if (!v->opt.exact && v->opt.sample_power != 2) snprintf(ess, sizeof ess, "  ess %.0f", info->ess);   /* of the reweighting */
+        fprintf(stderr, "step %5ld  E/N %.6f +- %.6f  var/N %.5f  acc %.3f%s  Rhat %s  dist %.3g%s%s  %.3fs/step  left %.0fs%s%s\n",
+                step, info->energy / N, info->error / N, info->variance / N, info->acceptance, ess, rhat,
+                info->distance, info->capped ? " (capped)" : "", depstr, dt, (double)(end - step - 1) * per_step,
+                info->rejected ? "  REJECTED (non-finite update)" : "",
+                info->sr.shift_retries ? "  (shift raised after a non-positive pivot)" : "");
     }
-    if (log_path) {
-        log = fopen(log_path, vmc.step > 0 ? "a" : "w");
-        if (!log) { fprintf(stderr, "ground_state: --log: cannot open '%s'\n", log_path); return 2; }
-        if (vmc.step == 0) fprintf(log, "step,energy_per_site,error,variance_per_site,acceptance,rhat,lr,diag_shift,solver,seconds,input_dependence\n");
+    /* a rejected step (non-finite energy or update) leaves the parameters
+     * unchanged; several in a row end the run with the last good state */
+    g->rejected_run = info->rejected ? g->rejected_run + 1 : 0;
+    if (g->rejected_run >= o->max_rejected) {
+        fprintf(stderr, "ground_state: %d consecutive steps rejected (non-finite energy or update) at step %ld; "
+                "stopping with the parameters of the last good step%s\n", g->rejected_run, step, g->ckpt ? " (checkpoint written)" : "");
+        if (g->ckpt) save_or_rescue(write_checkpoint, v, g->ckpt, "--checkpoint", "ckpt", NULL);
+        return 1;
     }
-    if (json_log_path) {
-        if (json_log_init(&jlog, (max_steps > opt.n_steps ? max_steps : opt.n_steps) + 1)) { fprintf(stderr, "ground_state: --json-log: out of memory\n"); return 1; }
-        if (vmc.step > 0 && json_log_resume(&jlog, json_log_path, vmc.step)) {
-            fprintf(stderr, "ground_state: --json-log: '%s' is not a log this program wrote\n", json_log_path);
-            return 2;
-        }
+    if (v->step % o->ckpt_every == 0 || last || interrupted || step + 1 == o->stop_at) write_ckpt(g);
+    if (interrupted) { fprintf(stderr, "ground_state: interrupted after step %ld%s\n", step, g->ckpt ? ", checkpoint written" : ""); return 130; }
+    if (o->stop_at && step + 1 == o->stop_at && !(last && g->r.phase == 2)) {   /* this invocation's share of the run */
+        if (!o->quiet) fprintf(stderr, "ground_state: --stop-at %d: stopped%s; --resume continues the run\n", o->stop_at, g->ckpt ? " with its checkpoint" : "");
+        return 3;
     }
-    if (att_every && model.cfg.attention != TQS_ATTN_STANDARD) flags_die("--attention-log: the --init model has factored attention");
-    if (att_every) {
-        dep = (double *)malloc(sizeof(double) * model.cfg.n_layers * model.cfg.h);
-        dep_buf = (int8_t *)malloc((size_t)256 * N);
-        if (!dep || !dep_buf || tqs_vit_ws_init(&att_ws, &model, 1, 0)) { fprintf(stderr, "ground_state: --attention-log: out of memory\n"); return 1; }
-    }
-    if (plot && !log_path) {   /* this run's curve, kept in memory */
-        size_t cap = (size_t)(max_steps > opt.n_steps ? max_steps : opt.n_steps) + 1;
-        hist_x = (double *)malloc(sizeof(double) * cap); hist_y = (double *)malloc(sizeof(double) * cap);
-        hist_e = (double *)malloc(sizeof(double) * cap);
-        if (!hist_x || !hist_y || !hist_e) { fprintf(stderr, "ground_state: --plot: out of memory for %d steps\n", opt.n_steps); return 1; }
-    }
-    if (!print_every) print_every = opt.n_steps <= 100 ? 1 : opt.n_steps / 100;
-    if (couplings_msg[0] && is_root && (warm || !quiet)) fprintf(stderr, "%s\n", couplings_msg);
-    if (!quiet)
-        fprintf(stderr, "%dx%d J2=%g, %s ViT d=%d h=%d layers=%d: %zu parameters, %s, solver %s, %d thread%s\n",
-                cfg.Lx, cfg.Ly, J2, cfg.attention ? "standard" : "factored", cfg.d, cfg.h, cfg.n_layers, model.n_params,
-                exact_mode ? "exact enumeration" : "sampling", tqs_solver_name(vmc.sr_ws.solver), tqs_get_threads(),
-                tqs_get_threads() == 1 ? "" : "s");
-    if (!quiet && plot)
-        fprintf(stderr, "--plot: no LOG.csv arguments were given, so this run trains and then plots its own curve to '%s'\n", plot);
+    return 0;
+}
+
+static int train(gs *g) {
+    tqs_step_info info;
     signal(SIGINT, on_sigint);
-    t_start = now();
-    while (vmc.step < opt.n_steps && steps_flag != 0) {
-        double t0 = now(), dt;
-        if ((rc = tqs_vmc_step(&vmc, &info)) != 0) {
-            fprintf(stderr, "ground_state: step %ld failed: %s\n", vmc.step, tqs_last_error());
-            status = 1;
-            break;
+    g->t_start = now();
+    while (g->r.phase < 2 && g->o.steps != 0) {
+        double t0, dt;
+        int rc;
+        if (g->r.phase == 0 && (g->ro.skip_plain || g->r.vmc.step >= g->r.vmc.opt.n_steps)) {
+            if (begin_psi_sym(g)) return 1;
+            continue;
+        }
+        t0 = now();
+        if (tqs_recipe_step(&g->r, &info)) {
+            fprintf(stderr, "ground_state: step %ld failed: %s\n", g->offset + g->r.vmc.step, tqs_last_error());
+            return 1;
         }
         dt = now() - t0;
-        t_train += dt;
-        if (hist_x) { hist_x[done_here] = (double)info.step; hist_y[done_here] = info.energy / N; hist_e[done_here] = info.error / N; }
-        done_here++;
-        /* on the step's samples, with the parameters after its update */
-        if (att_every) dep_avg = info.step % att_every == 0 ? attention_dependence(&vmc, &att_ws, dep_buf, dep) : NAN;
-        if (time_limit > 0 && vmc.step < opt.n_steps && done_here > 1) {
-            /* re-plan the rest from the recent time per step (it changes as the
-             * state does) and the evaluation's estimated time, so that the run
-             * and its evaluation end within the budget; the schedules follow.
-             * Not after the first step: its sampling includes the thermalisation,
-             * which would inflate both estimates (the calibration's plan holds) */
-            double t_eval = exact_mode ? t_avg : (info.seconds[0] + info.seconds[1]) * (double)eval_samples / vmc.M + t_therm;
-            double left = 60.0 * time_limit - (now() - t_begin) - t_eval - 0.01 * 60.0 * time_limit, plan;
-            t_avg = 0.8 * t_avg + 0.2 * dt;
-            plan = (double)vmc.step + (left > 0 ? floor(left / t_avg) : 0);
-            if (plan > max_steps) plan = max_steps;
-            if (comm && comm->size > 1) {   /* process 0's plan, on every process */
-                double x = comm->rank == 0 ? plan : 0;
-                if (comm->sum(comm->ctx, &x, 1)) { fprintf(stderr, "ground_state: communication failed\n"); status = 1; break; }
-                plan = x;
-            }
-            if ((int)plan != opt.n_steps && (int)plan > opt.warmup && tqs_vmc_set_steps(&vmc, (int)plan) == 0) opt.n_steps = (int)plan;
-        }
-        if (comm && comm->size > 1) {   /* an interrupt on any process stops every one after the same step */
-            double x = interrupted;
-            if (comm->sum(comm->ctx, &x, 1)) { fprintf(stderr, "ground_state: communication failed\n"); status = 1; break; }
-            interrupted = x > 0;
-        }
-        if (log) {
-            fprintf(log, "%ld,%.12g,%.6g,%.6g,%.4f,%.4f,%.6g,%.6g,%s,%.4f,", info.step, info.energy / N, info.error / N,
-                    info.variance / N, info.acceptance, info.rhat, info.lr, info.diag_shift, tqs_solver_name(info.sr.solver), dt);
-            if (isfinite(dep_avg)) fprintf(log, "%.6g", dep_avg);
-            fprintf(log, "\n");
-            fflush(log);
-        }
-        if (json_log_path) {
-            json_log_add(&jlog, &info);
-            if ((info.step % print_every == 0 || vmc.step == opt.n_steps || interrupted) && json_log_write(&jlog, json_log_path))
-                fprintf(stderr, "ground_state: --json-log: cannot write '%s'\n", json_log_path);
-        }
-        if (!quiet && (info.step % print_every == 0 || vmc.step == opt.n_steps || info.rejected || info.sr.shift_retries)) {
-            double per_step = t_train / (double)done_here;
-            char depstr[32] = "", rhat[16] = "-";   /* (split-R-hat needs 4 samples per chain) */
-            if (isfinite(dep_avg)) snprintf(depstr, sizeof depstr, "  att.dep %.4f", dep_avg);
-            if (!isnan(info.rhat)) snprintf(rhat, sizeof rhat, "%.3f", info.rhat);
-            char ess[32] = "";   /* with --sample-power: the effective number of samples of the weights */
-            if (!exact_mode && vmc.opt.sample_power != 2) snprintf(ess, sizeof ess, "  ess %.0f", info.ess);
-            fprintf(stderr, "step %5ld  E/N %.6f +- %.6f  var/N %.5f  acc %.3f%s  Rhat %s  dist %.3g%s%s  %.3fs/step  left %.0fs%s%s\n",
-                    info.step, info.energy / N, info.error / N, info.variance / N, info.acceptance, ess, rhat,
-                    info.distance, info.capped ? " (capped)" : "", depstr, dt,
-                    (opt.n_steps - vmc.step) * per_step,
-                    info.rejected ? "  REJECTED (non-finite update)" : "",
-                    info.sr.shift_retries ? "  (shift raised after a non-positive pivot)" : "");
-        }
-        /* a rejected step (non-finite energy or update) leaves the parameters
-         * unchanged; several in a row end the run with the last good state */
-        rejected_run = info.rejected ? rejected_run + 1 : 0;
-        if (rejected_run >= max_rejected) {
-            fprintf(stderr, "ground_state: %d consecutive steps rejected (non-finite energy or update) at step %ld; "
-                    "stopping with the parameters of the last good step%s\n", rejected_run, info.step,
-                    ckpt ? " (checkpoint written)" : "");
-            if (ckpt) save_or_rescue(write_checkpoint, &vmc, ckpt, "--checkpoint", "ckpt", NULL);
-            status = 1;
-            break;
-        }
-        if (ckpt && (vmc.step % ckpt_every == 0 || vmc.step == opt.n_steps || interrupted || vmc.step == stop_at)) {
-            /* a checkpoint that cannot be written ends nothing: it goes to another
-             * file, named on stderr, which later checkpoints then use */
-            const char *alt = NULL;
-            if (save_or_rescue(write_checkpoint, &vmc, ckpt, "--checkpoint", "ckpt", &alt)) {
-                if (alt) { snprintf(ckpt_rescue, sizeof ckpt_rescue, "%s", alt); ckpt = ckpt_rescue; }   /* (alt is reused) */
-                else ckpt = NULL;
-                ckpt_failed = 1;
-            }
-        }
-        if (interrupted) { fprintf(stderr, "ground_state: interrupted after step %ld%s\n", info.step, ckpt ? ", checkpoint written" : ""); status = 130; break; }
-        if (stop_at && vmc.step == stop_at && vmc.step < opt.n_steps) {   /* this invocation's share of the run */
-            if (!quiet) fprintf(stderr, "ground_state: --stop-at %d: stopped%s; --resume continues the run\n", stop_at, ckpt ? " with its checkpoint" : "");
-            status = 3; break;
-        }
+        g->t_train += dt;
+        if ((rc = after_step(g, &info, dt)) != 0) return rc;
     }
-    if (log) fclose(log);
-    if (json_log_path && jlog.n && json_log_write(&jlog, json_log_path)) {
-        fprintf(stderr, "ground_state: --json-log: cannot write '%s'\n", json_log_path);
-        status = 1;
+    return 0;
+}
+
+/* ===================================================================== */
+/* Evaluation and report                                                 */
+/* ===================================================================== */
+typedef struct gs_result {
+    tqs_step_info info, sym;     /* the trained state's statistics; --symmetrize: psi_sym's */
+    int have_sym, have_obs, have_sym_obs;
+    tqs_observables obs, sym_obs;
+} gs_result;
+
+/* The trained state from fresh samples (or exactly); --observables of the
+ * same samples, their energy from the same amplitudes (--exact: over the
+ * enumeration). Over MPI the observables are measured apart, on as many
+ * fresh samples. Returns the exit status. */
+static int evaluate(gs *g, gs_result *res) {
+    gs_options *o = &g->o;
+    tqs_vmc *v = &g->r.vmc;
+    int one_process = !g->comm || g->comm->size == 1, chains = v->opt.n_chains;
+    memset(res, 0, sizeof *res);
+    if (g->r.phase == 0 && g->ro.skip_plain && tqs_recipe_next_phase(&g->r)) {   /* --sym-train --steps 0: psi_sym of the model */
+        fprintf(stderr, "ground_state: --sym-train: %s\n", tqs_last_error()); return 1;
     }
-    if (status == 0) {
-        tqs_step_info sym;
-        int have_sym = 0, one_process = !comm || comm->size == 1;
-        /* --observables: of the evaluation's own samples, its energy from the
-         * same amplitudes (--exact: over the enumeration, whose orbit
-         * representatives need every site as reference). Over MPI they are
-         * measured apart, on as many fresh samples. */
-        if (observables && one_process) {
-            long room = (long)((eval_samples + opt.n_chains - 1) / opt.n_chains) * opt.n_chains;
-            if (exact_mode ? tqs_observables_init(&obs, &H.lat, NULL, 0, 1) : obs_init(&obs, &H.lat, cfg.b, room)) {
-                fprintf(stderr, "ground_state: --observables: %s\n", tqs_last_error());
-                status = 1;
-            } else have_obs = 1;
+    if (o->observables && one_process) {
+        long room = (long)((o->eval_samples + chains - 1) / chains) * chains;
+        if (o->exact ? tqs_observables_init(&res->obs, &g->H.lat, NULL, 0, 1) : obs_init(&res->obs, &g->H.lat, g->o.cfg.b, room)) {
+            fprintf(stderr, "ground_state: --observables: %s\n", tqs_last_error()); return 1;
         }
-        if (status == 0 && (have_obs ? tqs_vmc_evaluate_observables(&vmc, eval_samples, &info, &obs) : tqs_vmc_evaluate(&vmc, eval_samples, &info))) {
-            fprintf(stderr, "ground_state: evaluation: %s\n", tqs_last_error());
+        res->have_obs = 1;
+    }
+    if (res->have_obs ? tqs_vmc_evaluate_observables(v, o->eval_samples, &res->info, &res->obs) : tqs_vmc_evaluate(v, o->eval_samples, &res->info)) {
+        fprintf(stderr, "ground_state: evaluation: %s\n", tqs_last_error()); return 1;
+    }
+    /* a failed symmetrisation (e.g. an undetermined sector) still reports the
+     * plain results, and then exits with status 1 */
+    if (o->symmetrize)
+        res->have_sym = !evaluate_symmetrized(v, &g->H, o->sym_samples, (uint64_t)o->seed, &res->sym, o->quiet, o->observables ? &res->sym_obs : NULL);
+    res->have_sym_obs = res->have_sym && o->observables;
+    if (o->observables && !one_process) {
+        if (o->exact ? obs_enumeration(&res->obs, &g->H.lat, &v->amp, &v->en)
+                     : obs_measure(&res->obs, &g->H.lat, o->cfg.b, &v->amp, o->eval_samples, chains, (uint64_t)o->seed)) {
+            fprintf(stderr, "ground_state: --observables: %s\n", tqs_last_error()); return 1;
+        }
+        res->have_obs = 1;
+    }
+    if (isnan(g->exact)) g->exact = exact_per_site(&g->H, o->J1, o->J2);
+    /* a plain state is checked against the Hamiltonian's symmetries (psi_sym has them by construction) */
+    if (is_root && !v->opt.symmetry) check_symmetry(&g->symcheck, &g->H, &v->amp, o->cfg.b, chains, (uint64_t)o->seed);
+    return 0;
+}
+
+static void report_json(gs *g, const gs_result *res) {
+    gs_options *o = &g->o;
+    const tqs_step_info *in = &res->info;
+    const symmetry_check *sc = &g->symcheck;
+    int N = g->N, sym = g->r.vmc.opt.symmetry != NULL;
+    double e = in->energy / N, exact = g->exact, rel = isfinite(exact) ? fabs((e - exact) / exact) : NAN;
+    long steps = o->steps == 0 ? 0 : g->offset + g->r.vmc.opt.n_steps;
+    printf("{\"Lx\":%d,\"Ly\":%d,\"J1\":%.10g,\"J2\":%.10g,\"attention\":\"%s\",\"params\":%zu,\"samples\":%d,\"steps\":%ld,"
+           "\"plain_steps\":%ld,\"sym_steps\":%ld,\"state\":\"%s\",",
+           o->cfg.Lx, o->cfg.Ly, o->J1, o->J2, o->cfg.attention ? "standard" : "factored", g->model.n_params,
+           o->exact ? (int)g->r.vmc.en.basis.dim : o->eval_samples, steps, sym ? g->offset : steps, sym ? steps - g->offset : 0,
+           sym ? "psi_sym" : "psi");
+    if (sym) printf("\"group\":\"%s\",", group_flag(g->ro.group));
+    printf("\"seconds_per_step\":%.4g,\"energy_per_site\":%.10g,\"error\":%.4g,\"variance_per_site\":%.6g,\"v_score\":%.6g,",
+           g->done_here > 0 ? g->t_train / (double)g->done_here : 0.0, e, in->error / N, in->variance / N,
+           N * in->variance / (in->energy * in->energy));
+    if (isfinite(exact)) printf("\"exact_per_site\":%.10g,\"relative_error\":%.4g,", exact, rel);
+    else printf("\"exact_per_site\":null,\"relative_error\":null,");
+    if (res->have_sym) {
+        double se = res->sym.energy / N, srel = isfinite(exact) ? fabs((se - exact) / exact) : NAN;
+        printf("\"sym_energy_per_site\":%.10g,\"sym_error\":%.4g,\"sym_v_score\":%.6g,", se, res->sym.error / N,
+               N * res->sym.variance / (res->sym.energy * res->sym.energy));
+        if (isfinite(srel)) printf("\"sym_relative_error\":%.4g,", srel); else printf("\"sym_relative_error\":null,");
+    } else if (o->symmetrize) printf("\"sym_energy_per_site\":null,\"sym_error\":null,\"sym_v_score\":null,\"sym_relative_error\":null,");
+    if (res->have_obs) { printf("\"observables\":"); obs_json(stdout, &res->obs); printf(","); }
+    if (res->have_sym_obs) { printf("\"sym_observables\":"); obs_json(stdout, &res->sym_obs); printf(","); }
+    if (sc->done)
+        printf("\"symmetry_check\":{\"generator\":\"%s\",\"expect\":%.6g,\"error\":%.3g,\"broken\":%s,\"wrong_sector\":%s},",
+               sc->name, sc->g, sc->err, sc->broken ? "true" : "false", sc->wrong_sector ? "true" : "false");
+    printf("\"seconds\":%.2f}\n", now() - g->t_start);
+}
+
+static void report_text(gs *g, const gs_result *res) {
+    const tqs_step_info *in = &res->info;
+    int N = g->N, sym = g->r.vmc.opt.symmetry != NULL;
+    double e = in->energy / N, exact = g->exact;
+    printf("E/N = %.6f +- %.6f  (%s%s)\n", e, in->error / N, sym ? "psi_sym, " : "", g->o.exact ? "exact enumeration" : "fresh samples");
+    printf("variance/N = %.6f   V-score = %.4g\n", in->variance / N, N * in->variance / (in->energy * in->energy));
+    if (isfinite(exact))   /* Lanczos to ten digits, or the published six-digit 6x6 value */
+        printf("exact E/N = %.*f   relative error = %.2e\n", N <= TQS_ED_MAX_SITES ? 10 : 6, exact, fabs((e - exact) / exact));
+    if (res->have_sym) {
+        double se = res->sym.energy / N;
+        printf("symmetrised: E/N = %.6f +- %.6f   V-score = %.4g", se, res->sym.error / N, N * res->sym.variance / (res->sym.energy * res->sym.energy));
+        if (isfinite(exact)) printf("   relative error = %.2e", fabs((se - exact) / exact));
+        printf("\n");
+    }
+    if (sym && g->offset > 0) printf("%ld plain + %ld psi_sym steps in %.1f s\n", g->offset, g->r.vmc.step, g->t_train);
+    else printf("%ld steps in %.1f s (%.3f s/step)\n", g->done_here, g->t_train, g->done_here > 0 ? g->t_train / (double)g->done_here : 0.0);
+    if (res->have_obs) obs_print(stdout, &res->obs, sym ? "observables of psi_sym" : "observables");
+    if (res->have_sym_obs) obs_print(stdout, &res->sym_obs, "observables of psi_sym");
+}
+
+/* A plain state that breaks a symmetry of the Hamiltonian, said in one line with what to run instead. */
+static void report_symmetry(const gs *g) {
+    const symmetry_check *sc = &g->symcheck;
+    if (sc->wrong_sector)
+        fprintf(stderr, "ground_state: the trained state is in another symmetry sector than the exact ground state: "
+                "<%s> = %.3f +- %.3f, the opposite sign; run without --plain (the recipe trains psi_sym in the ground "
+                "state's sector), or --save this model and --init MODEL --sym-train point\n", sc->name, sc->g, sc->err);
+    else if (sc->broken)
+        fprintf(stderr, "ground_state: the trained state breaks the lattice's symmetry: <%s> = %.3f +- %.3f (1 in a state "
+                "of one sector: about %.0f%% of it lies in other sectors); run without --plain (the recipe), or --save "
+                "this model and --init MODEL --sym-train point\n", sc->name, sc->g, sc->err, 50 * (1 - fabs(sc->g)));
+    else if (sc->done && !g->o.quiet)
+        fprintf(stderr, "symmetry check: the state keeps the lattice's symmetries (worst <%s> = %.4f +- %.4f)\n", sc->name, sc->g, sc->err);
+}
+
+/* ===================================================================== */
+/* Outputs                                                               */
+/* ===================================================================== */
+/* The per-step outputs, continued from the checkpoint's step when resumed. */
+static int open_outputs(gs *g) {
+    gs_options *o = &g->o;
+    long step = g->offset + g->r.vmc.step;   /* steps already done */
+    int N = g->N;
+    if (o->log_path && step > 0 && trim_log(o->log_path, step)) {
+        fprintf(stderr, "ground_state: --log: cannot rewrite '%s' up to the checkpoint's step %ld\n", o->log_path, step);
+        return 2;
+    }
+    if (o->log_path) {
+        if (!(g->log = fopen(o->log_path, step > 0 ? "a" : "w"))) { fprintf(stderr, "ground_state: --log: cannot open '%s'\n", o->log_path); return 2; }
+        if (step == 0) fprintf(g->log, "step,energy_per_site,error,variance_per_site,acceptance,rhat,lr,diag_shift,solver,seconds,input_dependence\n");
+    }
+    if (o->json_log_path && step > 0 && json_log_resume(&g->jlog, o->json_log_path, step)) {
+        fprintf(stderr, "ground_state: --json-log: '%s' is not a log this program wrote\n", o->json_log_path);
+        return 2;
+    }
+    if (o->att_every && g->model.cfg.attention != TQS_ATTN_STANDARD) flags_die("--attention-log: the --init model has factored attention");
+    if (o->att_every) {
+        g->dep = (double *)malloc(sizeof(double) * g->model.cfg.n_layers * g->model.cfg.h);
+        g->dep_buf = (int8_t *)malloc((size_t)256 * N);
+        if (!g->dep || !g->dep_buf || tqs_vit_ws_init(&g->att_ws, &g->model, 1, 0)) { fprintf(stderr, "ground_state: --attention-log: out of memory\n"); return 1; }
+    }
+    if (o->plot && !o->log_path) {   /* this run's curve, kept in memory */
+        g->hist_cap = 1024;
+        g->hist_x = (double *)malloc(sizeof(double) * g->hist_cap); g->hist_y = (double *)malloc(sizeof(double) * g->hist_cap);
+        g->hist_e = (double *)malloc(sizeof(double) * g->hist_cap);
+        if (!g->hist_x || !g->hist_y || !g->hist_e) { fprintf(stderr, "ground_state: --plot: out of memory\n"); return 1; }
+    }
+    return 0;
+}
+
+/* --plot without logs: this run's curve, from its tenth step's energy down. */
+static int plot_run(gs *g, const char *title) {
+    plot_series ps;
+    plot_options po;
+    char full_title[256];
+    double lo = g->exact, hi = g->done_here > 0 ? g->hist_y[g->done_here / 10] : NAN;
+    long i;
+    for (i = 0; i < g->done_here; i++) if (!(g->hist_y[i] >= lo)) lo = g->hist_y[i];
+    ps.label = "this run"; ps.x = g->hist_x; ps.y = g->hist_y; ps.err = g->hist_e; ps.n = (int)g->done_here;
+    memset(&po, 0, sizeof po);
+    po.title = title; po.xlabel = "optimisation step"; po.ylabel = "energy per site E/N";
+    if (isfinite(g->exact)) { po.ref = g->exact; po.ref_label = "exact"; }
+    if (isfinite(lo) && hi > lo) {   /* as in plot_logs */
+        po.ymin = lo - 0.03 * (hi - lo); po.ymax = hi;
+        po.title = clip_title(full_title, sizeof full_title, title, &ps, 1, hi);
+    }
+    if (plot_line_svg(g->o.plot, &ps, 1, &po)) { fprintf(stderr, "ground_state: --plot: %s\n", plot_last_error()); return 1; }
+    return 0;
+}
+
+/* The files written after the results are printed: a failed one loses
+ * nothing else (the model goes to another file, named on stderr). */
+static int write_results(gs *g, const gs_result *res) {
+    gs_options *o = &g->o;
+    int status = 0;
+    char t[128];
+    if (o->save && save_or_rescue(write_model, &g->model, o->save, "--save", "tqs", NULL)) status = 1;
+    if (res->have_obs && o->obs_svg_prefix) {
+        snprintf(t, sizeof t, "%dx%d, J2 = %g", o->cfg.Lx, o->cfg.Ly, o->J2);
+        if (obs_svg(o->obs_svg_prefix, res->have_sym_obs ? &res->sym_obs : &res->obs, t)) { fprintf(stderr, "ground_state: --obs-svg: %s\n", plot_last_error()); status = 1; }
+    }
+    if (o->plot) {
+        snprintf(t, sizeof t, "%dx%d J1-J2, J2 = %g, %s ViT", o->cfg.Lx, o->cfg.Ly, o->J2, o->cfg.attention ? "standard" : "factored");
+        if (o->log_path ? plot_logs(o->plot, &o->log_path, 1, g->exact, t) : plot_run(g, t)) status = 1;
+    }
+    return status;
+}
+
+/* ===================================================================== */
+/* The run: parse, set up, phases, evaluation, report                    */
+/* ===================================================================== */
+static int start(gs *g) {
+    gs_options *o = &g->o;
+    int rc;
+    if (tqs_recipe_init(&g->r, &g->H, &g->model, &g->ro)) { fprintf(stderr, "ground_state: %s\n", tqs_last_error()); return 2; }
+    if (o->resume && tqs_recipe_load_checkpoint(&g->r, o->resume)) { fprintf(stderr, "ground_state: --resume: %s\n", tqs_last_error()); return 2; }
+    if (g->r.phase == 1 && !g->ro.skip_plain) g->offset = g->ro.plain_steps;   /* resumed in psi_sym */
+    if ((rc = open_outputs(g)) != 0) return rc;
+    if (g->couplings_msg[0] && is_root && (g->warm || !o->quiet)) fprintf(stderr, "%s\n", g->couplings_msg);
+    if (!o->quiet)
+        fprintf(stderr, "%dx%d J2=%g, %s ViT d=%d h=%d layers=%d: %zu parameters, %s, solver %s, %d thread%s\n",
+                o->cfg.Lx, o->cfg.Ly, o->J2, o->cfg.attention ? "standard" : "factored", o->cfg.d, o->cfg.h, o->cfg.n_layers,
+                g->model.n_params, o->exact ? "exact enumeration" : "sampling", tqs_solver_name(g->r.vmc.sr_ws.solver),
+                tqs_get_threads(), tqs_get_threads() == 1 ? "" : "s");
+    if (!o->quiet && o->plot && !o->log_path)
+        fprintf(stderr, "--plot: no LOG.csv arguments were given, so this run trains and then plots its own curve to '%s'\n", o->plot);
+    g->print_every = o->print_every;
+    if (g->r.phase == 0 && !g->ro.skip_plain && o->steps != 0) {
+        /* the exact energy the report compares with (Lanczos: 16 s on 4x6) is
+         * part of a timed run's budget, so it is computed before the plan */
+        int last = g->ro.group == TQS_RECIPE_PLAIN;
+        double share = last ? 1 : o->plain_share > 0 ? o->plain_share : tqs_recipe_for_budget(o->cfg.Lx, o->cfg.Ly, o->time_limit).plain_share;
+        if (o->time_limit > 0 && !o->resume) {
+            g->exact = exact_per_site(&g->H, o->J1, o->J2);
+            g->deadline = g->t_begin + 60.0 * o->time_limit * share;
+        }
+        print_phase(g);
+        if (g->deadline > 0 && (rc = plan_phase(g, last)) != 0) return rc;
+        if (!g->print_every) g->print_every = g->r.vmc.opt.n_steps <= 100 ? 1 : g->r.vmc.opt.n_steps / 100;
+    }
+    if (!g->print_every) g->print_every = g->r.vmc.opt.n_steps <= 100 ? 1 : g->r.vmc.opt.n_steps / 100;
+    return 0;
+}
+
+static int run(int argc, char **argv, const tqs_comm *comm) {
+    gs *g = (gs *)calloc(1, sizeof *g);
+    gs_result *res = (gs_result *)calloc(1, sizeof *res);
+    int status;
+    if (!g || !res) { fprintf(stderr, "ground_state: out of memory\n"); return 1; }
+    flags_prog = "ground_state";
+    g->t_begin = now(); g->comm = comm; g->exact = NAN; g->dep_avg = NAN;
+    if ((status = parse_flags(&g->o, argc, argv)) != 0 || (status = set_up(g)) != 0) return status;
+    if (g->o.n_logs) {   /* plot those logs only */
+        char title[128];
+        snprintf(title, sizeof title, "%dx%d J1-J2, J2 = %g", g->o.cfg.Lx, g->o.cfg.Ly, g->o.J2);
+        status = plot_logs(g->o.plot, g->o.logs, g->o.n_logs, exact_per_site(&g->H, g->o.J1, g->o.J2), title) ? 1 : 0;
+    } else if ((status = start(g)) == 0 && (status = train(g)) == 0) {
+        if (g->log) { fclose(g->log); g->log = NULL; }
+        if (g->o.json_log_path && g->jlog.n && json_log_write(&g->jlog, g->o.json_log_path)) {
+            fprintf(stderr, "ground_state: --json-log: cannot write '%s'\n", g->o.json_log_path);
             status = 1;
         }
-        /* a failed symmetrisation (e.g. an undetermined sector) still reports the
-         * plain results, and then exits with status 1 */
-        if (status == 0 && symmetrize)
-            have_sym = !evaluate_symmetrized(&vmc, &H, sym_samples, (uint64_t)seed, &sym, quiet, observables ? &sym_obs : NULL);
-        have_sym_obs = have_sym && observables;
-        if (status == 0 && observables && !one_process) {
-            if (exact_mode ? obs_enumeration(&obs, &H.lat, &vmc.amp, &vmc.en)
-                           : obs_measure(&obs, &H.lat, cfg.b, &vmc.amp, eval_samples, opt.n_chains, (uint64_t)seed)) {
-                fprintf(stderr, "ground_state: --observables: %s\n", tqs_last_error());
-                status = 1;
-            } else have_obs = 1;
-        }
-        if (isnan(exact)) exact = exact_per_site(&H, J1, J2);
-        /* a plain state is checked against the Hamiltonian's symmetries (psi_sym has them by construction) */
-        if (status == 0 && is_root && !sym_train) check_symmetry(&symcheck, &H, &vmc.amp, cfg.b, opt.n_chains, (uint64_t)seed);
+        if (status == 0) status = evaluate(g, res);
         if (status == 0 && is_root) {
-            double e = info.energy / N, err = info.error / N, var = info.variance / N, vscore = N * info.variance / (info.energy * info.energy);
-            double rel = isfinite(exact) ? fabs((e - exact) / exact) : NAN, secs = now() - t_start;
-            double per_step = done_here > 0 ? t_train / (double)done_here : 0.0;
-            double se = have_sym ? sym.energy / N : NAN, serr = have_sym ? sym.error / N : NAN;
-            double svs = have_sym ? N * sym.variance / (sym.energy * sym.energy) : NAN, srel = isfinite(exact) ? fabs((se - exact) / exact) : NAN;
-            if (json) {
-                printf("{\"Lx\":%d,\"Ly\":%d,\"J1\":%.10g,\"J2\":%.10g,\"attention\":\"%s\",\"params\":%zu,\"samples\":%d,\"steps\":%d,"
-                       "\"seconds_per_step\":%.4g,\"energy_per_site\":%.10g,\"error\":%.4g,\"variance_per_site\":%.6g,\"v_score\":%.6g,",
-                       cfg.Lx, cfg.Ly, J1, J2, cfg.attention ? "standard" : "factored", model.n_params,
-                       exact_mode ? (int)vmc.en.basis.dim : eval_samples, steps_flag == 0 ? 0 : opt.n_steps, per_step, e, err, var, vscore);
-                if (isfinite(exact)) printf("\"exact_per_site\":%.10g,\"relative_error\":%.4g,", exact, rel);
-                else printf("\"exact_per_site\":null,\"relative_error\":null,");
-                if (have_sym) {
-                    printf("\"sym_energy_per_site\":%.10g,\"sym_error\":%.4g,\"sym_v_score\":%.6g,", se, serr, svs);
-                    if (isfinite(srel)) printf("\"sym_relative_error\":%.4g,", srel); else printf("\"sym_relative_error\":null,");
-                } else if (symmetrize) printf("\"sym_energy_per_site\":null,\"sym_error\":null,\"sym_v_score\":null,\"sym_relative_error\":null,");
-                if (have_obs) { printf("\"observables\":"); obs_json(stdout, &obs); printf(","); }
-                if (have_sym_obs) { printf("\"sym_observables\":"); obs_json(stdout, &sym_obs); printf(","); }
-                if (symcheck.done)
-                    printf("\"symmetry_check\":{\"generator\":\"%s\",\"expect\":%.6g,\"error\":%.3g,\"broken\":%s,\"wrong_sector\":%s},",
-                           symcheck.name, symcheck.g, symcheck.err, symcheck.broken ? "true" : "false", symcheck.wrong_sector ? "true" : "false");
-                printf("\"seconds\":%.2f}\n", secs);
-            } else {
-                printf("E/N = %.6f +- %.6f  (%s)\n", e, err, exact_mode ? "exact enumeration" : "fresh samples");
-                printf("variance/N = %.6f   V-score = %.4g\n", var, vscore);
-                if (isfinite(exact))   /* Lanczos to ten digits, or the published six-digit 6x6 value */
-                    printf("exact E/N = %.*f   relative error = %.2e\n", N <= TQS_ED_MAX_SITES ? 10 : 6, exact, rel);
-                if (have_sym) {
-                    printf("symmetrised: E/N = %.6f +- %.6f   V-score = %.4g", se, serr, svs);
-                    if (isfinite(srel)) printf("   relative error = %.2e", srel);
-                    printf("\n");
-                }
-                printf("%ld steps in %.1f s (%.3f s/step)\n", done_here, t_train, per_step);
-                if (have_obs) obs_print(stdout, &obs, "observables");
-                if (have_sym_obs) obs_print(stdout, &sym_obs, "observables of psi_sym");
-            }
-            if (symcheck.wrong_sector)
-                fprintf(stderr, "ground_state: the trained state is in another symmetry sector than the exact ground state: "
-                        "<%s> = %.3f +- %.3f, the opposite sign; train psi_sym in the ground state's sector: --save this model, "
-                        "then --init MODEL --sym-train point\n", symcheck.name, symcheck.g, symcheck.err);
-            else if (symcheck.broken)
-                fprintf(stderr, "ground_state: the trained state breaks the lattice's symmetry: <%s> = %.3f +- %.3f (1 in a state "
-                        "of one sector: about %.0f%% of it lies in other sectors); train psi_sym from it: --save this model, then "
-                        "--init MODEL --sym-train point\n", symcheck.name, symcheck.g, symcheck.err, 50 * (1 - fabs(symcheck.g)));
-            else if (symcheck.done && !quiet)
-                fprintf(stderr, "symmetry check: the state keeps the lattice's symmetries (worst <%s> = %.4f +- %.4f)\n",
-                        symcheck.name, symcheck.g, symcheck.err);
+            if (g->o.json) report_json(g, res); else report_text(g, res);
+            report_symmetry(g);
         }
-        if (status == 0 && symmetrize && !have_sym) status = 1;
-        /* the model last, after the results are printed; if it cannot be written
-         * where asked it goes to another file, named on stderr */
-        if (save && save_or_rescue(write_model, &model, save, "--save", "tqs", NULL)) status = 1;
-        if (have_obs && obs_svg_prefix) {
-            char t[128];
-            snprintf(t, sizeof t, "%dx%d, J2 = %g", cfg.Lx, cfg.Ly, J2);
-            if (obs_svg(obs_svg_prefix, have_sym_obs ? &sym_obs : &obs, t)) { fprintf(stderr, "ground_state: --obs-svg: %s\n", plot_last_error()); status = 1; }
-        }
-        if (plot) {   /* after the results are printed: a failed plot loses nothing else */
-            char title[128], full_title[256];
-            snprintf(title, sizeof title, "%dx%d J1-J2, J2 = %g, %s ViT", cfg.Lx, cfg.Ly, J2, cfg.attention ? "standard" : "factored");
-            if (log_path) { if (plot_logs(plot, &log_path, 1, exact, title)) status = 1; }
-            else {
-                plot_series ps;
-                plot_options po;
-                double lo = exact, hi = done_here > 0 ? hist_y[done_here / 10] : NAN;
-                for (i = 0; i < done_here; i++) if (!(hist_y[i] >= lo)) lo = hist_y[i];
-                ps.label = "this run"; ps.x = hist_x; ps.y = hist_y; ps.err = hist_e; ps.n = (int)done_here;
-                memset(&po, 0, sizeof po);
-                po.title = title; po.xlabel = "optimisation step"; po.ylabel = "energy per site E/N";
-                if (isfinite(exact)) { po.ref = exact; po.ref_label = "exact"; }
-                if (isfinite(lo) && hi > lo) {   /* as in plot_logs */
-                    po.ymin = lo - 0.03 * (hi - lo); po.ymax = hi;
-                    po.title = clip_title(full_title, sizeof full_title, title, &ps, 1, hi);
-                }
-                if (plot_line_svg(plot, &ps, 1, &po)) { fprintf(stderr, "ground_state: --plot: %s\n", plot_last_error()); status = 1; }
-            }
-        }
+        if (status == 0 && g->o.symmetrize && !res->have_sym) status = 1;
+        if (status == 0) status = write_results(g, res);
+        if (g->ckpt_failed && status == 0) status = 1;   /* the run finished, but not everything went where asked */
     }
-    if (ckpt_failed && status == 0) status = 1;   /* the run finished, but not everything went where asked */
-    if (att_every) tqs_vit_ws_free(&att_ws);
-    if (have_obs) tqs_observables_free(&obs);
-    if (have_sym_obs) tqs_observables_free(&sym_obs);
-    if (json_log_path) free(jlog.it);
-    free(dep); free(dep_buf); free(hist_x); free(hist_y); free(hist_e); free(logs);
-    free(ck); free(eargv); free(stored); free(note);
-    tqs_vmc_free(&vmc);
-    tqs_symmetry_free(&sym_group);
-    tqs_vit_free(&model);
-    tqs_hamiltonian_free(&H);
+    if (g->log) fclose(g->log);
+    if (g->o.json_log_path && g->jlog.n && status != 0 && json_log_write(&g->jlog, g->o.json_log_path))
+        fprintf(stderr, "ground_state: --json-log: cannot write '%s'\n", g->o.json_log_path);
+    if (g->o.att_every && g->dep) tqs_vit_ws_free(&g->att_ws);
+    if (res->have_obs) tqs_observables_free(&res->obs);
+    if (res->have_sym_obs) tqs_observables_free(&res->sym_obs);
+    json_log_free(&g->jlog);
+    free(g->dep); free(g->dep_buf); free(g->hist_x); free(g->hist_y); free(g->hist_e);
+    free(g->o.logs); free(g->o.ck); free(g->o.eargv); free(g->o.stored); free(g->note);
+    tqs_recipe_free(&g->r);
+    tqs_vit_free(&g->model);
+    tqs_hamiltonian_free(&g->H);
+    free(g); free(res);
     return status;
 }
 

@@ -2,7 +2,7 @@
  * recipe (plain SR on the default ViT, then psi_sym over the point group in
  * the ground state's sector) on the 4x4 J1-J2 model at J2 = 0.5, then a
  * comparison with exact diagonalisation. Zero options are the measured
- * defaults; the recipe takes the same steps as ground_state's two phases.
+ * defaults; the recipe takes the same steps as ground_state --steps P --sym-steps Q.
  *   cc -O2 -fopenmp tour.c -lm && ./a.out [plain_steps sym_steps]   (default 1500 250) */
 #define TQS_IMPLEMENTATION
 #include "tqs.h"   /* beside this file, or found with -I */
@@ -27,10 +27,9 @@ int main(int argc, char **argv) {
     opt.plain.seed = 1;                                                   /* 3 */
     if (tqs_recipe_init(&recipe, &H, &model, &opt)) goto fail;            /* 4 */
     while (recipe.phase < 2) {
-        int phase = recipe.phase;
         if (tqs_recipe_step(&recipe, &info)) goto fail;                   /* 5: at the switch, the sector */
-        if (info.step % 50 == 0 || recipe.phase != phase)
-            printf("%s step %4ld  E/N = %.12g +- %.2g\n", phase ? "psi_sym" : "plain  ", info.step,
+        if (info.step % 50 == 0 || recipe.vmc.step == recipe.vmc.opt.n_steps)   /* (and each phase's last) */
+            printf("%s step %4ld  E/N = %.12g +- %.2g\n", recipe.vmc.opt.symmetry ? "psi_sym" : "plain  ", info.step,
                    info.energy / N, info.error / N);
     }
     if (tqs_recipe_evaluate(&recipe, 16384, &info)) goto fail;            /* 6 */

@@ -148,7 +148,7 @@ static int same_logs(const char *a, const char *b) {
 }
 
 static void test_determinism(void) {
-    const char *base = "./examples/ground_state --quiet --d 8 --heads 2 --samples 128 --chains 8 --lr 0.05 --lr-final 0.05 --diag-shift 0.05 "
+    const char *base = "./examples/ground_state --plain --quiet --d 8 --heads 2 --samples 128 --chains 8 --lr 0.05 --lr-final 0.05 --diag-shift 0.05 "
                        "--eval-samples 64 --seed 9";
     char cmd[1024];
     snprintf(cmd, sizeof cmd, "%s --steps 6 --threads 1 --log " D "/t1.csv", base);
@@ -190,7 +190,7 @@ static void test_determinism(void) {
     {
         const char *sym = "./examples/ground_state --quiet --init " D "/p.tqs --sym-train translations --samples 64 --steps 6 "
                           "--eval-samples 64 --threads 1";
-        snprintf(cmd, sizeof cmd, "./examples/ground_state --quiet --d 8 --samples 64 --steps 5 --eval-samples 64 --save " D "/p.tqs");
+        snprintf(cmd, sizeof cmd, "./examples/ground_state --plain --quiet --d 8 --samples 64 --steps 5 --eval-samples 64 --save " D "/p.tqs");
         CHECK_EQ(run(cmd), 0);
         snprintf(cmd, sizeof cmd, "%s --log " D "/s1.csv", sym);
         CHECK_EQ(run(cmd), 0);
@@ -239,7 +239,7 @@ static void test_faults(void) {
     tqs_vmc_free(&v); tqs_vit_free(&back);
     /* program level */
     remove(D "/f.ckpt");
-    st = run("./examples/ground_state --quiet --init " D "/huge.tqs --samples 64 --chains 8 --steps 20 --max-rejected 3 "
+    st = run("./examples/ground_state --plain --quiet --init " D "/huge.tqs --samples 64 --chains 8 --steps 20 --max-rejected 3 "
              "--checkpoint " D "/f.ckpt --log " D "/f.csv");
     err = slurp(D "/err.txt", NULL);
     CHECK_EQ(st, 1);
@@ -290,12 +290,12 @@ static void test_outputs(void) {
     GS("--init " D "/i.tqs --d 8", "--init: the model has --d 16, the flags say 8");
     GS("--init " D "/i.tqs --heads 4", "--init: the model has --heads 2, the flags say 4");
     GS("--init " D "/i.tqs --attention standard", "--init: the model has --attention factored, the flags say standard");
-    CHECK_EQ(run("./examples/ground_state --quiet --steps 1 --samples 64 --eval-samples 64 --init " D "/i.tqs --d 16 --heads 2"), 0);
+    CHECK_EQ(run("./examples/ground_state --plain --quiet --steps 1 --samples 64 --eval-samples 64 --init " D "/i.tqs --d 16 --heads 2"), 0);
     /* a save that fails only at the end: PATH.tmp is a directory, which the
      * check before the run takes for a leftover, but the saver cannot replace */
     remove(D "/late.tqs");
     mkdir(D "/late.tqs.tmp", 0777);
-    st = run("./examples/ground_state --quiet --steps 2 --samples 64 --eval-samples 64 --save " D "/late.tqs");
+    st = run("./examples/ground_state --plain --quiet --steps 2 --samples 64 --eval-samples 64 --save " D "/late.tqs");
     out = slurp(D "/out.txt", NULL);
     err = slurp(D "/err.txt", NULL);
     CHECK_EQ(st, 1);
@@ -339,7 +339,7 @@ static void test_time_limit(void) {
     double rows[4096];
     long n;
     remove(D "/tl.csv");
-    CHECK_EQ(run("./examples/ground_state --d 8 --heads 2 --layers 1 --samples 64 --chains 8 --eval-samples 64 "
+    CHECK_EQ(run("./examples/ground_state --plain --d 8 --heads 2 --layers 1 --samples 64 --chains 8 --eval-samples 64 "
                  "--time-limit 0.02 --json --print-every 1000 --log " D "/tl.csv"), 0);
     out = slurp(D "/out.txt", NULL); err = slurp(D "/err.txt", NULL);
     CHECK(out && err);
@@ -358,13 +358,13 @@ static void test_time_limit(void) {
     {
         char cmd[512];
         double whole = -1;
-        CHECK_EQ(run("./examples/ground_state --d 8 --heads 2 --layers 1 --samples 64 --chains 8 --eval-samples 65536 "
+        CHECK_EQ(run("./examples/ground_state --plain --d 8 --heads 2 --layers 1 --samples 64 --chains 8 --eval-samples 65536 "
                      "--steps 1 --json --print-every 1000"), 0);
         out = slurp(D "/out.txt", NULL);
         if (out) whole = json_scalar(out, "seconds");
         free(out);
         CHECK(whole > 0);
-        snprintf(cmd, sizeof cmd, "./examples/ground_state --d 8 --heads 2 --layers 1 --samples 64 --chains 8 "
+        snprintf(cmd, sizeof cmd, "./examples/ground_state --plain --d 8 --heads 2 --layers 1 --samples 64 --chains 8 "
                  "--eval-samples 65536 --time-limit %.6f --json --print-every 1000", whole / 4 / 60);
         CHECK_EQ(run(cmd), 0);
     }
@@ -452,7 +452,7 @@ static long csv_energies(const char *path, double *x, long cap) {
     return k;
 }
 static void test_json_log(void) {
-    const char *base = "./examples/ground_state --quiet --d 8 --heads 2 --samples 128 --chains 8 --lr 0.05 --lr-final 0.05 --diag-shift 0.05 "
+    const char *base = "./examples/ground_state --plain --quiet --d 8 --heads 2 --samples 128 --chains 8 --lr 0.05 --lr-final 0.05 --diag-shift 0.05 "
                        "--eval-samples 64 --seed 9";
     char cmd[1024], *t;
     double e[16], csv[16], e2[16], it[16];
@@ -562,8 +562,8 @@ static void test_scan(void) {
  * lattice from the model file. */
 static void test_defaults_and_tour(void) {
     char *readme = slurp("README.md", NULL), *tour = slurp("examples/tour.c", NULL), *out;
-    double csv[4], csv2[4], e0 = NAN, e2 = NAN, s0 = NAN, s1 = NAN;
-    long n, n2;
+    double csv[4], csv2[4], one[8], e0 = NAN, e2 = NAN, s0 = NAN, s1 = NAN;
+    long n, n2, n_one;
     tqs_vmc_options o;
     tqs_vit_config c;
     CHECK(readme && tour && strstr(readme, tour) != NULL);   /* README's code block is the file */
@@ -577,9 +577,12 @@ static void test_defaults_and_tour(void) {
     tqs_vmc_options_defaults(&o);   /* idempotent: "off" stays off */
     o.momentum = -1; tqs_vmc_options_defaults(&o); CHECK(o.momentum == -1);
     /* the tour's recipe (tqs_recipe, 3 plain steps and 2 of psi_sym) against
-     * ground_state's two phases as two commands: every printed energy the same */
+     * ground_state's default, the recipe in one command, and against its two
+     * phases as two commands: every printed energy the same */
     CHECK_EQ(run("(cd " D " && ../../examples/tour 3 2 > tour.out)"), 0);
-    CHECK_EQ(run("./examples/ground_state --quiet --samples 512 --steps 3 --seed 1 --eval-samples 1024 --save " D "/tp.tqs "
+    CHECK_EQ(run("./examples/ground_state --quiet --steps 3 --sym-steps 2 --seed 1 --eval-samples 1024 --log " D "/one.csv"), 0);
+    n_one = csv_energies(D "/one.csv", one, 8);
+    CHECK_EQ(run("./examples/ground_state --plain --quiet --samples 512 --steps 3 --seed 1 --eval-samples 1024 --save " D "/tp.tqs "
                  "--log " D "/tour.csv"), 0);
     CHECK_EQ(run("./examples/ground_state --quiet --init " D "/tp.tqs --sym-train point --samples 512 --lr 0.1 --lr-final 0.01 "
                  "--max-distance 0.1 --steps 2 --seed 1 --eval-samples 1024 --log " D "/tour2.csv"), 0);
@@ -599,6 +602,7 @@ static void test_defaults_and_tour(void) {
     /* both print 12 significant digits of the same double */
     CHECK(n == 3 && e0 == csv[0] && e2 == csv[2]);
     CHECK(n2 == 2 && s0 == csv2[0] && s1 == csv2[1]);
+    CHECK(n_one == 5 && one[0] == csv[0] && one[2] == csv[2] && one[3] == csv2[0] && one[4] == csv2[1]);
     CHECK(exists(D "/tour.tqs") && exists(D "/tour.ckpt"));
     free(out);
     /* the tour as README tells a newcomer to use it: tour.c beside a copied
@@ -610,7 +614,7 @@ static void test_defaults_and_tour(void) {
     free(out);
     /* --init MODEL: the lattice from the file; a contradicting --L refused */
     CHECK_EQ(run("./examples/model init -o " D "/six.tqs --L 6 --d 4 --heads 1 --layers 1 > /dev/null"), 0);
-    CHECK_EQ(run("./examples/ground_state --quiet --init " D "/six.tqs --steps 1 --samples 32 --eval-samples 32 --json"), 0);
+    CHECK_EQ(run("./examples/ground_state --plain --quiet --init " D "/six.tqs --steps 1 --samples 32 --eval-samples 32 --json"), 0);
     out = slurp(D "/out.txt", NULL);
     CHECK(out && strstr(out, "\"Lx\":6,\"Ly\":6"));
     free(out);
@@ -642,7 +646,7 @@ static void test_defaults_and_tour(void) {
         CHECK(same);
         free(doc);
     }
-    printf("  defaults: the tour's recipe = ground_state's two phases step by step (E/N %.12g, %.12g; psi_sym %.12g, %.12g); "
+    printf("  defaults: the tour's recipe = ground_state --steps 3 --sym-steps 2 = its two phases as two commands (E/N %.12g, %.12g; psi_sym %.12g, %.12g); "
            "--init takes the model's 6x6 lattice\n", e0, e2, s0, s1);
 }
 
@@ -730,7 +734,7 @@ static void test_model_exact(void) {
 static void test_model_exact_sym(void) {
     char *out, *first_line;
     double e_model, e_gs;
-    CHECK_EQ(run("./examples/ground_state --d 8 --heads 2 --layers 1 --steps 10 --samples 128 --quiet --save " D "/symp.tqs"), 0);
+    CHECK_EQ(run("./examples/ground_state --plain --d 8 --heads 2 --layers 1 --steps 10 --samples 128 --quiet --save " D "/symp.tqs"), 0);
     CHECK_EQ(run("./examples/ground_state --init " D "/symp.tqs --sym-train point --steps 2 --samples 128 --quiet --save " D "/syms.tqs"), 0);
     CHECK_EQ(run("./examples/model exact " D "/syms.tqs"), 0);
     out = slurp(D "/out.txt", NULL);
@@ -769,7 +773,7 @@ static void test_model_metric(void) {
         CHECK_NEAR(total, 1.0, 1e-5);
     }
     free(out);
-    CHECK_EQ(run("./examples/ground_state --quiet --init " D "/ex2.tqs --steps 1 --samples 64 --chains 64 --thermalize 50 "
+    CHECK_EQ(run("./examples/ground_state --plain --quiet --init " D "/ex2.tqs --steps 1 --samples 64 --chains 64 --thermalize 50 "
                  "--lr 1e-12 --eval-samples 64 --log " D "/metric.csv"), 0);
     CHECK_EQ(csv_energies(D "/metric.csv", e_gs, 2), 1);
     CHECK_NEAR(e_metric, e_gs[0], 1e-7);
@@ -785,9 +789,9 @@ static void test_init_couplings(void) {
     char *out, *err;
     unsigned char *buf = NULL, *v1;
     size_t len = 0;
-    CHECK_EQ(run("./examples/ground_state --J2 0.6 --d 8 --heads 2 --layers 1 --samples 64 --chains 8 --steps 2 "
+    CHECK_EQ(run("./examples/ground_state --plain --J2 0.6 --d 8 --heads 2 --layers 1 --samples 64 --chains 8 --steps 2 "
                  "--eval-samples 64 --quiet --save " D "/j06.tqs"), 0);
-    CHECK_EQ(run("./examples/ground_state --init " D "/j06.tqs --samples 64 --chains 8 --steps 1 --eval-samples 64 --json"), 0);
+    CHECK_EQ(run("./examples/ground_state --plain --init " D "/j06.tqs --samples 64 --chains 8 --steps 1 --eval-samples 64 --json"), 0);
     out = slurp(D "/out.txt", NULL); err = slurp(D "/err.txt", NULL);
     CHECK_NEAR(json_scalar(out, "J2"), 0.6, 0);
     /* the exact energy of the 4x4 lattice at J2 = 0.6 (Lanczos, tests/reference_energies.py 4 4 0.6), 10 decimals */
@@ -798,7 +802,7 @@ static void test_init_couplings(void) {
     out = slurp(D "/out.txt", NULL);
     CHECK(out && strstr(out, "trained at J1 1, J2 0.6: psi itself"));
     free(out);
-    CHECK_EQ(run("./examples/ground_state --init " D "/j06.tqs --J2 0.5 --samples 64 --chains 8 --steps 1 --eval-samples 64 --json --quiet"), 0);
+    CHECK_EQ(run("./examples/ground_state --plain --init " D "/j06.tqs --J2 0.5 --samples 64 --chains 8 --steps 1 --eval-samples 64 --json --quiet"), 0);
     out = slurp(D "/out.txt", NULL); err = slurp(D "/err.txt", NULL);
     CHECK_NEAR(json_scalar(out, "J2"), 0.5, 0);
     CHECK(err && strstr(err, "--init: a warm start: the model was trained at J1 = 1, J2 = 0.6, this run is at J1 = 1, J2 = 0.5") != NULL);
@@ -819,7 +823,7 @@ static void test_init_couplings(void) {
         free(v1);
     }
     free(buf);
-    CHECK_EQ(run("./examples/ground_state --init " D "/j06-v1.tqs --samples 64 --chains 8 --steps 1 --eval-samples 64 --json"), 0);
+    CHECK_EQ(run("./examples/ground_state --plain --init " D "/j06-v1.tqs --samples 64 --chains 8 --steps 1 --eval-samples 64 --json"), 0);
     out = slurp(D "/out.txt", NULL); err = slurp(D "/err.txt", NULL);
     CHECK_NEAR(json_scalar(out, "J2"), 0.5, 0);
     CHECK(err && strstr(err, "the model records no couplings (untrained, or a file of version 1): J1 = 1, J2 = 0.5") != NULL);
