@@ -126,9 +126,7 @@ check:
 # then psi_sym trained over the translations inside a patch and the point group; about 3 minutes.
 run: examples/ground_state
 	@mkdir -p build
-	./examples/ground_state --sample-power 1 --samples 512 --time-limit 1.0 --save build/run.tqs --print-every 50
-	./examples/ground_state --init build/run.tqs --sym-train point --sample-power 1 --samples 512 --time-limit 2.0 \
-	  --lr 0.1 --lr-final 0.01 --max-distance 0.1 --eval-samples 4096 --print-every 10
+	./examples/ground_state --time-limit 3 --save build/run.tqs --print-every 50
 
 # The paper's claims on this machine: PROFILE=quick (default, about 80
 # minutes, examples/results/) or PROFILE=long (about 2 hours, resumable,

@@ -5861,6 +5861,7 @@ TQSDEF int tqs_recipe_step(tqs_recipe *r, tqs_step_info *info) {
     int rc;
     if (!r || !r->model) return tqs__fail(TQS_EINVAL, "recipe: not initialised");
     if (r->phase == 0 && (r->opt.skip_plain || r->vmc.step >= r->vmc.opt.n_steps) && (rc = tqs_recipe_next_phase(r)) != 0) return rc;
+    if (r->phase == 1 && r->vmc.step >= r->vmc.opt.n_steps) r->phase = 2;   /* (shortened by tqs_vmc_set_steps) */
     if (r->phase == 2) return tqs__fail(TQS_EINVAL, "recipe: every step of its phases is done");
     if ((rc = tqs_vmc_step(&r->vmc, info)) != 0) return rc;
     /* the last step of all: done (the plain phase's last step leaves the

@@ -1089,6 +1089,10 @@ static int train(gs *g) {
             if (begin_psi_sym(g)) return 1;
             continue;
         }
+        if (g->r.vmc.step >= g->r.vmc.opt.n_steps) {   /* a re-plan ended the psi_sym phase with this step */
+            if (tqs_recipe_next_phase(&g->r)) return 1;
+            continue;
+        }
         t0 = now();
         if (tqs_recipe_step(&g->r, &info)) {
             fprintf(stderr, "ground_state: step %ld failed: %s\n", g->offset + g->r.vmc.step, tqs_last_error());

@@ -40,7 +40,7 @@ esac
 # "Samples of |psi|^1"), the evaluations |psi|^2
 TRAIN="--samples $SAMPLES --sample-power 1"
 EVALF="--eval-samples $EVAL --symmetrize --sym-samples $SYM_SAMPLES"
-SYMF="${SYMF:---samples $SYM_SAMPLES --lr 0.01 --lr-final 0.002} --sample-power 1"
+SYMF="${SYMF:---samples $SYM_SAMPLES --lr 0.01 --lr-final 0.002 --max-distance 0.05} --sample-power 1"
 mkdir -p "$OUT"
 
 field() { sed -n "s/.*\"$2\":\([^,}]*\).*/\1/p" "$1" 2>/dev/null; }

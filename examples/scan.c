@@ -1,8 +1,9 @@
 /* scan.c - the J1-J2 phase diagram in one command: train at J2 = from, from
- * + step, ... to, each point starting from the previous point's model, and
- * measure E/N, the Neel and stripe structure factors and the columnar dimer
- * structure factor on fresh samples; beside them the exact values (Lanczos
- * ground state, N <= 24). Writes PREFIX.csv, PREFIX-energy.svg, PREFIX-order.svg.
+ * + step, ... to, each point by the recipe (tqs_recipe: a plain phase started
+ * from the previous point's model, then psi_sym over the point group in the
+ * point's sector), and measure E/N, the Neel and stripe structure factors and
+ * the columnar dimer structure factor on fresh samples; beside them the exact
+ * values (Lanczos ground state, N <= 24). Writes PREFIX.csv, PREFIX-energy.svg, PREFIX-order.svg.
  *   ./examples/scan --L 4 --from 0 --to 1 --step 0.1 --prefix build/scan
  *   ./examples/scan --help */
 #define _POSIX_C_SOURCE 200809L
@@ -15,7 +16,9 @@ static const char *usage =
     "usage: scan [flags]\n"
     "  --L n | --Lx n --Ly n (4)   --from x (0)  --to x (1)  --step x (0.1)   J2 values (J1 = 1)\n"
     "  --d n (16) --heads n (2) --layers n (2) --ff n (2) --patch b (2)       the factored ViT\n"
-    "  --samples n (1024)  --steps n (300: the first point)  --steps-next n (100: each later one, warm-started)\n"
+    "  --samples n (1024; psi_sym: at most 512)  --steps n (300: the first point)  --steps-next n (100: each later one, warm-started)\n"
+    "  --sym-steps n (a sixth of the point's plain steps: psi_sym over the point group after each plain phase)\n"
+    "  --plain (no psi_sym phase: the plain model at each point)\n"
     "  --eval-samples n (8192; the observables too)  --seed n (1)  --threads n\n"
     "  --prefix P (scan): P.csv, P-energy.svg, P-order.svg\n";
 
@@ -38,7 +41,7 @@ int main(int argc, char **argv) {
     tqs_vit model;
     tqs_vmc_options opt;
     double from = 0, to = 1, step = 0.1, *x, *y[8], *ey[8];
-    int i, n_pts, p, steps = 300, steps_next = 100, samples = 1024, eval_samples = 8192, seed = 1, threads = 0;
+    int i, n_pts, p, steps = 300, steps_next = 100, sym_steps = 0, plain_only = 0, samples = 1024, eval_samples = 8192, seed = 1, threads = 0;
     const char *prefix = "scan";
     char path[1024];
     FILE *csv;
@@ -53,6 +56,7 @@ int main(int argc, char **argv) {
             flags_int(argc, argv, &i, "--patch", &cfg.b, 1, 16) || flags_int(argc, argv, &i, "--samples", &samples, 16, 1 << 24) ||
             flags_int(argc, argv, &i, "--steps", &steps, 1, 1000000) || flags_int(argc, argv, &i, "--steps-next", &steps_next, 1, 1000000) ||
             flags_int(argc, argv, &i, "--eval-samples", &eval_samples, 16, 1 << 24) ||
+            flags_int(argc, argv, &i, "--sym-steps", &sym_steps, 1, 1000000) || flags_bool(argv, i, "--plain", &plain_only) ||
             flags_int(argc, argv, &i, "--seed", &seed, 0, 2147483647) ||
             flags_int(argc, argv, &i, "--threads", &threads, 1, 1024) || flags_str(argc, argv, &i, "--prefix", &prefix)) continue;
         if (!strcmp(argv[i], "--help") || !strcmp(argv[i], "-h")) { fputs(usage, stdout); return 0; }
@@ -66,6 +70,9 @@ int main(int argc, char **argv) {
     if (n_pts > 1000) flags_die("--step: %d points; at most 1000", n_pts);
     snprintf(path, sizeof path, "%s.csv", prefix); flags_check_output("--prefix", path);
     if (threads) tqs_set_threads(threads);
+    memset(&opt, 0, sizeof opt);   /* the plain phase: ground_state's defaults but the samples */
+    opt.n_samples = samples; opt.n_chains = samples < 1024 ? samples : 1024;
+    opt.memory_limit = 0.8 * flags_physical_memory();
     x = (double *)calloc((size_t)n_pts, sizeof(double));
     for (i = 0; i < 8; i++) { y[i] = (double *)calloc((size_t)n_pts, sizeof(double)); ey[i] = (double *)calloc((size_t)n_pts, sizeof(double)); }
     if (tqs_vit_init(&model, &cfg, (uint64_t)seed)) flags_die("%s", tqs_last_error());
@@ -74,24 +81,31 @@ int main(int argc, char **argv) {
                  "dimer_S,dimer_S_err,exact_dimer_S\n");
     for (p = 0; p < n_pts; p++) {
         tqs_hamiltonian H;
-        tqs_vmc vmc;
+        tqs_recipe r;
+        tqs_recipe_options ro;
         tqs_step_info info;
         tqs_observables o, ex;
         double J2 = from + p * step, e_exact = NAN;
-        int N = cfg.Lx * cfg.Ly, qn, qx, qy, k, have_ex = 0;
+        int N = cfg.Lx * cfg.Ly, qn, qx, qy, have_ex = 0;
         x[p] = J2;
         if (tqs_hamiltonian_init(&H, cfg.Lx, cfg.Ly, 1.0, J2)) flags_die("%s", tqs_last_error());
-        memset(&opt, 0, sizeof opt);   /* ground_state's defaults */
-        opt.n_samples = samples; opt.n_chains = samples < 1024 ? samples : 1024; opt.n_steps = p ? steps_next : steps;
-        opt.lr = p ? 0.02 : 0.05; opt.lr_final = 0.005; opt.diag_shift = 1e-3; opt.max_distance = 0.05; opt.momentum = 0.9;
-        opt.seed = (uint64_t)seed + 17 * (uint64_t)p;
-        opt.memory_limit = 0.8 * flags_physical_memory();
-        if (tqs_vmc_init(&vmc, &H, &model, &opt)) { fprintf(stderr, "scan: %s\n", tqs_last_error()); return 2; }
-        for (k = 0; k < opt.n_steps; k++)
-            if (tqs_vmc_step(&vmc, &info)) { fprintf(stderr, "scan: J2 = %g: %s\n", J2, tqs_last_error()); return 1; }
+        /* the recipe at each point (tqs_recipe): the plain phase warm-started
+         * from the previous point's model, then psi_sym in this point's
+         * sector; the point group is summed, so S(pi,0) = S(0,pi) */
+        memset(&ro, 0, sizeof ro);
+        ro.plain = opt;
+        ro.plain_steps = p ? steps_next : steps;
+        ro.plain.lr = p ? 0.02 : 0.05; ro.plain.lr_final = 0.005;
+        ro.plain.seed = (uint64_t)seed + 17 * (uint64_t)p;
+        ro.sym_steps = sym_steps;   /* 0: the recipe's, a sixth of the plain steps */
+        ro.sym.n_samples = samples < 512 ? samples : 512;   /* the recipe's 512, or fewer with --samples */
+        ro.group = plain_only ? TQS_RECIPE_PLAIN : TQS_RECIPE_POINT;
+        if (tqs_recipe_init(&r, &H, &model, &ro)) { fprintf(stderr, "scan: %s\n", tqs_last_error()); return 2; }
+        while (r.phase < 2)
+            if (tqs_recipe_step(&r, &info)) { fprintf(stderr, "scan: J2 = %g: %s\n", J2, tqs_last_error()); return 1; }
         /* the observables of the evaluation's samples, its energy from the same amplitudes */
-        if (obs_init(&o, &H.lat, cfg.b, (long)((eval_samples + opt.n_chains - 1) / opt.n_chains) * opt.n_chains) ||
-            tqs_vmc_evaluate_observables(&vmc, eval_samples, &info, &o)) {
+        if (obs_init(&o, &H.lat, cfg.b, (long)((eval_samples + r.vmc.opt.n_chains - 1) / r.vmc.opt.n_chains) * r.vmc.opt.n_chains) ||
+            tqs_vmc_evaluate_observables(&r.vmc, eval_samples, &info, &o)) {
             fprintf(stderr, "scan: J2 = %g: %s\n", J2, tqs_last_error()); return 1;
         }
         if (N <= TQS_ED_MAX_SITES) have_ex = exact_point(&H, &e_exact, &ex) == 0;
@@ -111,7 +125,7 @@ int main(int argc, char **argv) {
         fflush(stdout);
         tqs_observables_free(&o);
         if (have_ex) tqs_observables_free(&ex);
-        tqs_vmc_free(&vmc); tqs_hamiltonian_free(&H);
+        tqs_recipe_free(&r); tqs_hamiltonian_free(&H);
     }
     fclose(csv);
     {

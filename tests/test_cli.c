@@ -859,6 +859,59 @@ static void test_symmetry_check(void) {
     free(out); free(err);
 }
 
+/* The default is the recipe, in one command: stopped in either phase and
+ * resumed, its log (both phases numbered in one sequence) is the same as
+ * without a stop; by the clock both phases are planned, one line each, and
+ * the JSON's step counts add up to the log's rows; a model trained as
+ * psi_sym given to --init continues as psi_sym; flags of the recipe's second
+ * phase are refused for a single phase. */
+static void test_recipe_command(void) {
+    const char *A = "./examples/ground_state --quiet --d 8 --heads 2 --samples 64 --chains 8 --sym-samples 64 --eval-samples 64 "
+                    "--steps 4 --sym-steps 3 --seed 4";
+    char cmd[1024], *out, *err;
+    double rows[4096];
+    long n;
+    int k;
+    snprintf(cmd, sizeof cmd, "%s --log " D "/rc0.csv", A);
+    CHECK_EQ(run(cmd), 0);
+    CHECK_EQ(csv_energies(D "/rc0.csv", rows, 64), 7);
+    for (k = 0; k < 2; k++) {   /* stopped after step 2 (plain) and after step 6 (psi_sym) */
+        const char *stop = k ? "6" : "2";
+        snprintf(cmd, sizeof cmd, "%s --log " D "/rc%d.csv --checkpoint " D "/rc%d.ckpt --stop-at %s", A, k + 1, k + 1, stop);
+        remove(D "/rc1.csv"); remove(D "/rc2.csv");
+        CHECK_EQ(run(cmd), 3);
+        snprintf(cmd, sizeof cmd, "./examples/ground_state --resume " D "/rc%d.ckpt", k + 1);
+        CHECK_EQ(run(cmd), 0);
+        snprintf(cmd, sizeof cmd, D "/rc%d.csv", k + 1);
+        CHECK(same_logs(D "/rc0.csv", cmd));
+    }
+    /* by the clock: 3 s for both phases */
+    CHECK_EQ(run("./examples/ground_state --d 8 --heads 2 --layers 1 --samples 64 --chains 8 --sym-samples 64 --eval-samples 64 "
+                 "--time-limit 0.05 --json --print-every 1000 --log " D "/rct.csv"), 0);
+    out = slurp(D "/out.txt", NULL); err = slurp(D "/err.txt", NULL);
+    n = csv_energies(D "/rct.csv", rows, 4096);
+    CHECK(err && strstr(err, "phase 1 of 2: plain ViT") && strstr(err, "phase 2 of 2: psi_sym, 32 terms"));
+    CHECK(out && json_scalar(out, "plain_steps") >= 1 && json_scalar(out, "sym_steps") >= 1 &&
+          json_scalar(out, "plain_steps") + json_scalar(out, "sym_steps") == json_scalar(out, "steps") && json_scalar(out, "steps") == n);
+    CHECK(out && strstr(out, "\"state\":\"psi_sym\",\"group\":\"point\""));
+    printf("  the recipe by the clock (3 s): %.0f plain + %.0f psi_sym steps, %ld log rows\n", out ? json_scalar(out, "plain_steps") : -1,
+           out ? json_scalar(out, "sym_steps") : -1, n);
+    free(out); free(err);
+    /* --init of a psi_sym model: psi_sym again, over its group */
+    snprintf(cmd, sizeof cmd, "%s --save " D "/rcs.tqs", A);
+    CHECK_EQ(run(cmd), 0);
+    CHECK_EQ(run("./examples/ground_state --init " D "/rcs.tqs --samples 64 --chains 8 --steps 1 --eval-samples 64 --json"), 0);
+    out = slurp(D "/out.txt", NULL);
+    CHECK(out && strstr(out, "\"plain_steps\":0,\"sym_steps\":1,\"state\":\"psi_sym\",\"group\":\"point\""));
+    free(out);
+    refused_plain("./examples/ground_state --plain --sym-steps 3", "this run is a single plain phase", 2);
+    refused_plain("./examples/ground_state --plain --sym-train point", "--plain", 2);
+    refused_plain("./examples/ground_state --group nine", "--group: must be point, full or translations", 2);
+    refused_plain("./examples/ground_state --plain-share 0.5", "--plain-share: a share of --time-limit", 2);
+    refused_plain("./examples/ground_state --samples 64 --eval-samples 64", "fewer than the psi_sym phase's 512 chains", 2);
+    printf("  the recipe in one command: stopped in either phase and resumed, the same log; --init of psi_sym continues it\n");
+}
+
 int main(void) {
     mkdir("build", 0777);
     mkdir(D, 0777);
@@ -866,6 +919,7 @@ int main(void) {
     test_flags();
     test_determinism();
     test_defaults_and_tour();
+    test_recipe_command();
     test_json_log();
     test_outputs();
     test_step_limit();

@@ -654,6 +654,79 @@ static void test_recipe(void) {
     tqs_vit_free(&m); tqs_vit_free(&m2); tqs_hamiltonian_free(&H);
 }
 
+/* The recipe's other entries: skip_plain (psi_sym from a model as it is)
+ * takes the steps of the psi_sym phase after a plain phase run apart;
+ * checkpoints of either phase continue bit for bit (sampled, so the chains
+ * travel too); a checkpoint of another group is refused; the budget table
+ * says what examples/README.md measured. */
+static void test_recipe_resume(void) {
+    tqs_hamiltonian H;
+    tqs_vit m, m2, m3;
+    tqs_vit_config c = tiny_cfg();
+    tqs_recipe r, r2;
+    tqs_recipe_options o;
+    tqs_step_info a[6], b;
+    tqs_recipe_budget bu;
+    const char *ck = "build/test_recipe.ckpt";
+    int k, same = 1, stop;
+    tqs_hamiltonian_init(&H, 4, 4, 1.0, 0.5);
+    memset(&o, 0, sizeof o);
+    o.plain_steps = 3; o.sym_steps = 3; o.plain.n_samples = 32; o.sym.n_samples = 32; o.plain.seed = 5;
+    for (stop = 2; stop <= 4; stop += 2) {   /* a checkpoint after the plain step 1, then after the psi_sym step 0 */
+        tqs_vit_init(&m, &c, 3); tqs_vit_init(&m2, &c, 3);
+        CHECK_EQ(tqs_recipe_init(&r, &H, &m, &o), 0);
+        for (k = 0; k < 6; k++) {
+            CHECK_EQ(tqs_recipe_step(&r, &a[k]), 0);
+            if (k + 1 == stop) CHECK_EQ(tqs_vmc_save_checkpoint(&r.vmc, ck), 0);
+        }
+        CHECK_EQ(tqs_recipe_init(&r2, &H, &m2, &o), 0);
+        CHECK_EQ(tqs_recipe_load_checkpoint(&r2, ck), 0);
+        CHECK_EQ(r2.phase, stop < 3 ? 0 : 1);
+        for (k = stop; k < 6; k++) { CHECK_EQ(tqs_recipe_step(&r2, &b), 0); same &= b.energy == a[k].energy; }
+        same &= r2.phase == 2 && !memcmp(m.params, m2.params, sizeof(double) * m.n_params);
+        if (stop == 4) {   /* a psi_sym checkpoint is refused by a recipe over another group */
+            tqs_recipe_options o2 = o;
+            o2.group = TQS_RECIPE_TRANSLATIONS;
+            tqs_recipe_free(&r2);
+            CHECK_EQ(tqs_recipe_init(&r2, &H, &m2, &o2), 0);
+            CHECK(tqs_recipe_load_checkpoint(&r2, ck) == TQS_EINVAL);
+        }
+        tqs_recipe_free(&r); tqs_recipe_free(&r2);
+        tqs_vit_free(&m); tqs_vit_free(&m2);
+    }
+    CHECK(same);
+    /* skip_plain: the second phase alone, from the plain phase's model */
+    tqs_vit_init(&m, &c, 3); tqs_vit_init(&m3, &c, 3);
+    CHECK_EQ(tqs_recipe_init(&r, &H, &m, &o), 0);
+    for (k = 0; k < 6; k++) {
+        CHECK_EQ(tqs_recipe_step(&r, &a[k]), 0);
+        if (k == 2) memcpy(m3.params, m.params, sizeof(double) * m.n_params);
+    }
+    o.skip_plain = 1;
+    CHECK_EQ(tqs_recipe_init(&r2, &H, &m3, &o), 0);
+    for (k = 3; k < 6; k++) { CHECK_EQ(tqs_recipe_step(&r2, &b), 0); same &= b.energy == a[k].energy; }
+    CHECK(same && r2.phase == 2 && !memcmp(m.params, m3.params, sizeof(double) * m.n_params));
+    tqs_recipe_free(&r); tqs_recipe_free(&r2);
+    o.group = TQS_RECIPE_PLAIN;
+    CHECK(tqs_recipe_init(&r2, &H, &m3, &o) == TQS_EINVAL);   /* no phase at all */
+    tqs_vit_free(&m); tqs_vit_free(&m3);
+    remove(ck);
+    /* the budget table */
+    bu = tqs_recipe_for_budget(4, 4, 3);
+    CHECK(bu.plain_samples == 512 && bu.d == 16 && bu.group == TQS_RECIPE_POINT && fabs(bu.plain_share - 1.0 / 3) < 1e-15);
+    bu = tqs_recipe_for_budget(4, 6, 3);
+    CHECK(bu.group == TQS_RECIPE_PLAIN && bu.plain_share == 1);
+    bu = tqs_recipe_for_budget(4, 6, 15);
+    CHECK(bu.group == TQS_RECIPE_POINT && bu.plain_samples == 512);
+    bu = tqs_recipe_for_budget(6, 6, 60);
+    CHECK(bu.plain_samples == 1024 && bu.d == 16 && bu.plain_share == 0.25);
+    bu = tqs_recipe_for_budget(6, 6, 120);
+    CHECK(bu.d == 24 && fabs(bu.plain_share - 1.0 / 6) < 1e-15);
+    printf("  recipe: checkpoints of either phase continue bit for bit, another group refused; skip_plain = the second phase; "
+           "the budget table\n");
+    tqs_hamiltonian_free(&H);
+}
+
 int main(void) {
     test_gram(37, 53);
     test_gram(300, 70);
@@ -675,5 +748,6 @@ int main(void) {
     test_max_distance();
     test_shift_retry();
     test_recipe();
+    test_recipe_resume();
     return test_summary();
 }
