@@ -945,8 +945,8 @@ TQSDEF int tqs_vit_displacement_map(const tqs_vit *model, double *out, const dou
  *   ground_state --plain --samples 512 --steps P --seed S --save p.tqs
  *   ground_state --init p.tqs --sym-train point --steps Q --seed S
  * (tests/test_cli.c checks both). Fixed step counts: a program that plans
- * by the clock sets them (ground_state --time-limit; tqs_recipe_budget for
- * the split the measurements chose). */
+ * by the clock sets them (ground_state --time-limit; tqs_recipe_for_budget
+ * for the split the measurements chose). */
 enum { TQS_RECIPE_POINT = 0, TQS_RECIPE_FULL = 1, TQS_RECIPE_TRANSLATIONS = 2, TQS_RECIPE_PLAIN = 3 };
 typedef struct tqs_recipe_options {   /* zero means default */
     int plain_steps;          /* steps of the plain phase, default 1500 */
@@ -5774,11 +5774,14 @@ TQSDEF int tqs_symmetry_sector(tqs_symmetry *G, const tqs_hamiltonian *H, const 
     return rc;
 }
 
+/* The plain phase's samples the measured recipes used: 512 up to 24 sites, 1024 above. */
+static int tqs__recipe_plain_samples(int n_sites) { return n_sites <= 24 ? 512 : 1024; }
+
 TQSDEF void tqs_recipe_options_defaults(tqs_recipe_options *o, int n_sites) {
     if (!o) return;
     if (o->plain_steps == 0) o->plain_steps = 1500;
     if (o->sym_steps == 0) o->sym_steps = o->plain_steps >= 12 ? o->plain_steps / 6 : 2;
-    if (o->plain.n_samples == 0) o->plain.n_samples = tqs_recipe_for_budget(n_sites, 1, 0).plain_samples;
+    if (o->plain.n_samples == 0) o->plain.n_samples = tqs__recipe_plain_samples(n_sites);
     if (o->sym.n_samples == 0) o->sym.n_samples = 512;
     if (o->sym.lr == 0) o->sym.lr = 0.1;
     if (o->sym.lr_final == 0) o->sym.lr_final = 0.01;
@@ -5804,7 +5807,7 @@ TQSDEF void tqs_recipe_options_defaults(tqs_recipe_options *o, int n_sites) {
 TQSDEF tqs_recipe_budget tqs_recipe_for_budget(int Lx, int Ly, double minutes) {
     tqs_recipe_budget b;
     int N = Lx * Ly;
-    b.plain_samples = N <= 24 ? 512 : 1024;
+    b.plain_samples = tqs__recipe_plain_samples(N);
     b.d = 16;
     b.group = TQS_RECIPE_POINT;
     b.plain_share = minutes < 30 ? 1.0 / 3.0 : 0.25;

@@ -1324,7 +1324,6 @@ static int start(gs *g) {
         }
         print_phase(g);
         if (g->deadline > 0 && (rc = plan_phase(g, last)) != 0) return rc;
-        if (!g->print_every) g->print_every = g->r.vmc.opt.n_steps <= 100 ? 1 : g->r.vmc.opt.n_steps / 100;
     }
     if (!g->print_every) g->print_every = g->r.vmc.opt.n_steps <= 100 ? 1 : g->r.vmc.opt.n_steps / 100;
     return 0;

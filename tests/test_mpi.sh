@@ -25,11 +25,12 @@ same_energies() {
 BASE="./examples/ground_state --d 8 --samples 256 --chains 16 --lr 0.05 --lr-final 0.05 --diag-shift 0.01 --eval-samples 256 --threads 1 --quiet --seed 4"
 MBASE=$(echo "$BASE" | sed 's|./examples/ground_state|./examples/ground_state_mpi|')
 
-# 1. two processes = one process
+# 1. two processes = one process, through the default recipe: 6 plain steps,
+# then 2 psi_sym steps (steps / 6, at least 2) over the point group
 $BASE --steps 6 --log $D/one.csv > $D/one.out 2>&1 || bad "one-process run failed"
 mpi $MBASE --steps 6 --log $D/two.csv > $D/two.out 2>&1 || bad "two-process run failed: $(tail -n 3 $D/two.out)"
 if same_energies $D/one.csv $D/two.csv; then ok; else bad "energies of 2 processes differ from 1 process"; fi
-if [ "$(grep -c '^[0-9]' $D/two.csv)" = 6 ]; then ok; else bad "the two-process log has not 6 steps"; fi
+if [ "$(grep -c '^[0-9]' $D/two.csv)" = 8 ]; then ok; else bad "the two-process log has not 6 + 2 steps"; fi
 
 # 1b. 1 used 4x4's default training samples, |psi|^1, whose weights are formed
 # from every process's gathered log|psi|; the same with |psi|^2 samples (no weights)
@@ -38,12 +39,16 @@ mpi $MBASE --steps 6 --sample-power 2 --log $D/two-p2.csv > $D/two-p2.out 2>&1 |
 if same_energies $D/one-p2.csv $D/two-p2.csv && ! same_energies $D/one.csv $D/one-p2.csv; then ok
 else bad "--sample-power 2: energies of 2 processes differ from 1 process (or equal those of |psi|^1)"; fi
 
-# 2. a checkpoint written by two processes, resumed by one
-mpi $MBASE --steps 6 --checkpoint $D/two.ckpt --log $D/resumed.csv --stop-at 3 > $D/ck.out 2>&1
-st=$?; [ $st = 3 ] || bad "two-process run stopped at step 3 exited with status $st (not 3): $(tail -n 2 $D/ck.out)"
-./examples/ground_state --resume $D/two.ckpt > $D/res.out 2>&1 || bad "resume by one process failed: $(tail -n 2 $D/res.out)"
-if same_energies $D/one.csv $D/resumed.csv && [ "$(grep -c '^[0-9]' $D/resumed.csv)" = 6 ]; then ok
-else bad "2-process checkpoint + 1-process resume differs from the 1-process run"; fi
+# 2. a checkpoint written by two processes, resumed by one: stopped in the
+# plain phase (step 3) and in the psi_sym phase (step 7)
+for at in 3 7; do
+    rm -f $D/two.ckpt $D/resumed.csv
+    mpi $MBASE --steps 6 --checkpoint $D/two.ckpt --log $D/resumed.csv --stop-at $at > $D/ck.out 2>&1
+    st=$?; [ $st = 3 ] || bad "two-process run stopped at step $at exited with status $st (not 3): $(tail -n 2 $D/ck.out)"
+    ./examples/ground_state --resume $D/two.ckpt > $D/res.out 2>&1 || bad "resume by one process failed: $(tail -n 2 $D/res.out)"
+    if same_energies $D/one.csv $D/resumed.csv && [ "$(grep -c '^[0-9]' $D/resumed.csv)" = 8 ]; then ok
+    else bad "2-process checkpoint (stopped at step $at) + 1-process resume differs from the 1-process run"; fi
+done
 
 # 3. a process that fails ends every process, with its message, and no hang
 mpi ./build/mpi/test_mpi --fail 1 > $D/fail.out 2>&1
