@@ -994,6 +994,7 @@ TQSDEF void tqs_recipe_options_defaults(tqs_recipe_options *opt, int n_sites);
 typedef struct tqs_recipe_budget {
     double plain_share;       /* of the budget: 1/3 below 30 minutes, 1/4 below 90, 1/6 from 90 (d = 24) */
     int plain_samples;        /* 512 up to 24 sites, 1024 above */
+    int sym_samples;          /* psi_sym's: 256 below 10 minutes (twice the steps), 512 from 10 */
     int d;                    /* model width: 16, 24 from 90 minutes on more than 24 sites */
     int group;                /* TQS_RECIPE_POINT, or TQS_RECIPE_PLAIN (4x6 below 5 minutes) */
 } tqs_recipe_budget;
@@ -1006,6 +1007,11 @@ typedef struct tqs_recipe {
     tqs_vmc vmc;              /* the current phase's driver: its step, options, amplitude */
     tqs_symmetry group;       /* psi_sym's group and sector (from the second phase on) */
     int have_group;
+    int sector_fallback;      /* 0: psi_sym over the group asked for; 1: over the translations alone,
+                                 2: none (the recipe ended after the plain phase), because the
+                                 ground state (up to 24 sites) or the plain model's samples are not
+                                 in one sector of the larger group: a degenerate ground state, a
+                                 sector that is not one-dimensional, or a sign the samples leave open */
 } tqs_recipe;
 TQSDEF int  tqs_recipe_init(tqs_recipe *r, const tqs_hamiltonian *H, tqs_vit *model, const tqs_recipe_options *opt);
 /* One step of the current phase. A step after the plain phase's last one
@@ -1015,7 +1021,9 @@ TQSDEF int  tqs_recipe_step(tqs_recipe *r, tqs_step_info *info);
 /* Ends the plain phase now (after its last step, or early) and begins
  * psi_sym: the sector from the plain model (tqs_symmetry_sector), the
  * second run from its parameters. With TQS_RECIPE_PLAIN, or in psi_sym:
- * the recipe is done (phase 2). */
+ * the recipe is done (phase 2). Where the group has no sector to project on
+ * (sector_fallback above) it takes the translations alone, and where they
+ * have none either it ends with the plain model (phase 2, TQS_OK). */
 TQSDEF int  tqs_recipe_next_phase(tqs_recipe *r);
 /* Continues from a checkpoint of either phase (tqs_vmc_save_checkpoint of
  * r->vmc): a psi_sym checkpoint begins the second phase in its sector. The
@@ -5888,6 +5896,7 @@ TQSDEF tqs_recipe_budget tqs_recipe_for_budget(int Lx, int Ly, double minutes) {
     tqs_recipe_budget b;
     int N = Lx * Ly;
     b.plain_samples = tqs__recipe_plain_samples(N);
+    b.sym_samples = minutes > 0 && minutes < 10 ? 256 : 512;
     b.d = 16;
     b.group = TQS_RECIPE_POINT;
     b.plain_share = minutes < 30 ? 1.0 / 3.0 : 0.25;
@@ -5925,6 +5934,16 @@ static int tqs__recipe_begin_sym(tqs_recipe *r, const tqs_checkpoint_info *ck) {
     r->have_group = 1;
     rc = ck ? tqs_symmetry_set_characters(&r->group, ck->chi_x, ck->chi_y, ck->chi_point, ck->chi_flip)
             : tqs_symmetry_sector(&r->group, r->H, &r->vmc.amp, r->opt.sym.n_chains, r->opt.sym.seed, NULL);
+    if (rc == TQS_ENUMERIC && r->opt.group != TQS_RECIPE_TRANSLATIONS) {
+        /* no one-dimensional sector of the point group: the momentum alone */
+        tqs_symmetry_free(&r->group);
+        r->have_group = 0;
+        if ((rc = tqs_symmetry_init_translations(&r->group, lat->Lx, lat->Ly, b)) != 0) return rc;
+        r->have_group = 1;
+        rc = tqs_symmetry_sector(&r->group, r->H, &r->vmc.amp, r->opt.sym.n_chains, r->opt.sym.seed, NULL);
+        if (!rc) { r->opt.group = TQS_RECIPE_TRANSLATIONS; r->sector_fallback = 1; }
+    }
+    if (rc == TQS_ENUMERIC) { r->sector_fallback = 2; r->phase = 2; return TQS_OK; }   /* the plain model stays */
     if (rc) return rc;
     tqs_vmc_free(&r->vmc);
     r->opt.sym.symmetry = &r->group;
@@ -5961,6 +5980,10 @@ TQSDEF int tqs_recipe_load_checkpoint(tqs_recipe *r, const char *path) {
     if (!(ck = (tqs_checkpoint_info *)TQS_MALLOC(sizeof *ck))) return tqs__fail(TQS_ENOMEM, "recipe: out of memory");
     rc = tqs_vmc_checkpoint_info(ck, path);
     kind = rc == 0 && ck->has_run ? ck->symmetry : 0;
+    if (!rc && kind == 2 && r->phase == 0 && r->opt.group != TQS_RECIPE_PLAIN && kinds[r->opt.group] != kind) {
+        r->opt.group = TQS_RECIPE_TRANSLATIONS;   /* a run that fell back to the translations (sector_fallback 1) */
+        r->sector_fallback = 1;
+    }
     if (!rc && kind && (r->opt.group == TQS_RECIPE_PLAIN || kinds[r->opt.group] != kind))
         rc = tqs__fail(TQS_EINVAL, "recipe: '%s' is a checkpoint of psi_sym over another group than this recipe's", path);
     else if (!rc && !kind && (r->phase != 0 || r->opt.skip_plain))

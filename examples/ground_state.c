@@ -455,9 +455,11 @@ static void print_usage(void) {
            "    ground_state --steps %d                 (%d plain steps, then psi_sym: --sym-steps, default steps / 6 = %d)\n"
            "  phases    --plain (one plain phase)   --sym-train full|point|translations (one psi_sym phase, e.g. from --init)\n"
            "            --group auto|point|full|translations (the recipe's psi_sym: auto = point, or plain only where measured)\n"
-           "            --plain-share f (of --time-limit)  --sym-steps n  --sym-samples n (%d)  --sym-lr x (%g)\n"
-           "            --sym-lr-final x (%g)  --sym-max-distance x (%g)  --sym-time-limit MINUTES (psi_sym's; default: the rest)\n",
-           r.plain_steps, r.plain_steps, r.sym_steps, r.sym.n_samples, r.sym.lr, r.sym.lr_final, r.sym.max_distance);
+           "            --plain-share f (of --time-limit)  --sym-steps n  --sym-samples n (%d; %d for --time-limit below 10)\n"
+           "            --sym-lr x (%g)  --sym-lr-final x (%g)  --sym-max-distance x (%g)\n"
+           "            --sym-time-limit MINUTES (psi_sym's; default: the rest)\n",
+           r.plain_steps, r.plain_steps, r.sym_steps, r.sym.n_samples, tqs_recipe_for_budget(4, 4, 3).sym_samples,
+           r.sym.lr, r.sym.lr_final, r.sym.max_distance);
     printf("  lattice   --L n | --Lx n --Ly n (4; with --init or --resume: the model's)   --J1 x (1)   --J2 x (0.5; with --init: the model's)\n"
            "  model     --patch b (%d)  --d n (%d)  --heads n (%d)  --layers n (%d)  --ff n (%d)\n"
            "            --attention factored|standard (factored)  --init MODEL (start from a model file: its lattice, shape and\n"
@@ -751,7 +753,7 @@ static void phase_options(gs *g) {
     if (o->mode == MODE_SYM) ro->sym = t;
     if (o->mode == MODE_RECIPE) {   /* what psi_sym shares with the plain phase, and its own flags */
         ro->sym = t;
-        ro->sym.n_samples = o->given_sym_samples ? o->sym_samples : 0;
+        ro->sym.n_samples = o->given_sym_samples ? o->sym_samples : o->time_limit > 0 ? b.sym_samples : 0;
         ro->sym.lr = o->sym_lr; ro->sym.lr_final = o->sym_lr_final; ro->sym.warmup = 0;
         ro->sym.max_distance = isnan(o->sym_max_distance) ? 0 : o->sym_max_distance > 0 ? o->sym_max_distance : -1;
     }
@@ -936,8 +938,8 @@ static int plan_phase(gs *g, int last) {
 static void print_phase(gs *g) {
     const tqs_vmc_options *p = &g->r.vmc.opt;
     int n = g->ro.group == TQS_RECIPE_PLAIN || g->ro.skip_plain ? 1 : 2, k = g->r.phase + 1 - g->ro.skip_plain;
-    const char *terms = g->ro.group == TQS_RECIPE_FULL ? "translations, point group, spin flip"
-                      : g->ro.group == TQS_RECIPE_TRANSLATIONS ? "the translations inside a patch"
+    const char *terms = g->r.opt.group == TQS_RECIPE_FULL ? "translations, point group, spin flip"
+                      : g->r.opt.group == TQS_RECIPE_TRANSLATIONS ? "the translations inside a patch"
                                                                : "the translations inside a patch, point group";
     if (g->o.quiet) return;
     fprintf(stderr, "phase %d of %d: ", k, n);
@@ -958,6 +960,10 @@ static int begin_psi_sym(gs *g) {
     gs_options *o = &g->o;
     long plain_done = g->r.vmc.step;
     if (tqs_recipe_next_phase(&g->r)) { fprintf(stderr, "ground_state: the psi_sym phase: %s\n", tqs_last_error()); return 1; }
+    if (g->r.sector_fallback)   /* (said even with --quiet: the run does less than it was asked) */
+        fprintf(stderr, "ground_state: the %s lies in no one-dimensional sector of --group %s (degenerate, or not determined): %s\n",
+                g->N <= TQS_ED_MAX_SITES ? "exact ground state" : "plain model", group_flag(g->ro.group),
+                g->r.sector_fallback == 1 ? "psi_sym over the translations alone" : "no psi_sym phase; the plain model is the result");
     if (g->r.phase != 1) return 0;
     g->offset = g->ro.skip_plain ? 0 : plain_done;
     g->phase_steps = 0; g->phase_seconds = 0;
@@ -1154,6 +1160,11 @@ static int evaluate(gs *g, gs_result *res) {
     return 0;
 }
 
+/* "key":x, or "key":null where x is not a number JSON can hold (0/0, inf). */
+static void json_number(const char *key, double x) {
+    if (isfinite(x)) printf("\"%s\":%.6g,", key, x); else printf("\"%s\":null,", key);
+}
+
 static void report_json(gs *g, const gs_result *res) {
     gs_options *o = &g->o;
     const tqs_step_info *in = &res->info;
@@ -1166,17 +1177,17 @@ static void report_json(gs *g, const gs_result *res) {
            o->cfg.Lx, o->cfg.Ly, o->J1, o->J2, o->cfg.attention ? "standard" : "factored", g->model.n_params,
            o->exact ? (int)g->r.vmc.en.basis.dim : o->eval_samples, steps, sym ? g->offset : steps, sym ? steps - g->offset : 0,
            sym ? "psi_sym" : "psi");
-    if (sym) printf("\"group\":\"%s\",", group_flag(g->ro.group));
-    printf("\"seconds_per_step\":%.4g,\"energy_per_site\":%.10g,\"error\":%.4g,\"variance_per_site\":%.6g,\"v_score\":%.6g,",
-           g->done_here > 0 ? g->t_train / (double)g->done_here : 0.0, e, in->error / N, in->variance / N,
-           N * in->variance / (in->energy * in->energy));
-    if (isfinite(exact)) printf("\"exact_per_site\":%.10g,\"relative_error\":%.4g,", exact, rel);
-    else printf("\"exact_per_site\":null,\"relative_error\":null,");
+    if (sym) printf("\"group\":\"%s\",", group_flag(g->r.opt.group));
+    printf("\"seconds_per_step\":%.4g,\"energy_per_site\":%.10g,\"error\":%.4g,\"variance_per_site\":%.6g,",
+           g->done_here > 0 ? g->t_train / (double)g->done_here : 0.0, e, in->error / N, in->variance / N);
+    json_number("v_score", N * in->variance / (in->energy * in->energy));   /* (null for E = 0) */
+    if (isfinite(exact)) printf("\"exact_per_site\":%.10g,", exact); else printf("\"exact_per_site\":null,");
+    json_number("relative_error", rel);
     if (res->have_sym) {
         double se = res->sym.energy / N, srel = isfinite(exact) ? fabs((se - exact) / exact) : NAN;
-        printf("\"sym_energy_per_site\":%.10g,\"sym_error\":%.4g,\"sym_v_score\":%.6g,", se, res->sym.error / N,
-               N * res->sym.variance / (res->sym.energy * res->sym.energy));
-        if (isfinite(srel)) printf("\"sym_relative_error\":%.4g,", srel); else printf("\"sym_relative_error\":null,");
+        printf("\"sym_energy_per_site\":%.10g,\"sym_error\":%.4g,", se, res->sym.error / N);
+        json_number("sym_v_score", N * res->sym.variance / (res->sym.energy * res->sym.energy));
+        json_number("sym_relative_error", srel);
     } else if (o->symmetrize) printf("\"sym_energy_per_site\":null,\"sym_error\":null,\"sym_v_score\":null,\"sym_relative_error\":null,");
     if (res->have_obs) { printf("\"observables\":"); obs_json(stdout, &res->obs); printf(","); }
     if (res->have_sym_obs) { printf("\"sym_observables\":"); obs_json(stdout, &res->sym_obs); printf(","); }
@@ -1213,6 +1224,9 @@ static void report_symmetry(const gs *g) {
         fprintf(stderr, "ground_state: the trained state is in another symmetry sector than the exact ground state: "
                 "<%s> = %.3f +- %.3f, the opposite sign; run without --plain (the recipe trains psi_sym in the ground "
                 "state's sector), or --save this model and --init MODEL --sym-train point\n", sc->name, sc->g, sc->err);
+    else if (sc->broken && g->r.sector_fallback == 2)   /* (the ground state itself is in no one sector) */
+        fprintf(stderr, "ground_state: the trained state breaks the lattice's symmetry: <%s> = %.3f +- %.3f; the ground "
+                "state is degenerate here (in no one sector), so such a mixture can be a ground state\n", sc->name, sc->g, sc->err);
     else if (sc->broken)
         fprintf(stderr, "ground_state: the trained state breaks the lattice's symmetry: <%s> = %.3f +- %.3f (1 in a state "
                 "of one sector: about %.0f%% of it lies in other sectors); run without --plain (the recipe), or --save "

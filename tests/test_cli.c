@@ -904,6 +904,16 @@ static void test_recipe_command(void) {
     out = slurp(D "/out.txt", NULL);
     CHECK(out && strstr(out, "\"plain_steps\":0,\"sym_steps\":1,\"state\":\"psi_sym\",\"group\":\"point\""));
     free(out);
+    /* a ground state in no one sector (J1 = J2 = 0: H = 0, every state is a
+     * ground state, and the Lanczos vector is no eigenvector of the group):
+     * one line says so, the plain model is the result, the JSON stays JSON
+     * (its E = 0 makes the V-score 0/0: null) */
+    CHECK_EQ(run("./examples/ground_state --J1 0 --J2 0 --d 8 --heads 2 --samples 64 --chains 8 --sym-samples 64 "
+                 "--eval-samples 64 --steps 3 --sym-steps 2 --json --quiet"), 0);
+    out = slurp(D "/out.txt", NULL); err = slurp(D "/err.txt", NULL);
+    CHECK(err && strstr(err, "no one-dimensional sector of --group point") && strstr(err, "no psi_sym phase"));
+    CHECK(out && strstr(out, "\"plain_steps\":3,\"sym_steps\":0,\"state\":\"psi\"") && strstr(out, "\"v_score\":null") && !strstr(out, "nan"));
+    free(out); free(err);
     refused_plain("./examples/ground_state --plain --sym-steps 3", "this run is a single plain phase", 2);
     refused_plain("./examples/ground_state --plain --sym-train point", "--plain", 2);
     refused_plain("./examples/ground_state --group nine", "--group: must be point, full or translations", 2);
