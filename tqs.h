@@ -994,7 +994,6 @@ TQSDEF void tqs_recipe_options_defaults(tqs_recipe_options *opt, int n_sites);
 typedef struct tqs_recipe_budget {
     double plain_share;       /* of the budget: 1/3 below 30 minutes, 1/4 below 90, 1/6 from 90 (d = 24) */
     int plain_samples;        /* 512 up to 24 sites, 1024 above */
-    int sym_samples;          /* psi_sym's: 256 below 10 minutes (twice the steps), 512 from 10 */
     int d;                    /* model width: 16, 24 from 90 minutes on more than 24 sites */
     int group;                /* TQS_RECIPE_POINT, or TQS_RECIPE_PLAIN (4x6 below 5 minutes) */
 } tqs_recipe_budget;
@@ -5896,7 +5895,6 @@ TQSDEF tqs_recipe_budget tqs_recipe_for_budget(int Lx, int Ly, double minutes) {
     tqs_recipe_budget b;
     int N = Lx * Ly;
     b.plain_samples = tqs__recipe_plain_samples(N);
-    b.sym_samples = minutes > 0 && minutes < 10 ? 256 : 512;
     b.d = 16;
     b.group = TQS_RECIPE_POINT;
     b.plain_share = minutes < 30 ? 1.0 / 3.0 : 0.25;

@@ -455,11 +455,9 @@ static void print_usage(void) {
            "    ground_state --steps %d                 (%d plain steps, then psi_sym: --sym-steps, default steps / 6 = %d)\n"
            "  phases    --plain (one plain phase)   --sym-train full|point|translations (one psi_sym phase, e.g. from --init)\n"
            "            --group auto|point|full|translations (the recipe's psi_sym: auto = point, or plain only where measured)\n"
-           "            --plain-share f (of --time-limit)  --sym-steps n  --sym-samples n (%d; %d for --time-limit below 10)\n"
-           "            --sym-lr x (%g)  --sym-lr-final x (%g)  --sym-max-distance x (%g)\n"
-           "            --sym-time-limit MINUTES (psi_sym's; default: the rest)\n",
-           r.plain_steps, r.plain_steps, r.sym_steps, r.sym.n_samples, tqs_recipe_for_budget(4, 4, 3).sym_samples,
-           r.sym.lr, r.sym.lr_final, r.sym.max_distance);
+           "            --plain-share f (of --time-limit)  --sym-steps n  --sym-samples n (%d)  --sym-lr x (%g)\n"
+           "            --sym-lr-final x (%g)  --sym-max-distance x (%g)  --sym-time-limit MINUTES (psi_sym's; default: the rest)\n",
+           r.plain_steps, r.plain_steps, r.sym_steps, r.sym.n_samples, r.sym.lr, r.sym.lr_final, r.sym.max_distance);
     printf("  lattice   --L n | --Lx n --Ly n (4; with --init or --resume: the model's)   --J1 x (1)   --J2 x (0.5; with --init: the model's)\n"
            "  model     --patch b (%d)  --d n (%d)  --heads n (%d)  --layers n (%d)  --ff n (%d)\n"
            "            --attention factored|standard (factored)  --init MODEL (start from a model file: its lattice, shape and\n"
@@ -753,7 +751,7 @@ static void phase_options(gs *g) {
     if (o->mode == MODE_SYM) ro->sym = t;
     if (o->mode == MODE_RECIPE) {   /* what psi_sym shares with the plain phase, and its own flags */
         ro->sym = t;
-        ro->sym.n_samples = o->given_sym_samples ? o->sym_samples : o->time_limit > 0 ? b.sym_samples : 0;
+        ro->sym.n_samples = o->given_sym_samples ? o->sym_samples : 0;
         ro->sym.lr = o->sym_lr; ro->sym.lr_final = o->sym_lr_final; ro->sym.warmup = 0;
         ro->sym.max_distance = isnan(o->sym_max_distance) ? 0 : o->sym_max_distance > 0 ? o->sym_max_distance : -1;
     }
