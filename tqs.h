@@ -2622,6 +2622,17 @@ TQSDEF int tqs_sampler_start_ordered(tqs_sampler *S, const tqs_lattice *lat, con
  * stream, in the same order whatever the threads. The per-chain loops are a
  * few operations per chain: serial, since threads writing neighbouring
  * chains' states and counters would share cache lines and cost more. */
+/* The Metropolis test of chain c's proposal cfg (log psi lp) with uniform u:
+ * accept with min(1, |psi'/psi|^p) = min(1, exp(p Re(log psi' - log psi))),
+ * p = 2 for |psi|^2; on acceptance the chain takes cfg. Returns 1 if accepted. */
+static int tqs__sampler_accept(tqs_sampler *S, int c, const int8_t *cfg, tqs_complex lp, double u) {
+    double log_ratio = S->power * (lp.re - S->logpsi[c].re);
+    if (!(log_ratio >= 0 || u < exp(log_ratio))) return 0;
+    memcpy(S->state + (size_t)c * S->N, cfg, (size_t)S->N);
+    S->logpsi[c] = lp;
+    return 1;
+}
+
 static int tqs__sampler_step(tqs_sampler *S, const tqs_amplitude *amp) {
     int N = S->N, M = S->n_chains, n_prop = 0, c, rc;
     int *pair_of = S->prop_chain + M; /* second half: chosen pair per chain (-1: none) */
@@ -2642,14 +2653,8 @@ static int tqs__sampler_step(tqs_sampler *S, const tqs_amplitude *amp) {
     for (c = 0; c < n_prop; c++) {
         int ch = S->prop_chain[c];
         double u = tqs_rng_uniform(&S->rng[ch]);
-        /* accept with min(1, |psi'/psi|^p) = min(1, exp(p Re(log psi' - log psi))), p = 2 for |psi|^2 */
-        double log_ratio = S->power * (S->prop_logpsi[c].re - S->logpsi[ch].re);
         S->proposed[ch]++;
-        if (log_ratio >= 0 || u < exp(log_ratio)) {
-            memcpy(S->state + (size_t)ch * N, S->prop + (size_t)c * N, (size_t)N);
-            S->logpsi[ch] = S->prop_logpsi[c];
-            S->accepted[ch]++;
-        }
+        S->accepted[ch] += (uint64_t)tqs__sampler_accept(S, ch, S->prop + (size_t)c * N, S->prop_logpsi[c], u);
     }
     return TQS_OK;
 }
@@ -2667,13 +2672,9 @@ static int tqs__sampler_symmetry_move(tqs_sampler *S, const tqs_amplitude *amp) 
     }
     if ((rc = tqs__amp_eval(amp, S->prop_logpsi, S->prop, M, N)) != 0) return rc;
     for (c = 0; c < M; c++) {
-        double u = tqs_rng_uniform(&S->rng[c]), log_ratio = S->power * (S->prop_logpsi[c].re - S->logpsi[c].re);
+        double u = tqs_rng_uniform(&S->rng[c]);
         S->move_proposed++;
-        if (log_ratio >= 0 || u < exp(log_ratio)) {
-            memcpy(S->state + (size_t)c * N, S->prop + (size_t)c * N, (size_t)N);
-            S->logpsi[c] = S->prop_logpsi[c];
-            S->move_accepted++;
-        }
+        S->move_accepted += (uint64_t)tqs__sampler_accept(S, c, S->prop + (size_t)c * N, S->prop_logpsi[c], u);
     }
     return TQS_OK;
 }

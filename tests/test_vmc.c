@@ -290,17 +290,13 @@ static void test_sampler_distribution(double power) {
  * TILT sum_x-bonds s_i s_j, an amplitude the lattice's rotations change. */
 enum { TILT_N = 16 };
 static const double TILT = 0.15;
-static int anisotropy(const int8_t *s) {   /* sum over x-bonds of s_i s_j minus over y-bonds */
+static int bonds(const int8_t *s, int dx, int dy) {   /* sum of s_i s_j over the bonds along (dx, dy) */
     int x, y, a = 0;
-    for (x = 0; x < 4; x++) for (y = 0; y < 4; y++)
-        a += s[x * 4 + y] * (s[((x + 1) % 4) * 4 + y] - s[x * 4 + (y + 1) % 4]);
+    for (x = 0; x < 4; x++) for (y = 0; y < 4; y++) a += s[x * 4 + y] * s[((x + dx) % 4) * 4 + (y + dy) % 4];
     return a;
 }
-static int x_bonds(const int8_t *s) {
-    int x, y, a = 0;
-    for (x = 0; x < 4; x++) for (y = 0; y < 4; y++) a += s[x * 4 + y] * s[((x + 1) % 4) * 4 + y];
-    return a;
-}
+static int x_bonds(const int8_t *s) { return bonds(s, 1, 0); }
+static int anisotropy(const int8_t *s) { return bonds(s, 1, 0) - bonds(s, 0, 1); }
 static int tilted_logpsi(void *ctx, tqs_complex *out, const int8_t *configs, int B) {
     int s, rc = exact_logpsi(ctx, out, configs, B);
     for (s = 0; s < B; s++) out[s].re += TILT * x_bonds(configs + (size_t)s * TILT_N);
