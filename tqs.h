@@ -656,6 +656,13 @@ typedef struct tqs_vmc_options {  /* zero means default (tqs_vmc_options_default
                                      capped at it; default 0.05, < 0: no cap */
     double momentum;              /* SPRING's mu < 1: the solve is pulled towards mu times the
                                      last update (tqs_sr_solve_prior); default 0.9, < 0: plain SR */
+    double rollback;              /* sampled runs: a step whose energy lies more than rollback error
+                                     bars (of its estimate and the best's together) and 2% above the
+                                     run's lowest is undone before it learns anything: the parameters
+                                     go back to those of that lowest energy, the learning rate is
+                                     halved for the rest of the run, the momentum cleared and the
+                                     chains thermalised again (tqs_step_info.rolled_back), and the
+                                     next step's energy is the new best; default 5, < 0: off */
     const struct tqs_symmetry *symmetry; /* if set (characters chosen): train, sample and measure
                                      psi_sym(s) = sum_g chi(g) psi(g s) instead of psi; each
                                      configuration then costs symmetry->n passes */
@@ -694,6 +701,8 @@ typedef struct tqs_step_info {
     double lr, diag_shift;
     tqs_sr_info sr;
     int rejected;                 /* the update was not finite: parameters unchanged */
+    int rolled_back;              /* the energy had risen (tqs_vmc_options.rollback): the parameters are
+                                     back to the run's best, no update; lr is the halved one to come */
     double distance;              /* lr sqrt(delta^T S delta) of the update (before any cap) */
     int capped;                   /* the update was scaled down to max_distance */
     double seconds[4];            /* wall time of: sampling (or enumeration), local energy, Jacobian, SR solve and update */
@@ -736,6 +745,10 @@ typedef struct tqs_vmc {
     double *weights;              /* (M): 1/M, or the enumeration weights */
     int chains_ready;             /* the chains are thermalised for sampler.power (set by the first
                                      sampling, or by tqs_vmc_set_chains) */
+    /* opt.rollback: the parameters of the lowest energy so far, its estimate, the learning rate's factor */
+    double *best;                 /* (P) */
+    double best_energy, best_error, lr_scale;
+    int have_best, rollbacks;     /* rollbacks: how many steps were undone */
 } tqs_vmc;
 TQSDEF int  tqs_vmc_init(tqs_vmc *v, const tqs_hamiltonian *H, tqs_vit *model, const tqs_vmc_options *opt);
 TQSDEF void tqs_vmc_free(tqs_vmc *v);
@@ -792,16 +805,19 @@ TQSDEF int tqs_parse_configs(const char *text, size_t len, int N, int8_t **confi
 
 /* Checkpoint of a run: everything tqs_vmc_step needs to continue exactly as
  * if never interrupted (model, step, chain configurations and random
- * streams, SPRING's prior) and the run itself (couplings, options, the
- * symmetry sector of psi_sym, the options' note). Little-endian:
- * "TQSCKPT1", uint32 version 3, uint64 step, uint32 n_chains (0 with exact
+ * streams, SPRING's prior, the rollback's best parameters) and the run
+ * itself (couplings, options, the symmetry sector of psi_sym, the options'
+ * note). Little-endian:
+ * "TQSCKPT1", uint32 version 4, uint64 step, uint32 n_chains (0 with exact
  * enumeration), uint32 N, n_chains*N int8 spins, n_chains*4 uint64
  * generator states, uint64 length L, L bytes of a model file, uint64 P, P
  * doubles of the prior (P = 0 without momentum), uint64 length K, K bytes
  * of the run record (text, "key value" lines, numbers that round-trip
- * exactly, the note last), uint32 CRC-32 of every byte before it. Versions
- * 1 and 2 (no run record; 2 with the prior) are still read. Written
- * atomically.
+ * exactly, the note last), the rollback's state (uint32 have_best, uint32
+ * rollbacks, doubles lr_scale, best_energy, best_error, uint64 B, B doubles
+ * of the best parameters, B = 0 before a best), uint32 CRC-32 of every byte
+ * before it. Versions 1 to 3 (1: no prior, no run record; 2: no run record;
+ * 3: no rollback state) are still read. Written atomically.
  * Loading requires a tqs_vmc made with the same lattice, model shape, chain
  * count (of all processes) and, from version 3, the same run: J1, J2 and
  * every option that changes the trajectory (a difference is refused with
@@ -816,11 +832,11 @@ TQSDEF int tqs_vmc_checkpoint_from_bytes(tqs_vmc *v, const unsigned char *buf, s
  * it continues (the example programs' --resume FILE). */
 #define TQS_NOTE_MAX 4096
 typedef struct tqs_checkpoint_info {
-    int version;                  /* 1, 2 or 3 */
+    int version;                  /* 1 to 4 */
     long step;                    /* steps done */
     int n_chains, N;              /* chains in the file (0: exact enumeration), sites */
     tqs_vit_config cfg;           /* the model's */
-    int has_run;                  /* version 3: the run's fields below are set */
+    int has_run;                  /* from version 3: the run's fields below are set */
     double J1, J2;
     tqs_vmc_options opt;          /* its options, defaults resolved (pointers NULL) */
     int symmetry;                 /* 0: psi; 1: psi_sym over tqs_symmetry_init's group; 2: the translations alone;
@@ -3997,6 +4013,7 @@ TQSDEF void tqs_vmc_options_defaults(tqs_vmc_options *o) {
     if (!(o->diag_shift_final > 0)) o->diag_shift_final = o->diag_shift;
     if (o->max_distance == 0) o->max_distance = 0.05;
     if (o->momentum == 0) o->momentum = 0.9;
+    if (o->rollback == 0) o->rollback = 5;
     if (o->jac_batch < 0) o->jac_batch = 0;   /* 0: chosen by tqs__vmc_batch */
     if (!(o->sample_power > 0)) o->sample_power = 0;   /* by the lattice: tqs_vmc_init */
 }
@@ -4149,8 +4166,10 @@ TQSDEF int tqs_vmc_init(tqs_vmc *v, const tqs_hamiltonian *H, tqs_vit *model, co
     v->delta = (double *)tqs__alloc(sizeof(double) * (size_t)P);
     v->work = (double *)tqs__alloc(sizeof(double) * (size_t)(v->R > P ? v->R : P));
     v->prior = (double *)tqs__calloc(sizeof(double) * (size_t)P);
+    v->best = (double *)tqs__alloc(sizeof(double) * (size_t)P);
+    v->lr_scale = 1;
     v->weights = (double *)tqs__alloc(sizeof(double) * v->M);
-    if ((!o.exact && (!v->samples || !v->logpsi || !v->eloc)) || !v->X || !v->f || !v->delta || !v->work || !v->prior || !v->weights) {
+    if ((!o.exact && (!v->samples || !v->logpsi || !v->eloc)) || !v->X || !v->f || !v->delta || !v->work || !v->prior || !v->best || !v->weights) {
         tqs_vmc_free(v);
         return tqs__fail(TQS_ENOMEM, "vmc: out of memory (Jacobian %.3g GB)", (double)v->R * P * 8e-9);
     }
@@ -4162,7 +4181,7 @@ TQSDEF void tqs_vmc_free(tqs_vmc *v) {
     tqs_sampler_free(&v->sampler); tqs_enumeration_free(&v->en);
     tqs_vit_ws_free(&v->fwd_ws); tqs_vit_ws_free(&v->jac_ws); tqs_eloc_ws_free(&v->eloc_ws); tqs_sr_ws_free(&v->sr_ws);
     TQS_FREE(v->samples); TQS_FREE(v->logpsi); TQS_FREE(v->eloc);
-    TQS_FREE(v->X); TQS_FREE(v->f); TQS_FREE(v->delta); TQS_FREE(v->work); TQS_FREE(v->prior); TQS_FREE(v->weights);
+    TQS_FREE(v->X); TQS_FREE(v->f); TQS_FREE(v->delta); TQS_FREE(v->work); TQS_FREE(v->prior); TQS_FREE(v->weights); TQS_FREE(v->best);
     if (v->sym_amp) tqs_symmetric_amplitude_free(v->sym_amp);
     TQS_FREE(v->sym_amp); TQS_FREE(v->sym_cfgs); TQS_FREE(v->sym_lp); TQS_FREE(v->sym_jac); TQS_FREE(v->sym_w);
     if (v->moves) tqs_symmetry_free(v->moves);
@@ -4369,6 +4388,45 @@ static int tqs__symmetry_kind(const tqs_symmetry *G) {
     return G ? (G->translations_only ? 2 : G->no_flip ? 3 : 1) : 0;
 }
 
+/* opt.rollback: keeps the parameters of the lowest energy so far, and when
+ * this step's energy has risen far above it (an update that threw the state
+ * up, as SR's first steps on psi_sym sometimes do: examples/README.md,
+ * "One command at every coupling") goes back to them with half the learning
+ * rate. The test needs both: rollback error bars, so that noise does not
+ * trigger it (the lowest of many noisy estimates lies a few bars low), and
+ * 2% of the energy, so that the ordinary ups and downs of SR do not. The
+ * chains, which followed the thrown-up state, are thermalised again at once
+ * (a checkpoint after this step holds the complete state). Every process
+ * decides the same: the energy and its error are of all samples. The step
+ * after a rollback measures the restored state again and takes that as its
+ * best, so that a best estimate that came out too low by chance cannot keep
+ * rolling the run back. */
+static int tqs__vmc_thermalize(tqs_vmc *v, double p, int *sweeps);
+static int tqs__vmc_rollback(tqs_vmc *v, tqs_step_info *info) {
+    size_t P = v->model->n_params;
+    double rise = info->energy - v->best_energy;
+    int sweeps;
+    if (v->opt.exact || !(v->opt.rollback > 0)) return TQS_OK;
+    if (v->have_best && rise > v->opt.rollback * sqrt(info->error * info->error + v->best_error * v->best_error) &&
+        rise > 0.02 * fabs(v->best_energy)) {
+        memcpy(v->model->params, v->best, sizeof(double) * P);
+        memset(v->prior, 0, sizeof(double) * P);
+        v->lr_scale *= 0.5; v->rollbacks++;
+        v->have_best = 0;   /* the next step measures the best again: a lucky low estimate cannot hold the run */
+        info->rolled_back = 1;
+        info->lr = v->lr_scale * tqs__lr_at(&v->opt, v->step + 1);
+        v->step++;
+        tqs_sampler_invalidate(&v->sampler);
+        v->sampler.power = 0;   /* (no power: tqs__vmc_thermalize walks the chains again) */
+        return tqs__vmc_thermalize(v, v->opt.sample_power, &sweeps);
+    }
+    if (!v->have_best || info->energy < v->best_energy) {
+        memcpy(v->best, v->model->params, sizeof(double) * P);
+        v->best_energy = info->energy; v->best_error = info->error; v->have_best = 1;
+    }
+    return TQS_OK;
+}
+
 TQSDEF int tqs_vmc_step(tqs_vmc *v, tqs_step_info *info) {
     tqs_step_info local;
     int8_t *cfgs;
@@ -4384,13 +4442,14 @@ TQSDEF int tqs_vmc_step(tqs_vmc *v, tqs_step_info *info) {
     P = (long)v->model->n_params; N = v->H->lat.N;
     if ((rc = tqs__vmc_measure(v, info, &cfgs, &lp, &el)) != 0) return rc;
     info->step = v->step;
-    info->lr = tqs__lr_at(&v->opt, v->step);
+    info->lr = v->lr_scale * tqs__lr_at(&v->opt, v->step);
     info->diag_shift = tqs__schedule(v->opt.diag_shift, v->opt.diag_shift_final, v->step, v->opt.n_steps, v->opt.schedule);
     if (!isfinite(info->energy)) { /* nothing to learn from: keep the parameters */
         info->rejected = 1; v->step++;
         tqs_sampler_invalidate(&v->sampler);
         return TQS_OK;
     }
+    if ((rc = tqs__vmc_rollback(v, info)) != 0 || info->rolled_back) return rc;
     /* Jacobian rows 2s (Re) and 2s+1 (Im), in batches */
     t0 = tqs__seconds();
     if (v->sym_amp) { if ((rc = tqs__vmc_symmetric_jacobian(v, cfgs, lp)) != 0) return rc; }
@@ -4808,7 +4867,8 @@ static const tqs__run_field tqs__run_fields[] = {
     TQS__RF("solver", TQS__F_INT, sr.solver), TQS__RF("cg_tol", TQS__F_DBL, sr.cg_tol),
     TQS__RF("cg_max_iter", TQS__F_INT, sr.cg_max_iter), TQS__RF("seed", TQS__F_U64, seed),
     TQS__RF("max_distance", TQS__F_DBL, max_distance), TQS__RF("momentum", TQS__F_DBL, momentum),
-    TQS__RF("sample_power", TQS__F_DBL, sample_power)   /* the last: a record without it (older files) means 2 */
+    TQS__RF("sample_power", TQS__F_DBL, sample_power),  /* absent (older files): 2 */
+    TQS__RF("rollback", TQS__F_DBL, rollback)           /* absent (older files): not compared (NAN) */
 };
 #define TQS__N_RUN_FIELDS (sizeof tqs__run_fields / sizeof tqs__run_fields[0])
 
@@ -4868,7 +4928,8 @@ static int tqs__run_record_parse(tqs_checkpoint_info *ci, const char *rec, size_
     }
     for (f = 0; f < TQS__N_RUN_FIELDS; f++) {
         const tqs__run_field *F = &tqs__run_fields[f];
-        if (!(p = tqs__record_value(text, F->key)) && f == TQS__N_RUN_FIELDS - 1) { ci->opt.sample_power = 2.0; continue; }
+        if (!(p = tqs__record_value(text, F->key)) && !strcmp(F->key, "sample_power")) { ci->opt.sample_power = 2.0; continue; }
+        if (!p && !strcmp(F->key, "rollback")) { ci->opt.rollback = NAN; continue; }
         if (!p) { rc = tqs__fail(TQS_EFORMAT, "checkpoint: its run record has no %s", F->key); goto done; }
         if (F->kind == TQS__F_INT) *(int *)(o + F->off) = (int)strtol(p, &end, 10);
         else if (F->kind == TQS__F_DBL) *(double *)(o + F->off) = strtod(p, &end);
@@ -4910,7 +4971,7 @@ static int tqs__run_record_check(const tqs_vmc *v, const tqs_checkpoint_info *ci
         const tqs__run_field *F = &tqs__run_fields[f];
         if (F->kind == TQS__F_INT && *(const int *)(a + F->off) != *(const int *)(b + F->off))
             return tqs__fail(TQS_EINVAL, "checkpoint: its run has %s %d, this run %d", F->key, *(const int *)(b + F->off), *(const int *)(a + F->off));
-        if (F->kind == TQS__F_DBL && *(const double *)(a + F->off) != *(const double *)(b + F->off))
+        if (F->kind == TQS__F_DBL && *(const double *)(a + F->off) != *(const double *)(b + F->off) && !isnan(*(const double *)(b + F->off)))
             return tqs__fail(TQS_EINVAL, "checkpoint: its run has %s %.15g, this run %.15g", F->key, *(const double *)(b + F->off),
                              *(const double *)(a + F->off));
         if (F->kind == TQS__F_U64 && *(const uint64_t *)(a + F->off) != *(const uint64_t *)(b + F->off))
@@ -4933,7 +4994,7 @@ TQSDEF int tqs_vmc_save_checkpoint(const tqs_vmc *v, const char *path) {
     unsigned char *mbuf = NULL, *buf = NULL, *p, *states;
     char *rec = NULL;
     tqs_rng *rngs;
-    size_t mlen, len, np_ = 0, rlen = 0;
+    size_t mlen, len, np_ = 0, rlen = 0, nb = 0;
     int rc = 0, c, k, L, M, N, np, root;
     char msg[160];
     if (!v || !v->model || !path) return tqs__fail(TQS_EINVAL, "checkpoint: null argument");
@@ -4952,11 +5013,13 @@ TQSDEF int tqs_vmc_save_checkpoint(const tqs_vmc *v, const char *path) {
         if ((rc = tqs__vit_to_bytes(v->model, &mbuf, &mlen)) != 0) rc = tqs__fail_in_file(rc, path);
         np_ = v->opt.momentum > 0 ? v->model->n_params : 0;   /* SPRING's prior follows the model */
         if (!rc && !(rec = tqs__run_record(v, &rlen))) rc = tqs__fail(TQS_ENOMEM, "checkpoint: out of memory");
-        len = 8 + 4 + 8 + 4 + 4 + (size_t)M * N + (size_t)M * 32 + 8 + (rc ? 0 : mlen) + 8 + 8 * np_ + 8 + rlen + 4;
+        nb = v->have_best ? v->model->n_params : 0;   /* opt.rollback's state */
+        len = 8 + 4 + 8 + 4 + 4 + (size_t)M * N + (size_t)M * 32 + 8 + (rc ? 0 : mlen) + 8 + 8 * np_ + 8 + rlen
+            + 4 + 4 + 8 + 8 + 8 + 8 + 8 * nb + 4;
         if (!rc && !(buf = (unsigned char *)tqs__alloc(len))) rc = tqs__fail(TQS_ENOMEM, "checkpoint: out of memory");
         if (!rc) {
             memcpy(buf, "TQSCKPT1", 8);
-            p = tqs__put_u32(buf + 8, 3);
+            p = tqs__put_u32(buf + 8, 4);
             p = tqs__put_u64(p, (uint64_t)v->step);
             p = tqs__put_u32(p, (uint32_t)M);
             p = tqs__put_u32(p, (uint32_t)N);
@@ -4972,6 +5035,16 @@ TQSDEF int tqs_vmc_save_checkpoint(const tqs_vmc *v, const char *path) {
             }
             p = tqs__put_u64(p, (uint64_t)rlen);
             memcpy(p, rec, rlen); p += rlen;
+            {
+                size_t i;
+                p = tqs__put_u32(p, (uint32_t)v->have_best);
+                p = tqs__put_u32(p, (uint32_t)v->rollbacks);
+                p = tqs__put_f64(p, v->lr_scale);
+                p = tqs__put_f64(p, v->best_energy);
+                p = tqs__put_f64(p, v->best_error);
+                p = tqs__put_u64(p, (uint64_t)nb);
+                for (i = 0; i < nb; i++) p = tqs__put_f64(p, v->best[i]);
+            }
             p = tqs__put_u32(p, tqs_crc32(0, buf, len - 4));
             TQS_ASSERT((size_t)(p - buf) == len);
             rc = tqs_write_file_atomic(path, buf, len);
@@ -4990,8 +5063,8 @@ TQSDEF int tqs_vmc_save_checkpoint(const tqs_vmc *v, const char *path) {
  * version, lengths, CRC, spins) but not yet against a run. */
 typedef struct tqs__ckpt {
     uint32_t version, M, N;
-    uint64_t step, mlen, np, rlen;
-    const unsigned char *spins, *rngs, *model, *prior, *rec;
+    uint64_t step, mlen, np, rlen, nb;
+    const unsigned char *spins, *rngs, *model, *prior, *rec, *rollback;   /* rollback: version 4 */
 } tqs__ckpt;
 static int tqs__ckpt_parse(tqs__ckpt *c, const unsigned char *buf, size_t len, const tqs_vmc *v) {
     size_t fixed, at, i;
@@ -4999,7 +5072,7 @@ static int tqs__ckpt_parse(tqs__ckpt *c, const unsigned char *buf, size_t len, c
     if (!buf || len < 8 || memcmp(buf, "TQSCKPT1", 8)) return tqs__fail(TQS_EFORMAT, "not a tqs checkpoint (bad magic)");
     if (len < 8 + 4 + 8 + 4 + 4 + 8 + 4) return tqs__fail(TQS_EFORMAT, "checkpoint truncated (%zu bytes)", len);
     c->version = tqs__get_u32(buf + 8);
-    if (c->version < 1 || c->version > 3) return tqs__fail(TQS_EFORMAT, "checkpoint version %u, this library reads versions 1 to 3", c->version);
+    if (c->version < 1 || c->version > 4) return tqs__fail(TQS_EFORMAT, "checkpoint version %u, this library reads versions 1 to 4", c->version);
     c->step = tqs__get_u64(buf + 12);
     c->M = tqs__get_u32(buf + 20); c->N = tqs__get_u32(buf + 24);
     if (c->N == 0 || c->N > (1u << 22)) return tqs__fail(TQS_EFORMAT, "checkpoint is for %u sites", c->N);
@@ -5023,12 +5096,20 @@ static int tqs__ckpt_parse(tqs__ckpt *c, const unsigned char *buf, size_t len, c
         c->prior = buf + at + 8;
         at += 8 + 8 * (size_t)c->np;
     }
-    if (c->version == 3) {   /* the run record */
+    if (c->version >= 3) {   /* the run record */
         if (len - at < 8 + 4) return tqs__fail(TQS_EFORMAT, "checkpoint truncated before its run record");
         c->rlen = tqs__get_u64(buf + at);
         if (c->rlen > len - at - 8 - 4) return tqs__fail(TQS_EFORMAT, "checkpoint's run record is truncated");
         c->rec = buf + at + 8;
         at += 8 + (size_t)c->rlen;
+    }
+    if (c->version >= 4) {   /* the rollback's state: u32 have_best, u32 rollbacks, f64 lr_scale, best energy,
+                                its error, u64 count, the best parameters */
+        if (len - at < 40 + 4) return tqs__fail(TQS_EFORMAT, "checkpoint truncated before its rollback section");
+        c->nb = tqs__get_u64(buf + at + 32);
+        if (c->nb > (len - at - 40 - 4) / 8) return tqs__fail(TQS_EFORMAT, "checkpoint's rollback section is truncated");
+        c->rollback = buf + at;
+        at += 40 + 8 * (size_t)c->nb;
     }
     if (at + 4 != len) return tqs__fail(TQS_EFORMAT, "checkpoint length does not match its sections (model, prior, run record; truncated?)");
     if (tqs_crc32(0, buf, len - 4) != tqs__get_u32(buf + len - 4)) return tqs__fail(TQS_EFORMAT, "checkpoint is corrupt (CRC mismatch)");
@@ -5056,12 +5137,17 @@ static int tqs__vmc_checkpoint_use(tqs_vmc *v, const unsigned char *buf, size_t 
         rc = tqs__fail(TQS_EFORMAT, "checkpoint's momentum section does not match the model (%llu values, truncated?)", (unsigned long long)c.np);
         goto agree;
     }
+    if (c.rollback && (tqs__get_u32(c.rollback) > 1 || (tqs__get_u32(c.rollback) ? c.nb != v->model->n_params : c.nb != 0) ||
+                       !(tqs__get_f64(c.rollback + 8) > 0 && tqs__get_f64(c.rollback + 8) <= 1))) {
+        rc = tqs__fail(TQS_EFORMAT, "checkpoint's rollback section does not match the model (%llu values) or is malformed", (unsigned long long)c.nb);
+        goto agree;
+    }
     if ((rc = tqs_vit_from_bytes(&m, c.model, (size_t)c.mlen)) != 0) goto agree;
     if (memcmp(&m.cfg, &v->model->cfg, sizeof m.cfg)) {
         rc = tqs__fail(TQS_EFORMAT, "checkpoint model has other hyper-parameters than this run's model");
         goto agree;
     }
-    if (c.rec) {   /* version 3: the same run */
+    if (c.rec) {   /* from version 3: the same run */
         if (!(ci = (tqs_checkpoint_info *)tqs__calloc(sizeof *ci))) { rc = tqs__fail(TQS_ENOMEM, "checkpoint: out of memory"); goto agree; }
         if ((rc = tqs__run_record_parse(ci, (const char *)c.rec, (size_t)c.rlen)) == 0) rc = tqs__run_record_check(v, ci);
         TQS_FREE(ci);
@@ -5084,6 +5170,13 @@ agree:
     for (ch = 0; ch < L; ch++) for (k = 0; k < 4; k++) { v->sampler.rng[ch].s[k] = tqs__get_u64(p); p += 8; }
     for (i = 0; i < v->model->n_params; i++)   /* a file without momentum leaves no prior */
         v->prior[i] = c.np ? tqs__get_f64(c.prior + 8 * i) : 0.0;
+    /* before version 4: no best yet (the run goes on as if it began here) */
+    v->have_best = c.rollback ? (int)tqs__get_u32(c.rollback) : 0;
+    v->rollbacks = c.rollback ? (int)tqs__get_u32(c.rollback + 4) : 0;
+    v->lr_scale = c.rollback ? tqs__get_f64(c.rollback + 8) : 1.0;
+    v->best_energy = c.rollback ? tqs__get_f64(c.rollback + 16) : 0.0;
+    v->best_error = c.rollback ? tqs__get_f64(c.rollback + 24) : 0.0;
+    for (i = 0; i < (size_t)c.nb; i++) v->best[i] = tqs__get_f64(c.rollback + 40 + 8 * i);
     tqs_sampler_invalidate(&v->sampler);
     return TQS_OK;
 }

@@ -476,8 +476,10 @@ static void print_usage(void) {
            "            --solver auto|parameter|sample|cg (auto)  --max-distance x (%g; 0: off; cap on lr*sqrt(d^T S d))\n"
            "            --momentum x (%g; 0: off; SPRING, the solve pulled towards x times the last update)\n"
            "            --schedule exp|cosine (exp: of lr and shift, to their final values)  --warmup n (0: steps of linear lr warm-up)\n"
+           "            --rollback x (%g; 0: off; a step whose E rose x error bars and 2%% above the run's lowest goes back to\n"
+           "                             that lowest state with half the learning rate)\n"
            "            (--steps, --lr, --lr-final, --max-distance, --warmup: the plain phase, or --sym-train's; the rest: both phases)\n",
-           r.plain_steps, o.lr, o.lr / o.lr_final, o.diag_shift, o.max_distance, o.momentum);
+           r.plain_steps, o.lr, o.lr / o.lr_final, o.diag_shift, o.max_distance, o.momentum, o.rollback);
     printf("  output    --log FILE.csv  --save MODEL  --checkpoint FILE  --checkpoint-every k (50)\n"
            "            --resume FILE (continue the run in FILE, in either phase: it keeps the run's flags; output flags may\n"
            "                             be added, a flag that changes the run is refused)\n"
@@ -530,7 +532,7 @@ typedef struct gs_options {
     tqs_vmc_options train;       /* the training flags as given (zero: the recipe's default) */
     double sym_lr, sym_lr_final, sym_max_distance;   /* the recipe's psi_sym phase (0: its default) */
     double J1, J2, time_limit, plain_share, sym_minutes;
-    double max_distance, momentum;   /* NAN: not given; 0: off */
+    double max_distance, momentum, rollback;   /* NAN: not given; 0: off */
     int mode, steps, sym_steps;  /* -1: not given; --steps 0 evaluates only */
     int thermalize;              /* -1: not given */
     int seed, threads, exact, json, quiet, print_every, max_rejected, eval_samples, ckpt_every, stop_at;
@@ -586,7 +588,7 @@ static int parse_flags(gs_options *o, int argc, char **argv) {
     memset(o, 0, sizeof *o);
     o->cfg.Lx = o->cfg.Ly = 4;
     o->J1 = 1.0; o->J2 = 0.5; o->steps = o->sym_steps = o->thermalize = -1;
-    o->max_distance = o->momentum = o->sym_max_distance = NAN;
+    o->max_distance = o->momentum = o->rollback = o->sym_max_distance = NAN;
     o->seed = 1; o->ckpt_every = 50; o->eval_samples = 16384; o->max_rejected = 5; o->sym_samples = 1024;
     o->att = "factored"; o->solver = "auto"; o->schedule = "exp";
     if ((rc = resume_argv(o, &argc, &argv)) != 0) return rc;
@@ -621,6 +623,7 @@ static int parse_flags(gs_options *o, int argc, char **argv) {
             flags_str(argc, argv, &i, "--solver", &o->solver) ||
             flags_real(argc, argv, &i, "--max-distance", &o->max_distance, 0, 1e6) ||
             flags_real(argc, argv, &i, "--momentum", &o->momentum, 0, 0.999) ||
+            flags_real(argc, argv, &i, "--rollback", &o->rollback, 0, 1e6) ||
             flags_real(argc, argv, &i, "--sample-power", &t->sample_power, 0.05, 2) ||
             flags_real(argc, argv, &i, "--time-limit", &o->time_limit, 0.01, 1e6) ||
             flags_real(argc, argv, &i, "--plain-share", &o->plain_share, 0.01, 0.99) ||
@@ -667,7 +670,7 @@ typedef struct gs {
     double deadline, t_avg, t_eval, t_therm;
     int max_steps;
     long done_here, offset;      /* steps taken here; the plain phase's steps before psi_sym's (the log's numbering) */
-    int print_every, rejected_run;
+    int print_every, rejected_run, rollbacks;   /* rollbacks: steps undone (tqs_vmc_options.rollback), both phases */
     double phase_seconds; long phase_steps;   /* this phase's steps taken here and their time (the time left) */
     FILE *log;
     json_log jlog;
@@ -725,6 +728,7 @@ static tqs_vmc_options training_options(gs *g) {
     else flags_die("--schedule: must be exp or cosine (got '%s')", o->schedule);
     if (!isnan(o->max_distance)) t.max_distance = o->max_distance > 0 ? o->max_distance : -1;   /* the library's "off" */
     if (!isnan(o->momentum)) t.momentum = o->momentum > 0 ? o->momentum : -1;
+    if (!isnan(o->rollback)) t.rollback = o->rollback > 0 ? o->rollback : -1;
     if (o->thermalize >= 0) t.thermalize = o->thermalize > 0 ? o->thermalize : -1;
     t.exact = o->exact; t.seed = (uint64_t)o->seed;
     t.note = g->note; t.comm = g->comm;
@@ -1052,7 +1056,8 @@ static int after_step(gs *g, const tqs_step_info *info, double dt) {
         if ((step % g->print_every == 0 || last || interrupted) && json_log_write(&g->jlog, o->json_log_path))
             fprintf(stderr, "ground_state: --json-log: cannot write '%s'\n", o->json_log_path);
     }
-    if (!o->quiet && (step % g->print_every == 0 || last || info->rejected || info->sr.shift_retries)) {
+    g->rollbacks += info->rolled_back;
+    if (!o->quiet && (step % g->print_every == 0 || last || info->rejected || info->rolled_back || info->sr.shift_retries)) {
         double per_step = g->phase_seconds / (double)g->phase_steps;
         char depstr[32] = "", rhat[16] = "-", ess[32] = "";   /* (split-R-hat needs 4 samples per chain) */
         if (isfinite(g->dep_avg)) snprintf(depstr, sizeof depstr, "  att.dep %.4f", g->dep_avg);
@@ -1061,7 +1066,8 @@ static int after_step(gs *g, const tqs_step_info *info, double dt) {
         fprintf(stderr, "step %5ld  E/N %.6f +- %.6f  var/N %.5f  acc %.3f%s  Rhat %s  dist %.3g%s%s  %.3fs/step  left %.0fs%s%s\n",
                 step, info->energy / N, info->error / N, info->variance / N, info->acceptance, ess, rhat,
                 info->distance, info->capped ? " (capped)" : "", depstr, dt, (double)(end - step - 1) * per_step,
-                info->rejected ? "  REJECTED (non-finite update)" : "",
+                info->rejected ? "  REJECTED (non-finite update)"
+                : info->rolled_back ? "  ROLLED BACK (E rose far above the run's lowest: back to that state, lr halved)" : "",
                 info->sr.shift_retries ? "  (shift raised after a non-positive pivot)" : "");
     }
     /* a rejected step (non-finite energy or update) leaves the parameters
@@ -1176,8 +1182,8 @@ static void report_json(gs *g, const gs_result *res) {
            o->exact ? (int)g->r.vmc.en.basis.dim : o->eval_samples, steps, sym ? g->offset : steps, sym ? steps - g->offset : 0,
            sym ? "psi_sym" : "psi");
     if (sym) printf("\"group\":\"%s\",", group_flag(g->r.opt.group));
-    printf("\"seconds_per_step\":%.4g,\"energy_per_site\":%.10g,\"error\":%.4g,\"variance_per_site\":%.6g,",
-           g->done_here > 0 ? g->t_train / (double)g->done_here : 0.0, e, in->error / N, in->variance / N);
+    printf("\"rollbacks\":%d,\"seconds_per_step\":%.4g,\"energy_per_site\":%.10g,\"error\":%.4g,\"variance_per_site\":%.6g,",
+           g->rollbacks, g->done_here > 0 ? g->t_train / (double)g->done_here : 0.0, e, in->error / N, in->variance / N);
     json_number("v_score", N * in->variance / (in->energy * in->energy));   /* (null for E = 0) */
     if (isfinite(exact)) printf("\"exact_per_site\":%.10g,", exact); else printf("\"exact_per_site\":null,");
     json_number("relative_error", rel);

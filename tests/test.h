@@ -91,12 +91,12 @@ static void dense_sr_direction(double *dir, const double *Ore, const double *Oim
 
 #ifdef TQS_H
 /* The options most tests were written for, from zero: plain SR (no SPRING
- * momentum, no trust region) and 16 chains, so that a step can be compared
- * with a dense reference of the SR update; the library's defaults are tuned
- * for training instead (tqs_vmc_options_defaults). */
+ * momentum, no trust region, no rollback) and 16 chains, so that a step can
+ * be compared with a dense reference of the SR update; the library's
+ * defaults are tuned for training instead (tqs_vmc_options_defaults). */
 static inline void test_plain_options(tqs_vmc_options *o) {
     memset(o, 0, sizeof *o);
-    o->momentum = -1; o->max_distance = -1; o->n_chains = 16;
+    o->momentum = -1; o->max_distance = -1; o->rollback = -1; o->n_chains = 16;
 }
 #endif
 

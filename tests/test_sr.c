@@ -727,6 +727,90 @@ static void test_recipe_resume(void) {
     tqs_hamiltonian_free(&H);
 }
 
+/* opt.rollback: the driver keeps the parameters of the lowest energy so far
+ * (checked against the parameters before each step), and a step whose
+ * energy lies far above that best goes back to them exactly, with the
+ * momentum cleared and half the learning rate from then on; with rollback
+ * off the same step updates as usual. The rise is made by lowering the
+ * recorded best by 10 (the lattice's energy, ~ -1 here with an error of
+ * ~ 0.2: about 40 error bars and far more than 2%), so the test does not
+ * depend on what a bad update does. A checkpoint after the rollback resumes to the same energies. */
+static void rollback_run(tqs_vmc *v, tqs_hamiltonian *H, tqs_vit *m, double rollback) {
+    tqs_vit_config c = tiny_cfg();
+    tqs_vmc_options o;
+    tqs_hamiltonian_init(H, 4, 4, 1.0, 0.5);
+    tqs_vit_init(m, &c, 12);
+    test_plain_options(&o);
+    o.n_samples = 128; o.n_chains = 16; o.lr = 0.05; o.lr_final = 0.01; o.diag_shift = 1e-2; o.n_steps = 10; o.seed = 5;
+    o.momentum = 0.9; o.rollback = rollback;
+    CHECK_EQ(tqs_vmc_init(v, H, m, &o), 0);
+}
+static void test_rollback(void) {
+    tqs_hamiltonian H;
+    tqs_vit m;
+    tqs_vmc v;
+    tqs_step_info info;
+    double *before, *bestp, *fake, best_e = HUGE_VAL, e_resumed[2], e_straight[2], lr_plain;
+    size_t P, k;
+    int step, nonzero = 0;
+    rollback_run(&v, &H, &m, 5);
+    P = m.n_params;
+    before = (double *)malloc(8 * P); bestp = (double *)malloc(8 * P); fake = (double *)malloc(8 * P);
+    for (step = 0; step < 4; step++) {
+        memcpy(before, m.params, 8 * P);
+        CHECK_EQ(tqs_vmc_step(&v, &info), 0);
+        CHECK(!info.rolled_back);
+        if (info.energy < best_e) { best_e = info.energy; memcpy(bestp, before, 8 * P); }
+    }
+    CHECK(v.have_best && v.best_energy == best_e && memcmp(v.best, bestp, 8 * P) == 0);
+    /* a best far below, with other parameters: the next step must return to them */
+    for (k = 0; k < P; k++) fake[k] = m.params[k] + 0.01 * (double)((k * 7) % 13) / 13.0;
+    memcpy(v.best, fake, 8 * P);
+    v.best_energy -= 10.0;
+    CHECK_EQ(tqs_vmc_step(&v, &info), 0);
+    CHECK(info.rolled_back);
+    CHECK(memcmp(m.params, fake, 8 * P) == 0);
+    for (k = 0; k < P; k++) nonzero += v.prior[k] != 0;
+    CHECK_EQ(nonzero, 0);
+    CHECK_EQ(v.rollbacks, 1);
+    CHECK(v.lr_scale == 0.5);
+    CHECK_EQ(v.step, 5);
+    CHECK(!v.have_best);   /* the next step measures it again */
+    CHECK_EQ(tqs_vmc_save_checkpoint(&v, "build/test_rollback.bin"), 0);
+    for (step = 0; step < 2; step++) {
+        CHECK_EQ(tqs_vmc_step(&v, &info), 0);
+        CHECK(!info.rolled_back);
+        e_straight[step] = info.energy;
+    }
+    lr_plain = info.lr;
+    tqs_vmc_free(&v); tqs_vit_free(&m); tqs_hamiltonian_free(&H);
+    /* the schedule's lr at step 6, halved */
+    {
+        tqs_vmc_options o;
+        memset(&o, 0, sizeof o);
+        o.lr = 0.05; o.lr_final = 0.01; o.n_steps = 10;
+        CHECK_NEAR(lr_plain, 0.5 * 0.05 * pow(0.01 / 0.05, 6.0 / 9.0), 1e-15);
+    }
+    /* resumed from the checkpoint written after the rollback */
+    rollback_run(&v, &H, &m, 5);
+    CHECK_EQ(tqs_vmc_load_checkpoint(&v, "build/test_rollback.bin"), 0);
+    CHECK(v.lr_scale == 0.5 && v.rollbacks == 1 && !v.have_best);
+    for (step = 0; step < 2; step++) { CHECK_EQ(tqs_vmc_step(&v, &info), 0); e_resumed[step] = info.energy; }
+    CHECK(memcmp(e_resumed, e_straight, sizeof e_straight) == 0);
+    tqs_vmc_free(&v); tqs_vit_free(&m); tqs_hamiltonian_free(&H);
+    /* off: the same step is an ordinary update */
+    rollback_run(&v, &H, &m, -1);
+    for (step = 0; step < 4; step++) CHECK_EQ(tqs_vmc_step(&v, &info), 0);
+    CHECK(!v.have_best);
+    v.best_energy = -1e9;
+    memcpy(before, m.params, 8 * P);
+    CHECK_EQ(tqs_vmc_step(&v, &info), 0);
+    CHECK(!info.rolled_back && !info.rejected);
+    CHECK(memcmp(m.params, before, 8 * P) != 0);
+    tqs_vmc_free(&v); tqs_vit_free(&m); tqs_hamiltonian_free(&H);
+    free(before); free(bestp); free(fake);
+}
+
 int main(void) {
     test_gram(37, 53);
     test_gram(300, 70);
@@ -745,6 +829,7 @@ int main(void) {
     test_exact_step();
     test_short_runs();
     test_checkpoint_resume();
+    test_rollback();
     test_max_distance();
     test_shift_retry();
     test_recipe();
