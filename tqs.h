@@ -662,7 +662,9 @@ typedef struct tqs_vmc_options {  /* zero means default (tqs_vmc_options_default
                                      go back to those of that lowest energy, the learning rate is
                                      halved for the rest of the run, the momentum cleared and the
                                      chains thermalised again (tqs_step_info.rolled_back), and the
-                                     next step's energy is the new best; default 5, < 0: off */
+                                     next step's energy is the new best; 5 is a choice; default
+                                     (0) and < 0: off, see examples/README.md, "Stochastic
+                                     reconfiguration", for what it cost where measured */
     const struct tqs_symmetry *symmetry; /* if set (characters chosen): train, sample and measure
                                      psi_sym(s) = sum_g chi(g) psi(g s) instead of psi; each
                                      configuration then costs symmetry->n passes */
@@ -4013,7 +4015,7 @@ TQSDEF void tqs_vmc_options_defaults(tqs_vmc_options *o) {
     if (!(o->diag_shift_final > 0)) o->diag_shift_final = o->diag_shift;
     if (o->max_distance == 0) o->max_distance = 0.05;
     if (o->momentum == 0) o->momentum = 0.9;
-    if (o->rollback == 0) o->rollback = 5;
+    if (o->rollback == 0) o->rollback = -1;   /* off: measured to cost more than it saved (examples/README.md) */
     if (o->jac_batch < 0) o->jac_batch = 0;   /* 0: chosen by tqs__vmc_batch */
     if (!(o->sample_power > 0)) o->sample_power = 0;   /* by the lattice: tqs_vmc_init */
 }

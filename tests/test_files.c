@@ -180,7 +180,7 @@ static void test_checkpoint_run(void) {
     CHECK_EQ(tqs_vmc_step(&v, NULL), 0);
     CHECK_EQ(tqs_vmc_save_checkpoint(&v, DIR "/rec.ckpt"), 0);
     CHECK_EQ(tqs_vmc_checkpoint_info(ci, DIR "/rec.ckpt"), 0);
-    CHECK(ci->version == 4 && ci->has_run && ci->step == 1 && ci->n_chains == 8 && ci->N == 16 && ci->opt.rollback == 5);
+    CHECK(ci->version == 4 && ci->has_run && ci->step == 1 && ci->n_chains == 8 && ci->N == 16 && ci->opt.rollback == -1);
     CHECK(!memcmp(&ci->cfg, &m.cfg, sizeof m.cfg));
     CHECK(ci->J1 == 1 && ci->J2 == 0.45 && ci->opt.lr == 0.1 / 3 && ci->opt.lr_final == v.opt.lr_final && ci->opt.seed == o.seed);
     CHECK(ci->opt.n_steps == 7 && ci->opt.warmup == 2 && ci->opt.schedule == TQS_SCHEDULE_COSINE && ci->opt.sr.solver == TQS_SOLVER_CG);
