@@ -662,9 +662,9 @@ typedef struct tqs_vmc_options {  /* zero means default (tqs_vmc_options_default
                                      go back to those of that lowest energy, the learning rate is
                                      halved for the rest of the run, the momentum cleared and the
                                      chains thermalised again (tqs_step_info.rolled_back), and the
-                                     next step's energy is the new best; 5 is a choice; default
-                                     (0) and < 0: off, see examples/README.md, "Stochastic
-                                     reconfiguration", for what it cost where measured */
+                                     next step's energy is the new best. Default (0) and < 0: off;
+                                     5 is the value measured (examples/README.md, "Stochastic
+                                     reconfiguration": it cost more than it saved there) */
     const struct tqs_symmetry *symmetry; /* if set (characters chosen): train, sample and measure
                                      psi_sym(s) = sum_g chi(g) psi(g s) instead of psi; each
                                      configuration then costs symmetry->n passes */
