@@ -284,9 +284,9 @@ typedef struct tqs_vit_ws {
     double **x, **y1, **mu1, **rs1, **q, **k, **att, **v, **a, **xm, **y2, **mu2, **rs2, **h1, **g;
     double *xs, *z, *muh, *rsh, *rp, *r, *mur, *rsr, *mp, *m, *mui, *rsi;
     double *wt;             /* every weight matrix (O, I) transposed to (I, O rounded up to 8), see tqs__vit_wt_offsets */
-    double *wexp;           /* (n_layers, n, n, d) factored attention weights expanded over channels */
+    double *amat;           /* (n_layers, h, n, n) factored attention matrices alpha_mu(P - Q) */
     size_t *wt_off;         /* (6 n_layers + 2) offsets in wt */
-    double *prepared_params;/* (n_params) the parameters wt and wexp were made from */
+    double *prepared_params;/* (n_params) the parameters wt and amat were made from */
     int prepared;
     double *scratch;        /* (n_slots, slot_size) backward scratch */
     double **ptrs;          /* storage of the pointer arrays above */
@@ -1646,8 +1646,8 @@ static size_t tqs__vit_slot_size(const tqs_vit *m) {
 }
 
 /* Offsets in ws->wt of the transposed matrices: per layer W_v W_q W_k W_o
- * W_1 W_2 (W_q, W_k size 0 unless standard), then W_r W_i; returns the
- * total. off may be NULL. */
+ * W_1 W_2 (W_q, W_k size 0 unless standard), then W_r W_i and the
+ * embedding W_e; returns the total. off may be NULL. */
 enum { TQS__WT_V, TQS__WT_Q, TQS__WT_K, TQS__WT_O, TQS__WT_1, TQS__WT_2, TQS__WT_PER_LAYER };
 static size_t tqs__vit_wt_offsets(const tqs_vit *m, size_t *off) {
     size_t d = (size_t)m->cfg.d, fd = (size_t)m->cfg.ff * d, pd = (size_t)tqs__padded((long)d), total = 0;
@@ -1657,21 +1657,24 @@ static size_t tqs__vit_wt_offsets(const tqs_vit *m, size_t *off) {
     sz[TQS__WT_1] = d * (size_t)tqs__padded((long)fd); sz[TQS__WT_2] = fd * pd;
     for (l = 0; l < m->cfg.n_layers; l++)
         for (j = 0; j < TQS__WT_PER_LAYER; j++) { if (off) off[l * TQS__WT_PER_LAYER + j] = total; total += sz[j]; }
-    for (j = 0; j < 2; j++) { if (off) off[m->cfg.n_layers * TQS__WT_PER_LAYER + j] = total; total += d * pd; }
+    for (j = 0; j < 3; j++) {
+        if (off) off[m->cfg.n_layers * TQS__WT_PER_LAYER + j] = total;
+        total += (j < 2 ? d : (size_t)m->cfg.b * m->cfg.b) * pd;
+    }
     return total;
 }
 
 /* Doubles of activations for max_batch configurations:
  * per layer y1 v a xm y2 (n d each), q k (standard), att (h n n, standard),
  * mu1 rs1 mu2 rs2 (n each), h1 g (n ff d each); x has n_layers + 1 entries;
- * plus, once, the transposed weights, the expanded factored attention and a
+ * plus, once, the transposed weights, the factored attention matrices and a
  * copy of the parameters they were made from. */
 static size_t tqs__vit_ws_doubles(const tqs_vit *m, int max_batch) {
     size_t Bm = (size_t)max_batch, n = (size_t)m->n, d = (size_t)m->cfg.d, fd = (size_t)m->cfg.ff * d;
     size_t h = (size_t)m->cfg.h, nl = (size_t)m->cfg.n_layers, nd = n * d;
     int std = m->cfg.attention == TQS_ATTN_STANDARD;
     size_t per_layer = Bm * (5 * nd + (std ? 2 * nd + h * n * n : 0) + 4 * n + 2 * n * fd);
-    return per_layer * nl + Bm * nd * (nl + 1) + Bm * (6 * d + 6) + tqs__vit_wt_offsets(m, NULL) + (std ? 0 : nl * n * n * d) + m->n_params;
+    return per_layer * nl + Bm * nd * (nl + 1) + Bm * (6 * d + 6) + tqs__vit_wt_offsets(m, NULL) + (std ? 0 : nl * h * n * n) + m->n_params;
 }
 
 TQSDEF int tqs_vit_ws_init(tqs_vit_ws *ws, const tqs_vit *m, int max_batch, int with_backward) {
@@ -1694,7 +1697,7 @@ TQSDEF int tqs_vit_ws_init(tqs_vit_ws *ws, const tqs_vit *m, int max_batch, int 
     ws->slot_size = with_backward ? tqs__vit_slot_size(m) : 0;
     ws->block = (double *)tqs__calloc(sizeof(double) * total);
     ws->ptrs = (double **)tqs__calloc(sizeof(double *) * 15 * (nl + 1));
-    ws->wt_off = (size_t *)tqs__alloc(sizeof(size_t) * (TQS__WT_PER_LAYER * nl + 2));
+    ws->wt_off = (size_t *)tqs__alloc(sizeof(size_t) * (TQS__WT_PER_LAYER * nl + 3));
     if (with_backward) ws->scratch = (double *)tqs__alloc(sizeof(double) * ws->slot_size * (size_t)ws->n_slots);
     if (!ws->block || !ws->ptrs || !ws->wt_off || (with_backward && !ws->scratch)) {
         tqs_vit_ws_free(ws);
@@ -1717,7 +1720,7 @@ TQSDEF int tqs_vit_ws_init(tqs_vit_ws *ws, const tqs_vit *m, int max_batch, int 
     TQS__CARVE(ws->xs, Bm * d); TQS__CARVE(ws->z, Bm * d); TQS__CARVE(ws->muh, Bm); TQS__CARVE(ws->rsh, Bm);
     TQS__CARVE(ws->rp, Bm * d); TQS__CARVE(ws->r, Bm * d); TQS__CARVE(ws->mur, Bm); TQS__CARVE(ws->rsr, Bm);
     TQS__CARVE(ws->mp, Bm * d); TQS__CARVE(ws->m, Bm * d); TQS__CARVE(ws->mui, Bm); TQS__CARVE(ws->rsi, Bm);
-    TQS__CARVE(ws->wt, tqs__vit_wt_offsets(m, ws->wt_off)); TQS__CARVE(ws->wexp, std ? 0 : nl * n * n * d);
+    TQS__CARVE(ws->wt, tqs__vit_wt_offsets(m, ws->wt_off)); TQS__CARVE(ws->amat, std ? 0 : nl * h * n * n);
     TQS__CARVE(ws->prepared_params, m->n_params);
 #undef TQS__CARVE
     TQS_ASSERT((size_t)(p - ws->block) == total);
@@ -1914,9 +1917,14 @@ static TQS__INLINE void tqs__linear_forward(double *out, const double *in, const
             int nr = R - r0 < TQS__T ? (int)(R - r0) : TQS__T, nc = O - o0 < TQS__T ? (int)(O - o0) : TQS__T, r, c;
             const double *rows[TQS__T];
             double acc[TQS__T * TQS__T];
+            /* acc is filled by whole rows, as the tile then loads it: element by
+             * element stores followed by vector loads of the same bytes stall
+             * (no store forwarding), which cost a tenth of the forward pass */
             for (r = 0; r < TQS__T; r++) {
                 rows[r] = in + (size_t)(r0 + (r < nr ? r : nr - 1)) * I;
-                for (c = 0; c < TQS__T; c++) acc[r * TQS__T + c] = bias && c < nc ? bias[o0 + c] : 0.0;
+                if (bias && nc == TQS__T) memcpy(acc + r * TQS__T, bias + o0, sizeof(double) * TQS__T);
+                else if (!bias) memset(acc + r * TQS__T, 0, sizeof(double) * TQS__T);
+                else for (c = 0; c < TQS__T; c++) acc[r * TQS__T + c] = c < nc ? bias[o0 + c] : 0.0;
             }
             tqs__tile(acc, rows, 1, wt + o0, Op, I);
             for (r = 0; r < nr; r++) /* a fixed-size copy when full (inlined; a loop over nc becomes a memcpy call) */
@@ -1926,21 +1934,30 @@ static TQS__INLINE void tqs__linear_forward(double *out, const double *in, const
 }
 
 /* LayerNorm of R rows of width d: y = (u - mean) * rstd * gamma + beta,
- * rstd = 1/sqrt(var + eps) with the biased variance. */
+ * rstd = 1/sqrt(var + eps) with the biased variance. Four rows at a time:
+ * each row's sums are a chain of dependent additions (in the order
+ * i = 0, 1, ..., kept so that a row's result does not depend on its
+ * neighbours), and four independent chains run side by side where one
+ * waited for the last (a last partial block repeats its last row). */
 static TQS__INLINE void tqs__layernorm_forward(double *y, double *mean, double *rstd, const double *u,
                                    const double *gamma, const double *beta, long R, int d) {
-    long r;
-    for (r = 0; r < R; r++) {
-        const double *x = u + (size_t)r * d;
-        double mu = 0, var = 0, rs;
-        int i;
-        for (i = 0; i < d; i++) mu += x[i];
-        mu /= d;
-        for (i = 0; i < d; i++) var += (x[i] - mu) * (x[i] - mu);
-        var /= d;
-        rs = 1.0 / sqrt(var + TQS__LN_EPS);
-        for (i = 0; i < d; i++) y[(size_t)r * d + i] = (x[i] - mu) * rs * gamma[i] + beta[i];
-        mean[r] = mu; rstd[r] = rs;
+    long r0;
+    for (r0 = 0; r0 < R; r0 += 4) {
+        const double *x[4];
+        double mu[4] = {0, 0, 0, 0}, var[4] = {0, 0, 0, 0}, rs[4];
+        int nr = R - r0 < 4 ? (int)(R - r0) : 4, i, k;
+        for (k = 0; k < 4; k++) x[k] = u + (size_t)(r0 + (k < nr ? k : nr - 1)) * d;
+        for (i = 0; i < d; i++)
+            for (k = 0; k < 4; k++) mu[k] += x[k][i];
+        for (k = 0; k < 4; k++) mu[k] /= d;
+        for (i = 0; i < d; i++)
+            for (k = 0; k < 4; k++) var[k] += (x[k][i] - mu[k]) * (x[k][i] - mu[k]);
+        for (k = 0; k < 4; k++) rs[k] = 1.0 / sqrt(var[k] / d + TQS__LN_EPS);
+        for (k = 0; k < nr; k++) {
+            double *yr = y + (size_t)(r0 + k) * d;
+            for (i = 0; i < d; i++) yr[i] = (x[k][i] - mu[k]) * rs[k] * gamma[i] + beta[i];
+            mean[r0 + k] = mu[k]; rstd[r0 + k] = rs[k];
+        }
     }
 }
 
@@ -2027,23 +2044,50 @@ static tqs_complex tqs__logcosh(double re, double im, tqs_complex *tanh_out) {
 }
 
 /* Factored attention of one sample: a_P = sum_Q alpha_mu(P - Q) v_Q for the
- * head mu of each channel. wexp (n, n, d) holds alpha_mu(P - Q) expanded over
- * the channels of head mu (the same for every sample), so the innermost loop
- * runs over all d channels rather than the dh of one head. */
-static void tqs__factored_attention_expand(const tqs_vit *m, const tqs_vit_layer_offsets *L, double *wexp) {
-    int n = m->n, d = m->cfg.d, dh = m->dh, PQ, c;
+ * head mu of each channel. Per head that is a matrix product,
+ * a[:, head] (n, dh) = A_mu (n, n) v[:, head] (n, dh), with
+ * A_mu[P][Q] = alpha_mu(P - Q) the same for every sample: amat (h, n, n)
+ * holds the h matrices, made once by tqs__factored_attention_matrices, and
+ * each 8 rows x 8 channels of a is one call of tqs__tile (as in the linear
+ * layers; a direct loop over (P, Q, c) ran at a third of the tile's rate).
+ * A group of 8 channels that would run past the row (the end of a head
+ * narrower than 8) is computed over the last 8 channels of the row and only
+ * the head's channels are stored. Each output is 0 + sum_Q in the order
+ * Q = 0, 1, ..., whatever the tiling. */
+static void tqs__factored_attention_matrices(const tqs_vit *m, const tqs_vit_layer_offsets *L, double *amat) {
+    int n = m->n, h = m->cfg.h, mu, PQ;
     const double *alpha = m->params + L->alpha;
-    for (PQ = 0; PQ < n * n; PQ++)
-        for (c = 0; c < d; c++) wexp[(size_t)PQ * d + c] = alpha[(size_t)(c / dh) * n + m->disp[PQ]];
+    for (mu = 0; mu < h; mu++)
+        for (PQ = 0; PQ < n * n; PQ++) amat[(size_t)mu * n * n + PQ] = alpha[(size_t)mu * n + m->disp[PQ]];
 }
-static TQS__INLINE void tqs__factored_attention_forward(double *a, const double *v, const double *wexp, int n, int d) {
-    int P, Q, c;
-    for (P = 0; P < n; P++) {
-        double *aP = a + (size_t)P * d;
-        for (c = 0; c < d; c++) aP[c] = 0.0;
-        for (Q = 0; Q < n; Q++) {
-            const double *w = wexp + ((size_t)P * n + Q) * d, *vQ = v + (size_t)Q * d;
-            for (c = 0; c < d; c++) aP[c] += w[c] * vQ[c];
+static TQS__INLINE void tqs__factored_attention_forward(double *a, const double *v, const double *amat, int n, int d, int h) {
+    int dh = d / h, mu, P0, c0, r, c;
+    for (mu = 0; mu < h; mu++) {
+        const double *A = amat + (size_t)mu * n * n;
+        int c_end = (mu + 1) * dh;
+        if (d < TQS__T) {   /* narrower than one tile: directly */
+            int P, Q;
+            for (P = 0; P < n; P++)
+                for (c = mu * dh; c < c_end; c++) {
+                    double acc = 0.0;
+                    for (Q = 0; Q < n; Q++) acc += A[(size_t)P * n + Q] * v[(size_t)Q * d + c];
+                    a[(size_t)P * d + c] = acc;
+                }
+            continue;
+        }
+        for (P0 = 0; P0 < n; P0 += TQS__T) {
+            int nr = n - P0 < TQS__T ? n - P0 : TQS__T;
+            const double *rows[TQS__T];
+            for (r = 0; r < TQS__T; r++) rows[r] = A + (size_t)(P0 + (r < nr ? r : nr - 1)) * n;
+            for (c0 = mu * dh; c0 < c_end; c0 += TQS__T) {
+                int cs = c0 + TQS__T <= d ? c0 : d - TQS__T, ce = c0 + TQS__T < c_end ? c0 + TQS__T : c_end;
+                double acc[TQS__T * TQS__T];
+                memset(acc, 0, sizeof acc);
+                tqs__tile(acc, rows, 1, v + cs, d, n);
+                for (r = 0; r < nr; r++)
+                    if (cs == c0 && ce == c0 + TQS__T) memcpy(a + (size_t)(P0 + r) * d + c0, acc + r * TQS__T, sizeof(double) * TQS__T);
+                    else for (c = c0; c < ce; c++) a[(size_t)(P0 + r) * d + c] = acc[r * TQS__T + c - cs];
+            }
         }
     }
 }
@@ -2088,7 +2132,7 @@ static int tqs__vit_check_call(const tqs_vit *m, const tqs_vit_ws *ws, const voi
 }
 
 /* What every sample's forward pass shares: the transposed weights and the
- * expanded factored attention of every layer. They are remade only when the
+ * factored attention matrices of every layer. They are remade only when the
  * parameters differ from the copy they were made from, so that the many
  * small batches of the sampler do not pay for them every time. */
 static void tqs__vit_prepare(const tqs_vit *m, tqs_vit_ws *ws) {
@@ -2106,47 +2150,98 @@ static void tqs__vit_prepare(const tqs_vit *m, tqs_vit_ws *ws) {
             tqs__transpose_padded(ws->wt + o[TQS__WT_Q], p + L->Wq, d, d);
             tqs__transpose_padded(ws->wt + o[TQS__WT_K], p + L->Wk, d, d);
         } else
-            tqs__factored_attention_expand(m, L, ws->wexp + (size_t)l * n * n * d);
+            tqs__factored_attention_matrices(m, L, ws->amat + (size_t)l * m->cfg.h * n * n);
         tqs__transpose_padded(ws->wt + o[TQS__WT_O], p + L->Wo, d, d);
         tqs__transpose_padded(ws->wt + o[TQS__WT_1], p + L->W1, d, fd);
         tqs__transpose_padded(ws->wt + o[TQS__WT_2], p + L->W2, fd, d);
     }
     tqs__transpose_padded(ws->wt + off[nl * TQS__WT_PER_LAYER], p + m->Wr, d, d);
     tqs__transpose_padded(ws->wt + off[nl * TQS__WT_PER_LAYER + 1], p + m->Wi, d, d);
+    tqs__transpose_padded(ws->wt + off[nl * TQS__WT_PER_LAYER + 2], p + m->We, m->cfg.b * m->cfg.b, d);
+}
+
+/* Patches and embedding of R tokens (R / n samples from configs):
+ * x_o = b_o + sum_e W_oe s_e over the b*b spins of the patch, a direct loop
+ * over the d outputs (W_e transposed in weT (bb, padded d): it vectorises),
+ * the sum in the order e = 0, 1, ... */
+static TQS__INLINE void tqs__embedding_forward(double *x /* (R, d) */, const int8_t *configs /* (R / n, N) */,
+                                               const tqs_vit *m, const double *weT, long R) {
+    int n = m->n, d = m->cfg.d, bb = m->cfg.b * m->cfg.b, o, e;
+    long pd = tqs__padded(d), r;
+    const double *be = m->params + m->be;
+    for (r = 0; r < R; r++) {
+        const int8_t *cfg = configs + (size_t)(r / n) * m->N;
+        const int *sites = m->patch_site + (size_t)(r % n) * bb;
+        double *xr = x + (size_t)r * d;
+        for (o = 0; o < d; o++) xr[o] = be[o];
+        for (e = 0; e < bb; e++) {
+            const double *w = weT + e * pd, spin = cfg[sites[e]];
+            for (o = 0; o < d; o++) xr[o] += w[o] * spin;
+        }
+    }
+}
+
+/* out += in, elementwise (the residual connections). */
+static TQS__INLINE void tqs__residual_add(double *out, const double *in, long n) {
+    long i;
+    for (i = 0; i < n; i++) out[i] += in[i];
+}
+
+/* Output head of B samples whose activations sit at w0 in ws:
+ * z = LN_h(sum_P x_P), r = LN_r(W_r z + b_r), m = LN_i(W_i z + b_i),
+ * log psi = sum_a logcosh(r_a + i m_a) into logpsi[0 .. B-1] (if not NULL). */
+static TQS__INLINE void tqs__head_forward(const tqs_vit *m, tqs_vit_ws *ws, tqs_complex *logpsi, long w0, long B) {
+    const double *p = m->params, *wt = ws->wt;
+    const size_t *off = ws->wt_off + m->cfg.n_layers * TQS__WT_PER_LAYER;
+    int n = m->n, d = m->cfg.d;
+    size_t nd = (size_t)n * d, o_d = (size_t)w0 * d;
+    long s;
+    for (s = 0; s < B; s++) {
+        const double *x = ws->x[m->cfg.n_layers] + (size_t)(w0 + s) * nd;
+        double *xs = ws->xs + o_d + (size_t)s * d;
+        int P, i;
+        for (i = 0; i < d; i++) xs[i] = 0;
+        for (P = 0; P < n; P++) for (i = 0; i < d; i++) xs[i] += x[(size_t)P * d + i];
+    }
+    tqs__layernorm_forward(ws->z + o_d, ws->muh + w0, ws->rsh + w0, ws->xs + o_d, p + m->lnh_g, p + m->lnh_b, B, d);
+    tqs__linear_forward(ws->rp + o_d, ws->z + o_d, wt + off[0], p + m->br, B, d, d);
+    tqs__linear_forward(ws->mp + o_d, ws->z + o_d, wt + off[1], p + m->bi, B, d, d);
+    tqs__layernorm_forward(ws->r + o_d, ws->mur + w0, ws->rsr + w0, ws->rp + o_d, p + m->lnr_g, p + m->lnr_b, B, d);
+    tqs__layernorm_forward(ws->m + o_d, ws->mui + w0, ws->rsi + w0, ws->mp + o_d, p + m->lni_g, p + m->lni_b, B, d);
+    for (s = 0; s < B && logpsi; s++) {
+        tqs_complex acc = {0.0, 0.0};
+        int a;
+        for (a = 0; a < d; a++) {
+            tqs_complex lc = tqs__logcosh(ws->r[o_d + (size_t)s * d + a], ws->m[o_d + (size_t)s * d + a], NULL);
+            acc.re += lc.re; acc.im += lc.im;
+        }
+        logpsi[s] = acc;
+    }
 }
 
 /* The forward pass of samples s0 <= s < s1, keeping every activation in ws
- * for the backward pass. Samples are independent, so the threads each take
- * a range of samples through all layers (no synchronisation inside). */
+ * at the places of samples w0, w0 + 1, ... (w0 = s0 for the backward pass,
+ * which reads them; a thread's own small window for a forward pass alone,
+ * which then stays in cache). Samples are independent, so the threads each
+ * take a range of samples through all layers (no synchronisation inside). */
 static TQS__VECTORISE TQS__INLINE void tqs__vit_forward_range_loop(const tqs_vit *m, tqs_vit_ws *ws, tqs_complex *logpsi,
-                                                            const int8_t *configs, long s0, long s1) {
+                                                            const int8_t *configs, long s0, long s1, long w0) {
     const double *p = m->params, *wt = ws->wt;
     const size_t *off = ws->wt_off;
-    int n = m->n, d = m->cfg.d, bb = m->cfg.b * m->cfg.b, fd = m->cfg.ff * d, N = m->N, h = m->cfg.h, l;
+    int n = m->n, d = m->cfg.d, fd = m->cfg.ff * d, N = m->N, h = m->cfg.h, l;
     int std = m->cfg.attention == TQS_ATTN_STANDARD;
-    long B = s1 - s0, R = B * n, s, r;
-    size_t nd = (size_t)n * d, o_nd = (size_t)s0 * nd, o_n = (size_t)s0 * n, o_d = (size_t)s0 * d;
+    long B = s1 - s0, R = B * n, s;
+    size_t nd = (size_t)n * d, o_nd = (size_t)w0 * nd, o_n = (size_t)w0 * n;
     if (B <= 0) return;
-    /* 1-2. patches and embedding (b*b inputs: a direct loop) */
-    for (r = 0; r < R; r++) {
-        const int8_t *cfgs = configs + (size_t)(s0 + r / n) * N;
-        const int *sites = m->patch_site + (size_t)(r % n) * bb;
-        double *x = ws->x[0] + o_nd + (size_t)r * d;
-        int o, e;
-        for (o = 0; o < d; o++) {
-            const double *w = p + m->We + (size_t)o * bb;
-            double acc = p[m->be + o];
-            for (e = 0; e < bb; e++) acc += w[e] * cfgs[sites[e]];
-            x[o] = acc;
-        }
-    }
+    /* 1-2. patches and embedding */
+    tqs__embedding_forward(ws->x[0] + o_nd, configs + (size_t)s0 * N, m, wt + off[m->cfg.n_layers * TQS__WT_PER_LAYER + 2], R);
     /* 3. encoder blocks */
     for (l = 0; l < m->cfg.n_layers; l++) {
         const tqs_vit_layer_offsets *L = &m->layer[l];
         const size_t *o = off + l * TQS__WT_PER_LAYER;
         double *x = ws->x[l] + o_nd, *y1 = ws->y1[l] + o_nd, *v = ws->v[l] + o_nd, *a = ws->a[l] + o_nd;
         double *xm = ws->xm[l] + o_nd, *y2 = ws->y2[l] + o_nd, *xn = ws->x[l + 1] + o_nd;
-        double *h1 = ws->h1[l] + (size_t)s0 * n * fd, *g = ws->g[l] + (size_t)s0 * n * fd;
+        double *h1 = ws->h1[l] + (size_t)w0 * n * fd, *g = ws->g[l] + (size_t)w0 * n * fd;
         tqs__layernorm_forward(y1, ws->mu1[l] + o_n, ws->rs1[l] + o_n, x, p + L->ln1_g, p + L->ln1_b, R, d);
         tqs__linear_forward(v, y1, wt + o[TQS__WT_V], p + L->bv, R, d, d);
         if (std) {
@@ -2156,44 +2251,24 @@ static TQS__VECTORISE TQS__INLINE void tqs__vit_forward_range_loop(const tqs_vit
         for (s = 0; s < B; s++) {
             size_t so = (size_t)s * nd;
             if (std)
-                tqs__standard_attention_forward(m, L, a + so, ws->att[l] + (size_t)(s0 + s) * h * n * n,
+                tqs__standard_attention_forward(m, L, a + so, ws->att[l] + (size_t)(w0 + s) * h * n * n,
                                                 ws->q[l] + o_nd + so, ws->k[l] + o_nd + so, v + so);
             else
-                tqs__factored_attention_forward(a + so, v + so, ws->wexp + (size_t)l * n * n * d, n, d);
+                tqs__factored_attention_forward(a + so, v + so, ws->amat + (size_t)l * h * n * n, n, d, h);
         }
         tqs__linear_forward(xm, a, wt + o[TQS__WT_O], p + L->bo, R, d, d);
-        for (r = 0; r < R * d; r++) xm[r] += x[r];
+        tqs__residual_add(xm, x, R * d);
         tqs__layernorm_forward(y2, ws->mu2[l] + o_n, ws->rs2[l] + o_n, xm, p + L->ln2_g, p + L->ln2_b, R, d);
         tqs__linear_forward(h1, y2, wt + o[TQS__WT_1], p + L->b1, R, d, fd);
         tqs__gelu_forward(g, h1, R * fd);
         tqs__linear_forward(xn, g, wt + o[TQS__WT_2], p + L->b2, R, fd, d);
-        for (r = 0; r < R * d; r++) xn[r] += xm[r];
+        tqs__residual_add(xn, xm, R * d);
     }
-    /* 4. output head: z = LN_h(sum_P x_P), r = LN_r(W_r z + b_r), m = LN_i(W_i z + b_i) */
-    for (s = 0; s < B; s++) {
-        const double *x = ws->x[m->cfg.n_layers] + o_nd + (size_t)s * nd;
-        double *xs = ws->xs + o_d + (size_t)s * d;
-        int P, i;
-        for (i = 0; i < d; i++) xs[i] = 0;
-        for (P = 0; P < n; P++) for (i = 0; i < d; i++) xs[i] += x[(size_t)P * d + i];
-    }
-    tqs__layernorm_forward(ws->z + o_d, ws->muh + s0, ws->rsh + s0, ws->xs + o_d, p + m->lnh_g, p + m->lnh_b, B, d);
-    tqs__linear_forward(ws->rp + o_d, ws->z + o_d, wt + off[m->cfg.n_layers * TQS__WT_PER_LAYER], p + m->br, B, d, d);
-    tqs__linear_forward(ws->mp + o_d, ws->z + o_d, wt + off[m->cfg.n_layers * TQS__WT_PER_LAYER + 1], p + m->bi, B, d, d);
-    tqs__layernorm_forward(ws->r + o_d, ws->mur + s0, ws->rsr + s0, ws->rp + o_d, p + m->lnr_g, p + m->lnr_b, B, d);
-    tqs__layernorm_forward(ws->m + o_d, ws->mui + s0, ws->rsi + s0, ws->mp + o_d, p + m->lni_g, p + m->lni_b, B, d);
-    for (s = s0; s < s1 && logpsi; s++) {
-        tqs_complex acc = {0.0, 0.0};
-        int a;
-        for (a = 0; a < d; a++) {
-            tqs_complex lc = tqs__logcosh(ws->r[(size_t)s * d + a], ws->m[(size_t)s * d + a], NULL);
-            acc.re += lc.re; acc.im += lc.im;
-        }
-        logpsi[s] = acc;
-    }
+    /* 4. output head */
+    tqs__head_forward(m, ws, logpsi ? logpsi + s0 : NULL, w0, B);
 }
-TQS__TWO_TARGETS(tqs__vit_forward_range, (const tqs_vit *m, tqs_vit_ws *ws, tqs_complex *logpsi, const int8_t *configs, long s0, long s1),
-                 (m, ws, logpsi, configs, s0, s1))
+TQS__TWO_TARGETS(tqs__vit_forward_range, (const tqs_vit *m, tqs_vit_ws *ws, tqs_complex *logpsi, const int8_t *configs, long s0, long s1, long w0),
+                 (m, ws, logpsi, configs, s0, s1, w0))
 
 /* Multiply-adds of one forward pass (the dense products; what decides
  * whether a batch is worth a parallel region). */
@@ -2205,10 +2280,19 @@ static double tqs__vit_work(const tqs_vit *m) {
 
 /* Chunks of samples handed to the threads: about 16 per thread, so that a
  * thread slowed down by another process takes fewer, each at least 8
- * tokens' worth of samples (one row tile of the dense products). */
+ * tokens' worth of samples (one row tile of the dense products), and none
+ * with more activations than TQS__CHUNK_BYTES, so that a chunk's layer
+ * outputs are still in cache when the next layer reads them. One thread
+ * too: a whole batch of 256 tutorial-model samples through each layer at
+ * once (12 MB of activations) ran 4x slower per sample than chunks of 16. */
+#define TQS__CHUNK_BYTES (1 << 20)
 static long tqs__sample_chunks(const tqs_vit *m, long B, int threads) {
-    long per = (8 + m->n - 1) / m->n, c = 16 * (long)threads;
-    if (threads <= 1) return 1;
+    long per = (8 + m->n - 1) / m->n, c = threads <= 1 ? 1 : 16 * (long)threads;
+    double bytes = 8.0 * (double)(tqs__vit_ws_doubles(m, 2) - tqs__vit_ws_doubles(m, 1)); /* one sample's activations */
+    long cap = (long)(TQS__CHUNK_BYTES / bytes), by_cache;
+    if (cap < per) cap = per;
+    by_cache = (B + cap - 1) / cap;
+    if (c < by_cache) c = by_cache;
     if (c > (B + per - 1) / per) c = (B + per - 1) / per;
     return c < 1 ? 1 : c;
 }
@@ -2219,12 +2303,20 @@ static void tqs__vit_forward(const tqs_vit *m, tqs_vit_ws *ws, tqs_complex *logp
     double t0 = par ? tqs__now() : 0, finish[TQS__MAX_TEAM];
     int team = 1;
     tqs__vit_prepare(m, ws);
-    /* samples are independent: chunk c is samples [B c / nc, B (c + 1) / nc) */
+    /* samples are independent: chunk c is samples [B c / nc, B (c + 1) / nc);
+     * each thread keeps the activations of its chunks in a window of its own
+     * (thread t at samples t w, ..., where the workspace has room for them all) */
     TQS__OMP(parallel if (par))
     {
-        long c;
+        long c, w = (B + nc - 1) / nc, tid = 0, nth = 1;
+#ifdef _OPENMP
+        tid = omp_get_thread_num(); nth = omp_get_num_threads();
+#endif
         TQS__OMP(for schedule(dynamic, 1) nowait)
-        for (c = 0; c < nc; c++) tqs__vit_forward_range(m, ws, logpsi, configs, B * c / nc, B * (c + 1) / nc);
+        for (c = 0; c < nc; c++) {
+            long s0 = B * c / nc;
+            tqs__vit_forward_range(m, ws, logpsi, configs, s0, B * (c + 1) / nc, nth * w <= ws->max_batch ? tid * w : s0);
+        }
         tqs__par_finished(finish, &team);
     }
     if (par) tqs__par_report(t0, tqs__now(), finish, team, nc);
@@ -2498,7 +2590,7 @@ TQSDEF int tqs_vit_jacobian(const tqs_vit *m, tqs_vit_ws *ws, double *jac, tqs_c
             TQS__OMP(for schedule(dynamic, 1) nowait)
             for (c = 0; c < nc; c++) {
                 long s0 = B * c / nc, s1 = B * (c + 1) / nc, s;
-                tqs__vit_forward_range(m, ws, logpsi, configs, s0, s1);
+                tqs__vit_forward_range(m, ws, logpsi, configs, s0, s1, s0);
                 for (s = s0; s < s1; s++)
                     tqs__vit_backward_sample(m, ws, jac + 2 * (size_t)s * m->n_params, m->n_params,
                                              ws->scratch + (size_t)slot * ws->slot_size, configs + (size_t)s * m->N, (int)s);

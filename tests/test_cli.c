@@ -351,21 +351,28 @@ static void test_time_limit(void) {
     CHECK_EQ(n, steps);
     free(out); free(err);
     /* a budget smaller than its fixed costs, on any machine: the same run with
-     * one step is timed first (its "seconds": mostly the evaluation of
-     * 65,536 samples, 1,024 times a step's 64), and the budget is a quarter of
+     * one step is timed first (its "seconds": mostly the evaluation of E
+     * samples, E / 64 times a step's 64), and the budget is a quarter of
      * that, so the evaluation alone exceeds it by construction however fast
-     * the machine; the run takes one step and says it will end late */
+     * the machine; the run takes one step and says it will end late. E starts
+     * at 65,536 and doubles until a quarter of the run is at least the
+     * smallest --time-limit (0.01 minutes), so a fast machine keeps it valid. */
     {
         char cmd[512];
         double whole = -1;
-        CHECK_EQ(run("./examples/ground_state --plain --d 8 --heads 2 --layers 1 --samples 64 --chains 8 --eval-samples 65536 "
-                     "--steps 1 --json --print-every 1000"), 0);
-        out = slurp(D "/out.txt", NULL);
-        if (out) whole = json_scalar(out, "seconds");
-        free(out);
+        long E;
+        for (E = 65536; E <= 4194304; E *= 2) {
+            snprintf(cmd, sizeof cmd, "./examples/ground_state --plain --d 8 --heads 2 --layers 1 --samples 64 --chains 8 "
+                     "--eval-samples %ld --steps 1 --json --print-every 1000", E);
+            CHECK_EQ(run(cmd), 0);
+            out = slurp(D "/out.txt", NULL);
+            whole = out ? json_scalar(out, "seconds") : -1;
+            free(out);
+            if (!(whole > 0) || whole / 4 / 60 >= 0.012) break;
+        }
         CHECK(whole > 0);
         snprintf(cmd, sizeof cmd, "./examples/ground_state --plain --d 8 --heads 2 --layers 1 --samples 64 --chains 8 "
-                 "--eval-samples 65536 --time-limit %.6f --json --print-every 1000", whole / 4 / 60);
+                 "--eval-samples %ld --time-limit %.6f --json --print-every 1000", E, whole / 4 / 60);
         CHECK_EQ(run(cmd), 0);
     }
     out = slurp(D "/out.txt", NULL); err = slurp(D "/err.txt", NULL);
@@ -373,7 +380,7 @@ static void test_time_limit(void) {
     if (out && (p = strstr(out, "\"steps\":"))) steps = atoi(p + 8);
     CHECK_EQ(steps, 1);
     CHECK(err && strstr(err, "leave no time to train: 1 step") != NULL);
-    printf("  --time-limit of a quarter of the one-step run with 65,536 evaluation samples: %d step, the warning %s\n", steps,
+    printf("  --time-limit of a quarter of the one-step run with E evaluation samples: %d step, the warning %s\n", steps,
            err && strstr(err, "leave no time") ? "printed" : "missing");
     free(out); free(err);
 }
