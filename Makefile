@@ -29,7 +29,7 @@ export TQS_MAKE_JOBS := $(NPROC)
 endif
 
 EXAMPLES = examples/exact examples/model examples/ground_state examples/minimal examples/attention examples/scan examples/tour
-TESTS = test_ed test_vit test_vmc test_sr test_sym test_obs test_files test_cli
+TESTS = test_ed test_math test_vit test_vmc test_sr test_sym test_obs test_files test_cli
 
 all: $(EXAMPLES)
 

@@ -1858,7 +1858,7 @@ static int tqs__have_avx2(void) { return __builtin_cpu_supports("avx2") && __bui
  * contraction as TQS__AVX2 does (on the loop functions themselves too: an
  * inlined function keeps the options it was first optimised with). */
 #if defined(__GNUC__) && !defined(__clang__)
-#define TQS__VECTORISE __attribute__((optimize("no-trapping-math", "vect-cost-model=dynamic", "fp-contract=fast")))
+#define TQS__VECTORISE __attribute__((optimize("no-trapping-math", "no-math-errno", "vect-cost-model=dynamic", "fp-contract=fast")))
 #else
 #define TQS__VECTORISE
 #endif
@@ -1934,30 +1934,36 @@ static TQS__INLINE void tqs__linear_forward(double *out, const double *in, const
 }
 
 /* LayerNorm of R rows of width d: y = (u - mean) * rstd * gamma + beta,
- * rstd = 1/sqrt(var + eps) with the biased variance. Four rows at a time:
- * each row's sums are a chain of dependent additions (in the order
- * i = 0, 1, ..., kept so that a row's result does not depend on its
- * neighbours), and four independent chains run side by side where one
- * waited for the last (a last partial block repeats its last row). */
+ * rstd = 1/sqrt(var + eps) with the biased variance. A row's sums run in
+ * four interleaved partial sums (elements i = 4j + k into sum k, then
+ * (s0 + s1) + (s2 + s3)): one vector's lanes, where a single chain of
+ * dependent additions waited for the last; the order is fixed by d alone,
+ * so a row's result does not depend on the rows computed with it. */
+static TQS__INLINE double tqs__sum4(const double *x, int d) {
+    double s[4] = {0, 0, 0, 0};
+    int i, k;
+    for (i = 0; i + 4 <= d; i += 4)
+        for (k = 0; k < 4; k++) s[k] += x[i + k];
+    for (k = 0; i + k < d; k++) s[k] += x[i + k];
+    return (s[0] + s[1]) + (s[2] + s[3]);
+}
+static TQS__INLINE double tqs__sumsq4(const double *x, double mu, int d) {
+    double s[4] = {0, 0, 0, 0};
+    int i, k;
+    for (i = 0; i + 4 <= d; i += 4)
+        for (k = 0; k < 4; k++) s[k] += (x[i + k] - mu) * (x[i + k] - mu);
+    for (k = 0; i + k < d; k++) s[k] += (x[i + k] - mu) * (x[i + k] - mu);
+    return (s[0] + s[1]) + (s[2] + s[3]);
+}
 static TQS__INLINE void tqs__layernorm_forward(double *y, double *mean, double *rstd, const double *u,
                                    const double *gamma, const double *beta, long R, int d) {
-    long r0;
-    for (r0 = 0; r0 < R; r0 += 4) {
-        const double *x[4];
-        double mu[4] = {0, 0, 0, 0}, var[4] = {0, 0, 0, 0}, rs[4];
-        int nr = R - r0 < 4 ? (int)(R - r0) : 4, i, k;
-        for (k = 0; k < 4; k++) x[k] = u + (size_t)(r0 + (k < nr ? k : nr - 1)) * d;
-        for (i = 0; i < d; i++)
-            for (k = 0; k < 4; k++) mu[k] += x[k][i];
-        for (k = 0; k < 4; k++) mu[k] /= d;
-        for (i = 0; i < d; i++)
-            for (k = 0; k < 4; k++) var[k] += (x[k][i] - mu[k]) * (x[k][i] - mu[k]);
-        for (k = 0; k < 4; k++) rs[k] = 1.0 / sqrt(var[k] / d + TQS__LN_EPS);
-        for (k = 0; k < nr; k++) {
-            double *yr = y + (size_t)(r0 + k) * d;
-            for (i = 0; i < d; i++) yr[i] = (x[k][i] - mu[k]) * rs[k] * gamma[i] + beta[i];
-            mean[r0 + k] = mu[k]; rstd[r0 + k] = rs[k];
-        }
+    long r;
+    for (r = 0; r < R; r++) {
+        const double *x = u + (size_t)r * d;
+        double *yr = y + (size_t)r * d, mu = tqs__sum4(x, d) / d, rs = 1.0 / sqrt(tqs__sumsq4(x, mu, d) / d + TQS__LN_EPS);
+        int i;
+        for (i = 0; i < d; i++) yr[i] = (x[i] - mu) * rs * gamma[i] + beta[i];
+        mean[r] = mu; rstd[r] = rs;
     }
 }
 
@@ -1969,7 +1975,7 @@ static TQS__INLINE void tqs__layernorm_forward(double *y, double *mean, double *
  * also leaves k in the low bits. Below -708 the result is exp(-708) (normal,
  * tiny); x is capped at 710, where k = 1024 makes 2^k the bit pattern of +inf,
  * so from 1023.5 ln 2 = 709.44 on the result is +inf (exp overflows at
- * 709.78); a NaN stays NaN. Measured within 1 ulp of libm's exp. No branch,
+ * 709.78); a NaN stays NaN. Measured within 1 ulp of libm's exp (tests/test_math.c). No branch,
  * not even a final overflow test: GCC threads such a test through the clamps
  * into separate paths, and a loop with paths does not vectorise. Always
  * inlined: a call inside a loop stops it vectorising. */
@@ -1992,6 +1998,92 @@ static TQS__INLINE double tqs__expv(double x0) {
     bits = (bits + 1023) << 52;              /* the low bits of bits hold k */
     memcpy(&scale, &bits, sizeof scale);
     return p * scale;
+}
+
+/* log(x) for x > 0 without branches or calls (as tqs__expv, so that loops
+ * vectorise): x = 2^k m with m in [sqrt(1/2), sqrt(2)), taken from the bits,
+ * log m = 2 atanh f = 2 (f + f^3/3 + f^5/5 + ...) with f = (m - 1)/(m + 1),
+ * |f| <= 0.1716, 12 terms (the next below 1e-19 relative); log x =
+ * k ln 2 + log m with ln 2 in two parts. x below the smallest normal number
+ * (2.2e-308, zero included) is taken as it, so the result is -708.4 rather
+ * than -inf; NaN stays NaN, +inf gives about 709.8. Measured within 2 ulp of
+ * libm's log (tests/test_math.c). */
+static TQS__INLINE double tqs__logv(double x0) {
+    double x = x0 < 2.2250738585072014e-308 ? 2.2250738585072014e-308 : x0, m, f, s, p, kd, r;
+    uint64_t bits;
+    int64_t k;
+    x = x > 1.7976931348623157e308 ? 1.7976931348623157e308 : x;
+    memcpy(&bits, &x, sizeof bits);
+    k = (int64_t)(bits >> 52) - 1023;
+    bits = (bits & 0x000FFFFFFFFFFFFFull) | 0x3FF0000000000000ull;   /* m in [1, 2) */
+    memcpy(&m, &bits, sizeof m);
+    kd = (double)k + (m > 1.4142135623730951 ? 1.0 : 0.0);
+    m = m > 1.4142135623730951 ? 0.5 * m : m;
+    f = (m - 1.0) / (m + 1.0);
+    s = f * f;
+    p = 1.0 / 23;  p = p * s + 1.0 / 21;  p = p * s + 1.0 / 19;  p = p * s + 1.0 / 17;
+    p = p * s + 1.0 / 15;  p = p * s + 1.0 / 13;  p = p * s + 1.0 / 11;  p = p * s + 1.0 / 9;
+    p = p * s + 1.0 / 7;   p = p * s + 1.0 / 5;   p = p * s + 1.0 / 3;
+    r = kd * 0.6931471803691238 + (2.0 * f + 2.0 * f * s * p + kd * 1.9082149292705877e-10);
+    return x0 != x0 ? x0 : r;   /* NaN stays NaN (its bits read as a number above) */
+}
+
+/* sin(x) and cos(x) without branches or calls: x = k pi/2 + r with
+ * |r| <= pi/4, pi/2 in three parts of which the first two have 26
+ * significant bits (k pi/2 exact for |k| < 2^27, so accurate for |x| up to
+ * about 1e8), sin r and cos r by their Taylor series to degree 17 and 18
+ * (truncation below 1e-16 relative at pi/4), then the quadrant k mod 4
+ * picks and signs them. Measured within 2 ulp of libm (away from zeros of
+ * the result, where the error is absolute, below 2.3e-16; tests/test_math.c). */
+static TQS__INLINE void tqs__sincosv(double x, double *sin_out, double *cos_out) {
+    const double shift = 6755399441055744.0; /* 1.5 * 2^52 */
+    double kd = x * 0.6366197723675814 + shift, r, r2, ps, pc, sr, cr;
+    uint64_t bits;
+    int q;
+    memcpy(&bits, &kd, sizeof bits);
+    kd -= shift;
+    q = (int)(bits & 3);
+    r = x - kd * 1.5707963109016418;
+    r = r - kd * 1.5893254712295857e-08;
+    r = r - kd * 6.123233995736766e-17;
+    r2 = r * r;
+    ps = 1.0 / 355687428096000.0;   /* 1/17! */
+    ps = ps * r2 - 1.0 / 1307674368000.0;  ps = ps * r2 + 1.0 / 6227020800.0;  ps = ps * r2 - 1.0 / 39916800.0;
+    ps = ps * r2 + 1.0 / 362880.0;  ps = ps * r2 - 1.0 / 5040.0;  ps = ps * r2 + 1.0 / 120.0;  ps = ps * r2 - 1.0 / 6.0;
+    sr = r + r * r2 * ps;
+    pc = -1.0 / 6402373705728000.0; /* -1/18! */
+    pc = pc * r2 + 1.0 / 20922789888000.0;  pc = pc * r2 - 1.0 / 87178291200.0;  pc = pc * r2 + 1.0 / 479001600.0;
+    pc = pc * r2 - 1.0 / 3628800.0;  pc = pc * r2 + 1.0 / 40320.0;  pc = pc * r2 - 1.0 / 720.0;  pc = pc * r2 + 1.0 / 24.0;
+    cr = 1.0 - 0.5 * r2 + r2 * r2 * pc;
+    *sin_out = q == 0 ? sr : q == 1 ? cr : q == 2 ? -sr : -cr;
+    *cos_out = q == 0 ? cr : q == 1 ? -sr : q == 2 ? -cr : sr;
+}
+
+/* atan2(y, x) without branches or calls (and without sqrt, whose errno
+ * check stops GCC vectorising): z = min(|x|, |y|) / max(|x|, |y|) in [0, 1]
+ * is brought near the nearest of the angles 0, pi/8, pi/4 by
+ * atan z = k pi/8 + atan w, w = (z - tan(k pi/8)) / (1 + z tan(k pi/8)),
+ * |w| <= tan(pi/16) = 0.199, where the Taylor series of atan to degree 27
+ * is below 1e-19 relative; then the octant: pi/2 - t where |y| > |x|,
+ * pi - t where x < 0, and the sign of y. (Few selects: with more, GCC
+ * stops if-converting the loops this is inlined into.) atan2(+-0, x < 0) =
+ * +-pi and atan2(0, 0) = 0 as libm's (atan2(0, -0) gives 0, not pi);
+ * infinities are not handled (the callers' arguments are finite). Measured
+ * within 2 ulp of libm's atan2 (tests/test_math.c). */
+static TQS__INLINE double tqs__atan2v(double y, double x) {
+    double ax = fabs(x), ay = fabs(y), big = ax > ay ? ax : ay, small = ax > ay ? ay : ax;
+    double z = small / (big > 0 ? big : 1.0), c, kd, w, sq, p, t;   /* (no division inside a condition: one that could trap keeps its branch) */
+    c = z > 0.6681786379192989 ? 1.0 : z > 0.198912367379658 ? 0.41421356237309503 : 0.0;
+    kd = c == 1.0 ? 2.0 : c > 0 ? 1.0 : 0.0;
+    w = (z - c) / (1.0 + z * c);
+    sq = w * w;
+    p = 1.0 / 27;  p = 1.0 / 25 - p * sq;  p = 1.0 / 23 - p * sq;  p = 1.0 / 21 - p * sq;  p = 1.0 / 19 - p * sq;
+    p = 1.0 / 17 - p * sq;  p = 1.0 / 15 - p * sq;  p = 1.0 / 13 - p * sq;  p = 1.0 / 11 - p * sq;  p = 1.0 / 9 - p * sq;
+    p = 1.0 / 7 - p * sq;  p = 1.0 / 5 - p * sq;  p = 1.0 / 3 - p * sq;
+    t = kd * 0.39269908169872414 + (w - w * sq * p);
+    t = ay > ax ? 1.5707963267948966 - t : t;
+    t = x < 0 ? 3.141592653589793 - t : t;
+    return copysign(t, y);
 }
 
 #define TQS__GELU_C 0.7978845608028654 /* sqrt(2/pi) */
@@ -2026,22 +2118,53 @@ static TQS__VECTORISE TQS__INLINE void tqs__gelu_backward_loop(double *d0, doubl
 TQS__TWO_TARGETS(tqs__gelu_forward, (double *g, const double *h, long n), (g, h, n))
 TQS__TWO_TARGETS(tqs__gelu_backward, (double *d0, double *d1, const double *h, long n), (d0, d1, h, n))
 
-/* logcosh(w) = w t + log(1 + exp(-2 w t)) - log 2, t = sign(Re w): the
- * exponential never overflows. Also returns tanh(w) = t (1 - e)/(1 + e). */
-static tqs_complex tqs__logcosh(double re, double im, tqs_complex *tanh_out) {
-    double t = re >= 0 ? 1.0 : -1.0, mag = exp(-2.0 * t * re), ph = -2.0 * t * im;
-    double er = mag * cos(ph), ei = mag * sin(ph);      /* e = exp(-2 w t) */
-    double opr = 1.0 + er, opi = ei;                    /* 1 + e */
+/* tanh(w) = t (1 - e)/(1 + e), the derivative of logcosh(w). */
+static TQS__INLINE tqs_complex tqs__tanh(double re, double im) {
+    double t = re >= 0 ? 1.0 : -1.0, mag = tqs__expv(-2.0 * t * re), c, sn, er, ei, opr, opi, den, nr, ni;
     tqs_complex out;
-    out.re = t * re + 0.5 * log(opr * opr + opi * opi) - 0.6931471805599453;
-    out.im = t * im + atan2(opi, opr);
-    if (tanh_out) {
-        double den = opr * opr + opi * opi, nr = 1.0 - er, ni = -ei;
-        tanh_out->re = t * (nr * opr + ni * opi) / den;
-        tanh_out->im = t * (ni * opr - nr * opi) / den;
-    }
+    tqs__sincosv(-2.0 * t * im, &sn, &c);
+    er = mag * c; ei = mag * sn;
+    opr = 1.0 + er; opi = ei; den = opr * opr + opi * opi; nr = 1.0 - er; ni = -ei;
+    out.re = t * (nr * opr + ni * opi) / den;
+    out.im = t * (ni * opr - nr * opi) / den;
     return out;
 }
+
+/* logcosh(w) = w t + log(1 + exp(-2 w t)) - log 2, t = sign(Re w) (the
+ * exponential never overflows), of n complex numbers w = re + i im, into
+ * out_re, out_im (out and in distinct): loops that vectorise (no calls; run
+ * through TQS__TWO_TARGETS below). */
+static TQS__VECTORISE TQS__INLINE void tqs__logcosh_many_loop(double *out_re, double *out_im, const double *re, const double *im, long n) {
+    long i;
+    /* two loops, as tqs__logcosh in two halves: GCC if-converts (and so
+     * vectorises) each, not the whole in one */
+    for (i = 0; i < n; i++) {   /* 1 + e, e = exp(-2 w t), t = sign(Re w) */
+        double mag = tqs__expv(-2.0 * fabs(re[i])), c, sn;
+        tqs__sincosv(-2.0 * copysign(1.0, re[i]) * im[i], &sn, &c);
+        out_re[i] = 1.0 + mag * c; out_im[i] = mag * sn;
+    }
+    for (i = 0; i < n; i++) {
+        double opr = out_re[i], opi = out_im[i];
+        out_re[i] = fabs(re[i]) + 0.5 * tqs__logv(opr * opr + opi * opi) - 0.6931471805599453;
+        out_im[i] = copysign(1.0, re[i]) * im[i] + tqs__atan2v(opi, opr);
+    }
+}
+TQS__TWO_TARGETS(tqs__logcosh_many, (double *out_re, double *out_im, const double *re, const double *im, long n),
+                 (out_re, out_im, re, im, n))
+
+/* out = scale exp(lre) (cos lim, sin lim) for n terms (the phases of sums
+ * of amplitudes), vectorised as tqs__logcosh_many. */
+static TQS__VECTORISE TQS__INLINE void tqs__phase_terms_loop(double *out_re, double *out_im, const double *scale,
+                                                             const double *lre, const double *lim, long n) {
+    long i;
+    for (i = 0; i < n; i++) {
+        double mag = scale[i] * tqs__expv(lre[i]), c, sn;
+        tqs__sincosv(lim[i], &sn, &c);
+        out_re[i] = mag * c; out_im[i] = mag * sn;
+    }
+}
+TQS__TWO_TARGETS(tqs__phase_terms, (double *out_re, double *out_im, const double *scale, const double *lre, const double *lim, long n),
+                 (out_re, out_im, scale, lre, lim, n))
 
 /* Factored attention of one sample: a_P = sum_Q alpha_mu(P - Q) v_Q for the
  * head mu of each channel. Per head that is a matrix product,
@@ -2208,12 +2331,14 @@ static TQS__INLINE void tqs__head_forward(const tqs_vit *m, tqs_vit_ws *ws, tqs_
     tqs__linear_forward(ws->mp + o_d, ws->z + o_d, wt + off[1], p + m->bi, B, d, d);
     tqs__layernorm_forward(ws->r + o_d, ws->mur + w0, ws->rsr + w0, ws->rp + o_d, p + m->lnr_g, p + m->lnr_b, B, d);
     tqs__layernorm_forward(ws->m + o_d, ws->mui + w0, ws->rsi + w0, ws->mp + o_d, p + m->lni_g, p + m->lni_b, B, d);
-    for (s = 0; s < B && logpsi; s++) {
+    for (s = 0; s < B && logpsi; s++) {   /* the terms in blocks of 64, then summed in the order a = 0, 1, ... */
         tqs_complex acc = {0.0, 0.0};
-        int a;
-        for (a = 0; a < d; a++) {
-            tqs_complex lc = tqs__logcosh(ws->r[o_d + (size_t)s * d + a], ws->m[o_d + (size_t)s * d + a], NULL);
-            acc.re += lc.re; acc.im += lc.im;
+        double lre[64], lim[64];
+        int a0, a;
+        for (a0 = 0; a0 < d; a0 += 64) {
+            int na = d - a0 < 64 ? d - a0 : 64;
+            tqs__logcosh_many(lre, lim, ws->r + o_d + (size_t)s * d + a0, ws->m + o_d + (size_t)s * d + a0, na);
+            for (a = 0; a < na; a++) { acc.re += lre[a]; acc.im += lim[a]; }
         }
         logpsi[s] = acc;
     }
@@ -2499,8 +2624,7 @@ static TQS__VECTORISE TQS__INLINE void tqs__vit_backward_sample_loop(const tqs_v
     double *dA = dxs + 2 * d;
     /* head: d log psi / d r_a and d m_a for the Re (c=0) and Im (c=1) parts */
     for (a = 0; a < d; a++) {
-        tqs_complex th;
-        tqs__logcosh(ws->r[(size_t)s * d + a], ws->m[(size_t)s * d + a], &th);
+        tqs_complex th = tqs__tanh(ws->r[(size_t)s * d + a], ws->m[(size_t)s * d + a]);
         dr[a] = th.re;      dmm[a] = -th.im;     /* Re: d/dr = Re tanh, d/dm = -Im tanh */
         dr[d + a] = th.im;  dmm[d + a] = th.re;  /* Im: d/dr = Im tanh, d/dm =  Re tanh */
     }
@@ -2877,15 +3001,22 @@ TQSDEF void tqs_eloc_ws_free(tqs_eloc_ws *ws) {
 /* Adds H_ss' psi(s')/psi(s) of the n gathered connections to their owners. */
 static int tqs__eloc_flush(tqs_complex *eloc, const tqs_amplitude *amp, tqs_eloc_ws *ws,
                            const tqs_complex *logpsi, int n, long first) {
-    int k, rc;
+    int k, k0, rc;
     if (n == 0) return TQS_OK;
     rc = tqs__amp_eval(amp, ws->lp, ws->batch, n, ws->N);
     if (rc) return rc;
-    for (k = 0; k < n; k++) { /* fixed order: deterministic sums */
-        long s = first + ws->owner[k];
-        double dre = ws->lp[k].re - logpsi[s].re, dim = ws->lp[k].im - logpsi[s].im, mag = ws->mel[k] * exp(dre);
-        eloc[s].re += mag * cos(dim);
-        eloc[s].im += mag * sin(dim);
+    for (k0 = 0; k0 < n; k0 += 64) {   /* the terms in blocks, vectorised; summed in a fixed order: deterministic */
+        int nk = n - k0 < 64 ? n - k0 : 64;
+        double lre[64], lim[64], tre[64], tim[64];
+        for (k = 0; k < nk; k++) {
+            const tqs_complex *ls = logpsi + first + ws->owner[k0 + k];
+            lre[k] = ws->lp[k0 + k].re - ls->re; lim[k] = ws->lp[k0 + k].im - ls->im;
+        }
+        tqs__phase_terms(tre, tim, ws->mel + k0, lre, lim, nk);
+        for (k = 0; k < nk; k++) {
+            long s = first + ws->owner[k0 + k];
+            eloc[s].re += tre[k]; eloc[s].im += tim[k];
+        }
     }
     return TQS_OK;
 }
@@ -5922,15 +6053,19 @@ static int tqs__symmetric_logpsi_fn(void *ctx, tqs_complex *out, const int8_t *c
             /* log sum_g chi(g) exp(lp_g), shifted by the largest Re lp_g */
             const tqs_complex *l = sa->lp + (size_t)s * n;
             double mx = -HUGE_VAL, re = 0, im = 0;
-            int g;
+            int g, g0;
             for (g = 0; g < n; g++) if (l[g].re > mx) mx = l[g].re;
             if (mx == -HUGE_VAL) { out[s0 + s].re = -HUGE_VAL; out[s0 + s].im = 0; continue; }
-            for (g = 0; g < n; g++) {
-                double mag = G->chi[g] * exp(l[g].re - mx);
-                re += mag * cos(l[g].im); im += mag * sin(l[g].im);
+            for (g0 = 0; g0 < n; g0 += 64) {   /* the terms in blocks, vectorised; summed in the order g = 0, 1, ... */
+                int ng = n - g0 < 64 ? n - g0 : 64;
+                double lre[64], lim[64], tre[64], tim[64];
+                for (g = 0; g < ng; g++) { lre[g] = l[g0 + g].re - mx; lim[g] = l[g0 + g].im; }
+                tqs__phase_terms(tre, tim, G->chi + g0, lre, lim, ng);
+                for (g = 0; g < ng; g++) { re += tre[g]; im += tim[g]; }
             }
-            out[s0 + s].re = mx + 0.5 * log(re * re + im * im);  /* -inf if the sum vanishes */
-            out[s0 + s].im = atan2(im, re);
+            /* -708.4 below mx rather than -inf if the sum vanishes (tqs__logv's floor) */
+            out[s0 + s].re = mx + 0.5 * tqs__logv(re * re + im * im);
+            out[s0 + s].im = tqs__atan2v(im, re);
         }
     }
     return TQS_OK;

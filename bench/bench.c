@@ -71,7 +71,8 @@ static double now(void) {
 typedef struct bench_row { char group[48], what[96], unit[24]; int threads; double value, gflops; } bench_row;
 static bench_row rows[256];
 static int n_kept;
-static int lower_is_better(const char *unit) { return !strcmp(unit, "s") || !strcmp(unit, "s/step") || !strcmp(unit, "forwards/config"); }
+static int lower_is_better(const char *unit) { return !strcmp(unit, "s") || !strcmp(unit, "s/step") || !strcmp(unit, "forwards/config") ||
+                                                       !strcmp(unit, "us/config"); }
 static void row(const char *group, const char *what, int threads, double value, const char *unit, double gflops) {
     int i;
     for (i = 0; i < n_kept; i++) {
@@ -278,6 +279,79 @@ static void bench_model(const shape *sh) {
     rows_flush();
 }
 
+/* The forward pass operation by operation, one thread, on a chunk of 16
+ * samples (about the size the forward pass hands a thread, so the chunk's
+ * activations stay in cache as they do there), each operation timed alone
+ * on the workspace's own buffers, in the order the forward pass runs them.
+ * FLOPs with the elementwise work counted (a multiply-add is 2): LayerNorm
+ * 8 per element (mean 1, variance 3, normalise 4) and 2 per row (sqrt,
+ * divide); GELU 40 per unit (the argument 5, exp's range reduction 7 and
+ * 13 multiply-adds 26, the scale 1, then 1 + e and the divide); a residual
+ * add 1; the factored attention's mixing 2 n^2 d; logcosh 30 (exp, cos,
+ * sin, log, atan2 counted as 5 each). The head (pooling, 2 products,
+ * 3 LayerNorms, d logcosh) is one row. */
+static void bench_ops(const shape *sh) {
+    enum { C = 16 };
+    tqs_vit m;
+    tqs_vit_ws ws;
+    int8_t *cf;
+    tqs_complex lp[C];
+    double t, total = 0, mt = quick ? 0.05 : 0.3, fl_sum = 0;
+    int n, d, fd, l, s, nl;
+    long R;
+    char grp[48], what[96];
+    if (tqs_vit_init(&m, &sh->cfg, 1)) { fprintf(stderr, "bench: %s\n", tqs_last_error()); exit(1); }
+    n = m.n; d = m.cfg.d; fd = m.cfg.ff * d; nl = m.cfg.n_layers; R = (long)C * n;
+    snprintf(grp, sizeof grp, "ops %s", sh->name);
+    cf = (int8_t *)malloc((size_t)C * m.N);
+    random_configs(cf, C, m.N, 7);
+    tqs_set_threads(1);
+    tqs_vit_ws_init(&ws, &m, C, 0);
+    tqs_vit_forward(&m, &ws, lp, cf, C);   /* prepares the weights, fills the activations */
+#define OP(name, flops, call) do { TIME_IT(t, mt, call); total += t; fl_sum += (flops); \
+        row(grp, name, 1, t / C * 1e6, "us/config", (flops) / t * 1e-9); } while (0)
+    {
+        const double *wt = ws.wt, *p = m.params;
+        const size_t *off = ws.wt_off;
+        OP("embedding", 2.0 * R * m.cfg.b * m.cfg.b * d,
+           tqs__embedding_forward(ws.x[0], cf, &m, wt + off[nl * TQS__WT_PER_LAYER + 2], R));
+        for (l = 0; l < nl; l++) {
+            const tqs_vit_layer_offsets *L = &m.layer[l];
+            const size_t *o = off + l * TQS__WT_PER_LAYER;
+            snprintf(what, sizeof what, "layer %d: LayerNorm 1", l + 1);
+            OP(what, 8.0 * R * d + 2.0 * R, tqs__layernorm_forward(ws.y1[l], ws.mu1[l], ws.rs1[l], ws.x[l], p + L->ln1_g, p + L->ln1_b, R, d));
+            snprintf(what, sizeof what, "layer %d: values product", l + 1);
+            OP(what, 2.0 * R * d * d, tqs__linear_forward(ws.v[l], ws.y1[l], wt + o[TQS__WT_V], p + L->bv, R, d, d));
+            if (m.cfg.attention == TQS_ATTN_FACTORED) {
+                snprintf(what, sizeof what, "layer %d: attention mixing", l + 1);
+                OP(what, 2.0 * C * n * n * d,
+                   for (s = 0; s < C; s++) tqs__factored_attention_forward(ws.a[l] + (size_t)s * n * d, ws.v[l] + (size_t)s * n * d,
+                                                                          ws.amat + (size_t)l * m.cfg.h * n * n, n, d, m.cfg.h));
+            }
+            snprintf(what, sizeof what, "layer %d: output product", l + 1);
+            OP(what, 2.0 * R * d * d, tqs__linear_forward(ws.xm[l], ws.a[l], wt + o[TQS__WT_O], p + L->bo, R, d, d));
+            snprintf(what, sizeof what, "layer %d: residual adds (2)", l + 1);
+            OP(what, 2.0 * R * d, tqs__residual_add(ws.xm[l], ws.x[l], R * d); tqs__residual_add(ws.x[l + 1], ws.xm[l], R * d));
+            snprintf(what, sizeof what, "layer %d: LayerNorm 2", l + 1);
+            OP(what, 8.0 * R * d + 2.0 * R, tqs__layernorm_forward(ws.y2[l], ws.mu2[l], ws.rs2[l], ws.xm[l], p + L->ln2_g, p + L->ln2_b, R, d));
+            snprintf(what, sizeof what, "layer %d: feed-forward product 1", l + 1);
+            OP(what, 2.0 * R * d * fd, tqs__linear_forward(ws.h1[l], ws.y2[l], wt + o[TQS__WT_1], p + L->b1, R, d, fd));
+            snprintf(what, sizeof what, "layer %d: GELU", l + 1);
+            OP(what, 40.0 * R * fd, tqs__gelu_forward(ws.g[l], ws.h1[l], R * fd));
+            snprintf(what, sizeof what, "layer %d: feed-forward product 2", l + 1);
+            OP(what, 2.0 * R * d * fd, tqs__linear_forward(ws.x[l + 1], ws.g[l], wt + o[TQS__WT_2], p + L->b2, R, fd, d));
+        }
+        OP("head", C * (2.0 * n * d + 3 * (8.0 * d + 2) + 4.0 * d * d + 30.0 * d), tqs__head_forward(&m, &ws, lp, 0, C));
+    }
+#undef OP
+    row(grp, "sum of the operations", 1, total / C * 1e6, "us/config", fl_sum / total * 1e-9);
+    TIME_IT(t, mt, tqs_vit_forward(&m, &ws, lp, cf, C));
+    row(grp, "the forward pass, batch 16", 1, t / C * 1e6, "us/config", fl_sum / t * 1e-9);
+    tqs_vit_ws_free(&ws); tqs_vit_free(&m); free(cf);
+    tqs_set_threads(max_threads);
+    rows_flush();
+}
+
 /* X^T X, X X^T, Cholesky and CG at one (R = 2M, P). */
 static void bench_sr(long R, long P, int with_xtx) {
     double *X, *C, *f, *delta, t, mem;
@@ -341,10 +415,11 @@ static void bench_step(const shape *sh, int samples, int steps) {
         tqs_vit_init(&m, &sh->cfg, 1);
         tqs_hamiltonian_init(&H, sh->cfg.Lx, sh->cfg.Ly, 1.0, 0.5);
         memset(&o, 0, sizeof o);
-        o.n_samples = samples; o.n_chains = 16; o.lr = 0.01; o.diag_shift = 0.05; o.n_steps = steps + 1;
+        o.n_samples = samples; o.n_chains = 16; o.lr = 0.01; o.diag_shift = 0.05; o.n_steps = steps + 2;
         o.momentum = -1; o.max_distance = -1;   /* plain SR: the step the tables in bench/README.md time */
         if (tqs_vmc_init(&v, &H, &m, &o)) { fprintf(stderr, "bench: %s\n", tqs_last_error()); exit(1); }
         tqs_vmc_step(&v, &info);               /* thermalisation happens here */
+        tqs_vmc_step(&v, &info);               /* and the timed steps are 3, 4, ... */
         allocs = bench_allocations;
         for (j = 0; j < 4; j++) ph[j] = 0;
         total = now();
@@ -371,6 +446,9 @@ int main(int argc, char **argv) {
     shape paper_f = {"cpu-paper", {6, 6, 2, 32, 4, 2, 2, TQS_ATTN_FACTORED}};
     shape paper_s = {"cpu-paper-std", {6, 6, 2, 32, 4, 2, 2, TQS_ATTN_STANDARD}};
     shape tutorial = {"tutorial", {10, 10, 2, 60, 10, 4, 4, TQS_ATTN_FACTORED}};
+    /* the default model (small's) on the larger lattices */
+    shape d6 = {"6x6", {6, 6, 2, 16, 2, 2, 2, TQS_ATTN_FACTORED}}, d8 = {"8x8", {8, 8, 2, 16, 2, 2, 2, TQS_ATTN_FACTORED}};
+    shape d10 = {"10x10", {10, 10, 2, 16, 2, 2, 2, TQS_ATTN_FACTORED}};
     int i;
     flags_prog = "bench";
     for (i = 1; i < argc; i++) {
@@ -404,6 +482,12 @@ int main(int argc, char **argv) {
     }
     if (wanted("step small")) bench_step(&small, quick ? 128 : 1024, quick ? 1 : 5);
     if (wanted("step cpu-paper")) bench_step(&paper_f, quick ? 128 : 1024, quick ? 1 : 3);
+    if (!quick && wanted("step 6x6")) bench_step(&d6, 1024, 6);
+    if (!quick && wanted("step 8x8")) bench_step(&d8, 1024, 6);
+    if (wanted("step 10x10")) bench_step(&d10, quick ? 128 : 1024, quick ? 1 : 6);
+    if (wanted("ops small")) bench_ops(&small);
+    if (wanted("ops 10x10")) bench_ops(&d10);
+    if (!quick && wanted("ops tutorial")) bench_ops(&tutorial);
     if (!busy_all && !quick && wanted("busy")) {   /* the small model and its training step on a shared machine */
         shape busy_model = small, busy_step = small;
         busy_model.name = "busy small"; busy_step.name = "busy small";
