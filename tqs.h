@@ -285,7 +285,7 @@ typedef struct tqs_vit_ws {
     double *xs, *z, *muh, *rsh, *rp, *r, *mur, *rsr, *mp, *m, *mui, *rsi;
     double *wt;             /* every weight matrix (O, I) transposed to (I, O rounded up to 8), see tqs__vit_wt_offsets */
     double *amat;           /* (n_layers, h, n, n) factored attention matrices alpha_mu(P - Q) */
-    size_t *wt_off;         /* (6 n_layers + 2) offsets in wt */
+    size_t *wt_off;         /* (6 n_layers + 3) offsets in wt */
     double *prepared_params;/* (n_params) the parameters wt and amat were made from */
     int prepared;
     double *scratch;        /* (n_slots, slot_size) backward scratch */
@@ -2118,12 +2118,19 @@ static TQS__VECTORISE TQS__INLINE void tqs__gelu_backward_loop(double *d0, doubl
 TQS__TWO_TARGETS(tqs__gelu_forward, (double *g, const double *h, long n), (g, h, n))
 TQS__TWO_TARGETS(tqs__gelu_backward, (double *d0, double *d1, const double *h, long n), (d0, d1, h, n))
 
+/* e = exp(-2 w t) for w = re + i im, t = sign(Re w) (so |e| <= 1: never
+ * overflows), of logcosh and tanh below. */
+static TQS__INLINE void tqs__exp_m2wt(double re, double im, double *er, double *ei) {
+    double mag = tqs__expv(-2.0 * fabs(re)), c, sn;
+    tqs__sincosv(-2.0 * copysign(1.0, re) * im, &sn, &c);
+    *er = mag * c; *ei = mag * sn;
+}
+
 /* tanh(w) = t (1 - e)/(1 + e), the derivative of logcosh(w). */
 static TQS__INLINE tqs_complex tqs__tanh(double re, double im) {
-    double t = re >= 0 ? 1.0 : -1.0, mag = tqs__expv(-2.0 * t * re), c, sn, er, ei, opr, opi, den, nr, ni;
+    double t = copysign(1.0, re), er, ei, opr, opi, den, nr, ni;
     tqs_complex out;
-    tqs__sincosv(-2.0 * t * im, &sn, &c);
-    er = mag * c; ei = mag * sn;
+    tqs__exp_m2wt(re, im, &er, &ei);
     opr = 1.0 + er; opi = ei; den = opr * opr + opi * opi; nr = 1.0 - er; ni = -ei;
     out.re = t * (nr * opr + ni * opi) / den;
     out.im = t * (ni * opr - nr * opi) / den;
@@ -2136,12 +2143,10 @@ static TQS__INLINE tqs_complex tqs__tanh(double re, double im) {
  * through TQS__TWO_TARGETS below). */
 static TQS__VECTORISE TQS__INLINE void tqs__logcosh_many_loop(double *out_re, double *out_im, const double *re, const double *im, long n) {
     long i;
-    /* two loops, as tqs__logcosh in two halves: GCC if-converts (and so
-     * vectorises) each, not the whole in one */
-    for (i = 0; i < n; i++) {   /* 1 + e, e = exp(-2 w t), t = sign(Re w) */
-        double mag = tqs__expv(-2.0 * fabs(re[i])), c, sn;
-        tqs__sincosv(-2.0 * copysign(1.0, re[i]) * im[i], &sn, &c);
-        out_re[i] = 1.0 + mag * c; out_im[i] = mag * sn;
+    /* two loops: GCC if-converts (and so vectorises) each half, not the whole in one */
+    for (i = 0; i < n; i++) {   /* 1 + e */
+        tqs__exp_m2wt(re[i], im[i], out_re + i, out_im + i);
+        out_re[i] += 1.0;
     }
     for (i = 0; i < n; i++) {
         double opr = out_re[i], opi = out_im[i];
@@ -2464,12 +2469,7 @@ TQSDEF int tqs_vit_attention(const tqs_vit *m, tqs_vit_ws *ws, double *out, cons
     for (l = 0; l < m->cfg.n_layers; l++) {
         double *A = out + (size_t)l * hnn;
         if (m->cfg.attention == TQS_ATTN_STANDARD) memcpy(A, ws->att[l], sizeof(double) * hnn);
-        else {
-            int mu, PQ, n = m->n;
-            for (mu = 0; mu < m->cfg.h; mu++)
-                for (PQ = 0; PQ < n * n; PQ++)
-                    A[(size_t)mu * n * n + PQ] = m->params[m->layer[l].alpha + (size_t)mu * n + m->disp[PQ]];
-        }
+        else tqs__factored_attention_matrices(m, &m->layer[l], A);
     }
     return TQS_OK;
 }
@@ -6063,9 +6063,8 @@ static int tqs__symmetric_logpsi_fn(void *ctx, tqs_complex *out, const int8_t *c
                 tqs__phase_terms(tre, tim, G->chi + g0, lre, lim, ng);
                 for (g = 0; g < ng; g++) { re += tre[g]; im += tim[g]; }
             }
-            /* -708.4 below mx rather than -inf if the sum vanishes (tqs__logv's floor) */
-            out[s0 + s].re = mx + 0.5 * tqs__logv(re * re + im * im);
-            out[s0 + s].im = tqs__atan2v(im, re);
+            out[s0 + s].re = mx + 0.5 * log(re * re + im * im);  /* -inf if the sum vanishes (callers test isfinite) */
+            out[s0 + s].im = atan2(im, re);
         }
     }
     return TQS_OK;
