@@ -2,10 +2,10 @@
 #   make            build the example programs
 #   make run        train the default model (4x4, J2 = 0.5) and report its energy (about 3 minutes)
 #   make test       the quick contract: every behaviour of the library and the programs, in the
-#                   default build (under 2 minutes with the builds on 2 cores)
+#                   default build (about 5 minutes with the builds on 2 cores)
 #   make check      make test, then the full matrix: the long tests (4x6 Lanczos, long trainings),
 #                   no OpenMP with the plain-C kernels, sanitizers, the baseline-vector build,
-#                   valgrind, the fuzzers, MPI (about 20 minutes; what .ci/run runs; tests/README.md)
+#                   valgrind, the fuzzers, MPI (20 to 55 minutes; what .ci/run runs; tests/README.md)
 #   make reproduce  the paper's comparisons (about 80 minutes), written to examples/results/
 #   make bench      the benchmark suite (about 7 minutes; bench/README.md)
 #   make bench-portable  the quick bench built with the Makefile's flags, plain -O2, and plain C, side by side
