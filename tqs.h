@@ -1013,7 +1013,7 @@ typedef struct tqs_recipe_budget {
     double plain_share;       /* of the budget: 1/3 below 30 minutes, 1/4 below 90, 1/6 from 90 (d = 24) */
     int plain_samples;        /* 512 up to 24 sites, 1024 above */
     int d;                    /* model width: 16, 24 from 90 minutes on more than 24 sites */
-    int group;                /* TQS_RECIPE_POINT, or TQS_RECIPE_PLAIN (4x6 below 5 minutes) */
+    int group;                /* TQS_RECIPE_POINT, or TQS_RECIPE_PLAIN (4x6 up to 5 minutes) */
 } tqs_recipe_budget;
 TQSDEF tqs_recipe_budget tqs_recipe_for_budget(int Lx, int Ly, double minutes);
 typedef struct tqs_recipe {
@@ -6210,8 +6210,9 @@ TQSDEF void tqs_recipe_options_defaults(tqs_recipe_options *o, int n_sites) {
  * 4x6 with 512 plain samples, 6x6 with 1024; a third of the budget plain
  * up to 15 minutes, a quarter for an hour; from 2 hours on 6x6 the wider
  * model (d = 24: 2.2e-3 against d = 16's 2.8-2.9e-3) with a sixth plain.
- * On 4x6 in 3 minutes the psi_sym phase did not pay for itself (its
- * start-up and few steps; seeds 2-3 ended 10x worse than one plain phase).
+ * On 4x6 up to 5 minutes the psi_sym phase does not pay for itself (its
+ * start-up and few steps): in 5 minutes one plain phase ended at 1.7e-3 to
+ * 2.7e-3 over seeds 1-3, the two phases at 2.1e-3 to 3.3e-2.
  * Larger lattices take 6x6's choices: not measured there. */
 TQSDEF tqs_recipe_budget tqs_recipe_for_budget(int Lx, int Ly, double minutes) {
     tqs_recipe_budget b;
@@ -6220,7 +6221,7 @@ TQSDEF tqs_recipe_budget tqs_recipe_for_budget(int Lx, int Ly, double minutes) {
     b.d = 16;
     b.group = TQS_RECIPE_POINT;
     b.plain_share = minutes < 30 ? 1.0 / 3.0 : 0.25;
-    if (minutes > 0 && N > 16 && N <= 24 && minutes < 5) { b.group = TQS_RECIPE_PLAIN; b.plain_share = 1; }
+    if (minutes > 0 && N > 16 && N <= 24 && minutes <= 5) { b.group = TQS_RECIPE_PLAIN; b.plain_share = 1; }
     if (N > 24 && minutes >= 90) { b.d = 24; b.plain_share = 1.0 / 6.0; }
     return b;
 }

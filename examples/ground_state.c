@@ -451,7 +451,7 @@ static void print_usage(void) {
            "  By default the recipe: a plain phase, then psi_sym (the ViT summed over the translations inside a patch\n"
            "  and the point group) in the ground state's sector, trained on from it (examples/README.md, \"Time to accuracy\"):\n"
            "    ground_state --J2 0.6 --time-limit 3     (the budget split as measured: a third plain up to 30 min, a quarter\n"
-           "                                              beyond; 6x6 from 90 min: d = 24 and a sixth; 4x6 below 5 min: plain only)\n"
+           "                                              beyond; 6x6 from 90 min: d = 24 and a sixth; 4x6 up to 5 min: plain only)\n"
            "    ground_state --steps %d                 (%d plain steps, then psi_sym: --sym-steps, default steps / 6 = %d)\n"
            "  phases    --plain (one plain phase)   --sym-train full|point|translations (one psi_sym phase, e.g. from --init)\n"
            "            --group auto|point|full|translations (the recipe's psi_sym: auto = point, or plain only where measured)\n"
