@@ -398,8 +398,12 @@ static void bench_sr(long R, long P, int with_xtx) {
     rows_flush();
 }
 
-/* Full optimisation steps: seconds per step, by phase, and allocations. */
-static void bench_step(const shape *sh, int samples, int steps) {
+/* Full optimisation steps: seconds per step, by phase, and allocations.
+ * chains: 16 (the small and cpu-paper rows of bench/README.md), or 0 for
+ * the library's default, one sample per chain (1024 chains of one sweep:
+ * what ground_state runs; 16 chains take 64 sweeps of 16-configuration
+ * batches for the same samples, too small to keep two threads busy). */
+static void bench_step(const shape *sh, int samples, int steps, int chains) {
     tqs_vit m;
     tqs_hamiltonian H;
     tqs_vmc v;
@@ -415,7 +419,7 @@ static void bench_step(const shape *sh, int samples, int steps) {
         tqs_vit_init(&m, &sh->cfg, 1);
         tqs_hamiltonian_init(&H, sh->cfg.Lx, sh->cfg.Ly, 1.0, 0.5);
         memset(&o, 0, sizeof o);
-        o.n_samples = samples; o.n_chains = 16; o.lr = 0.01; o.diag_shift = 0.05; o.n_steps = steps + 2;
+        o.n_samples = samples; o.n_chains = chains; o.lr = 0.01; o.diag_shift = 0.05; o.n_steps = steps + 2;
         o.momentum = -1; o.max_distance = -1;   /* plain SR: the step the tables in bench/README.md time */
         if (tqs_vmc_init(&v, &H, &m, &o)) { fprintf(stderr, "bench: %s\n", tqs_last_error()); exit(1); }
         tqs_vmc_step(&v, &info);               /* thermalisation happens here */
@@ -428,7 +432,7 @@ static void bench_step(const shape *sh, int samples, int steps) {
             for (j = 0; j < 4; j++) ph[j] += info.seconds[j] / steps;
         }
         total = (now() - total) / steps;
-        snprintf(what, sizeof what, "full step, %d samples, %zu parameters", samples, m.n_params);
+        snprintf(what, sizeof what, "full step, %d samples, %d chains, %zu parameters", samples, v.sampler.n_chains, m.n_params);
         row(grp, what, th, total, "s/step", 0);
         row(grp, "  sampling", th, ph[0], "s/step", 0);
         row(grp, "  local energy", th, ph[1], "s/step", 0);
@@ -480,11 +484,11 @@ int main(int argc, char **argv) {
         if (wanted("SR 2048x23720")) bench_sr(2048, 23720, 0);
         if (wanted("SR 4096x155620")) bench_sr(4096, 155620, 0);
     }
-    if (wanted("step small")) bench_step(&small, quick ? 128 : 1024, quick ? 1 : 5);
-    if (wanted("step cpu-paper")) bench_step(&paper_f, quick ? 128 : 1024, quick ? 1 : 3);
-    if (!quick && wanted("step 6x6")) bench_step(&d6, 1024, 6);
-    if (!quick && wanted("step 8x8")) bench_step(&d8, 1024, 6);
-    if (wanted("step 10x10")) bench_step(&d10, quick ? 128 : 1024, quick ? 1 : 6);
+    if (wanted("step small")) bench_step(&small, quick ? 128 : 1024, quick ? 1 : 5, 16);
+    if (wanted("step cpu-paper")) bench_step(&paper_f, quick ? 128 : 1024, quick ? 1 : 3, 16);
+    if (!quick && wanted("step 6x6")) bench_step(&d6, 1024, 6, 0);
+    if (!quick && wanted("step 8x8")) bench_step(&d8, 1024, 6, 0);
+    if (wanted("step 10x10")) bench_step(&d10, quick ? 128 : 1024, quick ? 1 : 6, 0);
     if (wanted("ops small")) bench_ops(&small);
     if (wanted("ops 10x10")) bench_ops(&d10);
     if (!quick && wanted("ops tutorial")) bench_ops(&tutorial);
@@ -493,7 +497,7 @@ int main(int argc, char **argv) {
         busy_model.name = "busy small"; busy_step.name = "busy small";
         busy_pid = busy_start();
         bench_model(&busy_model);
-        bench_step(&busy_step, 1024, 5);
+        bench_step(&busy_step, 1024, 5, 16);
         busy_stop(busy_pid);
         busy_pid = 0;
     }

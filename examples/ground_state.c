@@ -43,6 +43,17 @@ static double exact_per_site(const tqs_hamiltonian *H, double J1, double J2) {
     return e;
 }
 
+/* The best published variational energies per site where no exact one
+ * exists: the two benchmark lattices at J2 = 0.5 (J1 = 1, periodic). An
+ * upper bound, not the exact energy, so the report gives the signed
+ * relative difference (negative: below it). NAN elsewhere. */
+static double reference_per_site(const tqs_hamiltonian *H, double J1, double J2, const char **source) {
+    if (J1 != 1.0 || fabs(J2 - 0.5) > 1e-12) return NAN;
+    if (H->lat.Lx == 8 && H->lat.Ly == 8) { *source = "RBM + pairing, Nomura & Imada 2021"; return -0.498886; }
+    if (H->lat.Lx == 10 && H->lat.Ly == 10) { *source = "ResNet + MinSR, Chen & Heyl 2024"; return -0.4976921; }
+    return NAN;
+}
+
 /* A resumed run continues its log, but a run that was stopped after its last
  * checkpoint logged steps that the resumed run repeats: keep the header and
  * the rows before `step` (PATH.tmp, then rename, so the log is never half
@@ -474,12 +485,12 @@ static void print_usage(void) {
            o.sweeps, o.thermalize, tqs_vmc_default_sample_power(24), tqs_vmc_default_sample_power(25));
     printf("  SR        --steps n (%d)  --lr x (%g)  --lr-final x (lr/%g)  --diag-shift x (%g)  --diag-shift-final x (= shift)\n"
            "            --solver auto|parameter|sample|cg (auto)  --max-distance x (%g; 0: off; cap on lr*sqrt(d^T S d))\n"
-           "            --momentum x (%g; 0: off; SPRING, the solve pulled towards x times the last update)\n"
+           "            --momentum x (%g up to 36 sites, off above; 0: off; SPRING, the solve pulled towards x times the last update)\n"
            "            --schedule exp|cosine (exp: of lr and shift, to their final values)  --warmup n (0: steps of linear lr warm-up)\n"
            "            --rollback x (0: off, the default; e.g. 5: a step whose E rose x error bars and 2%% above the run's\n"
            "                             lowest goes back to that lowest state, with half the learning rate from then on)\n"
            "            (--steps, --lr, --lr-final, --max-distance, --warmup: the plain phase, or --sym-train's; the rest: both phases)\n",
-           r.plain_steps, o.lr, o.lr / o.lr_final, o.diag_shift, o.max_distance, o.momentum);
+           r.plain_steps, o.lr, o.lr / o.lr_final, o.diag_shift, o.max_distance, tqs_vmc_default_momentum(36));
     printf("  output    --log FILE.csv  --save MODEL  --checkpoint FILE  --checkpoint-every k (50)\n"
            "            --resume FILE (continue the run in FILE, in either phase: it keeps the run's flags; output flags may\n"
            "                             be added, a flag that changes the run is refused)\n"
@@ -666,6 +677,8 @@ typedef struct gs {
     char *note, couplings_msg[256];
     int warm, N;
     double t_begin, t_start, t_train, exact;
+    double ref;                  /* reference_per_site (NAN: none), from ref_source */
+    const char *ref_source;
     /* --time-limit: the phase's deadline, the recent time per step, the evaluation's estimate */
     double deadline, t_avg, t_eval, t_therm;
     int max_steps;
@@ -1187,11 +1200,16 @@ static void report_json(gs *g, const gs_result *res) {
     json_number("v_score", N * in->variance / (in->energy * in->energy));   /* (null for E = 0) */
     if (isfinite(exact)) printf("\"exact_per_site\":%.10g,", exact); else printf("\"exact_per_site\":null,");
     json_number("relative_error", rel);
+    if (isfinite(g->ref)) {   /* a published variational energy: the signed relative difference */
+        printf("\"reference_per_site\":%.10g,\"reference\":\"%s\",", g->ref, g->ref_source);
+        json_number("relative_to_reference", (e - g->ref) / fabs(g->ref));
+    }
     if (res->have_sym) {
         double se = res->sym.energy / N, srel = isfinite(exact) ? fabs((se - exact) / exact) : NAN;
         printf("\"sym_energy_per_site\":%.10g,\"sym_error\":%.4g,", se, res->sym.error / N);
         json_number("sym_v_score", N * res->sym.variance / (res->sym.energy * res->sym.energy));
         json_number("sym_relative_error", srel);
+        if (isfinite(g->ref)) json_number("sym_relative_to_reference", (se - g->ref) / fabs(g->ref));
     } else if (o->symmetrize) printf("\"sym_energy_per_site\":null,\"sym_error\":null,\"sym_v_score\":null,\"sym_relative_error\":null,");
     if (res->have_obs) { printf("\"observables\":"); obs_json(stdout, &res->obs); printf(","); }
     if (res->have_sym_obs) { printf("\"sym_observables\":"); obs_json(stdout, &res->sym_obs); printf(","); }
@@ -1209,10 +1227,14 @@ static void report_text(gs *g, const gs_result *res) {
     printf("variance/N = %.6f   V-score = %.4g\n", in->variance / N, N * in->variance / (in->energy * in->energy));
     if (isfinite(exact))   /* Lanczos to ten digits, or the published six-digit 6x6 value */
         printf("exact E/N = %.*f   relative error = %.2e\n", N <= TQS_ED_MAX_SITES ? 10 : 6, exact, fabs((e - exact) / exact));
+    else if (isfinite(g->ref))
+        printf("reference E/N = %.7g (best published, variational: %s)   relative difference = %+.2e\n", g->ref, g->ref_source,
+               (e - g->ref) / fabs(g->ref));
     if (res->have_sym) {
         double se = res->sym.energy / N;
         printf("symmetrised: E/N = %.6f +- %.6f   V-score = %.4g", se, res->sym.error / N, N * res->sym.variance / (res->sym.energy * res->sym.energy));
         if (isfinite(exact)) printf("   relative error = %.2e", fabs((se - exact) / exact));
+        else if (isfinite(g->ref)) printf("   relative to the reference = %+.2e", (se - g->ref) / fabs(g->ref));
         printf("\n");
     }
     if (sym && g->offset > 0) printf("%ld plain + %ld psi_sym steps in %.1f s\n", g->offset, g->r.vmc.step, g->t_train);
@@ -1279,13 +1301,14 @@ static int plot_run(gs *g, const char *title) {
     plot_series ps;
     plot_options po;
     char full_title[256];
-    double lo = g->exact, hi = g->done_here > 0 ? g->hist_y[g->done_here / 10] : NAN;
+    double lo = isfinite(g->exact) ? g->exact : g->ref, hi = g->done_here > 0 ? g->hist_y[g->done_here / 10] : NAN;
     long i;
     for (i = 0; i < g->done_here; i++) if (!(g->hist_y[i] >= lo)) lo = g->hist_y[i];
     ps.label = "this run"; ps.x = g->hist_x; ps.y = g->hist_y; ps.err = g->hist_e; ps.n = (int)g->done_here;
     memset(&po, 0, sizeof po);
     po.title = title; po.xlabel = "optimisation step"; po.ylabel = "energy per site E/N";
     if (isfinite(g->exact)) { po.ref = g->exact; po.ref_label = "exact"; }
+    else if (isfinite(g->ref)) { po.ref = g->ref; po.ref_label = "best published"; }
     if (isfinite(lo) && hi > lo) {   /* as in plot_logs */
         po.ymin = lo - 0.03 * (hi - lo); po.ymax = hi;
         po.title = clip_title(full_title, sizeof full_title, title, &ps, 1, hi);
@@ -1355,6 +1378,7 @@ static int run(int argc, char **argv, const tqs_comm *comm) {
     flags_prog = "ground_state";
     g->t_begin = now(); g->comm = comm; g->exact = NAN; g->dep_avg = NAN;
     if ((status = parse_flags(&g->o, argc, argv)) != 0 || (status = set_up(g)) != 0) return status;
+    g->ref = reference_per_site(&g->H, g->o.J1, g->o.J2, &g->ref_source);
     if (g->o.n_logs) {   /* plot those logs only */
         char title[128];
         snprintf(title, sizeof title, "%dx%d J1-J2, J2 = %g", g->o.cfg.Lx, g->o.cfg.Ly, g->o.J2);
