@@ -285,6 +285,8 @@ typedef struct tqs_vit_ws {
     double *xs, *z, *muh, *rsh, *rp, *r, *mur, *rsr, *mp, *m, *mui, *rsi;
     double *wt;             /* every weight matrix (O, I) transposed to (I, O rounded up to 8), see tqs__vit_wt_offsets */
     double *amat;           /* (n_layers, h, n, n) factored attention matrices alpha_mu(P - Q) */
+    double *emb;            /* (2^(b b), d) the embedding of every spin pattern of a patch, for b <= 2
+                               (NULL for larger patches: embedded token by token) */
     size_t *wt_off;         /* (6 n_layers + 3) offsets in wt */
     double *prepared_params;/* (n_params) the parameters wt and amat were made from */
     int prepared;
@@ -1669,12 +1671,20 @@ static size_t tqs__vit_wt_offsets(const tqs_vit *m, size_t *off) {
  * mu1 rs1 mu2 rs2 (n each), h1 g (n ff d each); x has n_layers + 1 entries;
  * plus, once, the transposed weights, the factored attention matrices and a
  * copy of the parameters they were made from. */
+/* Doubles of the table of patch embeddings: 2^(b b) patterns of d, where
+ * b b <= 4 (16 patterns; b = 3 would be 512 and is embedded token by token). */
+static size_t tqs__vit_emb_table(const tqs_vit *m) {
+    int bb = m->cfg.b * m->cfg.b;
+    return bb <= 4 ? ((size_t)1 << bb) * (size_t)m->cfg.d : 0;
+}
+
 static size_t tqs__vit_ws_doubles(const tqs_vit *m, int max_batch) {
     size_t Bm = (size_t)max_batch, n = (size_t)m->n, d = (size_t)m->cfg.d, fd = (size_t)m->cfg.ff * d;
     size_t h = (size_t)m->cfg.h, nl = (size_t)m->cfg.n_layers, nd = n * d;
     int std = m->cfg.attention == TQS_ATTN_STANDARD;
     size_t per_layer = Bm * (5 * nd + (std ? 2 * nd + h * n * n : 0) + 4 * n + 2 * n * fd);
-    return per_layer * nl + Bm * nd * (nl + 1) + Bm * (6 * d + 6) + tqs__vit_wt_offsets(m, NULL) + (std ? 0 : nl * h * n * n) + m->n_params;
+    return per_layer * nl + Bm * nd * (nl + 1) + Bm * (6 * d + 6) + tqs__vit_wt_offsets(m, NULL) + (std ? 0 : nl * h * n * n) + m->n_params +
+           tqs__vit_emb_table(m);
 }
 
 TQSDEF int tqs_vit_ws_init(tqs_vit_ws *ws, const tqs_vit *m, int max_batch, int with_backward) {
@@ -1722,6 +1732,8 @@ TQSDEF int tqs_vit_ws_init(tqs_vit_ws *ws, const tqs_vit *m, int max_batch, int 
     TQS__CARVE(ws->mp, Bm * d); TQS__CARVE(ws->m, Bm * d); TQS__CARVE(ws->mui, Bm); TQS__CARVE(ws->rsi, Bm);
     TQS__CARVE(ws->wt, tqs__vit_wt_offsets(m, ws->wt_off)); TQS__CARVE(ws->amat, std ? 0 : nl * h * n * n);
     TQS__CARVE(ws->prepared_params, m->n_params);
+    TQS__CARVE(ws->emb, tqs__vit_emb_table(m));
+    if (!tqs__vit_emb_table(m)) ws->emb = NULL;
 #undef TQS__CARVE
     TQS_ASSERT((size_t)(p - ws->block) == total);
     return TQS_OK;
@@ -2211,7 +2223,15 @@ static TQS__INLINE void tqs__factored_attention_forward(double *a, const double 
                 int cs = c0 + TQS__T <= d ? c0 : d - TQS__T, ce = c0 + TQS__T < c_end ? c0 + TQS__T : c_end;
                 double acc[TQS__T * TQS__T];
                 memset(acc, 0, sizeof acc);
-                tqs__tile(acc, rows, 1, v + cs, d, n);
+                if (nr < TQS__T / 2) {   /* a last tile of 1-3 rows (n = 9, 25 patches): those rows alone, as the tile sums them */
+                    int Q;
+                    for (r = 0; r < nr; r++)
+                        for (Q = 0; Q < n; Q++) {
+                            double x = rows[r][Q];
+                            for (c = 0; c < TQS__T; c++) acc[r * TQS__T + c] += x * v[(size_t)Q * d + cs + c];
+                        }
+                } else
+                    tqs__tile(acc, rows, 1, v + cs, d, n);
                 for (r = 0; r < nr; r++)
                     if (cs == c0 && ce == c0 + TQS__T) memcpy(a + (size_t)(P0 + r) * d + c0, acc + r * TQS__T, sizeof(double) * TQS__T);
                     else for (c = c0; c < ce; c++) a[(size_t)(P0 + r) * d + c] = acc[r * TQS__T + c - cs];
@@ -2259,6 +2279,22 @@ static int tqs__vit_check_call(const tqs_vit *m, const tqs_vit_ws *ws, const voi
     return TQS_OK;
 }
 
+/* One token's embedding x = b_e + sum_e W_e s_e over the b*b spins of its
+ * patch, a direct loop over the d outputs (W_e transposed in weT (bb, padded
+ * d): it vectorises), the sum in the order e = 0, 1, ... Spins are +-1, so
+ * every product is exact and the sum is the same with or without a fused
+ * multiply-add. */
+static TQS__INLINE void tqs__embed_token(double *x /* (d) */, const double *spin /* (bb) */, const double *weT,
+                                         const double *be, int bb, int d) {
+    long pd = tqs__padded(d);
+    int o, e;
+    for (o = 0; o < d; o++) x[o] = be[o];
+    for (e = 0; e < bb; e++) {
+        const double *w = weT + e * pd;
+        for (o = 0; o < d; o++) x[o] += w[o] * spin[e];
+    }
+}
+
 /* What every sample's forward pass shares: the transposed weights and the
  * factored attention matrices of every layer. They are remade only when the
  * parameters differ from the copy they were made from, so that the many
@@ -2286,25 +2322,35 @@ static void tqs__vit_prepare(const tqs_vit *m, tqs_vit_ws *ws) {
     tqs__transpose_padded(ws->wt + off[nl * TQS__WT_PER_LAYER], p + m->Wr, d, d);
     tqs__transpose_padded(ws->wt + off[nl * TQS__WT_PER_LAYER + 1], p + m->Wi, d, d);
     tqs__transpose_padded(ws->wt + off[nl * TQS__WT_PER_LAYER + 2], p + m->We, m->cfg.b * m->cfg.b, d);
+    if (ws->emb) {   /* every pattern of a small patch: bit e of the pattern set is spin e up */
+        int bb = m->cfg.b * m->cfg.b, pat, e;
+        for (pat = 0; pat < 1 << bb; pat++) {
+            double spin[4];
+            for (e = 0; e < bb; e++) spin[e] = (pat >> e) & 1 ? 1.0 : -1.0;
+            tqs__embed_token(ws->emb + (size_t)pat * d, spin, ws->wt + off[nl * TQS__WT_PER_LAYER + 2], p + m->be, bb, d);
+        }
+    }
 }
 
-/* Patches and embedding of R tokens (R / n samples from configs):
- * x_o = b_o + sum_e W_oe s_e over the b*b spins of the patch, a direct loop
- * over the d outputs (W_e transposed in weT (bb, padded d): it vectorises),
- * the sum in the order e = 0, 1, ... */
+/* Patches and embedding of R tokens (R / n samples from configs): each
+ * token's row copied from the table of patch patterns (emb, b <= 2), or
+ * made by tqs__embed_token (the same sums either way). */
 static TQS__INLINE void tqs__embedding_forward(double *x /* (R, d) */, const int8_t *configs /* (R / n, N) */,
-                                               const tqs_vit *m, const double *weT, long R) {
-    int n = m->n, d = m->cfg.d, bb = m->cfg.b * m->cfg.b, o, e;
-    long pd = tqs__padded(d), r;
-    const double *be = m->params + m->be;
+                                               const tqs_vit *m, const double *weT, const double *emb, long R) {
+    int n = m->n, d = m->cfg.d, bb = m->cfg.b * m->cfg.b, e;
+    long r;
     for (r = 0; r < R; r++) {
         const int8_t *cfg = configs + (size_t)(r / n) * m->N;
         const int *sites = m->patch_site + (size_t)(r % n) * bb;
         double *xr = x + (size_t)r * d;
-        for (o = 0; o < d; o++) xr[o] = be[o];
-        for (e = 0; e < bb; e++) {
-            const double *w = weT + e * pd, spin = cfg[sites[e]];
-            for (o = 0; o < d; o++) xr[o] += w[o] * spin;
+        if (emb) {
+            int pat = 0;
+            for (e = 0; e < bb; e++) pat |= (cfg[sites[e]] > 0) << e;
+            memcpy(xr, emb + (size_t)pat * d, sizeof(double) * (size_t)d);
+        } else {
+            double spin[256];   /* (b <= 16 is checked) */
+            for (e = 0; e < bb; e++) spin[e] = cfg[sites[e]];
+            tqs__embed_token(xr, spin, weT, m->params + m->be, bb, d);
         }
     }
 }
@@ -2364,7 +2410,7 @@ static TQS__VECTORISE TQS__INLINE void tqs__vit_forward_range_loop(const tqs_vit
     size_t nd = (size_t)n * d, o_nd = (size_t)w0 * nd, o_n = (size_t)w0 * n;
     if (B <= 0) return;
     /* 1-2. patches and embedding */
-    tqs__embedding_forward(ws->x[0] + o_nd, configs + (size_t)s0 * N, m, wt + off[m->cfg.n_layers * TQS__WT_PER_LAYER + 2], R);
+    tqs__embedding_forward(ws->x[0] + o_nd, configs + (size_t)s0 * N, m, wt + off[m->cfg.n_layers * TQS__WT_PER_LAYER + 2], ws->emb, R);
     /* 3. encoder blocks */
     for (l = 0; l < m->cfg.n_layers; l++) {
         const tqs_vit_layer_offsets *L = &m->layer[l];

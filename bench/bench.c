@@ -314,7 +314,7 @@ static void bench_ops(const shape *sh) {
         const double *wt = ws.wt, *p = m.params;
         const size_t *off = ws.wt_off;
         OP("embedding", 2.0 * R * m.cfg.b * m.cfg.b * d,
-           tqs__embedding_forward(ws.x[0], cf, &m, wt + off[nl * TQS__WT_PER_LAYER + 2], R));
+           tqs__embedding_forward(ws.x[0], cf, &m, wt + off[nl * TQS__WT_PER_LAYER + 2], ws.emb, R));
         for (l = 0; l < nl; l++) {
             const tqs_vit_layer_offsets *L = &m.layer[l];
             const size_t *o = off + l * TQS__WT_PER_LAYER;
