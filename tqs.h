@@ -657,7 +657,8 @@ typedef struct tqs_vmc_options {  /* zero means default (tqs_vmc_options_default
     double max_distance;          /* the update's Fubini-Study length lr sqrt(delta^T S delta) is
                                      capped at it; default 0.05, < 0: no cap */
     double momentum;              /* SPRING's mu < 1: the solve is pulled towards mu times the
-                                     last update (tqs_sr_solve_prior); default 0.9, < 0: plain SR */
+                                     last update (tqs_sr_solve_prior); < 0: plain SR. Default (0):
+                                     tqs_vmc_default_momentum(N), 0.9 up to 36 sites, off above */
     double rollback;              /* sampled runs: a step whose energy lies more than rollback error
                                      bars (of its estimate and the best's together) and 2% above the
                                      run's lowest is undone before it learns anything: the parameters
@@ -680,9 +681,17 @@ typedef struct tqs_vmc_options {  /* zero means default (tqs_vmc_options_default
 } tqs_vmc_options;
 /* Fills every zero field with its default: the defaults of tqs_vmc_init and
  * of the example programs (one definition; measured in examples/README.md,
- * "Training"), except sample_power, whose default depends on the lattice
- * (left 0, see below). Idempotent: "off" stays negative. */
+ * "Training"), except sample_power and momentum, whose defaults depend on
+ * the lattice (left 0, see below). Idempotent: "off" stays negative. */
 TQSDEF void tqs_vmc_options_defaults(tqs_vmc_options *opt);
+/* The default momentum on a lattice of n_sites: 0.9 up to 36 sites, off
+ * (-1) above. Measured (examples/README.md, "The model for the lattice"):
+ * on 8x8, 20-minute plain runs with it ended 3.6e-2, 6.3e-2 and 4.5e-1
+ * above the best published energy (seeds 1-3; seed 1 swung by 2-4% over
+ * tens of steps, seed 3 diverged), without it 2.2e-2, 7.3e-2 and 4.7e-2;
+ * an hour with it collapsed once (E/N -0.484 to -0.097).
+ * Left zero by tqs_vmc_options_defaults, resolved by tqs_vmc_init. */
+TQSDEF double tqs_vmc_default_momentum(int n_sites);
 /* The default sample power on a lattice of n_sites: 1 up to 24 sites, 2
  * above. Measured (examples/README.md, "The model for the lattice"): on 4x4
  * and 4x6 |psi|^1 samples lower the median error of every recipe tried 4
@@ -4269,8 +4278,9 @@ TQSDEF int tqs_sr_solve_prior(double *delta, const double *X, const double *f, d
 /* The optimisation driver                                               */
 /* ===================================================================== */
 /* The defaults come from the training study (examples/README.md): one
- * sample per chain decorrelates best, SPRING's momentum and the trust region
- * keep sampled SR stable at lr 0.05, decaying tenfold over the run. */
+ * sample per chain decorrelates best, SPRING's momentum (up to 36 sites)
+ * and the trust region keep sampled SR stable at lr 0.05, decaying tenfold
+ * over the run. */
 TQSDEF void tqs_vmc_options_defaults(tqs_vmc_options *o) {
     if (o->n_samples <= 0) o->n_samples = 1024;
     if (o->n_chains <= 0) o->n_chains = o->n_samples < 1024 ? o->n_samples : 1024;
@@ -4283,13 +4293,14 @@ TQSDEF void tqs_vmc_options_defaults(tqs_vmc_options *o) {
     if (!(o->diag_shift > 0)) o->diag_shift = 1e-3;
     if (!(o->diag_shift_final > 0)) o->diag_shift_final = o->diag_shift;
     if (o->max_distance == 0) o->max_distance = 0.05;
-    if (o->momentum == 0) o->momentum = 0.9;
+    /* momentum: by the lattice (tqs_vmc_init) */
     if (o->rollback == 0) o->rollback = -1;   /* off: measured to cost more than it saved (examples/README.md) */
     if (o->jac_batch < 0) o->jac_batch = 0;   /* 0: chosen by tqs__vmc_batch */
     if (!(o->sample_power > 0)) o->sample_power = 0;   /* by the lattice: tqs_vmc_init */
 }
 
 TQSDEF double tqs_vmc_default_sample_power(int n_sites) { return n_sites <= 24 ? 1.0 : 2.0; }
+TQSDEF double tqs_vmc_default_momentum(int n_sites) { return n_sites <= 36 ? 0.9 : -1.0; }
 
 /* Configurations per batch of the local energy (passes = 1) and of the
  * Jacobian (passes = 5): enough that each parallel region has at least
@@ -4325,6 +4336,7 @@ TQSDEF int tqs_vmc_init(tqs_vmc *v, const tqs_hamiltonian *H, tqs_vit *model, co
     tqs_vmc_options_defaults(&o);
     N = H->lat.N;
     if (o.sample_power == 0) o.sample_power = o.exact ? 2.0 : tqs_vmc_default_sample_power(N);
+    if (o.momentum == 0) o.momentum = tqs_vmc_default_momentum(N);
     if ((rc = tqs__comm_check(o.comm)) != 0) return rc;
     np = tqs__comm_n(o.comm);
     if (np > 1) {   /* the processes must run the same problem (their rows of X are checked by the SR set-up) */

@@ -485,12 +485,12 @@ static void print_usage(void) {
            o.sweeps, o.thermalize, tqs_vmc_default_sample_power(24), tqs_vmc_default_sample_power(25));
     printf("  SR        --steps n (%d)  --lr x (%g)  --lr-final x (lr/%g)  --diag-shift x (%g)  --diag-shift-final x (= shift)\n"
            "            --solver auto|parameter|sample|cg (auto)  --max-distance x (%g; 0: off; cap on lr*sqrt(d^T S d))\n"
-           "            --momentum x (%g; 0: off; SPRING, the solve pulled towards x times the last update)\n"
+           "            --momentum x (%g up to 36 sites, off above; 0: off; SPRING, the solve pulled towards x times the last update)\n"
            "            --schedule exp|cosine (exp: of lr and shift, to their final values)  --warmup n (0: steps of linear lr warm-up)\n"
            "            --rollback x (0: off, the default; e.g. 5: a step whose E rose x error bars and 2%% above the run's\n"
            "                             lowest goes back to that lowest state, with half the learning rate from then on)\n"
            "            (--steps, --lr, --lr-final, --max-distance, --warmup: the plain phase, or --sym-train's; the rest: both phases)\n",
-           r.plain_steps, o.lr, o.lr / o.lr_final, o.diag_shift, o.max_distance, o.momentum);
+           r.plain_steps, o.lr, o.lr / o.lr_final, o.diag_shift, o.max_distance, tqs_vmc_default_momentum(36));
     printf("  output    --log FILE.csv  --save MODEL  --checkpoint FILE  --checkpoint-every k (50)\n"
            "            --resume FILE (continue the run in FILE, in either phase: it keeps the run's flags; output flags may\n"
            "                             be added, a flag that changes the run is refused)\n"

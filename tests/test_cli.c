@@ -578,9 +578,29 @@ static void test_defaults_and_tour(void) {
     memset(&o, 0, sizeof o); memset(&c, 0, sizeof c);
     tqs_vmc_options_defaults(&o); tqs_vit_config_defaults(&c);
     CHECK(o.n_samples == 1024 && o.n_chains == 1024 && o.n_steps == 500 && o.lr == 0.05 && o.lr_final == 0.1 * 0.05 &&
-          o.momentum == 0.9 && o.max_distance == 0.05 && c.b == 2 && c.d == 16 && c.h == 2 && c.n_layers == 2 && c.ff == 2);
-    /* the sample power depends on the lattice: left 0 here, 1 up to 24 sites, 2 above */
+          o.max_distance == 0.05 && c.b == 2 && c.d == 16 && c.h == 2 && c.n_layers == 2 && c.ff == 2);
+    /* the sample power and the momentum depend on the lattice: left 0 here; the power 1 up
+     * to 24 sites, 2 above; the momentum 0.9 up to 36 sites, off above */
     CHECK(o.sample_power == 0 && tqs_vmc_default_sample_power(24) == 1 && tqs_vmc_default_sample_power(25) == 2);
+    CHECK(o.momentum == 0 && tqs_vmc_default_momentum(36) == 0.9 && tqs_vmc_default_momentum(37) < 0);
+    {   /* and tqs_vmc_init resolves them for its lattice (6x6: 0.9; 8x8: off, plain SR) */
+        int L;
+        for (L = 6; L <= 8; L += 2) {
+            tqs_vit m;
+            tqs_hamiltonian H;
+            tqs_vmc v;
+            tqs_vmc_options vo;
+            tqs_vit_config vc;
+            memset(&vo, 0, sizeof vo); memset(&vc, 0, sizeof vc);
+            vc.Lx = vc.Ly = L; vo.n_samples = 16;
+            tqs_vit_config_defaults(&vc);
+            CHECK_EQ(tqs_vit_init(&m, &vc, 1), 0);
+            CHECK_EQ(tqs_hamiltonian_init(&H, L, L, 1.0, 0.5), 0);
+            CHECK_EQ(tqs_vmc_init(&v, &H, &m, &vo), 0);
+            CHECK(v.opt.momentum == (L == 6 ? 0.9 : -1.0) && v.opt.sample_power == 2.0);
+            tqs_vmc_free(&v); tqs_hamiltonian_free(&H); tqs_vit_free(&m);
+        }
+    }
     tqs_vmc_options_defaults(&o);   /* idempotent: "off" stays off */
     o.momentum = -1; tqs_vmc_options_defaults(&o); CHECK(o.momentum == -1);
     /* the tour's recipe (tqs_recipe, 3 plain steps and 2 of psi_sym) against
@@ -788,6 +808,10 @@ static void test_model_metric(void) {
     refused_plain("./examples/model metric " D "/ex2.tqs --shift", "--shift", 2);
 }
 
+/* The couplings travel with the model: --init without --J2 continues at the
+ * J2 the model was trained at (its exact energy is that coupling's), a
+ * different --J2 is a warm start said in one line, and a model file of
+ * version 1 (no couplings recorded) says so and uses the default. */
 /* 8x8 and 10x10 at J2 = 0.5 have no exact energy here; the report compares
  * with the best published variational one, signed (an upper bound: a run may
  * end below it). The difference is recomputed from the printed energy (10
@@ -809,10 +833,6 @@ static void test_reference_energy(void) {
     free(out);
 }
 
-/* The couplings travel with the model: --init without --J2 continues at the
- * J2 the model was trained at (its exact energy is that coupling's), a
- * different --J2 is a warm start said in one line, and a model file of
- * version 1 (no couplings recorded) says so and uses the default. */
 static void test_init_couplings(void) {
     char *out, *err;
     unsigned char *buf = NULL, *v1;
