@@ -685,8 +685,7 @@ typedef struct tqs_vmc_options {  /* zero means default (tqs_vmc_options_default
  * the lattice (left 0, see below). Idempotent: "off" stays negative. */
 TQSDEF void tqs_vmc_options_defaults(tqs_vmc_options *opt);
 /* The default momentum on a lattice of n_sites: 0.9 up to 36 sites, off
- * (-1) above. Measured (examples/README.md, "The model for the lattice"):
- * on 8x8, 20-minute plain runs with it ended 3.6e-2, 6.3e-2 and 4.5e-1
+ * (-1) above. Measured (examples/README.md, "8x8 and 10x10"): on 8x8, 20-minute plain runs with it ended 3.6e-2, 6.3e-2 and 4.5e-1
  * above the best published energy (seeds 1-3; seed 1 swung by 2-4% over
  * tens of steps, seed 3 diverged), without it 2.2e-2, 7.3e-2 and 4.7e-2;
  * an hour with it collapsed once (E/N -0.484 to -0.097).
@@ -1675,11 +1674,6 @@ static size_t tqs__vit_wt_offsets(const tqs_vit *m, size_t *off) {
     return total;
 }
 
-/* Doubles of activations for max_batch configurations:
- * per layer y1 v a xm y2 (n d each), q k (standard), att (h n n, standard),
- * mu1 rs1 mu2 rs2 (n each), h1 g (n ff d each); x has n_layers + 1 entries;
- * plus, once, the transposed weights, the factored attention matrices and a
- * copy of the parameters they were made from. */
 /* Doubles of the table of patch embeddings: 2^(b b) patterns of d, where
  * b b <= 4 (16 patterns; b = 3 would be 512 and is embedded token by token). */
 static size_t tqs__vit_emb_table(const tqs_vit *m) {
@@ -1687,6 +1681,11 @@ static size_t tqs__vit_emb_table(const tqs_vit *m) {
     return bb <= 4 ? ((size_t)1 << bb) * (size_t)m->cfg.d : 0;
 }
 
+/* Doubles of activations for max_batch configurations:
+ * per layer y1 v a xm y2 (n d each), q k (standard), att (h n n, standard),
+ * mu1 rs1 mu2 rs2 (n each), h1 g (n ff d each); x has n_layers + 1 entries;
+ * plus, once, the transposed weights, the factored attention matrices, a
+ * copy of the parameters they were made from and the patch embeddings. */
 static size_t tqs__vit_ws_doubles(const tqs_vit *m, int max_batch) {
     size_t Bm = (size_t)max_batch, n = (size_t)m->n, d = (size_t)m->cfg.d, fd = (size_t)m->cfg.ff * d;
     size_t h = (size_t)m->cfg.h, nl = (size_t)m->cfg.n_layers, nd = n * d;

@@ -808,10 +808,6 @@ static void test_model_metric(void) {
     refused_plain("./examples/model metric " D "/ex2.tqs --shift", "--shift", 2);
 }
 
-/* The couplings travel with the model: --init without --J2 continues at the
- * J2 the model was trained at (its exact energy is that coupling's), a
- * different --J2 is a warm start said in one line, and a model file of
- * version 1 (no couplings recorded) says so and uses the default. */
 /* 8x8 and 10x10 at J2 = 0.5 have no exact energy here; the report compares
  * with the best published variational one, signed (an upper bound: a run may
  * end below it). The difference is recomputed from the printed energy (10
@@ -833,6 +829,10 @@ static void test_reference_energy(void) {
     free(out);
 }
 
+/* The couplings travel with the model: --init without --J2 continues at the
+ * J2 the model was trained at (its exact energy is that coupling's), a
+ * different --J2 is a warm start said in one line, and a model file of
+ * version 1 (no couplings recorded) says so and uses the default. */
 static void test_init_couplings(void) {
     char *out, *err;
     unsigned char *buf = NULL, *v1;
