@@ -1023,7 +1023,8 @@ typedef struct tqs_recipe_budget {
     double plain_share;       /* of the budget: 1/3 below 30 minutes, 1/4 below 90, 1/6 from 90 (d = 24) */
     int plain_samples;        /* 512 up to 24 sites, 1024 above */
     int d;                    /* model width: 16, 24 from 90 minutes on more than 24 sites */
-    int group;                /* TQS_RECIPE_POINT, or TQS_RECIPE_PLAIN (4x6 up to 5 minutes) */
+    int group;                /* TQS_RECIPE_POINT; TQS_RECIPE_PLAIN (4x6 up to 5 minutes);
+                                 TQS_RECIPE_TRANSLATIONS above 36 sites */
 } tqs_recipe_budget;
 TQSDEF tqs_recipe_budget tqs_recipe_for_budget(int Lx, int Ly, double minutes);
 typedef struct tqs_recipe {
@@ -6280,6 +6281,7 @@ TQSDEF tqs_recipe_budget tqs_recipe_for_budget(int Lx, int Ly, double minutes) {
     b.plain_share = minutes < 30 ? 1.0 / 3.0 : 0.25;
     if (minutes > 0 && N > 16 && N <= 24 && minutes <= 5) { b.group = TQS_RECIPE_PLAIN; b.plain_share = 1; }
     if (N > 24 && minutes >= 90) { b.d = 24; b.plain_share = 1.0 / 6.0; }
+    if (N > 36) b.group = TQS_RECIPE_TRANSLATIONS;
     return b;
 }
 

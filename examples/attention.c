@@ -6,7 +6,10 @@
  *   D = mean_s ||A(s) - mean A||_F / ||mean A||_F
  * (0 for factored attention, by construction). --svg writes PREFIX-mean.svg
  * and PREFIX-std.svg: the mean and the standard deviation over samples as
- * functions of the displacement between query and key patch. */
+ * functions of the displacement between query and key patch.
+ *   ./examples/attention --plot OUT.svg LOG.csv...
+ * plots the input dependence that ground_state --attention-log logged during
+ * training, one curve per log (make reproduce PROFILE=sizes: four lattices). */
 #define TQS_IMPLEMENTATION
 #include "../tqs.h"
 #include "flags.h"
@@ -25,6 +28,63 @@ static void displacement_maps(const tqs_vit *m, double *out, const double *maps)
     free(tmp);
 }
 
+/* --plot OUT.svg LOG.csv...: the input dependence that ground_state
+ * --attention-log wrote in each log (its input_dependence column, filled on
+ * the logged steps) against the step, one curve per log, labelled by its
+ * file name: the paper's third claim is a trend with the lattice size, so
+ * the logs of several lattices go on one figure. */
+static int read_dependence(const char *path, plot_series *s) {
+    FILE *f = fopen(path, "r");
+    char line[1024], *tok;
+    int col = -1, k, cap = 0, lineno = 1;
+    double *x = NULL, *y = NULL;
+    s->label = strrchr(path, '/') ? strrchr(path, '/') + 1 : path;
+    s->x = s->y = s->err = NULL; s->n = 0;
+    if (!f) { fprintf(stderr, "attention: --plot: cannot open '%s'\n", path); return 1; }
+    if (fgets(line, sizeof line, f))
+        for (k = 0, tok = strtok(line, ",\r\n"); tok; k++, tok = strtok(NULL, ",\r\n")) if (!strcmp(tok, "input_dependence")) col = k;
+    if (col < 0) {
+        fprintf(stderr, "attention: --plot: '%s' has no input_dependence column (a ground_state --log of a run with --attention-log)\n", path);
+        fclose(f); return 1;
+    }
+    while (fgets(line, sizeof line, f)) {
+        char *p = line, *end;
+        double step = strtod(line, &end), d;
+        lineno++;
+        for (k = 0; k < col && p; k++) if ((p = strchr(p, ',')) != NULL) p++;
+        if (end == line || !p) { fprintf(stderr, "attention: --plot: %s:%d: not a log line\n", path, lineno); fclose(f); free(x); free(y); return 1; }
+        d = strtod(p, &end);
+        if (end == p) continue;   /* a step whose attention was not logged: the field is empty */
+        if (s->n == cap) {
+            double *nx, *ny;
+            cap = cap ? 2 * cap : 256;
+            nx = (double *)realloc(x, sizeof(double) * cap); if (nx) x = nx;
+            ny = (double *)realloc(y, sizeof(double) * cap); if (ny) y = ny;
+            if (!nx || !ny) { fprintf(stderr, "attention: --plot: out of memory\n"); fclose(f); free(x); free(y); return 1; }
+        }
+        x[s->n] = step; y[s->n] = d; s->n++;
+    }
+    fclose(f);
+    s->x = x; s->y = y;
+    if (!s->n) { fprintf(stderr, "attention: --plot: '%s' has no logged input dependence (a run with --attention-log)\n", path); free(x); free(y); return 1; }
+    return 0;
+}
+
+static int plot_dependence(const char *svg, char **logs, int n_logs) {
+    plot_series *s = (plot_series *)calloc((size_t)n_logs, sizeof *s);
+    plot_options o;
+    int k, rc = 0;
+    if (!s) { fprintf(stderr, "attention: --plot: out of memory\n"); return 1; }
+    for (k = 0; k < n_logs && !rc; k++) rc = read_dependence(logs[k], &s[k]);
+    memset(&o, 0, sizeof o);
+    o.title = "standard attention: input dependence during training";
+    o.xlabel = "optimisation step"; o.ylabel = "D = mean ||A(s) - mean A|| / ||mean A||";
+    if (!rc && plot_line_svg(svg, s, n_logs, &o)) { fprintf(stderr, "attention: --plot: %s\n", plot_last_error()); rc = 1; }
+    for (k = 0; k < n_logs; k++) { free((void *)s[k].x); free((void *)s[k].y); }
+    free(s);
+    return rc;
+}
+
 int main(int argc, char **argv) {
     const char *path = NULL, *svg = NULL;
     int i, K = 1024, seed = 1, json = 0, chains = 16, nlh, l, mu;
@@ -39,11 +99,18 @@ int main(int argc, char **argv) {
     double *dep, *mean, *sd, avg = 0;
 
     flags_prog = "attention";
+    if (argc >= 2 && !strcmp(argv[1], "--plot")) {
+        if (argc < 4) flags_die("--plot: needs OUT.svg and at least one LOG.csv (try --help)");
+        flags_check_output("--plot", argv[2]);
+        return plot_dependence(argv[2], argv + 3, argc - 3);
+    }
     for (i = 1; i < argc; i++) {
         if (flags_int(argc, argv, &i, "--samples", &K, 16, 1 << 20) || flags_int(argc, argv, &i, "--seed", &seed, 0, 2147483647) ||
             flags_str(argc, argv, &i, "--svg", &svg) || flags_bool(argv, i, "--json", &json)) continue;
         if (!strcmp(argv[i], "--help") || !strcmp(argv[i], "-h")) {
-            printf("usage: attention MODEL [--samples K (1024)] [--seed S (1)] [--svg PREFIX] [--json]\n");
+            printf("usage: attention MODEL [--samples K (1024)] [--seed S (1)] [--svg PREFIX] [--json]\n"
+                   "       attention --plot OUT.svg LOG.csv... (the input dependence logged by ground_state --attention-log,\n"
+                   "                 against the step, one curve per log)\n");
             return 0;
         }
         if (argv[i][0] == '-') flags_die("unknown flag '%s' (try --help)", argv[i]);

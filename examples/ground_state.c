@@ -465,7 +465,8 @@ static void print_usage(void) {
            "                                              beyond; 6x6 from 90 min: d = 24 and a sixth; 4x6 up to 5 min: plain only)\n"
            "    ground_state --steps %d                 (%d plain steps, then psi_sym: --sym-steps, default steps / 6 = %d)\n"
            "  phases    --plain (one plain phase)   --sym-train full|point|translations (one psi_sym phase, e.g. from --init)\n"
-           "            --group auto|point|full|translations (the recipe's psi_sym: auto = point, or plain only where measured)\n"
+           "            --group auto|point|full|translations (the recipe's psi_sym: auto = point; translations above\n"
+           "            36 sites; plain only where measured)\n"
            "            --plain-share f (of --time-limit)  --sym-steps n  --sym-samples n (%d)  --sym-lr x (%g)\n"
            "            --sym-lr-final x (%g)  --sym-max-distance x (%g)  --sym-time-limit MINUTES (psi_sym's; default: the rest)\n",
            r.plain_steps, r.plain_steps, r.sym_steps, r.sym.n_samples, r.sym.lr, r.sym.lr_final, r.sym.max_distance);

@@ -3,6 +3,9 @@
 #   PROFILE=quick (default)  about 80 minutes on 2 cores (4x4: 1,500 steps, then 250 of psi_sym): examples/results/
 #   PROFILE=long             about 2 hours on 2 cores (2.1 h measured, examples/results/long/):
 #                            adds symmetrised training; writes examples/results/long/
+#   PROFILE=sizes            the third claim on four sizes: standard attention on 4x4, 6x6, 8x8 and 10x10,
+#                            200 steps each, seeds 1-3 (SIZES_STEPS=n, SIZES_SEEDS="1 2" for others):
+#                            examples/results/sizes/
 #   PROFILE=smoke            seconds, to check the script itself (numbers meaningless)
 #   TABLE_ONLY=1             no training: table.md from the runs finished so far
 # Factored and standard attention on 4x4 and 6x6 at J2 = 0.5, the same model,
@@ -31,15 +34,20 @@ quick) OUT=${OUT:-examples/results}; SAMPLES=512; STEPS4=1500; STEPS6=150; EVAL=
        SYM_STEPS4=250; SYM4="point"; SYM_EVAL=4096; SYMF="--samples 512 --lr 0.1 --lr-final 0.01 --max-distance 0.1" ;;
 long)  OUT=${OUT:-examples/results/long}; SAMPLES=1024; STEPS4=400; STEPS6=200; EVAL=16384; SYM_SAMPLES=512
        SYM_STEPS4=20; SYM4="full"; SYM_STEPS6=40; SYM6="translations"; SYM_EVAL=4096 ;;
+# sizes: the same training on every lattice (the optimiser given in full: the
+# program's default momentum changes at 36 sites), the input dependence logged
+# every 10 steps; no symmetrisation (64 forward passes per amplitude on 10x10)
+sizes) OUT=${OUT:-examples/results/sizes}; SAMPLES=1024; STEPS4=${SIZES_STEPS:-200}; SEEDS=${SIZES_SEEDS:-$SEEDS}; EVAL=4096; SYM_SAMPLES=0; ATT_LOG=10 ;;
 smoke) OUT=${OUT:-build/reproduce-smoke}; SAMPLES=64; STEPS4=3; STEPS6=2; EVAL=64; SYM_SAMPLES=64; SYM_EVAL=64
        SYM_STEPS4=2; SYM4="point"; SYM_STEPS6=2; SYM6="translations"; SEEDS="1 2" ;;
-*) echo "reproduce.sh: PROFILE must be quick, long or smoke, not '$PROFILE'" >&2; exit 2 ;;
+*) echo "reproduce.sh: PROFILE must be quick, long, sizes or smoke, not '$PROFILE'" >&2; exit 2 ;;
 esac
 # the program's defaults are the optimiser (SR with momentum, step cap, lr
 # decay); the training samples |psi|^1, reweighted (examples/README.md,
 # "Samples of |psi|^1"), the evaluations |psi|^2
 TRAIN="--samples $SAMPLES --sample-power 1"
 EVALF="--eval-samples $EVAL --symmetrize --sym-samples $SYM_SAMPLES"
+if [ "$PROFILE" = sizes ]; then TRAIN="$TRAIN --momentum 0"; EVALF="--eval-samples $EVAL"; fi
 SYMF="${SYMF:---samples $SYM_SAMPLES --lr 0.01 --lr-final 0.002 --max-distance 0.05} --sample-power 1"
 mkdir -p "$OUT"
 
@@ -79,7 +87,7 @@ runs() {   # runs ATT
                 SVG=""; [ "$SEED" = 1 ] && SVG="--svg $TAG-init"
                 ./examples/attention "$TAG-init.tqs" --samples 1024 $SVG --json > "$TAG-init-attention.json"
             fi
-            EXTRA="--attention-log 25"
+            EXTRA="--attention-log ${ATT_LOG:-25}"
         fi
         train "$TAG" --L "$L" --J2 0.5 --attention "$ATT" $MODEL $TRAIN $EVALF --steps "$STEPS" --seed "$SEED" $EXTRA
         if [ ! -f "$TAG-attention.json" ]; then
@@ -109,7 +117,7 @@ NPROC=$(getconf _NPROCESSORS_ONLN 2>/dev/null || echo 1)
 JOBS=${JOBS:-2}; [ "$NPROC" -ge 2 ] || JOBS=1
 THREADS=$NPROC; [ "$JOBS" -ge 2 ] && THREADS=$((NPROC / 2))
 # TABLE_ONLY=1: no training, only table.md from the runs that finished ("-" where a seed is missing)
-LATTICES="4 6"; [ "${TABLE_ONLY:-0}" = 1 ] && LATTICES=""
+LATTICES="4 6"; { [ "${TABLE_ONLY:-0}" = 1 ] || [ "$PROFILE" = sizes ]; } && LATTICES=""
 for L in $LATTICES; do
     if [ "$L" = 4 ]; then STEPS=$STEPS4; SYM=${SYM4:-}; SYM_STEPS=$SYM_STEPS4; else STEPS=$STEPS6; SYM=${SYM6:-}; SYM_STEPS=$SYM_STEPS6; fi
     if [ "$JOBS" -ge 2 ]; then
@@ -141,6 +149,49 @@ stat() {   # stat FIELD FORMAT FILES...
               if (n < t) printf(" (%d of %d seeds)", n, t) }'
 }
 files() { for SEED in $SEEDS; do printf '%s ' "$OUT/$1-s$SEED$2"; done; }
+
+# PROFILE=sizes: standard attention alone on four lattices, the 10x10 runs
+# beside those of the three smaller ones (about as long); then one figure,
+# input-dependence.svg (seed 1 of each lattice), and table.md
+if [ "$PROFILE" = sizes ]; then
+    SYM_STEPS=0; STEPS=$STEPS4
+    sizes_runs() { for L in "$@"; do runs standard; done; }
+    if [ "${TABLE_ONLY:-0}" != 1 ]; then
+        if [ "$JOBS" -ge 2 ]; then
+            (OMP_NUM_THREADS=$THREADS; export OMP_NUM_THREADS; sizes_runs 10) & P1=$!
+            (OMP_NUM_THREADS=$THREADS; export OMP_NUM_THREADS; sizes_runs 4 6 8) & P2=$!
+            S1=0; wait "$P1" || S1=$?
+            S2=0; wait "$P2" || S2=$?
+            if [ "$S1" != 0 ] || [ "$S2" != 0 ]; then echo "reproduce.sh: a run failed (above)" >&2; exit 1; fi
+        else
+            sizes_runs 4 6 8 10
+        fi
+    fi
+    LOGS=""; for L in 4 6 8 10; do [ -f "$OUT/${L}x${L}-standard-s1.csv" ] && LOGS="$LOGS $OUT/${L}x${L}-standard-s1.csv"; done
+    # shellcheck disable=SC2086
+    [ -n "$LOGS" ] && ./examples/attention --plot "$OUT/input-dependence.svg" $LOGS
+    {
+        echo "| lattice | parameters | s/step | E/N | rel. error | input dependence: init -> trained |"
+        echo "|---|---|---|---|---|---|"
+        for L in 4 6 8 10; do
+            T="${L}x${L}-standard"
+            J=$(files "$T" .json)
+            # shellcheck disable=SC2086
+            REL=$(stat relative_error %.2e $J); [ "$REL" = - ] && REL="$(stat relative_to_reference %+.2e $J) (to the best published)"
+            # shellcheck disable=SC2086
+            printf '| %sx%s | %s | %s | %s | %s | %s -> %s |\n' "$L" "$L" "$(field "$OUT/$T-s1.json" params)" "$(stat seconds_per_step %.2f $J)" \
+                "$(stat energy_per_site %.5f $J)" "$REL" "$(stat input_dependence %.3f $(files "$T" -init-attention.json))" \
+                "$(stat input_dependence %.3f $(files "$T" -attention.json))"
+        done
+        echo
+        echo "PROFILE=sizes: standard attention, J2 = 0.5; $MODEL, patch 2; $TRAIN, the default learning rate and step cap; $STEPS4 steps on every lattice;"
+        echo "evaluation: $EVALF; input dependence of the trained model on 1024 samples. Each entry: median (smallest to largest) over seeds $SEEDS."
+        [ "$JOBS" -ge 2 ] && echo "Runs: 10x10 beside 4x4, 6x6 and 8x8 one after the other, $THREADS thread(s) each (s/step as measured so)."
+        echo "Measured on: $(grep -m1 'model name' /proc/cpuinfo 2>/dev/null | sed 's/.*: //'), $(getconf _NPROCESSORS_ONLN) cores, $(date -u +%Y-%m-%d)."
+    } > "$OUT/table.md"
+    cat "$OUT/table.md"
+    exit 0
+fi
 
 {
     SYM_STEPS=$((SYM_STEPS4 + SYM_STEPS6))

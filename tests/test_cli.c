@@ -970,6 +970,39 @@ static void test_recipe_command(void) {
     printf("  the recipe in one command: stopped in either phase and resumed, the same log; --init of psi_sym continues it\n");
 }
 
+/* attention --plot: one curve per log through the steps whose input
+ * dependence was logged (counted here from the CSV itself: the non-empty
+ * last fields), and a log without any refused in one line, no file written. */
+static void test_attention_plot(void) {
+    char *csv, *svg, *p, *path;
+    int logged = 0, points = 0, lines = 0;
+    CHECK_EQ(run("./examples/ground_state --plain --attention standard --d 8 --heads 2 --layers 1 --samples 64 --steps 7 "
+                 "--attention-log 3 --eval-samples 64 --quiet --log " D "/att.csv"), 0);
+    csv = slurp(D "/att.csv", NULL);
+    for (p = csv ? strchr(csv, '\n') : NULL; p && p[1]; p = strchr(p + 1, '\n')) {
+        char *eol = strchr(p + 1, '\n');
+        if (eol && eol[-1] != ',') logged++;
+    }
+    CHECK(logged >= 3);   /* steps 0, 3, 6 at least */
+    remove(D "/att.svg");
+    CHECK_EQ(run("./examples/attention --plot " D "/att.svg " D "/att.csv"), 0);
+    svg = slurp(D "/att.svg", NULL);
+    path = svg ? strstr(svg, "stroke-width=\"1.6\" d=\"") : NULL;   /* the curve (no error band is drawn) */
+    for (p = path; p && *p != '/'; p++) points += *p == 'M' || *p == 'L';
+    CHECK_EQ(points, logged);
+    CHECK(svg && strstr(svg, "att.csv"));   /* the legend names the log */
+    free(csv); free(svg);
+    CHECK_EQ(run("./examples/ground_state --plain --d 8 --heads 2 --layers 1 --samples 64 --steps 2 --eval-samples 64 --quiet --log " D "/fac.csv"), 0);
+    remove(D "/att.svg");
+    CHECK_EQ(run("./examples/attention --plot " D "/att.svg " D "/fac.csv"), 1);
+    svg = slurp(D "/err.txt", NULL);
+    for (p = svg; p && *p; p++) lines += *p == '\n';
+    CHECK(svg && lines == 1 && strstr(svg, "no logged input dependence") && !exists(D "/att.svg"));
+    free(svg);
+    refused_plain("./examples/attention --plot " D "/att.svg", "LOG.csv", 2);
+    printf("  attention --plot: %d logged steps, %d points drawn; a log without any refused, no file written\n", logged, points);
+}
+
 int main(void) {
     mkdir("build", 0777);
     mkdir(D, 0777);
@@ -990,5 +1023,6 @@ int main(void) {
     test_init_couplings();
     test_reference_energy();
     test_symmetry_check();
+    test_attention_plot();
     return test_summary();
 }

@@ -723,7 +723,11 @@ static void test_recipe_resume(void) {
     bu = tqs_recipe_for_budget(6, 6, 60);
     CHECK(bu.plain_samples == 1024 && bu.d == 16 && bu.plain_share == 0.25);
     bu = tqs_recipe_for_budget(6, 6, 120);
-    CHECK(bu.d == 24 && fabs(bu.plain_share - 1.0 / 6) < 1e-15);
+    CHECK(bu.d == 24 && fabs(bu.plain_share - 1.0 / 6) < 1e-15 && bu.group == TQS_RECIPE_POINT);
+    bu = tqs_recipe_for_budget(8, 8, 60);   /* measured on 8x8: the 4 translations, not the 32-term point group */
+    CHECK(bu.group == TQS_RECIPE_TRANSLATIONS && bu.plain_samples == 1024 && bu.plain_share == 0.25);
+    bu = tqs_recipe_for_budget(10, 10, 0);   /* fixed step counts too */
+    CHECK(bu.group == TQS_RECIPE_TRANSLATIONS);
     printf("  recipe: checkpoints of either phase continue bit for bit, another group refused; skip_plain = the second phase; "
            "the budget table\n");
     tqs_hamiltonian_free(&H);
