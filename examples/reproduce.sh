@@ -116,19 +116,24 @@ runs() {   # runs ATT
 NPROC=$(getconf _NPROCESSORS_ONLN 2>/dev/null || echo 1)
 JOBS=${JOBS:-2}; [ "$NPROC" -ge 2 ] || JOBS=1
 THREADS=$NPROC; [ "$JOBS" -ge 2 ] && THREADS=$((NPROC / 2))
+# both "CMD1" "CMD2" WHAT: the two commands side by side on half the cores
+# each (JOBS=1: one after the other); WHAT names them if one fails
+both() {
+    if [ "$JOBS" -ge 2 ]; then
+        (OMP_NUM_THREADS=$THREADS; export OMP_NUM_THREADS; $1) & P1=$!
+        (OMP_NUM_THREADS=$THREADS; export OMP_NUM_THREADS; $2) & P2=$!
+        S1=0; wait "$P1" || S1=$?
+        S2=0; wait "$P2" || S2=$?
+        if [ "$S1" != 0 ] || [ "$S2" != 0 ]; then echo "reproduce.sh: $3 failed (above)" >&2; exit 1; fi
+    else
+        $1; $2
+    fi
+}
 # TABLE_ONLY=1: no training, only table.md from the runs that finished ("-" where a seed is missing)
 LATTICES="4 6"; { [ "${TABLE_ONLY:-0}" = 1 ] || [ "$PROFILE" = sizes ]; } && LATTICES=""
 for L in $LATTICES; do
     if [ "$L" = 4 ]; then STEPS=$STEPS4; SYM=${SYM4:-}; SYM_STEPS=$SYM_STEPS4; else STEPS=$STEPS6; SYM=${SYM6:-}; SYM_STEPS=$SYM_STEPS6; fi
-    if [ "$JOBS" -ge 2 ]; then
-        (OMP_NUM_THREADS=$THREADS; export OMP_NUM_THREADS; runs factored) & FPID=$!
-        (OMP_NUM_THREADS=$THREADS; export OMP_NUM_THREADS; runs standard) & SPID=$!
-        FST=0; wait "$FPID" || FST=$?
-        SST=0; wait "$SPID" || SST=$?
-        if [ "$FST" != 0 ] || [ "$SST" != 0 ]; then echo "reproduce.sh: a ${L}x${L} run failed (above)" >&2; exit 1; fi
-    else
-        runs factored; runs standard
-    fi
+    both "runs factored" "runs standard" "a ${L}x${L} run"
     LOGS=""
     for ATT in factored standard; do for SEED in $SEEDS; do LOGS="$LOGS $OUT/${L}x${L}-$ATT-s$SEED.csv"; done; done
     ./examples/ground_state --L "$L" --J2 0.5 --plot "$OUT/energy-${L}x${L}.svg" $LOGS
@@ -151,22 +156,12 @@ stat() {   # stat FIELD FORMAT FILES...
 files() { for SEED in $SEEDS; do printf '%s ' "$OUT/$1-s$SEED$2"; done; }
 
 # PROFILE=sizes: standard attention alone on four lattices, the 10x10 runs
-# beside those of the three smaller ones (about as long); then one figure,
+# beside those of the three smaller ones; then one figure,
 # input-dependence.svg (seed 1 of each lattice), and table.md
 if [ "$PROFILE" = sizes ]; then
     SYM_STEPS=0; STEPS=$STEPS4
     sizes_runs() { for L in "$@"; do runs standard; done; }
-    if [ "${TABLE_ONLY:-0}" != 1 ]; then
-        if [ "$JOBS" -ge 2 ]; then
-            (OMP_NUM_THREADS=$THREADS; export OMP_NUM_THREADS; sizes_runs 10) & P1=$!
-            (OMP_NUM_THREADS=$THREADS; export OMP_NUM_THREADS; sizes_runs 4 6 8) & P2=$!
-            S1=0; wait "$P1" || S1=$?
-            S2=0; wait "$P2" || S2=$?
-            if [ "$S1" != 0 ] || [ "$S2" != 0 ]; then echo "reproduce.sh: a run failed (above)" >&2; exit 1; fi
-        else
-            sizes_runs 4 6 8 10
-        fi
-    fi
+    [ "${TABLE_ONLY:-0}" = 1 ] || both "sizes_runs 10" "sizes_runs 4 6 8" "a run"
     LOGS=""; for L in 4 6 8 10; do [ -f "$OUT/${L}x${L}-standard-s1.csv" ] && LOGS="$LOGS $OUT/${L}x${L}-standard-s1.csv"; done
     # shellcheck disable=SC2086
     [ -n "$LOGS" ] && ./examples/attention --plot "$OUT/input-dependence.svg" $LOGS
