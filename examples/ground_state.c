@@ -1395,8 +1395,10 @@ static int run(int argc, char **argv, const tqs_comm *comm) {
             if (g->o.json) report_json(g, res); else report_text(g, res);
             report_symmetry(g);
         }
-        if (status == 0 && g->o.symmetrize && !res->have_sym) status = 1;
+        /* the trained model and its files are written even when --symmetrize
+         * found no sector: only psi_sym's numbers are missing (exit status 1) */
         if (status == 0) status = write_results(g, res);
+        if (status == 0 && g->o.symmetrize && !res->have_sym) status = 1;
         if (g->ckpt_failed && status == 0) status = 1;   /* the run finished, but not everything went where asked */
     }
     if (g->log) fclose(g->log);

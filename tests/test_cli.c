@@ -962,6 +962,23 @@ static void test_recipe_command(void) {
     CHECK(err && strstr(err, "no one-dimensional sector of --group point") && strstr(err, "no psi_sym phase"));
     CHECK(out && strstr(out, "\"plain_steps\":3,\"sym_steps\":0,\"state\":\"psi\"") && strstr(out, "\"v_score\":null") && !strstr(out, "nan"));
     free(out); free(err);
+    /* --symmetrize of that plain state finds no sector either: exit status 1
+     * (psi_sym's numbers are missing), but the trained model, the log and the
+     * plain JSON are written, so the model can be analysed or trained on */
+    remove(D "/nosec.tqs"); remove(D "/nosec.csv");
+    CHECK_EQ(run("./examples/ground_state --plain --symmetrize --J1 0 --J2 0 --d 8 --heads 2 --samples 64 --chains 8 --sym-samples 64 "
+                 "--eval-samples 64 --steps 3 --json --quiet --save " D "/nosec.tqs --log " D "/nosec.csv"), 1);
+    out = slurp(D "/out.txt", NULL); err = slurp(D "/err.txt", NULL);
+    CHECK(err && strstr(err, "--symmetrize: symmetry"));
+    CHECK(out && strstr(out, "\"energy_per_site\":0,") && strstr(out, "\"sym_energy_per_site\":null"));
+    {
+        tqs_vit m;
+        CHECK_EQ(tqs_vit_load(&m, D "/nosec.tqs"), 0);
+        CHECK_EQ((long)m.n_params, (long)json_scalar(out ? out : "", "params"));
+        tqs_vit_free(&m);
+    }
+    CHECK_EQ(csv_energies(D "/nosec.csv", rows, 4096), 3);
+    free(out); free(err);
     refused_plain("./examples/ground_state --plain --sym-steps 3", "this run is a single plain phase", 2);
     refused_plain("./examples/ground_state --plain --sym-train point", "--plain", 2);
     refused_plain("./examples/ground_state --group nine", "--group: must be point, full or translations", 2);
