@@ -6,7 +6,7 @@
 #   PROFILE=sizes            the third claim on four sizes: standard attention on 4x4, 6x6, 8x8 and 10x10,
 #                            200 steps each, seeds 1-3 (SIZES_STEPS=n, SIZES_SEEDS="1 2" for others):
 #                            examples/results/sizes/
-#   PROFILE=smoke            seconds, to check the script itself (numbers meaningless)
+#   PROFILE=smoke            about 2 minutes (one thread, 2026-12-06), to check the script itself (numbers meaningless)
 #   TABLE_ONLY=1             no training: table.md from the runs finished so far
 # Factored and standard attention on 4x4 and 6x6 at J2 = 0.5, the same model,
 # samples and steps for both, 3 seeds each. Every run is checkpointed: an
