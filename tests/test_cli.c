@@ -945,6 +945,22 @@ static void test_recipe_command(void) {
     printf("  the recipe by the clock (3 s): %.0f plain + %.0f psi_sym steps, %ld log rows\n", out ? json_scalar(out, "plain_steps") : -1,
            out ? json_scalar(out, "sym_steps") : -1, n);
     free(out); free(err);
+    /* the same run stopped in its plain phase and resumed (a long run over
+     * several sessions): the resumed invocation, which takes no --time-limit,
+     * still plans psi_sym by the clock, for the budget's share the checkpoint
+     * carries (2/3 of 3 s); without it the psi_sym phase would have no steps */
+    remove(D "/rcr.csv");
+    CHECK_EQ(run("./examples/ground_state --d 8 --heads 2 --layers 1 --samples 64 --chains 8 --sym-samples 64 --eval-samples 64 "
+                 "--time-limit 0.05 --json --print-every 1000 --log " D "/rcr.csv --checkpoint " D "/rcr.ckpt --stop-at 1"), 3);
+    CHECK_EQ(run("./examples/ground_state --resume " D "/rcr.ckpt --json --print-every 1000"), 0);
+    out = slurp(D "/out.txt", NULL); err = slurp(D "/err.txt", NULL);
+    n = csv_energies(D "/rcr.csv", rows, 4096);
+    CHECK(err && strstr(err, "phase 2 of 2: psi_sym, 32 terms") && strstr(strstr(err, "phase 2 of 2"), "steps planned by the clock"));
+    CHECK(out && json_scalar(out, "plain_steps") >= 1 && json_scalar(out, "sym_steps") >= 1 &&
+          json_scalar(out, "plain_steps") + json_scalar(out, "sym_steps") == n);
+    printf("  the timed recipe stopped in its plain phase and resumed: %.0f plain + %.0f psi_sym steps by the clock\n",
+           out ? json_scalar(out, "plain_steps") : -1, out ? json_scalar(out, "sym_steps") : -1);
+    free(out); free(err);
     /* --init of a psi_sym model: psi_sym again, over its group */
     snprintf(cmd, sizeof cmd, "%s --save " D "/rcs.tqs", A);
     CHECK_EQ(run(cmd), 0);
