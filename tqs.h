@@ -2253,28 +2253,43 @@ static TQS__INLINE void tqs__factored_attention_forward(double *a, const double 
  * q_P.k_Q / sqrt(dh) + pos_mu(P - Q), and a (n, d) = att v per head. */
 static TQS__INLINE void tqs__standard_attention_forward(const tqs_vit *m, const tqs_vit_layer_offsets *L, double *a, double *att,
                                             const double *q, const double *k, const double *v) {
+    /* Four query rows P at a time: each row's softmax sum and its output
+     * row a_P += A_PQ v_Q are chains of n dependent additions, so rows side
+     * by side fill the pipeline where one row waited; every row keeps its
+     * own order of operations, so the result is the same to the bit. */
     const double *p = m->params;
-    int n = m->n, d = m->cfg.d, h = m->cfg.h, dh = m->dh, mu, P, Q, c;
+    int n = m->n, d = m->cfg.d, h = m->cfg.h, dh = m->dh, mu, P0, Q, c, r;
     double scale = 1.0 / sqrt((double)dh);
     memset(a, 0, sizeof(double) * (size_t)n * d);
     for (mu = 0; mu < h; mu++) {
-        for (P = 0; P < n; P++) {
-            double *aP = a + (size_t)P * d + mu * dh;
-            double *A = att + ((size_t)mu * n + P) * n, mx = -HUGE_VAL, sum = 0;
-            const double *pos = p + L->pos + (size_t)mu * n, *qP = q + (size_t)P * d + mu * dh;
-            for (Q = 0; Q < n; Q++) {
-                const double *kQ = k + (size_t)Q * d + mu * dh;
-                double sc = 0;
-                for (c = 0; c < dh; c++) sc += qP[c] * kQ[c];
-                A[Q] = sc * scale + pos[m->disp[P * n + Q]];
-                if (A[Q] > mx) mx = A[Q];
+        const double *pos = p + L->pos + (size_t)mu * n;
+        for (P0 = 0; P0 < n; P0 += 4) {
+            int nr = n - P0 < 4 ? n - P0 : 4;
+            double mx[4], sum[4] = {0, 0, 0, 0}, *A[4], *aP[4];
+            for (r = 0; r < nr; r++) {
+                int P = P0 + r;
+                const double *qP = q + (size_t)P * d + mu * dh;
+                A[r] = att + ((size_t)mu * n + P) * n;
+                aP[r] = a + (size_t)P * d + mu * dh;
+                mx[r] = -HUGE_VAL;
+                for (Q = 0; Q < n; Q++) {
+                    const double *kQ = k + (size_t)Q * d + mu * dh;
+                    double sc = 0;
+                    for (c = 0; c < dh; c++) sc += qP[c] * kQ[c];
+                    A[r][Q] = sc * scale + pos[m->disp[P * n + Q]];
+                    if (A[r][Q] > mx[r]) mx[r] = A[r][Q];
+                }
+                for (Q = 0; Q < n; Q++) A[r][Q] = tqs__expv(A[r][Q] - mx[r]);
             }
-            for (Q = 0; Q < n; Q++) A[Q] = tqs__expv(A[Q] - mx);
-            for (Q = 0; Q < n; Q++) sum += A[Q];
+            for (Q = 0; Q < n; Q++)
+                for (r = 0; r < nr; r++) sum[r] += A[r][Q];
             for (Q = 0; Q < n; Q++) {
                 const double *vQ = v + (size_t)Q * d + mu * dh;
-                A[Q] /= sum;
-                for (c = 0; c < dh; c++) aP[c] += A[Q] * vQ[c];
+                for (r = 0; r < nr; r++) {
+                    double w = A[r][Q] / sum[r];
+                    A[r][Q] = w;
+                    for (c = 0; c < dh; c++) aP[r][c] += w * vQ[c];
+                }
             }
         }
     }
