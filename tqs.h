@@ -2139,6 +2139,24 @@ static TQS__VECTORISE TQS__INLINE void tqs__gelu_backward_loop(double *d0, doubl
 TQS__TWO_TARGETS(tqs__gelu_forward, (double *g, const double *h, long n), (g, h, n))
 TQS__TWO_TARGETS(tqs__gelu_backward, (double *d0, double *d1, const double *h, long n), (d0, d1, h, n))
 
+/* The softmax of standard attention over rows r < nr (nr <= 4) of n scores
+ * each, in place: a[r n + Q] = exp(a[r n + Q] - mx[r]) / sum_Q' exp(...).
+ * A function of its own for the reason GELU has one: inlined into the
+ * forward pass its loops stayed scalar, and the n^2 h exponentials and
+ * divisions per layer took most of a standard-attention forward pass. Each
+ * row's sum runs over Q in order, the rows side by side. */
+static TQS__VECTORISE TQS__INLINE void tqs__softmax_rows_loop(double *a, const double *mx, int nr, int n) {
+    double sum[4] = {0, 0, 0, 0};
+    int r, Q;
+    for (r = 0; r < nr; r++)
+        for (Q = 0; Q < n; Q++) a[(size_t)r * n + Q] = tqs__expv(a[(size_t)r * n + Q] - mx[r]);
+    for (Q = 0; Q < n; Q++)
+        for (r = 0; r < nr; r++) sum[r] += a[(size_t)r * n + Q];
+    for (r = 0; r < nr; r++)
+        for (Q = 0; Q < n; Q++) a[(size_t)r * n + Q] /= sum[r];
+}
+TQS__TWO_TARGETS(tqs__softmax_rows, (double *a, const double *mx, int nr, int n), (a, mx, nr, n))
+
 /* e = exp(-2 w t) for w = re + i im, t = sign(Re w) (so |e| <= 1: never
  * overflows), of logcosh and tanh below. */
 static TQS__INLINE void tqs__exp_m2wt(double re, double im, double *er, double *ei) {
@@ -2253,46 +2271,34 @@ static TQS__INLINE void tqs__factored_attention_forward(double *a, const double 
  * q_P.k_Q / sqrt(dh) + pos_mu(P - Q), and a (n, d) = att v per head. */
 static TQS__INLINE void tqs__standard_attention_forward(const tqs_vit *m, const tqs_vit_layer_offsets *L, double *a, double *att,
                                             const double *q, const double *k, const double *v) {
-    /* Four query rows P at a time: each row's softmax sum and its output
-     * row a_P += A_PQ v_Q are chains of n dependent additions, so rows side
-     * by side fill the pipeline where one row waited; every row keeps its
-     * own order of operations, so the result is the same to the bit. */
+    /* The weights of every head, four query rows at a time (their softmax
+     * through tqs__softmax_rows), then a = A v as for factored attention:
+     * the same sums in the same order as row by row, so the same bits. */
     const double *p = m->params;
     int n = m->n, d = m->cfg.d, h = m->cfg.h, dh = m->dh, mu, P0, Q, c, r;
     double scale = 1.0 / sqrt((double)dh);
-    memset(a, 0, sizeof(double) * (size_t)n * d);
     for (mu = 0; mu < h; mu++) {
         const double *pos = p + L->pos + (size_t)mu * n;
         for (P0 = 0; P0 < n; P0 += 4) {
             int nr = n - P0 < 4 ? n - P0 : 4;
-            double mx[4], sum[4] = {0, 0, 0, 0}, *A[4], *aP[4];
+            double mx[4];
             for (r = 0; r < nr; r++) {
                 int P = P0 + r;
                 const double *qP = q + (size_t)P * d + mu * dh;
-                A[r] = att + ((size_t)mu * n + P) * n;
-                aP[r] = a + (size_t)P * d + mu * dh;
+                double *A = att + ((size_t)mu * n + P) * n;
                 mx[r] = -HUGE_VAL;
                 for (Q = 0; Q < n; Q++) {
                     const double *kQ = k + (size_t)Q * d + mu * dh;
                     double sc = 0;
                     for (c = 0; c < dh; c++) sc += qP[c] * kQ[c];
-                    A[r][Q] = sc * scale + pos[m->disp[P * n + Q]];
-                    if (A[r][Q] > mx[r]) mx[r] = A[r][Q];
-                }
-                for (Q = 0; Q < n; Q++) A[r][Q] = tqs__expv(A[r][Q] - mx[r]);
-            }
-            for (Q = 0; Q < n; Q++)
-                for (r = 0; r < nr; r++) sum[r] += A[r][Q];
-            for (Q = 0; Q < n; Q++) {
-                const double *vQ = v + (size_t)Q * d + mu * dh;
-                for (r = 0; r < nr; r++) {
-                    double w = A[r][Q] / sum[r];
-                    A[r][Q] = w;
-                    for (c = 0; c < dh; c++) aP[r][c] += w * vQ[c];
+                    A[Q] = sc * scale + pos[m->disp[P * n + Q]];
+                    if (A[Q] > mx[r]) mx[r] = A[Q];
                 }
             }
+            tqs__softmax_rows(att + ((size_t)mu * n + P0) * n, mx, nr, n);
         }
     }
+    tqs__factored_attention_forward(a, v, att, n, d, h);
 }
 
 static int tqs__vit_check_call(const tqs_vit *m, const tqs_vit_ws *ws, const void *out, const int8_t *configs, int B) {
