@@ -2210,13 +2210,15 @@ static TQS__VECTORISE TQS__INLINE void tqs__phase_terms_loop(double *out_re, dou
 TQS__TWO_TARGETS(tqs__phase_terms, (double *out_re, double *out_im, const double *scale, const double *lre, const double *lim, long n),
                  (out_re, out_im, scale, lre, lim, n))
 
-/* Factored attention of one sample: a_P = sum_Q alpha_mu(P - Q) v_Q for the
- * head mu of each channel. Per head that is a matrix product,
- * a[:, head] (n, dh) = A_mu (n, n) v[:, head] (n, dh), with
- * A_mu[P][Q] = alpha_mu(P - Q) the same for every sample: amat (h, n, n)
- * holds the h matrices, made once by tqs__factored_attention_matrices, and
- * each 8 rows x 8 channels of a is one call of tqs__tile (as in the linear
- * layers; a direct loop over (P, Q, c) ran at a third of the tile's rate).
+/* The attention mixing of one sample, a_P = sum_Q A_mu[P][Q] v_Q for the
+ * head mu of each channel, for both kinds: standard attention passes its
+ * per-sample weights, factored attention its weights alpha_mu(P - Q), which
+ * are the same for every sample (made once by
+ * tqs__factored_attention_matrices). Per head that is a matrix product,
+ * a[:, head] (n, dh) = A_mu (n, n) v[:, head] (n, dh), amat (h, n, n)
+ * holding the h matrices, and each 8 rows x 8 channels of a is one call
+ * of tqs__tile (as in the linear layers; a direct loop over (P, Q, c) ran
+ * at a third of the tile's rate).
  * A group of 8 channels that would run past the row (the end of a head
  * narrower than 8) is computed over the last 8 channels of the row and only
  * the head's channels are stored. Each output is 0 + sum_Q in the order
@@ -2227,7 +2229,7 @@ static void tqs__factored_attention_matrices(const tqs_vit *m, const tqs_vit_lay
     for (mu = 0; mu < h; mu++)
         for (PQ = 0; PQ < n * n; PQ++) amat[(size_t)mu * n * n + PQ] = alpha[(size_t)mu * n + m->disp[PQ]];
 }
-static TQS__INLINE void tqs__factored_attention_forward(double *a, const double *v, const double *amat, int n, int d, int h) {
+static TQS__INLINE void tqs__attention_mix_forward(double *a, const double *v, const double *amat, int n, int d, int h) {
     int dh = d / h, mu, P0, c0, r, c;
     for (mu = 0; mu < h; mu++) {
         const double *A = amat + (size_t)mu * n * n;
@@ -2272,7 +2274,7 @@ static TQS__INLINE void tqs__factored_attention_forward(double *a, const double 
 static TQS__INLINE void tqs__standard_attention_forward(const tqs_vit *m, const tqs_vit_layer_offsets *L, double *a, double *att,
                                             const double *q, const double *k, const double *v) {
     /* The weights of every head, four query rows at a time (their softmax
-     * through tqs__softmax_rows), then a = A v as for factored attention:
+     * through tqs__softmax_rows), then a = A v by tqs__attention_mix_forward:
      * the same sums in the same order as row by row, so the same bits. */
     const double *p = m->params;
     int n = m->n, d = m->cfg.d, h = m->cfg.h, dh = m->dh, mu, P0, Q, c, r;
@@ -2298,7 +2300,7 @@ static TQS__INLINE void tqs__standard_attention_forward(const tqs_vit *m, const 
             tqs__softmax_rows(att + ((size_t)mu * n + P0) * n, mx, nr, n);
         }
     }
-    tqs__factored_attention_forward(a, v, att, n, d, h);
+    tqs__attention_mix_forward(a, v, att, n, d, h);
 }
 
 static int tqs__vit_check_call(const tqs_vit *m, const tqs_vit_ws *ws, const void *out, const int8_t *configs, int B) {
@@ -2460,7 +2462,7 @@ static TQS__VECTORISE TQS__INLINE void tqs__vit_forward_range_loop(const tqs_vit
                 tqs__standard_attention_forward(m, L, a + so, ws->att[l] + (size_t)(w0 + s) * h * n * n,
                                                 ws->q[l] + o_nd + so, ws->k[l] + o_nd + so, v + so);
             else
-                tqs__factored_attention_forward(a + so, v + so, ws->amat + (size_t)l * h * n * n, n, d, h);
+                tqs__attention_mix_forward(a + so, v + so, ws->amat + (size_t)l * h * n * n, n, d, h);
         }
         tqs__linear_forward(xm, a, wt + o[TQS__WT_O], p + L->bo, R, d, d);
         tqs__residual_add(xm, x, R * d);

@@ -325,7 +325,7 @@ static void bench_ops(const shape *sh) {
             if (m.cfg.attention == TQS_ATTN_FACTORED) {
                 snprintf(what, sizeof what, "layer %d: attention mixing", l + 1);
                 OP(what, 2.0 * C * n * n * d,
-                   for (s = 0; s < C; s++) tqs__factored_attention_forward(ws.a[l] + (size_t)s * n * d, ws.v[l] + (size_t)s * n * d,
+                   for (s = 0; s < C; s++) tqs__attention_mix_forward(ws.a[l] + (size_t)s * n * d, ws.v[l] + (size_t)s * n * d,
                                                                           ws.amat + (size_t)l * m.cfg.h * n * n, n, d, m.cfg.h));
             }
             snprintf(what, sizeof what, "layer %d: output product", l + 1);
