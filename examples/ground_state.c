@@ -493,8 +493,8 @@ static void print_usage(void) {
            "            (--steps, --lr, --lr-final, --max-distance, --warmup: the plain phase, or --sym-train's; the rest: both phases)\n",
            r.plain_steps, o.lr, o.lr / o.lr_final, o.diag_shift, o.max_distance, tqs_vmc_default_momentum(36));
     printf("  output    --log FILE.csv  --save MODEL  --checkpoint FILE  --checkpoint-every k (50)\n"
-           "            --resume FILE (continue the run in FILE, in either phase: it keeps the run's flags; output flags may\n"
-           "                             be added, a flag that changes the run is refused)\n"
+           "            --resume FILE (continue the run in FILE, in either phase, writing its checkpoints to FILE: it keeps\n"
+           "                             the run's flags; output flags may be added, a flag that changes the run is refused)\n"
            "            --stop-at k (end this invocation after step k of the run, both phases counted, with its checkpoint,\n"
            "                             exit status 3: a long run in slices of a batch queue; --resume FILE continues it)\n"
            "            --eval-samples n (16384; with --time-limit: fewer, down to 4096, if\n"
@@ -575,7 +575,7 @@ static int resume_argv(gs_options *o, int *argc, char ***argv) {
     if (tqs_vmc_checkpoint_info(o->ck, o->resume)) { fprintf(stderr, "ground_state: --resume: %s\n", tqs_last_error()); return 2; }
     if (!o->ck->has_run) return 0;
     o->stored = (char *)malloc(strlen(o->ck->note) + 1);
-    o->eargv = (char **)malloc(sizeof(char *) * ((size_t)*argc + strlen(o->ck->note) / 2 + 4));
+    o->eargv = (char **)malloc(sizeof(char *) * ((size_t)*argc + strlen(o->ck->note) / 2 + 6));
     if (!o->stored || !o->eargv) flags_die("out of memory");
     strcpy(o->stored, o->ck->note);
     o->eargv[0] = (*argv)[0];
@@ -589,6 +589,10 @@ static int resume_argv(gs_options *o, int *argc, char ***argv) {
     snprintf(o->steps_arg, sizeof o->steps_arg, "%d", o->ck->opt.n_steps);
     o->eargv[1 + n++] = (char *)(recipe && o->ck->symmetry ? "--sym-steps" : "--steps");
     o->eargv[1 + n++] = o->steps_arg;
+    /* the run continues the file it was resumed from (not the path it was
+     * started with, perhaps elsewhere), unless --checkpoint is given now */
+    for (i = 1; i < *argc && strcmp((*argv)[i], "--checkpoint"); i++) {}
+    if (i == *argc) { o->eargv[1 + n++] = (char *)"--checkpoint"; o->eargv[1 + n++] = (char *)o->resume; }
     for (k = 1; k < *argc; k++) o->eargv[n + k] = (*argv)[k];
     *argc += n; *argv = o->eargv;
     return 0;

@@ -173,6 +173,19 @@ static void test_determinism(void) {
     CHECK_EQ(run(cmd), 3);
     CHECK_EQ(run("./examples/ground_state --resume " D "/r3.ckpt --log " D "/r2.csv"), 0);
     CHECK(same_logs(D "/t1.csv", D "/r2.csv"));
+    /* a checkpoint moved elsewhere and resumed without --checkpoint goes on
+     * writing its checkpoints to the file it was resumed from, not to the
+     * path its run was started with */
+    remove(D "/r5.ckpt"); remove(D "/r6.ckpt");
+    snprintf(cmd, sizeof cmd, "%s --steps 6 --threads 1 --checkpoint " D "/r5.ckpt --stop-at 2", base);
+    CHECK_EQ(run(cmd), 3);
+    CHECK_EQ(rename(D "/r5.ckpt", D "/r6.ckpt"), 0);
+    CHECK_EQ(run("./examples/ground_state --resume " D "/r6.ckpt --stop-at 4"), 3);
+    CHECK(!exists(D "/r5.ckpt"));
+    {
+        tqs_checkpoint_info ci;
+        CHECK(tqs_vmc_checkpoint_info(&ci, D "/r6.ckpt") == 0 && ci.step == 4);
+    }
     /* a flag that changes the run is refused, one line, naming it; so is one
      * that contradicts the checkpoint's model or lattice */
     snprintf(cmd, sizeof cmd, "%s --steps 6 --checkpoint " D "/r4.ckpt --stop-at 2", base);
