@@ -1036,7 +1036,8 @@ typedef struct tqs_recipe {
     tqs_symmetry group;       /* psi_sym's group and sector (from the second phase on) */
     int have_group;
     int sector_fallback;      /* 0: psi_sym over the group asked for; 1: over the translations alone,
-                                 2: none (the recipe ended after the plain phase), because the
+                                 2: none (the recipe ended after the plain phase; a caller with
+                                 time left may train the plain model on), because the
                                  ground state (up to 24 sites) or the plain model's samples are not
                                  in one sector of the larger group: a degenerate ground state, a
                                  sector that is not one-dimensional, or a sign the samples leave open */

@@ -465,8 +465,8 @@ static void print_usage(void) {
            "                                              beyond; 6x6 from 90 min: d = 24 and a sixth; 4x6 up to 5 min: plain only)\n"
            "    ground_state --steps %d                 (%d plain steps, then psi_sym: --sym-steps, default steps / 6 = %d)\n"
            "  phases    --plain (one plain phase)   --sym-train full|point|translations (one psi_sym phase, e.g. from --init)\n"
-           "            --group auto|point|full|translations (the recipe's psi_sym: auto = point; translations above\n"
-           "            36 sites; plain only where measured)\n"
+           "            --group auto|point|full|translations|plain (the recipe's psi_sym: auto = point; translations\n"
+           "            above 36 sites; plain: none, the whole budget plain, as where no sector is found)\n"
            "            --plain-share f (of --time-limit)  --sym-steps n  --sym-samples n (%d)  --sym-lr x (%g)\n"
            "            --sym-lr-final x (%g)  --sym-max-distance x (%g)  --sym-time-limit MINUTES (psi_sym's; default: the rest)\n",
            r.plain_steps, r.plain_steps, r.sym_steps, r.sym.n_samples, r.sym.lr, r.sym.lr_final, r.sym.max_distance);
@@ -700,9 +700,11 @@ typedef struct gs {
 
 static int group_code(const char *name) {
     return !strcmp(name, "point") ? TQS_RECIPE_POINT : !strcmp(name, "full") ? TQS_RECIPE_FULL
-         : !strcmp(name, "translations") ? TQS_RECIPE_TRANSLATIONS : -1;
+         : !strcmp(name, "translations") ? TQS_RECIPE_TRANSLATIONS : !strcmp(name, "plain") ? TQS_RECIPE_PLAIN : -1;
 }
-static const char *group_flag(int code) { return code == TQS_RECIPE_FULL ? "full" : code == TQS_RECIPE_TRANSLATIONS ? "translations" : "point"; }
+static const char *group_flag(int code) {
+    return code == TQS_RECIPE_FULL ? "full" : code == TQS_RECIPE_TRANSLATIONS ? "translations" : code == TQS_RECIPE_PLAIN ? "plain" : "point";
+}
 
 /* Appends "\nflag\nvalue" to the checkpoint's note (what a --resume must know
  * that the flags did not say). */
@@ -812,8 +814,8 @@ static int set_up(gs *g) {
     if (o->cfg.d % o->cfg.h) flags_die("--heads: %d must divide --d %d", o->cfg.h, o->cfg.d);
     g->N = N = o->cfg.Lx * o->cfg.Ly;
     if (!o->group) o->group = "auto";
-    if (strcmp(o->group, "auto") && group_code(o->group) < 0) flags_die("--group: must be point, full or translations (got '%s')", o->group);
-    if (o->sym_train && group_code(o->sym_train) < 0) flags_die("--sym-train: must be full, point or translations (got '%s')", o->sym_train);
+    if (strcmp(o->group, "auto") && group_code(o->group) < 0) flags_die("--group: must be auto, point, full, translations or plain (got '%s')", o->group);
+    if (o->sym_train && (group_code(o->sym_train) < 0 || group_code(o->sym_train) == TQS_RECIPE_PLAIN)) flags_die("--sym-train: must be full, point or translations (got '%s')", o->sym_train);
     if (o->mode != MODE_RECIPE && (o->sym_steps > 0 || o->sym_lr > 0 || o->sym_lr_final > 0 || !isnan(o->sym_max_distance) || o->plain_share > 0 || o->sym_minutes > 0))
         flags_die("--sym-steps, --sym-lr, --sym-lr-final, --sym-max-distance, --plain-share, --sym-time-limit: the recipe's psi_sym phase; "
                   "this run is a single %s phase", o->mode == MODE_PLAIN ? "plain" : "psi_sym");
@@ -933,12 +935,12 @@ static int plan_phase(gs *g, int last) {
     free(keep);
     left = g->deadline - now() - g->t_eval;
     left -= 0.02 * left;
-    steps = left > t_step ? (int)(left / t_step) : 1;
+    steps = (int)v->step + (left > t_step ? (int)(left / t_step) : 1);   /* (steps done: a continued plain phase) */
     if (steps <= v->opt.warmup) steps = v->opt.warmup + 1;
     x = steps;
     if (agree(g->comm, &x)) { fprintf(stderr, "ground_state: --time-limit: communication failed\n"); free(chains); return 1; }
     steps = (int)x;
-    if (tqs_vmc_set_steps(v, steps) || (chains && tqs_vmc_set_chains(v, chains))) {
+    if (tqs_vmc_set_steps(v, steps) || (chains && v->step == 0 && tqs_vmc_set_chains(v, chains))) {
         fprintf(stderr, "ground_state: --time-limit: %s\n", tqs_last_error()); free(chains); return 1;
     }
     free(chains);
@@ -974,16 +976,37 @@ static void print_phase(gs *g) {
     else fprintf(stderr, ", %d steps\n", p->n_steps);
 }
 
+/* No sector to train psi_sym in (on a large lattice: a plain model far from
+ * converged, whose samples show none): the plain phase, not yet converged,
+ * is the better use of the budget psi_sym had. It is planned again to the
+ * deadline (its learning-rate schedule stretched over the longer phase),
+ * and the checkpoint's note records that the run has no psi_sym phase, so a
+ * resumed run ends where this one does. */
+static int continue_plain(gs *g, double deadline) {
+    g->r.phase = 0;
+    g->phase_steps = 0; g->phase_seconds = 0;
+    g->r.opt.group = g->ro.group = TQS_RECIPE_PLAIN;
+    note_add(g->note, "--group", "plain");
+    g->deadline = deadline;
+    return plan_phase(g, 1);
+}
+
 /* The recipe's second phase: the sector, then psi_sym from the plain phase's
  * parameters (tqs_recipe_next_phase), planned for the rest of the budget. */
 static int begin_psi_sym(gs *g) {
     gs_options *o = &g->o;
     long plain_done = g->r.vmc.step;
+    int continued = g->r.sector_fallback == 2;   /* the plain phase that took psi_sym's budget has ended */
+    double rest = o->sym_steps > 0 ? 0 : o->time_limit > 0 ? g->t_begin + 60.0 * o->time_limit - now() : 60.0 * o->sym_minutes;
     if (tqs_recipe_next_phase(&g->r)) { fprintf(stderr, "ground_state: the psi_sym phase: %s\n", tqs_last_error()); return 1; }
+    if (continued) return 0;
     if (g->r.sector_fallback)   /* (said even with --quiet: the run does less than it was asked) */
         fprintf(stderr, "ground_state: the %s lies in no one-dimensional sector of --group %s (degenerate, or not determined): %s\n",
                 g->N <= TQS_ED_MAX_SITES ? "exact ground state" : "plain model", group_flag(g->ro.group),
-                g->r.sector_fallback == 1 ? "psi_sym over the translations alone" : "no psi_sym phase; the plain model is the result");
+                g->r.sector_fallback == 1 ? "psi_sym over the translations alone"
+                : rest > 0 ? "no psi_sym phase; the plain phase goes on for the rest of the budget"
+                           : "no psi_sym phase; the plain model is the result");
+    if (g->r.sector_fallback == 2 && rest > 0) return continue_plain(g, now() + rest);
     if (g->r.phase != 1) return 0;
     g->offset = g->ro.skip_plain ? 0 : plain_done;
     g->phase_steps = 0; g->phase_seconds = 0;
@@ -1255,6 +1278,9 @@ static void report_symmetry(const gs *g) {
         fprintf(stderr, "ground_state: the trained state is in another symmetry sector than the exact ground state: "
                 "<%s> = %.3f +- %.3f, the opposite sign; run without --plain (the recipe trains psi_sym in the ground "
                 "state's sector), or --save this model and --init MODEL --sym-train point\n", sc->name, sc->g, sc->err);
+    else if (sc->broken && g->r.sector_fallback == 2 && g->N > TQS_ED_MAX_SITES)   /* (no sector could be read from the samples) */
+        fprintf(stderr, "ground_state: the trained state breaks the lattice's symmetry: <%s> = %.3f +- %.3f, and its samples "
+                "showed no sector to train psi_sym in: it mixes sectors, likely far from the ground state (train longer)\n", sc->name, sc->g, sc->err);
     else if (sc->broken && g->r.sector_fallback == 2)   /* (the ground state itself is in no one sector) */
         fprintf(stderr, "ground_state: the trained state breaks the lattice's symmetry: <%s> = %.3f +- %.3f; the ground "
                 "state is degenerate here (in no one sector), so such a mixture can be a ground state\n", sc->name, sc->g, sc->err);

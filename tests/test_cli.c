@@ -991,6 +991,26 @@ static void test_recipe_command(void) {
     CHECK(err && strstr(err, "no one-dimensional sector of --group point") && strstr(err, "no psi_sym phase"));
     CHECK(out && strstr(out, "\"plain_steps\":3,\"sym_steps\":0,\"state\":\"psi\"") && strstr(out, "\"v_score\":null") && !strstr(out, "nan"));
     free(out); free(err);
+    /* the same with a budget (--time-limit 0.2: 12 s, a third of it planned
+     * plain): the psi_sym phase's two thirds go to the plain phase, planned
+     * again to the deadline, so the run ends with about 3x the steps the
+     * plain phase had taken when no sector was found (its last progress line,
+     * before the message); 1.5x leaves room for the machine's speed changing */
+    CHECK_EQ(run("./examples/ground_state --J1 0 --J2 0 --d 8 --heads 2 --samples 64 --chains 8 --sym-samples 64 "
+                 "--eval-samples 64 --time-limit 0.2 --threads 1 --print-every 100000 --json"), 0);
+    out = slurp(D "/out.txt", NULL); err = slurp(D "/err.txt", NULL);
+    {
+        const char *m = err ? strstr(err, "no psi_sym phase; the plain phase goes on for the rest of the budget") : NULL, *p = m;
+        long before = -1;
+        while (p && p > err && strncmp(p, "\nstep ", 6)) p--;
+        if (p && p > err) before = atol(p + 6) + 1;
+        CHECK(m != NULL);
+        CHECK(out && strstr(out, "\"sym_steps\":0,\"state\":\"psi\""));
+        CHECK(before > 0 && json_scalar(out ? out : "", "plain_steps") > 1.5 * before);
+        if (!(before > 0 && json_scalar(out ? out : "", "plain_steps") > 1.5 * before))
+            printf("  %ld plain steps when no sector was found, %g at the end\n", before, json_scalar(out ? out : "", "plain_steps"));
+    }
+    free(out); free(err);
     /* --symmetrize of that plain state finds no sector either: exit status 1
      * (psi_sym's numbers are missing), but the trained model, the log and the
      * plain JSON are written, so the model can be analysed or trained on */
