@@ -1069,6 +1069,36 @@ static void test_attention_plot(void) {
     printf("  attention --plot: %d logged steps, %d points drawn; a log without any refused, no file written\n", logged, points);
 }
 
+/* examples/curve.sh, the curve of error against time of the large-lattice
+ * runs: a log of 30 steps of 10 s each whose energies are known, split in
+ * two files that overlap (a resumed run's logs), against the values by hand:
+ * at 60 s step 5, mean of steps 0-5; at 120 s step 11, mean of steps 0-11;
+ * at 240 s step 23, mean of steps 4-23; at the end step 29, mean of 10-29.
+ * E_k = -0.4 - 0.001 k, so a mean over steps a..b is -0.4 - 0.0005 (a + b). */
+static void test_curve(void) {
+    FILE *f = fopen(D "/c1.csv", "w"), *g = fopen(D "/c2.csv", "w");
+    char *out;
+    int k;
+    if (!f || !g) { CHECK(0); if (f) fclose(f); if (g) fclose(g); return; }
+    fprintf(f, "step,energy_per_site,error,variance_per_site,acceptance,rhat,lr,diag_shift,solver,seconds,input_dependence\n");
+    fprintf(g, "step,energy_per_site,error,variance_per_site,acceptance,rhat,lr,diag_shift,solver,seconds,input_dependence\n");
+    for (k = 0; k < 30; k++) {
+        if (k < 18) fprintf(f, "%d,%.6f,0.001,0.01,0.5,nan,0.05,0.001,sample,10,\n", k, -0.4 - 0.001 * k);
+        if (k >= 15) fprintf(g, "%d,%.6f,0.001,0.01,0.5,nan,0.05,0.001,sample,10,\n", k, -0.4 - 0.001 * k);
+    }
+    fclose(f); fclose(g);
+    CHECK_EQ(run("./examples/curve.sh -0.5 " D "/c1.csv " D "/c2.csv"), 0);
+    out = slurp(D "/out.txt", NULL);
+    /* minutes, step, mean, relative (mean + 0.5) / 0.5 */
+    CHECK(out && strstr(out, "      1.0       5    -0.402500   +1.95e-01"));
+    CHECK(out && strstr(out, "      2.0      11    -0.405500   +1.89e-01"));
+    CHECK(out && strstr(out, "      4.0      23    -0.413500   +1.73e-01"));
+    CHECK(out && strstr(out, "      5.0      29    -0.419500   +1.61e-01"));
+    if (out && !strstr(out, "      5.0      29    -0.419500")) printf("%s", out);
+    free(out);
+    refused_plain("./examples/curve.sh -0.5 " D "/no_such.csv", "no_such.csv", 2);
+}
+
 int main(void) {
     mkdir("build", 0777);
     mkdir(D, 0777);
@@ -1090,5 +1120,6 @@ int main(void) {
     test_reference_energy();
     test_symmetry_check();
     test_attention_plot();
+    test_curve();
     return test_summary();
 }
