@@ -1030,7 +1030,7 @@ static void test_recipe_command(void) {
     free(out); free(err);
     refused_plain("./examples/ground_state --plain --sym-steps 3", "this run is a single plain phase", 2);
     refused_plain("./examples/ground_state --plain --sym-train point", "--plain", 2);
-    refused_plain("./examples/ground_state --group nine", "--group: must be point, full or translations", 2);
+    refused_plain("./examples/ground_state --group nine", "--group: must be auto, point, full, translations or plain", 2);
     refused_plain("./examples/ground_state --plain-share 0.5", "--plain-share: a share of --time-limit", 2);
     refused_plain("./examples/ground_state --samples 64 --eval-samples 64", "fewer than the psi_sym phase's 512 chains", 2);
     printf("  the recipe in one command: stopped in either phase and resumed, the same log; --init of psi_sym continues it\n");
