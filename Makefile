@@ -96,7 +96,7 @@ test: $(EXAMPLES) $(TESTS:%=build/test/%.log) build/test/bench-quick.log
 # The rest of the matrix, one build at a time (make check runs them all).
 # test_cli runs in make test alone: it tests the example programs, which are
 # the same binaries whatever build the tests are, so running it again in the
-# other builds repeated the same runs (its share of CI time: a quarter).
+# other builds repeated the same runs.
 LIB_TESTS = $(filter-out test_cli,$(TESTS))
 test-full: $(LIB_TESTS:%=build/full/%.log)
 	@./tests/summary.sh $^
