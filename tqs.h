@@ -940,6 +940,16 @@ TQSDEF double tqs_symmetry_expectation(const tqs_symmetry *G, const tqs_basis *b
 TQSDEF int  tqs_symmetry_characters_exact(tqs_symmetry *G, const tqs_basis *basis, const double *psi, double tol, double *worst);
 /* Characters of the ground state of H, from the library's Lanczos (N <= 24). */
 TQSDEF int  tqs_symmetry_characters_ground_state(tqs_symmetry *G, const tqs_hamiltonian *H);
+/* The translations' sector of Marshall's sign rule, for a translations-only
+ * group on an even-by-even lattice: psi(s) = (-1)^(up spins on sublattice A)
+ * phi(s) with phi > 0 translation invariant (exact at J2 = 0); a unit
+ * translation swaps the sublattices, so psi(T s) = (-1)^(N/2) psi(s), and
+ * N/2 = Lx Ly / 2 is even: chi_x = chi_y = +1. The exact ground states of
+ * 4x4 (J2 = 0, 0.5) and 6x4 (J2 = 0.5) are in it (tests/test_sym.c), and
+ * so is the one the samples of a trained 8x8 plain model showed at J2 = 0.5
+ * (examples/README.md). TQS_EINVAL on an odd side
+ * or a group with the point group. */
+TQSDEF int  tqs_symmetry_set_marshall(tqs_symmetry *G);
 /* Characters of a variational state from M samples of |psi|^2 (taken far
  * enough apart to be nearly independent): <g> = E[psi(g s)/psi(s)] (real part)
  * for each generator (0: x translation, 1: y translation, 2: flip, 3..: point
@@ -1041,6 +1051,8 @@ typedef struct tqs_recipe {
                                  ground state (up to 24 sites) or the plain model's samples are not
                                  in one sector of the larger group: a degenerate ground state, a
                                  sector that is not one-dimensional, or a sign the samples leave open */
+    int sector_marshall;      /* 1: the samples left the translations' sector open (above 24 sites),
+                                 and psi_sym takes Marshall's, chi_x = chi_y = +1 (even lattices) */
 } tqs_recipe;
 TQSDEF int  tqs_recipe_init(tqs_recipe *r, const tqs_hamiltonian *H, tqs_vit *model, const tqs_recipe_options *opt);
 /* One step of the current phase. A step after the plain phase's last one
@@ -1052,7 +1064,9 @@ TQSDEF int  tqs_recipe_step(tqs_recipe *r, tqs_step_info *info);
  * second run from its parameters. With TQS_RECIPE_PLAIN, or in psi_sym:
  * the recipe is done (phase 2). Where the group has no sector to project on
  * (sector_fallback above) it takes the translations alone, and where they
- * have none either it ends with the plain model (phase 2, TQS_OK). */
+ * have none either it ends with the plain model (phase 2, TQS_OK); above 24
+ * sites on an even lattice, the translations then take Marshall's sector
+ * (sector_marshall). */
 TQSDEF int  tqs_recipe_next_phase(tqs_recipe *r);
 /* Continues from a checkpoint of either phase (tqs_vmc_save_checkpoint of
  * r->vmc): a psi_sym checkpoint begins the second phase in its sector. The
@@ -6093,6 +6107,15 @@ TQSDEF int tqs_symmetry_characters_sampled(tqs_symmetry *G, const tqs_amplitude 
     return tqs__set_from_expectations(G, ex, ng);
 }
 
+TQSDEF int tqs_symmetry_set_marshall(tqs_symmetry *G) {
+    static const double ones[8] = {1, 1, 1, 1, 1, 1, 1, 1};
+    if (!G || !G->perm) return tqs__fail(TQS_EINVAL, "symmetry: null pointer");
+    if (!G->translations_only || G->Lx % 2 || G->Ly % 2)
+        return tqs__fail(TQS_EINVAL, "symmetry: Marshall's sector needs the translations alone on an even lattice (%dx%d%s)",
+                         G->Lx, G->Ly, G->translations_only ? "" : ", a group with the point group");
+    return tqs_symmetry_set_characters(G, 1, 1, ones, 1);   /* (-1)^(N/2) = +1 */
+}
+
 TQSDEF int tqs_symmetry_characters_ground_state(tqs_symmetry *G, const tqs_hamiltonian *H) {
     tqs_lanczos_options lo;
     tqs_ed_result ed;
@@ -6345,7 +6368,14 @@ static int tqs__recipe_begin_sym(tqs_recipe *r, const tqs_checkpoint_info *ck) {
         if ((rc = tqs_symmetry_init_translations(&r->group, lat->Lx, lat->Ly, b)) != 0) return rc;
         r->have_group = 1;
         rc = tqs_symmetry_sector(&r->group, r->H, &r->vmc.amp, r->opt.sym.n_chains, r->opt.sym.seed, NULL);
-        if (!rc) { r->opt.group = TQS_RECIPE_TRANSLATIONS; r->sector_fallback = 1; }
+        if (!rc || (rc == TQS_ENUMERIC && lat->N > TQS_ED_MAX_SITES)) { r->opt.group = TQS_RECIPE_TRANSLATIONS; r->sector_fallback = 1; }
+    }
+    /* Above the exact sizes, samples that leave the translations' sector open
+     * come from a plain model far from the ground state, whose sector on an
+     * even lattice is known: Marshall's (tqs_symmetry_set_marshall). */
+    if (rc == TQS_ENUMERIC && lat->N > TQS_ED_MAX_SITES && r->group.translations_only && tqs_symmetry_set_marshall(&r->group) == 0) {
+        rc = TQS_OK;
+        r->sector_marshall = 1;
     }
     if (rc == TQS_ENUMERIC) { r->sector_fallback = 2; r->phase = 2; return TQS_OK; }   /* the plain model stays */
     if (rc) return rc;

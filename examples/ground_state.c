@@ -967,7 +967,9 @@ static void print_phase(gs *g) {
     fprintf(stderr, "phase %d of %d: ", k, n);
     if (g->r.phase == 0) fprintf(stderr, "plain ViT");
     else fprintf(stderr, "psi_sym, %d terms (%s), in the sector %s", g->r.group.n, terms,
-                 g->N <= TQS_ED_MAX_SITES ? "of the exact ground state" : "the plain model's samples show");
+                 g->N <= TQS_ED_MAX_SITES ? "of the exact ground state"
+                 : g->r.sector_marshall ? "of Marshall's sign rule, chi_x = chi_y = +1 (the plain model's samples showed none)"
+                                        : "the plain model's samples show");
     if (p->exact) fprintf(stderr, ", exact enumeration");
     else fprintf(stderr, ", %d samples of |psi|^%g", p->n_samples, p->sample_power);
     fprintf(stderr, ", lr %g -> %g", p->lr, p->lr_final);

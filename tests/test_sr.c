@@ -654,6 +654,43 @@ static void test_recipe(void) {
     tqs_vit_free(&m); tqs_vit_free(&m2); tqs_hamiltonian_free(&H);
 }
 
+/* Above 24 sites, samples that leave the translations' sector open: psi_sym
+ * in Marshall's sector (chi_x = chi_y = +1). The plain model is a random
+ * 6x6 ViT with its weights scaled up by MARSHALL_SCALE, so that
+ * psi(T s)/psi(s) has a wild phase and <T> is lost in its noise (checked,
+ * not assumed: the test first asks tqs_symmetry_sector); with J1 = J2 = 0
+ * the plain step changes no parameter (the force is zero). */
+#define MARSHALL_SCALE 8.0
+static void test_recipe_marshall(void) {
+    tqs_hamiltonian H;
+    tqs_vit m;
+    tqs_vit_config c = tiny_cfg();
+    tqs_recipe r;
+    tqs_recipe_options o;
+    tqs_symmetry G;
+    tqs_step_info info;
+    size_t i;
+    int rc;
+    tqs_hamiltonian_init(&H, 6, 6, 0.0, 0.0);
+    c.Lx = c.Ly = 6;
+    tqs_vit_init(&m, &c, 11);
+    for (i = 0; i < m.n_params; i++) m.params[i] *= MARSHALL_SCALE;
+    memset(&o, 0, sizeof o);
+    o.plain_steps = 1; o.sym_steps = 1; o.group = TQS_RECIPE_POINT;
+    o.plain.n_samples = o.sym.n_samples = 64; o.plain.n_chains = o.sym.n_chains = 8;
+    CHECK_EQ(tqs_recipe_init(&r, &H, &m, &o), 0);
+    CHECK_EQ(tqs_recipe_step(&r, &info), 0);
+    tqs_symmetry_init_translations(&G, 6, 6, 2);
+    rc = tqs_symmetry_sector(&G, &H, &r.vmc.amp, r.opt.sym.n_chains, r.opt.sym.seed, NULL);
+    CHECK_EQ(rc, TQS_ENUMERIC);
+    CHECK_EQ(tqs_recipe_step(&r, &info), 0);   /* the psi_sym phase's step */
+    CHECK(r.phase == 2 && r.sector_marshall == 1 && r.sector_fallback == 1 && r.opt.group == TQS_RECIPE_TRANSLATIONS);
+    CHECK(r.vmc.opt.symmetry == &r.group && r.group.translations_only && r.group.chi_x == 1 && r.group.chi_y == 1);
+    printf("  6x6, a plain model in no sector (the sampled sector: %s): psi_sym over the translations in Marshall's sector: %s\n",
+           rc == TQS_ENUMERIC ? "open" : "determined", r.sector_marshall ? "yes" : "no");
+    tqs_symmetry_free(&G); tqs_recipe_free(&r); tqs_vit_free(&m); tqs_hamiltonian_free(&H);
+}
+
 /* The recipe's other entries: skip_plain (psi_sym from a model as it is)
  * takes the steps of the psi_sym phase after a plain phase run apart;
  * checkpoints of either phase continue bit for bit (sampled, so the chains
@@ -834,6 +871,7 @@ int main(void) {
     test_max_distance();
     test_shift_retry();
     test_recipe();
+    test_recipe_marshall();
     test_recipe_resume();
     return test_summary();
 }

@@ -40,6 +40,16 @@ static void test_sector(int Lx, int Ly, double J2) {
     for (p = 0; p < G.n_point; p++) printf(" %+g", G.chi_point[p]);
     printf("; max |<g> - chi(g)| over %s %.2e\n", Lx * Ly <= 16 ? "all elements" : "the generators", worst);
     CHECK_BELOW(worst, 1e-6);
+    {   /* Marshall's sector of the translations (what the recipe takes above 24
+         * sites when samples leave it open) is the exact ground state's */
+        tqs_symmetry Gt;
+        CHECK_EQ(tqs_symmetry_init_translations(&Gt, Lx, Ly, 2), 0);
+        Gt.chi_x = Gt.chi_y = 0;
+        CHECK_EQ(tqs_symmetry_set_marshall(&Gt), 0);
+        CHECK(Gt.chi_x == G.chi_x && Gt.chi_y == G.chi_y);
+        CHECK_EQ(tqs_symmetry_set_marshall(&G), TQS_EINVAL);   /* (a group with the point group) */
+        tqs_symmetry_free(&Gt);
+    }
     tqs_symmetry_free(&G); tqs_basis_free(&basis); tqs_ed_result_free(&ed); tqs_hamiltonian_free(&H);
 }
 
@@ -668,6 +678,12 @@ int main(void) {
 #endif
     test_invariance(2, TQS_ATTN_FACTORED);
     test_invariance(1, TQS_ATTN_STANDARD);
+    {   /* no sublattices on an odd side: no Marshall sector */
+        tqs_symmetry Go;
+        CHECK_EQ(tqs_symmetry_init_translations(&Go, 6, 5, 0), 0);
+        CHECK_EQ(tqs_symmetry_set_marshall(&Go), TQS_EINVAL);
+        tqs_symmetry_free(&Go);
+    }
     test_trained();
     test_translation_characters();
     test_symmetric_jacobian(1);
