@@ -6373,8 +6373,8 @@ static int tqs__recipe_begin_sym(tqs_recipe *r, const tqs_checkpoint_info *ck) {
     /* Above the exact sizes, samples that leave the translations' sector open
      * come from a plain model far from the ground state, whose sector on an
      * even lattice is known: Marshall's (tqs_symmetry_set_marshall). */
-    if (rc == TQS_ENUMERIC && lat->N > TQS_ED_MAX_SITES && r->group.translations_only && tqs_symmetry_set_marshall(&r->group) == 0) {
-        rc = TQS_OK;
+    if (rc == TQS_ENUMERIC && lat->N > TQS_ED_MAX_SITES && lat->Lx % 2 == 0 && lat->Ly % 2 == 0
+        && (rc = tqs_symmetry_set_marshall(&r->group)) == 0) {   /* (the group is the translations by now) */
         r->sector_marshall = 1;
     }
     if (rc == TQS_ENUMERIC) { r->sector_fallback = 2; r->phase = 2; return TQS_OK; }   /* the plain model stays */
