@@ -430,6 +430,15 @@ typedef struct tqs_stats {
 /* x is chain-major (n_chains, n_per_chain). tau from the chain-averaged
  * autocorrelation function with Sokal's automatic window (W >= 5 tau). */
 TQSDEF int tqs_statistics(tqs_stats *st, const double *x, int n_chains, int n_per_chain);
+/* Local energies clipped for the SR force (FermiNet's rule, radially in the
+ * complex plane): with the weighted mean m = sum_s w_s E_s and the width
+ * c * sum_s w_s |E_s - m| (c mean absolute deviations), every E_s farther
+ * than the width from m is moved onto that circle, m + width (E_s - m)/|E_s - m|;
+ * the others are copied bit for bit. A few configurations where psi is
+ * nearly zero have huge local energies; clipped, they cannot set the
+ * step's direction alone. weights: NULL for 1/M each. Returns how many
+ * were moved, or -1 (tqs_last_error) on bad input. out may be eloc. */
+TQSDEF long tqs_clip_local_energies(tqs_complex *out, const tqs_complex *eloc, const double *weights, long M, double c);
 
 /* ===================================================================== */
 /* Observables: spin and dimer correlations, structure factors           */
@@ -668,6 +677,10 @@ typedef struct tqs_vmc_options {  /* zero means default (tqs_vmc_options_default
                                      next step's energy is the new best. Default (0) and < 0: off;
                                      5 is the value measured (examples/README.md, "Stochastic
                                      reconfiguration": it cost more than it saved there) */
+    double clip_local_energy;     /* the SR force's local energies clipped to within this many mean
+                                     absolute deviations of their mean (tqs_clip_local_energies);
+                                     the energy and its statistics are never clipped. Default (0)
+                                     and < 0: off */
     const struct tqs_symmetry *symmetry; /* if set (characters chosen): train, sample and measure
                                      psi_sym(s) = sum_g chi(g) psi(g s) instead of psi; each
                                      configuration then costs symmetry->n passes */
@@ -713,6 +726,7 @@ typedef struct tqs_step_info {
     double lr, diag_shift;
     tqs_sr_info sr;
     int rejected;                 /* the update was not finite: parameters unchanged */
+    int clipped;                  /* local energies the force's clip moved (tqs_vmc_options.clip_local_energy) */
     int rolled_back;              /* the energy had risen (tqs_vmc_options.rollback): the parameters are
                                      back to the run's best, no update; lr is the halved one to come */
     double distance;              /* lr sqrt(delta^T S delta) of the update (before any cap) */
@@ -3151,6 +3165,33 @@ TQSDEF int tqs_local_energy(tqs_complex *eloc, const tqs_hamiltonian *H, const t
 /* ===================================================================== */
 /* Statistics                                                            */
 /* ===================================================================== */
+/* The clip's centre (the weighted mean) and width (c weighted mean absolute
+ * deviations), over all M local energies. */
+static void tqs__clip_bounds(double *m_re, double *m_im, double *width, const tqs_complex *e, const double *w, long M, double c) {
+    double mr = 0, mi = 0, dev = 0;
+    long s;
+    for (s = 0; s < M; s++) { double ws = w ? w[s] : 1.0 / (double)M; mr += ws * e[s].re; mi += ws * e[s].im; }
+    for (s = 0; s < M; s++) dev += (w ? w[s] : 1.0 / (double)M) * hypot(e[s].re - mr, e[s].im - mi);
+    *m_re = mr; *m_im = mi; *width = c * dev;
+}
+/* One local energy clipped (1 if moved); unmoved ones stay bit for bit. */
+static int tqs__clip_one(tqs_complex *e, double m_re, double m_im, double width) {
+    double r = hypot(e->re - m_re, e->im - m_im);
+    if (!(r > width)) return 0;
+    e->re = m_re + width * ((e->re - m_re) / r);
+    e->im = m_im + width * ((e->im - m_im) / r);
+    return 1;
+}
+TQSDEF long tqs_clip_local_energies(tqs_complex *out, const tqs_complex *eloc, const double *weights, long M, double c) {
+    double mr, mi, width;
+    long s, moved = 0;
+    if (!out || !eloc) return tqs__fail(TQS_EINVAL, "clip: null pointer"), -1;
+    if (M < 1 || !(c > 0)) return tqs__fail(TQS_EINVAL, "clip: need samples (M = %ld) and c > 0 (got %g)", M, c), -1;
+    tqs__clip_bounds(&mr, &mi, &width, eloc, weights, M, c);
+    for (s = 0; s < M; s++) { out[s] = eloc[s]; moved += tqs__clip_one(&out[s], mr, mi, width); }
+    return moved;
+}
+
 TQSDEF int tqs_statistics(tqs_stats *st, const double *x, int n_chains, int n_per_chain) {
     long n, i;
     int c, t, W, L = n_per_chain;
@@ -4333,6 +4374,7 @@ TQSDEF void tqs_vmc_options_defaults(tqs_vmc_options *o) {
     if (o->max_distance == 0) o->max_distance = 0.05;
     /* momentum: by the lattice (tqs_vmc_init) */
     if (o->rollback == 0) o->rollback = -1;   /* off: measured to cost more than it saved (examples/README.md) */
+    if (o->clip_local_energy == 0) o->clip_local_energy = -1;   /* off: not measured yet */
     if (o->jac_batch < 0) o->jac_batch = 0;   /* 0: chosen by tqs__vmc_batch */
     if (!(o->sample_power > 0)) o->sample_power = 0;   /* by the lattice: tqs_vmc_init */
 }
@@ -4754,7 +4796,7 @@ TQSDEF int tqs_vmc_step(tqs_vmc *v, tqs_step_info *info) {
     tqs_complex *lp, *el;
     long P, r, k, s;
     int rc, N;
-    double emean_re = 0, emean_im = 0, *Omean, t0;
+    double emean_re = 0, emean_im = 0, *Omean, t0, clip_re = 0, clip_im = 0, clip_width = 0;
     if (!v || !v->X) return tqs__fail(TQS_EINVAL, "vmc: not initialised");
     if (v->step >= v->opt.n_steps)   /* past the end the schedules would stay at their final values, unnoticed */
         return tqs__fail(TQS_EINVAL, "vmc: all %d steps of the run are done (tqs_vmc_options.n_steps sets the length of "
@@ -4808,10 +4850,24 @@ TQSDEF int tqs_vmc_step(tqs_vmc *v, tqs_step_info *info) {
             for (kk = 0; kk < P; kk++) row[kk] = sw * (row[kk] - Omean[kk]);
         }
     }
+    if (v->opt.clip_local_energy > 0) {
+        /* f from the clipped local energies, centred on their own mean; every
+         * process clips the gathered ones alike */
+        tqs__clip_bounds(&clip_re, &clip_im, &clip_width, v->el_all, v->w_all, v->M_all, v->opt.clip_local_energy);
+        emean_re = emean_im = 0;
+        for (s = 0; s < v->M_all; s++) {
+            double w = v->w_all ? v->w_all[s] : 1.0 / v->M_all;
+            tqs_complex e = v->el_all[s];
+            info->clipped += tqs__clip_one(&e, clip_re, clip_im, clip_width);
+            emean_re += w * e.re; emean_im += w * e.im;
+        }
+    }
     for (s = 0; s < v->M; s++) {
         double sw = sqrt(v->weights[s]);
-        v->f[2 * s] = s < v->M_rows ? sw * (el[s].re - emean_re) : 0.0;
-        v->f[2 * s + 1] = s < v->M_rows ? sw * (el[s].im - emean_im) : 0.0;
+        tqs_complex e = el[s];
+        if (v->opt.clip_local_energy > 0) tqs__clip_one(&e, clip_re, clip_im, clip_width);
+        v->f[2 * s] = s < v->M_rows ? sw * (e.re - emean_re) : 0.0;
+        v->f[2 * s + 1] = s < v->M_rows ? sw * (e.im - emean_im) : 0.0;
     }
     info->seconds[2] = tqs__seconds() - t0;
     t0 = tqs__seconds();
@@ -5189,7 +5245,8 @@ static const tqs__run_field tqs__run_fields[] = {
     TQS__RF("cg_max_iter", TQS__F_INT, sr.cg_max_iter), TQS__RF("seed", TQS__F_U64, seed),
     TQS__RF("max_distance", TQS__F_DBL, max_distance), TQS__RF("momentum", TQS__F_DBL, momentum),
     TQS__RF("sample_power", TQS__F_DBL, sample_power),  /* absent (older files): 2 */
-    TQS__RF("rollback", TQS__F_DBL, rollback)           /* absent (older files): not compared (NAN) */
+    TQS__RF("rollback", TQS__F_DBL, rollback),          /* absent (older files): not compared (NAN) */
+    TQS__RF("clip_local_energy", TQS__F_DBL, clip_local_energy)   /* absent (older files): off (-1) */
 };
 #define TQS__N_RUN_FIELDS (sizeof tqs__run_fields / sizeof tqs__run_fields[0])
 
@@ -5251,6 +5308,7 @@ static int tqs__run_record_parse(tqs_checkpoint_info *ci, const char *rec, size_
         const tqs__run_field *F = &tqs__run_fields[f];
         if (!(p = tqs__record_value(text, F->key)) && !strcmp(F->key, "sample_power")) { ci->opt.sample_power = 2.0; continue; }
         if (!p && !strcmp(F->key, "rollback")) { ci->opt.rollback = NAN; continue; }
+        if (!p && !strcmp(F->key, "clip_local_energy")) { ci->opt.clip_local_energy = -1; continue; }
         if (!p) { rc = tqs__fail(TQS_EFORMAT, "checkpoint: its run record has no %s", F->key); goto done; }
         if (F->kind == TQS__F_INT) *(int *)(o + F->off) = (int)strtol(p, &end, 10);
         else if (F->kind == TQS__F_DBL) *(double *)(o + F->off) = strtod(p, &end);

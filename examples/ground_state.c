@@ -490,6 +490,8 @@ static void print_usage(void) {
            "            --schedule exp|cosine (exp: of lr and shift, to their final values)  --warmup n (0: steps of linear lr warm-up)\n"
            "            --rollback x (0: off, the default; e.g. 5: a step whose E rose x error bars and 2%% above the run's\n"
            "                             lowest goes back to that lowest state, with half the learning rate from then on)\n"
+           "            --clip c (0: off, the default; the SR force's local energies clipped to c mean absolute\n"
+           "                             deviations of their mean; the energy itself is never clipped)\n"
            "            (--steps, --lr, --lr-final, --max-distance, --warmup: the plain phase, or --sym-train's; the rest: both phases)\n",
            r.plain_steps, o.lr, o.lr / o.lr_final, o.diag_shift, o.max_distance, tqs_vmc_default_momentum(36));
     printf("  output    --log FILE.csv  --save MODEL  --checkpoint FILE  --checkpoint-every k (50)\n"
@@ -641,6 +643,7 @@ static int parse_flags(gs_options *o, int argc, char **argv) {
             flags_real(argc, argv, &i, "--momentum", &o->momentum, 0, 0.999) ||
             flags_real(argc, argv, &i, "--rollback", &o->rollback, 0, 1e6) ||
             flags_real(argc, argv, &i, "--sample-power", &t->sample_power, 0.05, 2) ||
+            flags_real(argc, argv, &i, "--clip", &t->clip_local_energy, 0, 1e6) ||
             flags_real(argc, argv, &i, "--time-limit", &o->time_limit, 0.01, 1e6) ||
             flags_real(argc, argv, &i, "--plain-share", &o->plain_share, 0.01, 0.99) ||
             flags_real(argc, argv, &i, "--sym-time-limit", &o->sym_minutes, 0.01, 1e6) ||
@@ -1105,10 +1108,12 @@ static int after_step(gs *g, const tqs_step_info *info, double dt) {
         char depstr[32] = "", rhat[16] = "-", ess[32] = "";   /* (split-R-hat needs 4 samples per chain) */
         if (isfinite(g->dep_avg)) snprintf(depstr, sizeof depstr, "  att.dep %.4f", g->dep_avg);
         if (!isnan(info->rhat)) snprintf(rhat, sizeof rhat, "%.3f", info->rhat);
+        char clip[32] = "";
         if (!v->opt.exact && v->opt.sample_power != 2) snprintf(ess, sizeof ess, "  ess %.0f", info->ess);   /* of the reweighting */
-        fprintf(stderr, "step %5ld  E/N %.6f +- %.6f  var/N %.5f  acc %.3f%s  Rhat %s  dist %.3g%s%s  %.3fs/step  left %.0fs%s%s\n",
+        if (v->opt.clip_local_energy > 0) snprintf(clip, sizeof clip, "  clipped %d", info->clipped);
+        fprintf(stderr, "step %5ld  E/N %.6f +- %.6f  var/N %.5f  acc %.3f%s  Rhat %s  dist %.3g%s%s%s  %.3fs/step  left %.0fs%s%s\n",
                 step, info->energy / N, info->error / N, info->variance / N, info->acceptance, ess, rhat,
-                info->distance, info->capped ? " (capped)" : "", depstr, dt, (double)(end - step - 1) * per_step,
+                info->distance, info->capped ? " (capped)" : "", clip, depstr, dt, (double)(end - step - 1) * per_step,
                 info->rejected ? "  REJECTED (non-finite update)"
                 : info->rolled_back ? "  ROLLED BACK (E rose far above the run's lowest: back to that state, lr halved)" : "",
                 info->sr.shift_retries ? "  (shift raised after a non-positive pivot)" : "");

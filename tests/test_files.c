@@ -163,7 +163,7 @@ static void test_checkpoint_run(void) {
     struct { const char *key; int which; } changes[] = {
         {"n_steps", 0}, {"lr", 1}, {"lr_final", 2}, {"diag_shift", 3}, {"momentum", 4}, {"max_distance", 5},
         {"seed", 6}, {"solver", 7}, {"schedule", 8}, {"warmup", 9}, {"sweeps", 10}, {"J2", 11}, {"psi", 12},
-        {"translations and point group", 13}, {"sample_power", 14},
+        {"translations and point group", 13}, {"sample_power", 14}, {"clip_local_energy", 15},
     };
     tqs_symmetry Gp;   /* the same sector summed over another group */
     tqs_hamiltonian_init(&H, 4, 4, 1, 0.45);
@@ -180,7 +180,7 @@ static void test_checkpoint_run(void) {
     CHECK_EQ(tqs_vmc_step(&v, NULL), 0);
     CHECK_EQ(tqs_vmc_save_checkpoint(&v, DIR "/rec.ckpt"), 0);
     CHECK_EQ(tqs_vmc_checkpoint_info(ci, DIR "/rec.ckpt"), 0);
-    CHECK(ci->version == 4 && ci->has_run && ci->step == 1 && ci->n_chains == 8 && ci->N == 16 && ci->opt.rollback == -1);
+    CHECK(ci->version == 4 && ci->has_run && ci->step == 1 && ci->n_chains == 8 && ci->N == 16 && ci->opt.rollback == -1 && ci->opt.clip_local_energy == -1);
     CHECK(!memcmp(&ci->cfg, &m.cfg, sizeof m.cfg));
     CHECK(ci->J1 == 1 && ci->J2 == 0.45 && ci->opt.lr == 0.1 / 3 && ci->opt.lr_final == v.opt.lr_final && ci->opt.seed == o.seed);
     CHECK(ci->opt.n_steps == 7 && ci->opt.warmup == 2 && ci->opt.schedule == TQS_SCHEDULE_COSINE && ci->opt.sr.solver == TQS_SOLVER_CG);
@@ -189,7 +189,7 @@ static void test_checkpoint_run(void) {
     {   /* a version-3 file written before the record had sample_power: read as 2 */
         tqs_checkpoint_info *old = (tqs_checkpoint_info *)malloc(sizeof *old);
         CHECK_EQ(tqs_vmc_checkpoint_info(old, "tests/corpus/checkpoint/run4x4-v3.ckpt"), 0);
-        CHECK(old->version == 3 && old->has_run && old->opt.sample_power == 2.0);
+        CHECK(old->version == 3 && old->has_run && old->opt.sample_power == 2.0 && old->opt.clip_local_energy == -1);   /* (no clip then) */
         free(old);
     }
     same_sector = ci->symmetry == 2 && ci->symmetry_b == 2 && ci->chi_x == -1 && ci->chi_y == 1 && ci->chi_flip == -1;
@@ -210,6 +210,7 @@ static void test_checkpoint_run(void) {
         case 8: o2.schedule = TQS_SCHEDULE_EXP; break;  case 9: o2.warmup = 1; break;
         case 10: o2.sweeps = 2; break;            case 12: o2.symmetry = NULL; break;
         case 13: o2.symmetry = &Gp; break;        case 14: o2.sample_power = 1.5; break;
+        case 15: o2.clip_local_energy = 5; break;
         default: break;
         }
         CHECK_EQ(tqs_vmc_init(&w, &H2, &m, &o2), 0);

@@ -131,7 +131,53 @@ static tqs_vit_config tiny_cfg(void) {
 /* One exact SR step against a dense complex-arithmetic reference:
  *   S_kl = Re sum_s w_s conj(dO_k) dO_l,  F_k = Re sum_s w_s conj(dO_k) dE,
  *   theta' = theta - lr (S + shift)^{-1} F. */
-static void test_exact_step(void) {
+/* The local energies of the force clipped by hand, independently of the
+ * library: centre m = sum w E, width c sum w |E - m|, those farther moved
+ * radially onto the circle. Returns how many moved. */
+static long clip_by_hand(tqs_complex *out, const tqs_complex *e, const double *w, long M, double c) {
+    double mr = 0, mi = 0, width = 0;
+    long s, moved = 0;
+    for (s = 0; s < M; s++) { mr += w[s] * e[s].re; mi += w[s] * e[s].im; }
+    for (s = 0; s < M; s++) width += w[s] * sqrt((e[s].re - mr) * (e[s].re - mr) + (e[s].im - mi) * (e[s].im - mi));
+    width *= c;
+    for (s = 0; s < M; s++) {
+        double d = sqrt((e[s].re - mr) * (e[s].re - mr) + (e[s].im - mi) * (e[s].im - mi));
+        out[s] = e[s];
+        if (d > width) { out[s].re = mr + (e[s].re - mr) * width / d; out[s].im = mi + (e[s].im - mi) * width / d; moved++; }
+    }
+    return moved;
+}
+
+/* tqs_clip_local_energies on values worked out by hand. */
+static void test_clip_values(void) {
+    tqs_complex a[5] = {{0, 0}, {0, 0}, {0, 0}, {0, 0}, {10, 0}}, b[4] = {{3, 4}, {0, 0}, {0, 0}, {-3, -4}};
+    tqs_complex c3[3] = {{1, 0}, {3, 0}, {100, 0}}, out[5];
+    double w3[3] = {0.5, 0.5, 0};
+    /* mean 2, mean absolute deviation (4 x 2 + 8)/5 = 3.2: 10 moves to 2 + 3.2, the zeros stay */
+    CHECK_EQ(tqs_clip_local_energies(out, a, NULL, 5, 1.0), 1);
+    CHECK(out[0].re == 0 && out[3].re == 0 && out[3].im == 0);
+    CHECK_NEAR(out[4].re, 5.2, 1e-15); CHECK(out[4].im == 0);
+    /* complex, radially: mean 0, deviation (5 + 0 + 0 + 5)/4 = 2.5; 3+4i (|.| = 5) to half of it */
+    CHECK_EQ(tqs_clip_local_energies(out, b, NULL, 4, 1.0), 2);
+    CHECK_NEAR(out[0].re, 1.5, 1e-15); CHECK_NEAR(out[0].im, 2.0, 1e-15);
+    CHECK_NEAR(out[3].re, -1.5, 1e-15); CHECK_NEAR(out[3].im, -2.0, 1e-15);
+    CHECK(out[1].re == 0 && out[1].im == 0);
+    /* weighted: 100 has weight 0, so mean 2 and deviation 1; c = 2 puts it at 4 */
+    CHECK_EQ(tqs_clip_local_energies(out, c3, w3, 3, 2.0), 1);
+    CHECK(out[0].re == 1 && out[1].re == 3);
+    CHECK_NEAR(out[2].re, 4.0, 1e-14);
+    /* in place, and a width no value reaches: nothing moves */
+    memcpy(out, a, sizeof a);
+    CHECK_EQ(tqs_clip_local_energies(out, out, NULL, 5, 3.0), 0);
+    CHECK(out[4].re == 10);
+    CHECK_EQ(tqs_clip_local_energies(out, a, NULL, 5, 0.0), -1);
+    CHECK_EQ(tqs_clip_local_energies(out, a, NULL, 0, 1.0), -1);
+    CHECK_EQ(tqs_clip_local_energies(NULL, a, NULL, 5, 1.0), -1);
+}
+
+/* clip > 0: the step with tqs_vmc_options.clip_local_energy against the
+ * same dense reference built from local energies clipped by hand. */
+static void test_exact_step(double clip) {
     tqs_hamiltonian H;
     tqs_vit m;
     tqs_vit_config c = tiny_cfg();
@@ -145,6 +191,7 @@ static void test_exact_step(void) {
     tqs_vit_init(&m, &c, 5);
     test_plain_options(&o);
     o.exact = 1; o.lr = 0.1; o.diag_shift = 0.01; o.n_steps = 10; o.sr.solver = TQS_SOLVER_PARAMETER;
+    o.clip_local_energy = clip;
     CHECK_EQ(tqs_vmc_init(&v, &H, &m, &o), 0);
     P = (long)m.n_params;
     theta0 = (double *)malloc(8 * P);
@@ -169,7 +216,22 @@ static void test_exact_step(void) {
             Oim[(s + b) * P + k] = jac[(2 * b + 1) * P + k];
         }
     }
-    dense_sr_direction(F, Ore, Oim, v.en.weights, v.en.eloc, M, P, 0.01);
+    if (clip > 0) {
+        /* the clipped force's reference, and the unclipped one it must differ from */
+        tqs_complex *ec = (tqs_complex *)malloc(sizeof(tqs_complex) * M);
+        double *F0 = (double *)calloc(P, 8), diff = 0, size = 0;
+        long moved = clip_by_hand(ec, v.en.eloc, v.en.weights, M, clip);
+        CHECK(moved > 0);
+        CHECK_EQ(info.clipped, (int)moved);
+        dense_sr_direction(F, Ore, Oim, v.en.weights, ec, M, P, 0.01);
+        dense_sr_direction(F0, Ore, Oim, v.en.weights, v.en.eloc, M, P, 0.01);
+        for (k = 0; k < P; k++) { diff = fmax(diff, fabs(F[k] - F0[k])); size = fmax(size, fabs(F0[k])); }
+        CHECK(diff > 1e-3 * size);   /* the clip changes the step far beyond the 1e-8 checked below */
+        free(ec); free(F0);
+    } else {
+        CHECK_EQ(info.clipped, 0);
+        dense_sr_direction(F, Ore, Oim, v.en.weights, v.en.eloc, M, P, 0.01);
+    }
     for (k = 0; k < P; k++) {
         double expect = theta0[k] - 0.1 * F[k];
         worst = fmax(worst, fabs(theta1[k] - expect));
@@ -864,7 +926,9 @@ int main(void) {
     test_solvers_prior(120, 30);
     test_momentum_step();
     test_schedules();
-    test_exact_step();
+    test_clip_values();
+    test_exact_step(0);
+    test_exact_step(1.5);   /* (the energy itself is not clipped: checked inside, as E = sum w Re E_loc) */
     test_short_runs();
     test_checkpoint_resume();
     test_rollback();
