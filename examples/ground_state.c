@@ -1105,10 +1105,9 @@ static int after_step(gs *g, const tqs_step_info *info, double dt) {
     g->rollbacks += info->rolled_back;
     if (!o->quiet && (step % g->print_every == 0 || last || info->rejected || info->rolled_back || info->sr.shift_retries)) {
         double per_step = g->phase_seconds / (double)g->phase_steps;
-        char depstr[32] = "", rhat[16] = "-", ess[32] = "";   /* (split-R-hat needs 4 samples per chain) */
+        char depstr[32] = "", rhat[16] = "-", ess[32] = "", clip[32] = "";   /* (split-R-hat needs 4 samples per chain) */
         if (isfinite(g->dep_avg)) snprintf(depstr, sizeof depstr, "  att.dep %.4f", g->dep_avg);
         if (!isnan(info->rhat)) snprintf(rhat, sizeof rhat, "%.3f", info->rhat);
-        char clip[32] = "";
         if (!v->opt.exact && v->opt.sample_power != 2) snprintf(ess, sizeof ess, "  ess %.0f", info->ess);   /* of the reweighting */
         if (v->opt.clip_local_energy > 0) snprintf(clip, sizeof clip, "  clipped %d", info->clipped);
         fprintf(stderr, "step %5ld  E/N %.6f +- %.6f  var/N %.5f  acc %.3f%s  Rhat %s  dist %.3g%s%s%s  %.3fs/step  left %.0fs%s%s\n",

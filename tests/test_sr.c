@@ -128,9 +128,6 @@ static tqs_vit_config tiny_cfg(void) {
     return c;
 }
 
-/* One exact SR step against a dense complex-arithmetic reference:
- *   S_kl = Re sum_s w_s conj(dO_k) dO_l,  F_k = Re sum_s w_s conj(dO_k) dE,
- *   theta' = theta - lr (S + shift)^{-1} F. */
 /* The local energies of the force clipped by hand, independently of the
  * library: centre m = sum w E, width c sum w |E - m|, those farther moved
  * radially onto the circle. Returns how many moved. */
@@ -175,8 +172,11 @@ static void test_clip_values(void) {
     CHECK_EQ(tqs_clip_local_energies(NULL, a, NULL, 5, 1.0), -1);
 }
 
-/* clip > 0: the step with tqs_vmc_options.clip_local_energy against the
- * same dense reference built from local energies clipped by hand. */
+/* One exact SR step against a dense complex-arithmetic reference:
+ *   S_kl = Re sum_s w_s conj(dO_k) dO_l,  F_k = Re sum_s w_s conj(dO_k) dE,
+ *   theta' = theta - lr (S + shift)^{-1} F.
+ * clip > 0: the step with tqs_vmc_options.clip_local_energy against the
+ * same reference built from local energies clipped by hand. */
 static void test_exact_step(double clip) {
     tqs_hamiltonian H;
     tqs_vit m;
