@@ -215,9 +215,17 @@ TQSDEF int    tqs_hamiltonian_apply(const tqs_hamiltonian *H, const tqs_basis *b
  *       standard:  A^mu_PQ = softmax_Q(q^mu_P.k^mu_Q/sqrt(dh) + pos^mu[disp(P,Q)])
  *     x += W_o a + b_o;   x += W_2 gelu(W_1 LN2(x) + b_1) + b_2
  *   z = LN_h(sum_P x_P);  r = LN_r(W_r z + b_r);  m = LN_i(W_i z + b_i)
- *   log psi = sum_a logcosh(r_a + i m_a)
+ *   log psi = sum_a logcosh(r_a + i m_a)   (+ i pi n_A(s) with the sign rule below)
  * disp(P,Q) = ((QX-PX) mod gx)*gy + ((QY-PY) mod gy) on the periodic patch grid. */
 enum { TQS_ATTN_FACTORED = 0, TQS_ATTN_STANDARD = 1 };
+/* A fixed sign the network's output multiplies (no parameters). Marshall's:
+ * psi(s) = (-1)^{n_A(s)} psi_ViT(s), n_A the up spins on the sublattice
+ * x + y even, the exact sign of the unfrustrated ground state (J2 = 0), so
+ * the network learns only the frustration's corrections to it. A translation
+ * by one site or a spin flip turns n_A into N/2 - n_A, the point group keeps
+ * the sublattices: with N/2 = 2 (Lx/2)(Ly/2) even the sign is invariant
+ * under the whole group, so psi_sym's sectors are the network's. */
+enum { TQS_SIGN_NONE = 0, TQS_SIGN_MARSHALL = 1 };
 
 typedef struct tqs_vit_config {  /* zero means default (tqs_vit_config_defaults), but for the lattice */
     int Lx, Ly;      /* lattice (required) */
@@ -227,6 +235,7 @@ typedef struct tqs_vit_config {  /* zero means default (tqs_vit_config_defaults)
     int n_layers;    /* encoder blocks, default 2 */
     int ff;          /* feed-forward width multiplier (hidden width ff*d), default 2 */
     int attention;   /* TQS_ATTN_FACTORED (default) or TQS_ATTN_STANDARD */
+    int sign_rule;   /* TQS_SIGN_NONE (default) or TQS_SIGN_MARSHALL */
 } tqs_vit_config;
 
 /* Offsets of one encoder block's tensors in the flat parameter vector.
@@ -810,8 +819,11 @@ TQSDEF int  tqs_vmc_evaluate_observables(tqs_vmc *v, int n_samples, tqs_step_inf
  * attention, uint64 n_params, float64 J1 J2 (the couplings the model was
  * trained at, NaN if not recorded), int32 trained_symmetry (0-3, as in
  * tqs_vit), n_params float64, uint32 CRC-32 (zlib's) of every byte before
- * it. Version 1 (neither) is still read, with J1 = J2 = NAN and
- * trained_symmetry 0. Saving writes PATH.tmp and renames it over PATH. */
+ * it. A model with a sign rule is written as version 3: the same with an
+ * int32 sign_rule after trained_symmetry (a model without one stays version
+ * 2, byte for byte). Version 1 (no J1, J2, trained_symmetry) is still read,
+ * with J1 = J2 = NAN and trained_symmetry 0. Saving writes PATH.tmp and
+ * renames it over PATH. */
 TQSDEF uint32_t tqs_crc32(uint32_t crc, const void *data, size_t len);
 TQSDEF int tqs_vit_save(const tqs_vit *model, const char *path);
 TQSDEF int tqs_vit_load(tqs_vit *model, const char *path);
@@ -1033,7 +1045,7 @@ typedef struct tqs_recipe_options {   /* zero means default */
                                  up to 24 sites, 1024 above), then tqs_vmc_options_defaults';
                                  n_steps is plain_steps */
     tqs_vmc_options sym;      /* the psi_sym phase's: zero fields take the recipe's (512 samples, lr 0.1
-                                 to 0.01, max_distance 0.1) and the plain phase's seed, exact, comm
+                                 (0.05 above 64 sites) to 0.01, max_distance 0.1) and the plain phase's seed, exact, comm
                                  and note; n_steps is sym_steps, symmetry is the recipe's group */
 } tqs_recipe_options;
 /* Fills every zero field with the recipe's default for a lattice of
@@ -1523,6 +1535,8 @@ TQSDEF int tqs_vit_config_check(const tqs_vit_config *c) {
     if (c->ff < 1 || c->ff > 64) return tqs__fail(TQS_EINVAL, "model: ff must be in [1, 64] (got %d)", c->ff);
     if (c->attention != TQS_ATTN_FACTORED && c->attention != TQS_ATTN_STANDARD)
         return tqs__fail(TQS_EINVAL, "model: attention must be 0 (factored) or 1 (standard), got %d", c->attention);
+    if (c->sign_rule != TQS_SIGN_NONE && c->sign_rule != TQS_SIGN_MARSHALL)
+        return tqs__fail(TQS_EINVAL, "model: sign rule must be 0 (none) or 1 (Marshall's), got %d", c->sign_rule);
     if ((double)tqs_vit_param_count(c) > 2e9)
         return tqs__fail(TQS_ETOOBIG, "model: %.3g parameters is too many", (double)tqs_vit_param_count(c));
     return TQS_OK;
@@ -2503,6 +2517,15 @@ static TQS__VECTORISE TQS__INLINE void tqs__vit_forward_range_loop(const tqs_vit
     }
     /* 4. output head */
     tqs__head_forward(m, ws, logpsi ? logpsi + s0 : NULL, w0, B);
+    /* 5. the fixed sign: Marshall's (-1)^{n_A(s)} adds pi to Im log psi when n_A is odd */
+    if (m->cfg.sign_rule == TQS_SIGN_MARSHALL && logpsi)
+        for (s = s0; s < s1; s++) {
+            const int8_t *c = configs + (size_t)s * N;
+            int x, y, up = 0;
+            for (x = 0; x < m->cfg.Lx; x++)
+                for (y = x & 1; y < m->cfg.Ly; y += 2) up += c[x * m->cfg.Ly + y] > 0;
+            if (up & 1) logpsi[s].im += 3.14159265358979323846;
+        }
 }
 TQS__TWO_TARGETS(tqs__vit_forward_range, (const tqs_vit *m, tqs_vit_ws *ws, tqs_complex *logpsi, const int8_t *configs, long s0, long s1, long w0),
                  (m, ws, logpsi, configs, s0, s1, w0))
@@ -4374,7 +4397,7 @@ TQSDEF void tqs_vmc_options_defaults(tqs_vmc_options *o) {
     if (o->max_distance == 0) o->max_distance = 0.05;
     /* momentum: by the lattice (tqs_vmc_init) */
     if (o->rollback == 0) o->rollback = -1;   /* off: measured to cost more than it saved (examples/README.md) */
-    if (o->clip_local_energy == 0) o->clip_local_energy = -1;   /* off: not measured yet */
+    if (o->clip_local_energy == 0) o->clip_local_energy = -1;   /* off: on 10x10 it raised the variance and did not undo a stall */
     if (o->jac_batch < 0) o->jac_batch = 0;   /* 0: chosen by tqs__vmc_batch */
     if (!(o->sample_power > 0)) o->sample_power = 0;   /* by the lattice: tqs_vmc_init */
 }
@@ -5070,10 +5093,12 @@ TQSDEF int tqs_read_file(const char *path, unsigned char **buf, size_t *len, siz
 
 #define TQS__MODEL_HEADER_V1 52   /* magic 8 + version 4 + 8 int32 + uint64 */
 #define TQS__MODEL_HEADER 72      /* version 2: and float64 J1, J2, int32 trained_symmetry */
+#define TQS__MODEL_HEADER_V3 76   /* version 3: and int32 sign_rule */
 
 /* Serialises a model into a fresh buffer (the model file format). */
 static int tqs__vit_to_bytes(const tqs_vit *m, unsigned char **out, size_t *out_len) {
-    size_t len = TQS__MODEL_HEADER + 8 * m->n_params + 4, i;
+    int version = m->cfg.sign_rule ? 3 : 2;
+    size_t header = version == 3 ? TQS__MODEL_HEADER_V3 : TQS__MODEL_HEADER, len = header + 8 * m->n_params + 4, i;
     unsigned char *buf = (unsigned char *)tqs__alloc(len), *p;
     const int32_t hp[8] = {m->cfg.Lx, m->cfg.Ly, m->cfg.b, m->cfg.d, m->cfg.h, m->cfg.n_layers, m->cfg.ff, m->cfg.attention};
     int k;
@@ -5081,12 +5106,13 @@ static int tqs__vit_to_bytes(const tqs_vit *m, unsigned char **out, size_t *out_
     for (i = 0; i < m->n_params; i++)
         if (!isfinite(m->params[i])) { TQS_FREE(buf); return tqs__fail(TQS_ENUMERIC, "save: parameter %zu is not finite; refusing to write it", i); }
     memcpy(buf, "TQSMODEL", 8);
-    p = tqs__put_u32(buf + 8, 2);
+    p = tqs__put_u32(buf + 8, (uint32_t)version);
     for (k = 0; k < 8; k++) p = tqs__put_u32(p, (uint32_t)hp[k]);
     p = tqs__put_u64(p, (uint64_t)m->n_params);
     p = tqs__put_f64(p, isfinite(m->J1) && isfinite(m->J2) ? m->J1 : NAN);
     p = tqs__put_f64(p, isfinite(m->J1) && isfinite(m->J2) ? m->J2 : NAN);
     p = tqs__put_u32(p, (uint32_t)m->trained_symmetry);
+    if (version == 3) p = tqs__put_u32(p, (uint32_t)m->cfg.sign_rule);
     for (i = 0; i < m->n_params; i++) p = tqs__put_f64(p, m->params[i]);
     p = tqs__put_u32(p, tqs_crc32(0, buf, len - 4));
     TQS_ASSERT((size_t)(p - buf) == len);
@@ -5120,14 +5146,17 @@ TQSDEF int tqs_vit_from_bytes(tqs_vit *m, const unsigned char *buf, size_t len) 
     if (len < 12)
         return tqs__fail(TQS_EFORMAT, "model file truncated: %zu bytes, the header alone is %d", len, TQS__MODEL_HEADER_V1 + 4);
     version = tqs__get_u32(buf + 8);
-    if (version != 1 && version != 2) return tqs__fail(TQS_EFORMAT, "model file version %u, this library reads versions 1 and 2", version);
-    header = version == 1 ? TQS__MODEL_HEADER_V1 : TQS__MODEL_HEADER;
+    if (version < 1 || version > 3) return tqs__fail(TQS_EFORMAT, "model file version %u, this library reads versions 1 to 3", version);
+    header = version == 1 ? TQS__MODEL_HEADER_V1 : version == 2 ? TQS__MODEL_HEADER : TQS__MODEL_HEADER_V3;
     if (len < header + 4)
         return tqs__fail(TQS_EFORMAT, "model file truncated: %zu bytes, the header alone is %zu", len, header + 4);
     c.Lx = (int32_t)tqs__get_u32(buf + 12); c.Ly = (int32_t)tqs__get_u32(buf + 16);
     c.b = (int32_t)tqs__get_u32(buf + 20); c.d = (int32_t)tqs__get_u32(buf + 24);
     c.h = (int32_t)tqs__get_u32(buf + 28); c.n_layers = (int32_t)tqs__get_u32(buf + 32);
     c.ff = (int32_t)tqs__get_u32(buf + 36); c.attention = (int32_t)tqs__get_u32(buf + 40);
+    c.sign_rule = version == 3 ? (int32_t)tqs__get_u32(buf + 72) : TQS_SIGN_NONE;
+    if (version == 3 && c.sign_rule == TQS_SIGN_NONE)   /* one file per model: no sign rule is version 2 */
+        return tqs__fail(TQS_EFORMAT, "model file of version 3 without a sign rule");
     if ((rc = tqs_vit_config_check(&c)) != 0) {
         char msg[sizeof tqs__errbuf];
         memcpy(msg, tqs__errbuf, sizeof msg);
@@ -5143,7 +5172,7 @@ TQSDEF int tqs_vit_from_bytes(tqs_vit *m, const unsigned char *buf, size_t len) 
                          len, header + 8 * expected + 4);
     if (tqs_crc32(0, buf, len - 4) != tqs__get_u32(buf + len - 4))
         return tqs__fail(TQS_EFORMAT, "model file is corrupt (CRC mismatch)");
-    if (version == 2) {
+    if (version >= 2) {
         J1 = tqs__get_f64(buf + 52); J2 = tqs__get_f64(buf + 60);
         if (isfinite(J1) != isfinite(J2) || (isfinite(J1) && (fabs(J1) > 1e6 || fabs(J2) > 1e6)))
             return tqs__fail(TQS_EFORMAT, "model file has bad couplings (J1 %g, J2 %g)", J1, J2);
@@ -6349,13 +6378,19 @@ TQSDEF int tqs_symmetry_sector(tqs_symmetry *G, const tqs_hamiltonian *H, const 
 /* The plain phase's samples the measured recipes used: 512 up to 24 sites, 1024 above. */
 static int tqs__recipe_plain_samples(int n_sites) { return n_sites <= 24 ? 512 : 1024; }
 
+/* psi_sym's first learning rate: 0.1, measured on 4x4-6x6 (and 8x8); on
+ * 10x10 0.05 ended as close or closer on each of seeds 1-3 (+1.82e-2,
+ * +8.00e-2, +4.15e-2 against 0.1's +1.95e-2, +8.00e-2, +6.26e-2 in an hour),
+ * so above 64 sites 0.05 (examples/README.md, "A smaller psi_sym step"). */
+static double tqs__recipe_sym_lr(int n_sites) { return n_sites > 64 ? 0.05 : 0.1; }
+
 TQSDEF void tqs_recipe_options_defaults(tqs_recipe_options *o, int n_sites) {
     if (!o) return;
     if (o->plain_steps == 0) o->plain_steps = 1500;
     if (o->sym_steps == 0) o->sym_steps = o->plain_steps >= 12 ? o->plain_steps / 6 : 2;
     if (o->plain.n_samples == 0) o->plain.n_samples = tqs__recipe_plain_samples(n_sites);
     if (o->sym.n_samples == 0) o->sym.n_samples = 512;
-    if (o->sym.lr == 0) o->sym.lr = 0.1;
+    if (o->sym.lr == 0) o->sym.lr = tqs__recipe_sym_lr(n_sites);
     if (o->sym.lr_final == 0) o->sym.lr_final = 0.01;
     if (o->sym.max_distance == 0) o->sym.max_distance = 0.1;
     if (o->sym.seed == 0) o->sym.seed = o->plain.seed;

@@ -446,13 +446,13 @@ static void bench_step(const shape *sh, int samples, int steps, int chains) {
 }
 
 int main(int argc, char **argv) {
-    shape small = {"small", {4, 4, 2, 16, 2, 2, 2, TQS_ATTN_FACTORED}};
-    shape paper_f = {"cpu-paper", {6, 6, 2, 32, 4, 2, 2, TQS_ATTN_FACTORED}};
-    shape paper_s = {"cpu-paper-std", {6, 6, 2, 32, 4, 2, 2, TQS_ATTN_STANDARD}};
-    shape tutorial = {"tutorial", {10, 10, 2, 60, 10, 4, 4, TQS_ATTN_FACTORED}};
+    shape small = {"small", {4, 4, 2, 16, 2, 2, 2, TQS_ATTN_FACTORED, TQS_SIGN_NONE}};
+    shape paper_f = {"cpu-paper", {6, 6, 2, 32, 4, 2, 2, TQS_ATTN_FACTORED, TQS_SIGN_NONE}};
+    shape paper_s = {"cpu-paper-std", {6, 6, 2, 32, 4, 2, 2, TQS_ATTN_STANDARD, TQS_SIGN_NONE}};
+    shape tutorial = {"tutorial", {10, 10, 2, 60, 10, 4, 4, TQS_ATTN_FACTORED, TQS_SIGN_NONE}};
     /* the default model (small's) on the larger lattices */
-    shape d6 = {"6x6", {6, 6, 2, 16, 2, 2, 2, TQS_ATTN_FACTORED}}, d8 = {"8x8", {8, 8, 2, 16, 2, 2, 2, TQS_ATTN_FACTORED}};
-    shape d10 = {"10x10", {10, 10, 2, 16, 2, 2, 2, TQS_ATTN_FACTORED}};
+    shape d6 = {"6x6", {6, 6, 2, 16, 2, 2, 2, TQS_ATTN_FACTORED, TQS_SIGN_NONE}}, d8 = {"8x8", {8, 8, 2, 16, 2, 2, 2, TQS_ATTN_FACTORED, TQS_SIGN_NONE}};
+    shape d10 = {"10x10", {10, 10, 2, 16, 2, 2, 2, TQS_ATTN_FACTORED, TQS_SIGN_NONE}};
     int i;
     flags_prog = "bench";
     for (i = 1; i < argc; i++) {

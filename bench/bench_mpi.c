@@ -72,9 +72,9 @@ static double steps(const tqs_vit_config *cfg, const tqs_comm *comm, int samples
 int main(int argc, char **argv) {
     tqs_mpi mpi;
     tqs_comm timed;
-    tqs_vit_config small = {4, 4, 2, 16, 2, 2, 2, TQS_ATTN_FACTORED}, paper = {6, 6, 2, 32, 4, 2, 2, TQS_ATTN_FACTORED};
-    tqs_vit_config tutorial = {10, 10, 2, 60, 10, 4, 4, TQS_ATTN_FACTORED}, cfg;
-    tqs_vit_config d8 = {8, 8, 2, 16, 2, 2, 2, TQS_ATTN_FACTORED}, d10 = {10, 10, 2, 16, 2, 2, 2, TQS_ATTN_FACTORED};
+    tqs_vit_config small = {4, 4, 2, 16, 2, 2, 2, TQS_ATTN_FACTORED, TQS_SIGN_NONE}, paper = {6, 6, 2, 32, 4, 2, 2, TQS_ATTN_FACTORED, TQS_SIGN_NONE};
+    tqs_vit_config tutorial = {10, 10, 2, 60, 10, 4, 4, TQS_ATTN_FACTORED, TQS_SIGN_NONE}, cfg;
+    tqs_vit_config d8 = {8, 8, 2, 16, 2, 2, 2, TQS_ATTN_FACTORED, TQS_SIGN_NONE}, d10 = {10, 10, 2, 16, 2, 2, 2, TQS_ATTN_FACTORED, TQS_SIGN_NONE};
     const char *model = "cpu-paper", *solver = "auto";
     int i, samples = 1024, chains = 16, n = 3, sol = TQS_SOLVER_AUTO;
     double alone, shared, ph[4], ph_alone[4], c_alone, c_shared;

@@ -6,12 +6,32 @@
 #include "flags.h"
 #include "observables.h"
 
+/* How much of the ground state's weight has Marshall's sign:
+ * sum_s psi(s)^2 sign(psi(s)) (-1)^n_A(s), n_A the up spins on the
+ * sublattice x + y even (1 at J2 = 0, Marshall's theorem); the overall sign
+ * of the Lanczos vector is arbitrary, so its absolute value. */
+static double marshall_sign(const tqs_ed_result *ed, int Lx, int Ly) {
+    tqs_basis B;
+    double acc = 0;
+    size_t k;
+    int x, y;
+    if (tqs_basis_init(&B, Lx * Ly)) return NAN;
+    for (k = 0; k < B.dim; k++) {
+        int up = 0;
+        double p = ed->vector[k];
+        for (x = 0; x < Lx; x++) for (y = 0; y < Ly; y++) up += (x + y) % 2 == 0 && ((B.states[k] >> (x * Ly + y)) & 1u);
+        acc += (p > 0 ? p * p : -p * p) * (up % 2 ? -1 : 1);
+    }
+    tqs_basis_free(&B);
+    return fabs(acc);
+}
+
 int main(int argc, char **argv) {
     int Lx = 4, Ly = 4, json = 0, i, rc, observables = 0;
     const char *svg = NULL;
     tqs_lanczos_options lo;
     tqs_observables o;
-    double J1 = 1.0, J2 = 0.5;
+    double J1 = 1.0, J2 = 0.5, marshall = NAN;
     tqs_hamiltonian H;
     tqs_ed_result ed;
     flags_prog = "exact";
@@ -24,7 +44,7 @@ int main(int argc, char **argv) {
         if (!strcmp(argv[i], "--help") || !strcmp(argv[i], "-h")) {
             printf("usage: exact [--L n | --Lx n --Ly n (4)] [--J1 x (1)] [--J2 x (0.5)] [--json] [--observables [--svg PREFIX]]\n"
                    "Ground-state energy of the periodic J1-J2 model, Sz=0, N <= %d sites; with --observables its\n"
-                   "spin and dimer correlations and structure factors (--svg: PREFIX-sq.svg, PREFIX-corr.svg).\n", TQS_ED_MAX_SITES);
+                   "weight with Marshall's sign, spin and dimer correlations, structure factors (--svg: PREFIX-sq.svg, PREFIX-corr.svg).\n", TQS_ED_MAX_SITES);
             return 0;
         }
         flags_die("unknown flag '%s' (try --help)", argv[i]);
@@ -45,15 +65,19 @@ int main(int argc, char **argv) {
         tqs_ed_result_free(&ed); tqs_hamiltonian_free(&H);
         return 1;
     }
+    if (observables) marshall = marshall_sign(&ed, Lx, Ly);
     if (json) {
         printf("{\"Lx\":%d,\"Ly\":%d,\"J1\":%.10g,\"J2\":%.10g,\"energy\":%.10g,\"energy_per_site\":%.10g",
                Lx, Ly, J1, J2, ed.energy, ed.energy / H.lat.N);
-        if (observables) { printf(",\"observables\":"); obs_json(stdout, &o); }
+        if (observables) { printf(",\"marshall_sign\":%.10g,\"observables\":", marshall); obs_json(stdout, &o); }
         printf("}\n");
     } else {
         printf("%dx%d J1=%g J2=%g: E0 = %.10f, E0/N = %.10f (%d Lanczos steps, dim %zu)\n",
                Lx, Ly, J1, J2, ed.energy, ed.energy / H.lat.N, ed.iterations, ed.dim);
-        if (observables) obs_print(stdout, &o, "observables of the ground state (exact)");
+        if (observables) {
+            printf("Marshall's sign: sum_s psi(s)^2 sign(psi(s)) (-1)^n_A(s) = %.4f (1: the sign is Marshall's on every s)\n", marshall);
+            obs_print(stdout, &o, "observables of the ground state (exact)");
+        }
     }
     if (observables) {
         char t[128];

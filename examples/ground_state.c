@@ -452,12 +452,15 @@ static int json_log_resume(json_log *j, const char *path, long step) {
 /* --help; the defaults printed are the library's (tqs_vit_config_defaults,
  * tqs_vmc_options_defaults, tqs_recipe_options_defaults, tqs_recipe_for_budget):
  * one definition for the programs and the API. */
+static const char *sign_name(int rule) { return rule == TQS_SIGN_MARSHALL ? "marshall" : "none"; }
+
 static void print_usage(void) {
     tqs_vit_config c;
     tqs_vmc_options o;
-    tqs_recipe_options r;
-    memset(&c, 0, sizeof c); memset(&o, 0, sizeof o); memset(&r, 0, sizeof r);
+    tqs_recipe_options r, r10;   /* the recipe's defaults on 4x4 and on 10x10 */
+    memset(&c, 0, sizeof c); memset(&o, 0, sizeof o); memset(&r, 0, sizeof r); memset(&r10, 0, sizeof r10);
     tqs_vit_config_defaults(&c); tqs_vmc_options_defaults(&o); tqs_recipe_options_defaults(&r, 16);
+    tqs_recipe_options_defaults(&r10, 100);
     printf("usage: ground_state [flags]\n"
            "  By default the recipe: a plain phase, then psi_sym (the ViT summed over the translations inside a patch\n"
            "  and the point group) in the ground state's sector, trained on from it (examples/README.md, \"Time to accuracy\"):\n"
@@ -467,12 +470,15 @@ static void print_usage(void) {
            "  phases    --plain (one plain phase)   --sym-train full|point|translations (one psi_sym phase, e.g. from --init)\n"
            "            --group auto|point|full|translations|plain (the recipe's psi_sym: auto = point; translations\n"
            "            above 36 sites; plain: none, the whole budget plain, as where no sector is found)\n"
-           "            --plain-share f (of --time-limit)  --sym-steps n  --sym-samples n (%d)  --sym-lr x (%g)\n"
-           "            --sym-lr-final x (%g)  --sym-max-distance x (%g)  --sym-time-limit MINUTES (psi_sym's; default: the rest)\n",
-           r.plain_steps, r.plain_steps, r.sym_steps, r.sym.n_samples, r.sym.lr, r.sym.lr_final, r.sym.max_distance);
+           "            --plain-share f (of --time-limit)  --sym-steps n  --sym-samples n (%d)  --sym-lr x (%g;\n"
+           "            %g above 64 sites)  --sym-lr-final x (%g)  --sym-max-distance x (%g)\n"
+           "            --sym-time-limit MINUTES (psi_sym's; default: the rest)\n",
+           r.plain_steps, r.plain_steps, r.sym_steps, r.sym.n_samples, r.sym.lr, r10.sym.lr, r.sym.lr_final, r.sym.max_distance);
     printf("  lattice   --L n | --Lx n --Ly n (4; with --init or --resume: the model's)   --J1 x (1)   --J2 x (0.5; with --init: the model's)\n"
            "  model     --patch b (%d)  --d n (%d)  --heads n (%d)  --layers n (%d)  --ff n (%d)\n"
-           "            --attention factored|standard (factored)  --init MODEL (start from a model file: its lattice, shape and\n"
+           "            --attention factored|standard (factored)  --sign none|marshall (none; marshall: the output times\n"
+           "                             (-1)^(up spins on the sublattice x + y even), Marshall's sign, a fixed prior)\n"
+           "            --init MODEL (start from a model file: its lattice, shape, sign and\n"
            "                             couplings; a psi_sym model continues as psi_sym over its group)\n",
            c.b, c.d, c.h, c.n_layers, c.ff);
     printf("  sampling  --samples n (%d up to 24 sites, %d above: the plain phase; with --sym-train: psi_sym's, %d)\n"
@@ -551,10 +557,10 @@ typedef struct gs_options {
     int thermalize;              /* -1: not given */
     int seed, threads, exact, json, quiet, print_every, max_rejected, eval_samples, ckpt_every, stop_at;
     int observables, symmetrize, sym_samples, att_every, n_logs;
-    const char *att, *solver, *schedule, *init, *resume, *sym_train, *group;
+    const char *att, *sign, *solver, *schedule, *init, *resume, *sym_train, *group;
     const char *log_path, *save, *ckpt, *plot, *json_log_path, *obs_svg_prefix;
     const char **logs;           /* CSV logs to plot (positional arguments) */
-    int given_b, given_d, given_h, given_layers, given_ff, given_att, given_lattice, given_J1, given_J2, given_sym_samples, given_eval;
+    int given_b, given_d, given_h, given_layers, given_ff, given_att, given_sign, given_lattice, given_J1, given_J2, given_sym_samples, given_eval;
     /* --resume: the checkpoint, and the argument list rebuilt from its flags */
     tqs_checkpoint_info *ck;
     char **eargv, *stored, steps_arg[32];
@@ -608,13 +614,14 @@ static int parse_flags(gs_options *o, int argc, char **argv) {
     o->J1 = 1.0; o->J2 = 0.5; o->steps = o->sym_steps = o->thermalize = -1;
     o->max_distance = o->momentum = o->rollback = o->sym_max_distance = NAN;
     o->seed = 1; o->ckpt_every = 50; o->eval_samples = 16384; o->max_rejected = 5; o->sym_samples = 1024;
-    o->att = "factored"; o->solver = "auto"; o->schedule = "exp";
+    o->att = "factored"; o->sign = "none"; o->solver = "auto"; o->schedule = "exp";
     if ((rc = resume_argv(o, &argc, &argv)) != 0) return rc;
     o->argc = argc; o->argv = argv;
     if (!(o->logs = (const char **)calloc((size_t)argc, sizeof(char *)))) flags_die("out of memory");
     for (i = 1; i < argc; i++) {
         o->given_b |= !strcmp(argv[i], "--patch"); o->given_d |= !strcmp(argv[i], "--d"); o->given_h |= !strcmp(argv[i], "--heads");
         o->given_layers |= !strcmp(argv[i], "--layers"); o->given_ff |= !strcmp(argv[i], "--ff"); o->given_att |= !strcmp(argv[i], "--attention");
+        o->given_sign |= !strcmp(argv[i], "--sign");
         o->given_lattice |= !strcmp(argv[i], "--L") || !strcmp(argv[i], "--Lx") || !strcmp(argv[i], "--Ly");
         o->given_J1 |= !strcmp(argv[i], "--J1"); o->given_J2 |= !strcmp(argv[i], "--J2");
         o->given_sym_samples |= !strcmp(argv[i], "--sym-samples"); o->given_eval |= !strcmp(argv[i], "--eval-samples");
@@ -622,7 +629,8 @@ static int parse_flags(gs_options *o, int argc, char **argv) {
             flags_real(argc, argv, &i, "--J2", &o->J2, -1e3, 1e3) || flags_int(argc, argv, &i, "--patch", &o->cfg.b, 1, 16) ||
             flags_int(argc, argv, &i, "--d", &o->cfg.d, 1, 4096) || flags_int(argc, argv, &i, "--heads", &o->cfg.h, 1, 4096) ||
             flags_int(argc, argv, &i, "--layers", &o->cfg.n_layers, 1, 64) || flags_int(argc, argv, &i, "--ff", &o->cfg.ff, 1, 64) ||
-            flags_str(argc, argv, &i, "--attention", &o->att) || flags_str(argc, argv, &i, "--init", &o->init) ||
+            flags_str(argc, argv, &i, "--attention", &o->att) || flags_str(argc, argv, &i, "--sign", &o->sign) ||
+            flags_str(argc, argv, &i, "--init", &o->init) ||
             flags_bool(argv, i, "--plain", &plain) || flags_str(argc, argv, &i, "--sym-train", &o->sym_train) ||
             flags_str(argc, argv, &i, "--group", &o->group) ||
             flags_int(argc, argv, &i, "--samples", &t->n_samples, 1, 1 << 24) ||
@@ -734,6 +742,8 @@ static void model_from_file(gs *g) {
     if (o->given_att && o->cfg.attention != mc->attention)
         flags_die("%s: the model has --attention %s, the flags say %s", from, mc->attention ? "standard" : "factored",
                   o->cfg.attention ? "standard" : "factored");
+    if (o->given_sign && o->cfg.sign_rule != mc->sign_rule)
+        flags_die("%s: the model has --sign %s, the flags say %s", from, sign_name(mc->sign_rule), sign_name(o->cfg.sign_rule));
     o->cfg = *mc;
 }
 
@@ -808,6 +818,9 @@ static int set_up(gs *g) {
     if (!strcmp(o->att, "factored")) o->cfg.attention = TQS_ATTN_FACTORED;
     else if (!strcmp(o->att, "standard")) o->cfg.attention = TQS_ATTN_STANDARD;
     else flags_die("--attention: must be factored or standard (got '%s')", o->att);
+    if (!strcmp(o->sign, "none")) o->cfg.sign_rule = TQS_SIGN_NONE;
+    else if (!strcmp(o->sign, "marshall")) o->cfg.sign_rule = TQS_SIGN_MARSHALL;
+    else flags_die("--sign: must be none or marshall (got '%s')", o->sign);
     if (o->init || o->ck) model_from_file(g);
     b = tqs_recipe_for_budget(o->cfg.Lx, o->cfg.Ly, o->time_limit);
     if (!o->init && !o->ck && !o->given_d && o->mode == MODE_RECIPE) o->cfg.d = b.d;   /* the width the budget affords */
@@ -1223,9 +1236,9 @@ static void report_json(gs *g, const gs_result *res) {
     int N = g->N, sym = g->r.vmc.opt.symmetry != NULL;
     double e = in->energy / N, exact = g->exact, rel = isfinite(exact) ? fabs((e - exact) / exact) : NAN;
     long steps = o->steps == 0 ? 0 : g->offset + g->r.vmc.opt.n_steps;
-    printf("{\"Lx\":%d,\"Ly\":%d,\"J1\":%.10g,\"J2\":%.10g,\"attention\":\"%s\",\"params\":%zu,\"samples\":%d,\"steps\":%ld,"
+    printf("{\"Lx\":%d,\"Ly\":%d,\"J1\":%.10g,\"J2\":%.10g,\"attention\":\"%s\",\"sign\":\"%s\",\"params\":%zu,\"samples\":%d,\"steps\":%ld,"
            "\"plain_steps\":%ld,\"sym_steps\":%ld,\"state\":\"%s\",",
-           o->cfg.Lx, o->cfg.Ly, o->J1, o->J2, o->cfg.attention ? "standard" : "factored", g->model.n_params,
+           o->cfg.Lx, o->cfg.Ly, o->J1, o->J2, o->cfg.attention ? "standard" : "factored", sign_name(o->cfg.sign_rule), g->model.n_params,
            o->exact ? (int)g->r.vmc.en.basis.dim : o->eval_samples, steps, sym ? g->offset : steps, sym ? steps - g->offset : 0,
            sym ? "psi_sym" : "psi");
     if (sym) printf("\"group\":\"%s\",", group_flag(g->r.opt.group));
@@ -1384,8 +1397,9 @@ static int start(gs *g) {
     if ((rc = open_outputs(g)) != 0) return rc;
     if (g->couplings_msg[0] && is_root && (g->warm || !o->quiet)) fprintf(stderr, "%s\n", g->couplings_msg);
     if (!o->quiet)
-        fprintf(stderr, "%dx%d J2=%g, %s ViT d=%d h=%d layers=%d: %zu parameters, %s, solver %s, %d thread%s\n",
-                o->cfg.Lx, o->cfg.Ly, o->J2, o->cfg.attention ? "standard" : "factored", o->cfg.d, o->cfg.h, o->cfg.n_layers,
+        fprintf(stderr, "%dx%d J2=%g, %s ViT%s d=%d h=%d layers=%d: %zu parameters, %s, solver %s, %d thread%s\n",
+                o->cfg.Lx, o->cfg.Ly, o->J2, o->cfg.attention ? "standard" : "factored",
+                o->cfg.sign_rule ? " times Marshall's sign" : "", o->cfg.d, o->cfg.h, o->cfg.n_layers,
                 g->model.n_params, o->exact ? "exact enumeration" : "sampling", tqs_solver_name(g->r.vmc.sr_ws.solver),
                 tqs_get_threads(), tqs_get_threads() == 1 ? "" : "s");
     if (!o->quiet && o->plot && !o->log_path)

@@ -53,8 +53,9 @@ static int cmd_init(int argc, char **argv) {
 
 static int cmd_info(const tqs_vit *m) {
     const tqs_vit_config *c = &m->cfg;
-    printf("lattice %dx%d, patch %d (%d tokens), d %d, heads %d, layers %d, ff %d, attention %s\n",
-           c->Lx, c->Ly, c->b, m->n, c->d, c->h, c->n_layers, c->ff, c->attention ? "standard" : "factored");
+    printf("lattice %dx%d, patch %d (%d tokens), d %d, heads %d, layers %d, ff %d, attention %s%s\n",
+           c->Lx, c->Ly, c->b, m->n, c->d, c->h, c->n_layers, c->ff, c->attention ? "standard" : "factored",
+           c->sign_rule == TQS_SIGN_MARSHALL ? ", times Marshall's sign" : "");
     printf("parameters %zu\n", m->n_params);
     if (isfinite(m->J1) && isfinite(m->J2)) {
         static const char *what[4] = {"psi itself", "psi_sym over the full group", "psi_sym over the translations",
@@ -181,6 +182,50 @@ static int cmd_eval(const tqs_vit *m, int argc, char **argv) {
     tqs_vit_ws_free(&ws);
     free(cf);
     return rc;
+}
+
+/* How far the model's phase follows Marshall's sign, on samples of |psi|^2:
+ * |<exp(i (arg psi(s) - pi n_A(s)))>|, n_A the up spins on the sublattice
+ * x + y even; 1 when arg psi = pi n_A + a constant on every sample. */
+static int cmd_sign(const tqs_vit *m, int argc, char **argv) {
+    int i, K = 4096, seed = 1, chains = 16, per, N = m->N, x, y, k, rc;
+    double re = 0, im = 0;
+    tqs_vit_ws ws;
+    tqs_vit_amplitude holder;
+    tqs_amplitude amp;
+    tqs_lattice lat;
+    tqs_sampler S;
+    int8_t *cf;
+    tqs_complex *lp;
+    for (i = 3; i < argc; i++) {
+        if (flags_int(argc, argv, &i, "--samples", &K, 16, 1 << 24) || flags_int(argc, argv, &i, "--seed", &seed, 0, 2147483647)) continue;
+        flags_die("sign: unknown flag '%s'", argv[i]);
+    }
+    per = (K + chains - 1) / chains; K = per * chains;
+    cf = (int8_t *)malloc((size_t)K * N); lp = (tqs_complex *)malloc(sizeof(tqs_complex) * (size_t)K);
+    if (!cf || !lp) { free(cf); free(lp); fprintf(stderr, "model: out of memory\n"); return 1; }
+    if (tqs_lattice_init(&lat, m->cfg.Lx, m->cfg.Ly) || tqs_vit_ws_init(&ws, m, 256, 0)) { fprintf(stderr, "model: %s\n", tqs_last_error()); free(cf); free(lp); return 1; }
+    amp = tqs_vit_amplitude_make(&holder, m, &ws);
+    rc = tqs_sampler_init(&S, &lat, chains, (uint64_t)seed);
+    if (!rc) {
+        rc = tqs_sampler_start_ordered(&S, &lat, &amp) || tqs_sampler_run(&S, &amp, per, 2, 50, cf, lp);
+        tqs_sampler_free(&S);
+    }
+    if (rc) fprintf(stderr, "model: sign: %s\n", tqs_last_error());
+    else {
+        for (k = 0; k < K; k++) {
+            const int8_t *c = cf + (size_t)k * N;
+            int up = 0;
+            for (x = 0; x < m->cfg.Lx; x++) for (y = 0; y < m->cfg.Ly; y++) up += (x + y) % 2 == 0 && c[tqs_site(&lat, x, y)] > 0;
+            double ph = lp[k].im - 3.14159265358979323846 * up;
+            re += cos(ph); im += sin(ph);
+        }
+        printf("Marshall's sign: |<exp(i (arg psi - pi n_A))>| = %.4f over %d samples of |psi|^2 (1: the phase is Marshall's sign "
+               "on every sample)\n", sqrt(re * re + im * im) / K, K);
+    }
+    tqs_vit_ws_free(&ws); tqs_lattice_free(&lat);
+    free(cf); free(lp);
+    return rc != 0;
 }
 
 /* C(r), S(q) and the dimer correlations of the model (or of psi_sym) from
@@ -529,19 +574,20 @@ int main(int argc, char **argv) {
                "       model observables MODEL [--samples K (4096)] [--seed S (1)] [--symmetrize [--J2 x (the model's, else 0.5)]] [--json] [--svg PREFIX]\n"
                "       model exact MODEL [--J2 x (the model's, else 0.5)] [--json]   (N <= 24: against the exact ground state, no sampling)\n"
                "       model metric MODEL [--samples M (512)] [--sample-power p (as training)] [--shift eps (1e-3)] [--seed S (1)]\n"
-               "                          [--J2 x (the model's, else 0.5)] [--json]   (the spectrum of SR's metric S, and the share of the energy variance a step reaches)\n");
+               "                          [--J2 x (the model's, else 0.5)] [--json]   (the spectrum of SR's metric S, and the share of the energy variance a step reaches)\n"
+               "       model sign MODEL [--samples K (4096)] [--seed S (1)]   (how far the phase of psi follows Marshall's sign)\n");
         return argc < 2 ? 2 : 0;
     }
     if (!strcmp(argv[1], "init")) return cmd_init(argc, argv);
     if (strcmp(argv[1], "info") && strcmp(argv[1], "eval") && strcmp(argv[1], "observables") && strcmp(argv[1], "exact") &&
-        strcmp(argv[1], "metric"))
-        flags_die("unknown command '%s' (init, info, eval, observables, exact or metric)", argv[1]);
+        strcmp(argv[1], "metric") && strcmp(argv[1], "sign"))
+        flags_die("unknown command '%s' (init, info, eval, observables, exact, metric or sign)", argv[1]);
     if (argc < 3) flags_die("%s: MODEL is required", argv[1]);
     if (!strcmp(argv[1], "info") && argc > 3) flags_die("info: unexpected argument '%s'", argv[3]);
     if (tqs_vit_load(&m, argv[2])) { fprintf(stderr, "model: %s\n", tqs_last_error()); return 1; }
     rc = !strcmp(argv[1], "info") ? cmd_info(&m) : !strcmp(argv[1], "eval") ? cmd_eval(&m, argc, argv)
        : !strcmp(argv[1], "exact") ? cmd_exact(&m, argc, argv) : !strcmp(argv[1], "metric") ? cmd_metric(&m, argc, argv)
-       : cmd_observables(&m, argc, argv);
+       : !strcmp(argv[1], "sign") ? cmd_sign(&m, argc, argv) : cmd_observables(&m, argc, argv);
     tqs_vit_free(&m);
     return rc;
 }

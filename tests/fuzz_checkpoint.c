@@ -24,7 +24,7 @@ static void try_checkpoint(const uint8_t *data, size_t size) {
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
     if (!saved) {
-        tqs_vit_config c = {4, 4, 2, 4, 1, 1, 1, TQS_ATTN_FACTORED};
+        tqs_vit_config c = {4, 4, 2, 4, 1, 1, 1, TQS_ATTN_FACTORED, TQS_SIGN_NONE};
         tqs_vmc_options o;
         memset(&o, 0, sizeof o);
         o.n_samples = 8; o.n_chains = 4;

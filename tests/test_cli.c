@@ -570,6 +570,15 @@ static void test_scan(void) {
     t = slurp(D "/out.txt", NULL);
     if (t && strstr(t, "\"S_pipi\":")) CHECK_NEAR(m2_exact[1], strtod(strstr(t, "\"S_pipi\":") + 9, NULL) / 16, 1e-7);
     else CHECK(0);
+    /* Marshall's sign: broken by the frustration at J2 = 0.5 (measured
+     * 0.9745); exact at J2 = 0 (Marshall's theorem), to the Lanczos vector's
+     * accuracy: a residual below 1e-10 moves weights by ~1e-10 */
+    CHECK(t && strstr(t, "\"marshall_sign\":") && strtod(strstr(t, "\"marshall_sign\":") + 16, NULL) < 0.99);
+    free(t);
+    CHECK_EQ(run("./examples/exact --L 4 --J2 0 --observables --json"), 0);
+    t = slurp(D "/out.txt", NULL);
+    if (t && strstr(t, "\"marshall_sign\":")) CHECK_NEAR(strtod(strstr(t, "\"marshall_sign\":") + 16, NULL), 1.0, 1e-8);
+    else CHECK(0);
     free(t);
     refused_plain("./examples/scan --from 0.5 --to 0.4", "--to", 2);
     printf("  scan: two warm-started points, exact columns = Lanczos, energies above the exact ones\n");
@@ -842,6 +851,56 @@ static void test_reference_energy(void) {
     free(out);
 }
 
+/* --sign marshall: in the JSON and the model file, refused when an --init
+ * model says otherwise; model sign on models whose answer is known. */
+static void test_sign_rule(void) {
+    char *out, *err;
+    /* --sign marshall: in the JSON, kept in the model file, and an --init
+     * that says otherwise is refused by name */
+    CHECK_EQ(run("./examples/ground_state --plain --sign marshall --d 8 --heads 2 --layers 1 --samples 64 --chains 8 --steps 1 "
+                 "--eval-samples 64 --json --quiet --save " D "/sign.tqs"), 0);
+    out = slurp(D "/out.txt", NULL);
+    CHECK(out && strstr(out, "\"sign\":\"marshall\""));
+    free(out);
+    CHECK_EQ(run("./examples/model info " D "/sign.tqs"), 0);
+    out = slurp(D "/out.txt", NULL);
+    CHECK(out && strstr(out, "attention factored, times Marshall's sign"));
+    free(out);
+    CHECK_EQ(run("./examples/ground_state --plain --init " D "/sign.tqs --sign none --steps 1 --quiet"), 2);
+    err = slurp(D "/err.txt", NULL);
+    CHECK(err && strstr(err, "--init: the model has --sign marshall, the flags say none"));
+    free(err);
+    {   /* model sign: every parameter 0 makes log psi = 0 on every
+         * configuration, so with the rule the phase is exactly pi n_A: 1.0000;
+         * without it the |psi|^2 samples are uniform and <(-1)^n_A> is 0
+         * within 1/sqrt(4096) = 0.016 per independent sample; below 0.2
+         * leaves a factor 12 for the chains' correlation */
+        tqs_vit z;
+        tqs_vit_config zc;
+        double v = -1;
+        memset(&zc, 0, sizeof zc);
+        zc.Lx = zc.Ly = 4; zc.d = 8; zc.sign_rule = TQS_SIGN_MARSHALL;
+        tqs_vit_init(&z, &zc, 1);
+        memset(z.params, 0, sizeof(double) * z.n_params);
+        CHECK_EQ(tqs_vit_save(&z, D "/zero-sign.tqs"), 0);
+        z.cfg.sign_rule = TQS_SIGN_NONE;
+        CHECK_EQ(tqs_vit_save(&z, D "/zero.tqs"), 0);
+        tqs_vit_free(&z);
+        CHECK_EQ(run("./examples/model sign " D "/zero-sign.tqs"), 0);
+        out = slurp(D "/out.txt", NULL);
+        CHECK(out && strstr(out, "Marshall's sign: |<exp(i (arg psi - pi n_A))>| = 1.0000 over 4096 samples"));
+        free(out);
+        CHECK_EQ(run("./examples/model sign " D "/zero.tqs"), 0);
+        out = slurp(D "/out.txt", NULL);
+        CHECK(out && sscanf(strstr(out, "= ") ? strstr(out, "= ") + 2 : "", "%lf", &v) == 1 && v >= 0 && v < 0.2);
+        free(out);
+    }
+    CHECK_EQ(run("./examples/ground_state --sign minus --steps 1 --quiet"), 2);
+    err = slurp(D "/err.txt", NULL);
+    CHECK(err && strstr(err, "--sign: must be none or marshall (got 'minus')"));
+    free(err);
+}
+
 /* The couplings travel with the model: --init without --J2 continues at the
  * J2 the model was trained at (its exact energy is that coupling's), a
  * different --J2 is a warm start said in one line, and a model file of
@@ -861,7 +920,7 @@ static void test_init_couplings(void) {
     free(out); free(err);
     CHECK_EQ(run("./examples/model info " D "/j06.tqs"), 0);
     out = slurp(D "/out.txt", NULL);
-    CHECK(out && strstr(out, "trained at J1 1, J2 0.6: psi itself"));
+    CHECK(out && strstr(out, "trained at J1 1, J2 0.6: psi itself") && !strstr(out, "Marshall"));
     free(out);
     CHECK_EQ(run("./examples/ground_state --plain --init " D "/j06.tqs --J2 0.5 --samples 64 --chains 8 --steps 1 --eval-samples 64 --json --quiet"), 0);
     out = slurp(D "/out.txt", NULL); err = slurp(D "/err.txt", NULL);
@@ -1117,6 +1176,7 @@ int main(void) {
     test_model_metric();
     test_model_exact_sym();
     test_init_couplings();
+    test_sign_rule();
     test_reference_energy();
     test_symmetry_check();
     test_attention_plot();

@@ -185,6 +185,7 @@ static void test_sampled(void) {
     tqs_amplitude camp;
     tqs_eloc_ws ews;
     long amps_obs = 0, amps_eloc = 0;
+    memset(&c, 0, sizeof c);
     c.Lx = 4; c.Ly = 4; c.b = 2; c.d = 8; c.h = 2; c.n_layers = 1; c.ff = 2; c.attention = TQS_ATTN_FACTORED;
     tqs_hamiltonian_init(&H, 4, 4, 1.0, 0.5);
     tqs_vit_init(&m, &c, 21);

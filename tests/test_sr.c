@@ -124,6 +124,7 @@ static void test_solvers(long R, long P) {
 
 static tqs_vit_config tiny_cfg(void) {
     tqs_vit_config c;
+    memset(&c, 0, sizeof c);   /* zero: every other field at its default (no sign rule) */
     c.Lx = 4; c.Ly = 4; c.b = 2; c.d = 4; c.h = 1; c.n_layers = 1; c.ff = 1; c.attention = TQS_ATTN_FACTORED;
     return c;
 }
@@ -673,6 +674,12 @@ static void test_recipe(void) {
     o.plain_steps = 2; o.sym_steps = 2; o.plain.exact = 1;
     CHECK_EQ(tqs_recipe_init(&r, &H, &m, &o), 0);
     CHECK(r.opt.sym.lr == 0.1 && r.opt.sym.lr_final == 0.01 && r.opt.sym.max_distance == 0.1 && r.opt.sym.exact == 1);
+    {   /* psi_sym's first learning rate: 0.1 up to 8x8, 0.05 above (measured on 10x10) */
+        tqs_recipe_options d8, d10;
+        memset(&d8, 0, sizeof d8); memset(&d10, 0, sizeof d10);
+        tqs_recipe_options_defaults(&d8, 64); tqs_recipe_options_defaults(&d10, 100);
+        CHECK(d8.sym.lr == 0.1 && d10.sym.lr == 0.05 && d10.sym.lr_final == 0.01);
+    }
     for (k = 0; k < 4; k++) {
         phases[k] = r.phase;
         CHECK_EQ(tqs_recipe_step(&r, &info), 0);

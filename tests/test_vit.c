@@ -10,6 +10,7 @@
 
 static tqs_vit_config make_cfg(int Lx, int Ly, int b, int d, int h, int nl, int attention) {
     tqs_vit_config c;
+    memset(&c, 0, sizeof c);   /* zero: every other field at its default (no sign rule) */
     c.Lx = Lx; c.Ly = Ly; c.b = b; c.d = d; c.h = h; c.n_layers = nl; c.ff = 4; c.attention = attention;
     return c;
 }
@@ -337,6 +338,108 @@ static int load_bytes(const unsigned char *buf, size_t len) {
 
 static void put32(unsigned char *p, uint32_t v) { p[0] = (unsigned char)v; p[1] = (unsigned char)(v >> 8); p[2] = (unsigned char)(v >> 16); p[3] = (unsigned char)(v >> 24); }
 
+/* The parity of the up spins on the sublattice x + y even, counted through
+ * tqs_site (the library's site numbering), not the library's own loop. */
+static int marshall_parity(const tqs_lattice *lat, const int8_t *s) {
+    int x, y, up = 0;
+    for (x = 0; x < lat->Lx; x++)
+        for (y = 0; y < lat->Ly; y++)
+            if ((x + y) % 2 == 0 && s[tqs_site(lat, x, y)] > 0) up++;
+    return up % 2;
+}
+
+/* Marshall's sign rule: the same parameters with and without it give the
+ * same |psi| and phases apart by exactly pi where the parity is odd; the
+ * Jacobian is the same (the sign has no parameters); psi_sym over the full
+ * group (point group, translations inside a patch, spin flip) keeps that
+ * relation, which holds only if the sign is the same on every g s; and the
+ * model file keeps the rule (version 3). */
+static void test_sign_rule(int Lx, int Ly) {
+    enum { B = 24 };
+    tqs_vit_config c = make_cfg(Lx, Ly, 2, 8, 2, 2, TQS_ATTN_FACTORED), cm = c;
+    tqs_vit m, mm, back;
+    tqs_vit_ws ws, wsm;
+    tqs_lattice lat;
+    tqs_symmetry G;
+    tqs_symmetric_amplitude sa, sam;
+    tqs_vit_amplitude h, hm;
+    tqs_amplitude a, am, sym, symm;
+    tqs_rng rng;
+    int N = Lx * Ly, k, odd = 0, same_jac;
+    int8_t *cf = (int8_t *)malloc((size_t)B * N);
+    tqs_complex lp[B], lpm[B], lj[B], ls[B], lsm[B];
+    double *jac, *jacm, worst = 0, worst_sym = 0;
+    size_t P;
+    cm.sign_rule = TQS_SIGN_MARSHALL;
+    tqs_vit_init(&m, &c, 5); tqs_vit_init(&mm, &cm, 5);
+    P = m.n_params;
+    CHECK(mm.n_params == P && memcmp(m.params, mm.params, sizeof(double) * P) == 0);   /* no parameters of its own */
+    tqs_vit_ws_init(&ws, &m, B, 1); tqs_vit_ws_init(&wsm, &mm, B, 1);
+    tqs_lattice_init(&lat, Lx, Ly);
+    tqs_rng_seed(&rng, 17, 0);
+    for (k = 0; k < B; k++) tqs_random_config(cf + (size_t)k * N, N, &rng);
+    CHECK_EQ(tqs_vit_forward(&m, &ws, lp, cf, B), 0);
+    CHECK_EQ(tqs_vit_forward(&mm, &wsm, lpm, cf, B), 0);
+    /* Im log psi + pi: one rounding of a number of size < 100, so <= 1e-14;
+     * Re log psi is the same operations on the same numbers: equal */
+    for (k = 0; k < B; k++) {
+        int par = marshall_parity(&lat, cf + (size_t)k * N);
+        double e = fabs(lpm[k].im - lp[k].im - 3.14159265358979323846 * par);
+        odd += par;
+        if (e > worst) worst = e;
+        CHECK(lpm[k].re == lp[k].re);
+    }
+    CHECK(odd > 0 && odd < B);   /* both parities were drawn */
+    CHECK_BELOW(worst, 1e-12);
+    jac = (double *)malloc(sizeof(double) * 2 * B * P); jacm = (double *)malloc(sizeof(double) * 2 * B * P);
+    CHECK_EQ(tqs_vit_jacobian(&m, &ws, jac, NULL, cf, B), 0);
+    CHECK_EQ(tqs_vit_jacobian(&mm, &wsm, jacm, lj, cf, B), 0);
+    same_jac = memcmp(jac, jacm, sizeof(double) * 2 * B * P) == 0;
+    CHECK(same_jac);
+    for (k = 0; k < B; k++) CHECK(lj[k].re == lpm[k].re && lj[k].im == lpm[k].im);
+    /* psi_sym: 32 or 64 terms summed; each term's phase moved by pi (one rounding
+     * each), so the sums agree to ~1e-15 of the largest term; 1e-9 leaves
+     * room for a sum 1e5 times smaller than its terms. A sign that changed
+     * under some g would mix the terms' signs: an O(1) difference. */
+    CHECK_EQ(tqs_symmetry_init(&G, Lx, Ly, 2), 0);
+    a = tqs_vit_amplitude_make(&h, &m, &ws); am = tqs_vit_amplitude_make(&hm, &mm, &wsm);
+    CHECK_EQ(tqs_symmetric_amplitude_init(&sa, &sym, &G, &a), 0);
+    CHECK_EQ(tqs_symmetric_amplitude_init(&sam, &symm, &G, &am), 0);
+    CHECK_EQ(sym.fn(sym.ctx, ls, cf, B), 0);
+    CHECK_EQ(symm.fn(symm.ctx, lsm, cf, B), 0);
+    for (k = 0; k < B; k++) {
+        int par = marshall_parity(&lat, cf + (size_t)k * N);
+        double dphi = lsm[k].im - ls[k].im - 3.14159265358979323846 * par;
+        double e = fabs(lsm[k].re - ls[k].re) + fabs(sin(0.5 * dphi));   /* sin(dphi/2): phases mod 2 pi */
+        if (e > worst_sym) worst_sym = e;
+    }
+    printf("  Marshall's sign rule (%dx%d): phase - pi parity %.1e; Jacobian %s; psi_sym over %d elements %.1e\n",
+           Lx, Ly, worst, same_jac ? "identical" : "DIFFERENT", G.n, worst_sym);
+    CHECK_BELOW(worst_sym, 1e-9);
+    {   /* the model file: version 3 with the rule, read back the same */
+        const char *path = "build/test_model_sign.tqs";
+        unsigned char *buf;
+        size_t len;
+        CHECK_EQ(tqs_vit_save(&mm, path), 0);
+        CHECK_EQ(tqs_vit_load(&back, path), 0);
+        CHECK(back.cfg.sign_rule == TQS_SIGN_MARSHALL && memcmp(back.params, mm.params, sizeof(double) * P) == 0);
+        tqs_vit_free(&back);
+        CHECK_EQ(tqs_read_file(path, &buf, &len, 1 << 20), 0);
+        CHECK(len == 76 + 8 * P + 4 && buf[8] == 3);
+        put32(buf + 72, 0); put32(buf + len - 4, tqs_crc32(0, buf, len - 4));   /* version 3 without a rule */
+        CHECK_EQ(load_bytes(buf, len), TQS_EFORMAT); CHECK(strstr(tqs_last_error(), "sign") != NULL);
+        put32(buf + 72, 2); put32(buf + len - 4, tqs_crc32(0, buf, len - 4));   /* no such rule */
+        CHECK_EQ(load_bytes(buf, len), TQS_EFORMAT); CHECK(strstr(tqs_last_error(), "sign rule") != NULL);
+        free(buf);
+        remove(path);
+    }
+    tqs_symmetric_amplitude_free(&sa); tqs_symmetric_amplitude_free(&sam); tqs_symmetry_free(&G);
+    free(jac); free(jacm); free(cf);
+    tqs_lattice_free(&lat);
+    tqs_vit_ws_free(&ws); tqs_vit_ws_free(&wsm);
+    tqs_vit_free(&m); tqs_vit_free(&mm);
+}
+
 static void test_model_file(void) {
     tqs_vit_config c = make_cfg(4, 4, 2, 8, 2, 2, TQS_ATTN_STANDARD);
     tqs_vit m, m2;
@@ -386,7 +489,7 @@ static void test_model_file(void) {
         put32(bad + len - 4, tqs_crc32(0, bad, len - 4));
         CHECK_EQ(load_bytes(bad, len), TQS_EFORMAT); CHECK(strstr(tqs_last_error(), "trained symmetry") != NULL);
     }
-    memcpy(bad, buf, len); put32(bad + 8, 3);
+    memcpy(bad, buf, len); put32(bad + 8, 4);
     CHECK_EQ(load_bytes(bad, len), TQS_EFORMAT); CHECK(strstr(tqs_last_error(), "version") != NULL);
     CHECK_EQ(load_bytes(buf, len - 1), TQS_EFORMAT); CHECK(strstr(tqs_last_error(), "bytes") != NULL);
     CHECK_EQ(load_bytes(buf, 30), TQS_EFORMAT); CHECK(strstr(tqs_last_error(), "truncated") != NULL);
@@ -439,5 +542,7 @@ int main(void) {
     test_translation(TQS_ATTN_STANDARD);
     test_attention_readout();
     test_model_file();
+    test_sign_rule(4, 4);
+    test_sign_rule(4, 6);
     return test_summary();
 }

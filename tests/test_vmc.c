@@ -18,6 +18,7 @@ static int exact_logpsi(void *ctx, tqs_complex *out, const int8_t *configs, int 
 
 static tqs_vit_config small_cfg(int attention) {
     tqs_vit_config c;
+    memset(&c, 0, sizeof c);   /* zero: every other field at its default (no sign rule) */
     c.Lx = 4; c.Ly = 4; c.b = 2; c.d = 8; c.h = 2; c.n_layers = 1; c.ff = 2; c.attention = attention;
     return c;
 }
