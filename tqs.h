@@ -160,6 +160,9 @@ TQSDEF int  tqs_site(const tqs_lattice *lat, int x, int y); /* periodic wrap */
 TQSDEF int  tqs_patch_site(const tqs_lattice *lat, int b, int P, int e);
 /* out[site(x+dx, y+dy)] = in[site(x, y)]: the configuration moved by (dx, dy). */
 TQSDEF int  tqs_translate(const tqs_lattice *lat, int8_t *out, const int8_t *in, int dx, int dy);
+/* n_A(s) mod 2, n_A the up spins on the sublattice x + y even: Marshall's
+ * sign is (-1)^n_A (TQS_SIGN_MARSHALL below). s is Lx*Ly spins, site x*Ly + y. */
+TQSDEF int  tqs_marshall_parity(const int8_t *s, int Lx, int Ly);
 
 /* ===================================================================== */
 /* J1-J2 Hamiltonian                                                     */
@@ -1467,6 +1470,13 @@ TQSDEF int tqs_translate(const tqs_lattice *lat, int8_t *out, const int8_t *in, 
     return TQS_OK;
 }
 
+TQSDEF int tqs_marshall_parity(const int8_t *s, int Lx, int Ly) {
+    int x, y, up = 0;
+    for (x = 0; x < Lx; x++)
+        for (y = x & 1; y < Ly; y += 2) up += s[x * Ly + y] > 0;
+    return up & 1;
+}
+
 /* ===================================================================== */
 /* J1-J2 Hamiltonian                                                     */
 /* ===================================================================== */
@@ -2519,13 +2529,8 @@ static TQS__VECTORISE TQS__INLINE void tqs__vit_forward_range_loop(const tqs_vit
     tqs__head_forward(m, ws, logpsi ? logpsi + s0 : NULL, w0, B);
     /* 5. the fixed sign: Marshall's (-1)^{n_A(s)} adds pi to Im log psi when n_A is odd */
     if (m->cfg.sign_rule == TQS_SIGN_MARSHALL && logpsi)
-        for (s = s0; s < s1; s++) {
-            const int8_t *c = configs + (size_t)s * N;
-            int x, y, up = 0;
-            for (x = 0; x < m->cfg.Lx; x++)
-                for (y = x & 1; y < m->cfg.Ly; y += 2) up += c[x * m->cfg.Ly + y] > 0;
-            if (up & 1) logpsi[s].im += 3.14159265358979323846;
-        }
+        for (s = s0; s < s1; s++)
+            if (tqs_marshall_parity(configs + (size_t)s * N, m->cfg.Lx, m->cfg.Ly)) logpsi[s].im += 3.14159265358979323846;
 }
 TQS__TWO_TARGETS(tqs__vit_forward_range, (const tqs_vit *m, tqs_vit_ws *ws, tqs_complex *logpsi, const int8_t *configs, long s0, long s1, long w0),
                  (m, ws, logpsi, configs, s0, s1, w0))

@@ -14,13 +14,12 @@ static double marshall_sign(const tqs_ed_result *ed, int Lx, int Ly) {
     tqs_basis B;
     double acc = 0;
     size_t k;
-    int x, y;
+    int8_t s[TQS_ED_MAX_SITES];
     if (tqs_basis_init(&B, Lx * Ly)) return NAN;
     for (k = 0; k < B.dim; k++) {
-        int up = 0;
         double p = ed->vector[k];
-        for (x = 0; x < Lx; x++) for (y = 0; y < Ly; y++) up += (x + y) % 2 == 0 && ((B.states[k] >> (x * Ly + y)) & 1u);
-        acc += (p > 0 ? p * p : -p * p) * (up % 2 ? -1 : 1);
+        tqs_bits_to_config(s, B.states[k], Lx * Ly);
+        acc += (p > 0 ? p * p : -p * p) * (tqs_marshall_parity(s, Lx, Ly) ? -1 : 1);
     }
     tqs_basis_free(&B);
     return fabs(acc);

@@ -88,6 +88,18 @@ static int read_configs(FILE *f, const char *name, int N, int8_t **out, long *co
     return rc != 0;
 }
 
+/* chains * per samples of |psi|^2 (chain-major) and their log psi: ordered
+ * starts, 50 sweeps to thermalise, 2 between samples. */
+static int draw_samples(const tqs_lattice *lat, const tqs_amplitude *amp, int chains, int per, uint64_t seed,
+                        int8_t *cf, tqs_complex *lp) {
+    tqs_sampler S;
+    int rc = tqs_sampler_init(&S, lat, chains, seed);
+    if (rc) return rc;
+    rc = tqs_sampler_start_ordered(&S, lat, amp) || tqs_sampler_run(&S, amp, per, 2, 50, cf, lp);
+    tqs_sampler_free(&S);
+    return rc;
+}
+
 /* Characters of the sector psi_sym is projected on (see the top of the file). */
 static int sector(tqs_symmetry *G, const tqs_vit *m, tqs_amplitude *amp, double J2) {
     tqs_hamiltonian H;
@@ -95,14 +107,9 @@ static int sector(tqs_symmetry *G, const tqs_vit *m, tqs_amplitude *amp, double 
     if (tqs_hamiltonian_init(&H, m->cfg.Lx, m->cfg.Ly, 1.0, J2)) return 1;
     if (m->N <= TQS_ED_MAX_SITES) rc = tqs_symmetry_characters_ground_state(G, &H);
     else {
-        tqs_sampler S;
         int8_t *cf = (int8_t *)malloc((size_t)4096 * m->N);
         tqs_complex *lp = (tqs_complex *)malloc(sizeof(tqs_complex) * 4096);
-        rc = !cf || !lp || tqs_sampler_init(&S, &H.lat, 16, 1);
-        if (!rc) {
-            rc = tqs_sampler_start_ordered(&S, &H.lat, amp) || tqs_sampler_run(&S, amp, 256, 2, 50, cf, lp) || tqs_symmetry_characters_sampled(G, amp, cf, lp, 4096, NULL, NULL);
-            tqs_sampler_free(&S);
-        }
+        rc = !cf || !lp || draw_samples(&H.lat, amp, 16, 256, 1, cf, lp) || tqs_symmetry_characters_sampled(G, amp, cf, lp, 4096, NULL, NULL);
         free(cf); free(lp);
     }
     tqs_hamiltonian_free(&H);
@@ -188,13 +195,12 @@ static int cmd_eval(const tqs_vit *m, int argc, char **argv) {
  * |<exp(i (arg psi(s) - pi n_A(s)))>|, n_A the up spins on the sublattice
  * x + y even; 1 when arg psi = pi n_A + a constant on every sample. */
 static int cmd_sign(const tqs_vit *m, int argc, char **argv) {
-    int i, K = 4096, seed = 1, chains = 16, per, N = m->N, x, y, k, rc;
+    int i, K = 4096, seed = 1, chains = 16, per, N = m->N, k, rc;
     double re = 0, im = 0;
     tqs_vit_ws ws;
     tqs_vit_amplitude holder;
     tqs_amplitude amp;
     tqs_lattice lat;
-    tqs_sampler S;
     int8_t *cf;
     tqs_complex *lp;
     for (i = 3; i < argc; i++) {
@@ -206,18 +212,11 @@ static int cmd_sign(const tqs_vit *m, int argc, char **argv) {
     if (!cf || !lp) { free(cf); free(lp); fprintf(stderr, "model: out of memory\n"); return 1; }
     if (tqs_lattice_init(&lat, m->cfg.Lx, m->cfg.Ly) || tqs_vit_ws_init(&ws, m, 256, 0)) { fprintf(stderr, "model: %s\n", tqs_last_error()); free(cf); free(lp); return 1; }
     amp = tqs_vit_amplitude_make(&holder, m, &ws);
-    rc = tqs_sampler_init(&S, &lat, chains, (uint64_t)seed);
-    if (!rc) {
-        rc = tqs_sampler_start_ordered(&S, &lat, &amp) || tqs_sampler_run(&S, &amp, per, 2, 50, cf, lp);
-        tqs_sampler_free(&S);
-    }
+    rc = draw_samples(&lat, &amp, chains, per, (uint64_t)seed, cf, lp);
     if (rc) fprintf(stderr, "model: sign: %s\n", tqs_last_error());
     else {
         for (k = 0; k < K; k++) {
-            const int8_t *c = cf + (size_t)k * N;
-            int up = 0;
-            for (x = 0; x < m->cfg.Lx; x++) for (y = 0; y < m->cfg.Ly; y++) up += (x + y) % 2 == 0 && c[tqs_site(&lat, x, y)] > 0;
-            double ph = lp[k].im - 3.14159265358979323846 * up;
+            double ph = lp[k].im - 3.14159265358979323846 * tqs_marshall_parity(cf + (size_t)k * N, m->cfg.Lx, m->cfg.Ly);
             re += cos(ph); im += sin(ph);
         }
         printf("Marshall's sign: |<exp(i (arg psi - pi n_A))>| = %.4f over %d samples of |psi|^2 (1: the phase is Marshall's sign "
