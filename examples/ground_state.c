@@ -476,7 +476,8 @@ static void print_usage(void) {
            r.plain_steps, r.plain_steps, r.sym_steps, r.sym.n_samples, r.sym.lr, r10.sym.lr, r.sym.lr_final, r.sym.max_distance);
     printf("  lattice   --L n | --Lx n --Ly n (4; with --init or --resume: the model's)   --J1 x (1)   --J2 x (0.5; with --init: the model's)\n"
            "  model     --patch b (%d)  --d n (%d)  --heads n (%d)  --layers n (%d)  --ff n (%d)\n"
-           "            --attention factored|standard (factored)  --sign none|marshall (none; marshall: the output times\n"
+           "            --attention factored|standard (factored)  --sign none|marshall (marshall above 36 sites on even\n"
+           "                             lattices where J1 > 0 and J2 <= 0.55 J1, none otherwise; marshall: the output times\n"
            "                             (-1)^(up spins on the sublattice x + y even), Marshall's sign, a fixed prior)\n"
            "            --init MODEL (start from a model file: its lattice, shape, sign and\n"
            "                             couplings; a psi_sym model continues as psi_sym over its group)\n",
@@ -614,7 +615,7 @@ static int parse_flags(gs_options *o, int argc, char **argv) {
     o->J1 = 1.0; o->J2 = 0.5; o->steps = o->sym_steps = o->thermalize = -1;
     o->max_distance = o->momentum = o->rollback = o->sym_max_distance = NAN;
     o->seed = 1; o->ckpt_every = 50; o->eval_samples = 16384; o->max_rejected = 5; o->sym_samples = 1024;
-    o->att = "factored"; o->sign = "none"; o->solver = "auto"; o->schedule = "exp";
+    o->att = "factored"; o->sign = NULL; o->solver = "auto"; o->schedule = "exp";
     if ((rc = resume_argv(o, &argc, &argv)) != 0) return rc;
     o->argc = argc; o->argv = argv;
     if (!(o->logs = (const char **)calloc((size_t)argc, sizeof(char *)))) flags_die("out of memory");
@@ -818,7 +819,8 @@ static int set_up(gs *g) {
     if (!strcmp(o->att, "factored")) o->cfg.attention = TQS_ATTN_FACTORED;
     else if (!strcmp(o->att, "standard")) o->cfg.attention = TQS_ATTN_STANDARD;
     else flags_die("--attention: must be factored or standard (got '%s')", o->att);
-    if (!strcmp(o->sign, "none")) o->cfg.sign_rule = TQS_SIGN_NONE;
+    if (!o->sign) o->cfg.sign_rule = tqs_recipe_sign_rule(o->cfg.Lx, o->cfg.Ly, o->J1, o->J2);   /* (a model file keeps its own) */
+    else if (!strcmp(o->sign, "none")) o->cfg.sign_rule = TQS_SIGN_NONE;
     else if (!strcmp(o->sign, "marshall")) o->cfg.sign_rule = TQS_SIGN_MARSHALL;
     else flags_die("--sign: must be none or marshall (got '%s')", o->sign);
     if (o->init || o->ck) model_from_file(g);

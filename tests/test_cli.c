@@ -852,7 +852,8 @@ static void test_reference_energy(void) {
 }
 
 /* --sign marshall: in the JSON and the model file, refused when an --init
- * model says otherwise; model sign on models whose answer is known. */
+ * model says otherwise; the default by lattice and J2; model sign on models
+ * whose answer is known. */
 static void test_sign_rule(void) {
     char *out, *err;
     /* --sign marshall: in the JSON, kept in the model file, and an --init
@@ -893,6 +894,28 @@ static void test_sign_rule(void) {
         CHECK_EQ(run("./examples/model sign " D "/zero.tqs"), 0);
         out = slurp(D "/out.txt", NULL);
         CHECK(out && sscanf(strstr(out, "= ") ? strstr(out, "= ") + 2 : "", "%lf", &v) == 1 && v >= 0 && v < 0.2);
+        free(out);
+    }
+    {   /* without --sign, a new model takes tqs_recipe_sign_rule's: Marshall's on
+         * 8x8 at J2 = 0.5, none at J2 = 0.6 or on 4x4 */
+        static const char *const cases[3][2] = { { "--L 8", "marshall" }, { "--L 8 --J2 0.6", "none" }, { "--L 4", "none" } };
+        char cmd[512], want[64];
+        int k;
+        for (k = 0; k < 3; k++) {
+            snprintf(cmd, sizeof cmd, "./examples/ground_state %s --plain --d 8 --heads 2 --layers 1 --samples 64 --chains 8 "
+                     "--steps 1 --eval-samples 64 --json --quiet", cases[k][0]);
+            snprintf(want, sizeof want, "\"sign\":\"%s\"", cases[k][1]);
+            CHECK_EQ(run(cmd), 0);
+            out = slurp(D "/out.txt", NULL);
+            CHECK(out && strstr(out, want));
+            free(out);
+        }
+        /* a model from a file keeps its own: an 8x8 one without the sign stays without */
+        CHECK_EQ(run("./examples/model init -o " D "/m8.tqs --L 8 --d 8 --heads 2 --layers 1"), 0);
+        CHECK_EQ(run("./examples/ground_state --plain --init " D "/m8.tqs --samples 64 --chains 8 --steps 1 --eval-samples 64 "
+                     "--json --quiet"), 0);
+        out = slurp(D "/out.txt", NULL);
+        CHECK(out && strstr(out, "\"sign\":\"none\""));
         free(out);
     }
     CHECK_EQ(run("./examples/ground_state --sign minus --steps 1 --quiet"), 2);

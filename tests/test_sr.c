@@ -834,8 +834,12 @@ static void test_recipe_resume(void) {
     CHECK(bu.group == TQS_RECIPE_TRANSLATIONS && bu.plain_samples == 1024 && bu.plain_share == 0.25);
     bu = tqs_recipe_for_budget(10, 10, 0);   /* fixed step counts too */
     CHECK(bu.group == TQS_RECIPE_TRANSLATIONS);
+    /* the sign rule: Marshall's above 36 sites on even lattices at J1 > 0, J2 <= 0.55 J1 */
+    CHECK(tqs_recipe_sign_rule(10, 10, 1, 0.5) == TQS_SIGN_MARSHALL && tqs_recipe_sign_rule(8, 8, 1, 0) == TQS_SIGN_MARSHALL);
+    CHECK(tqs_recipe_sign_rule(6, 8, 1, 0.55) == TQS_SIGN_MARSHALL && tqs_recipe_sign_rule(6, 6, 1, 0.5) == TQS_SIGN_NONE);
+    CHECK(tqs_recipe_sign_rule(10, 10, 1, 0.6) == TQS_SIGN_NONE && tqs_recipe_sign_rule(10, 10, -1, 0.5) == TQS_SIGN_NONE);
     printf("  recipe: checkpoints of either phase continue bit for bit, another group refused; skip_plain = the second phase; "
-           "the budget table\n");
+           "the budget table and sign rule\n");
     tqs_hamiltonian_free(&H);
 }
 
