@@ -471,7 +471,7 @@ static void print_usage(void) {
            "            --group auto|point|full|translations|plain (the recipe's psi_sym: auto = point; translations\n"
            "            above 36 sites; plain: none, the whole budget plain, as where no sector is found)\n"
            "            --plain-share f (of --time-limit)  --sym-steps n  --sym-samples n (%d)  --sym-lr x (%g;\n"
-           "            %g above 64 sites)  --sym-lr-final x (%g)  --sym-max-distance x (%g)\n"
+           "            %g above 64 sites)  --sym-lr-final x (%g)  --sym-max-distance x (%g)  --sym-warmup n (0)\n"
            "            --sym-time-limit MINUTES (psi_sym's; default: the rest)\n",
            r.plain_steps, r.plain_steps, r.sym_steps, r.sym.n_samples, r.sym.lr, r10.sym.lr, r.sym.lr_final, r.sym.max_distance);
     printf("  lattice   --L n | --Lx n --Ly n (4; with --init or --resume: the model's)   --J1 x (1)   --J2 x (0.5; with --init: the model's)\n"
@@ -555,6 +555,7 @@ typedef struct gs_options {
     double J1, J2, time_limit, plain_share, sym_minutes;
     double max_distance, momentum, rollback;   /* NAN: not given; 0: off */
     int mode, steps, sym_steps;  /* -1: not given; --steps 0 evaluates only */
+    int sym_warmup;              /* the psi_sym phase's steps of linear lr warm-up (0: none) */
     int thermalize;              /* -1: not given */
     int seed, threads, exact, json, quiet, print_every, max_rejected, eval_samples, ckpt_every, stop_at;
     int observables, symmetrize, sym_samples, att_every, n_logs;
@@ -645,6 +646,7 @@ static int parse_flags(gs_options *o, int argc, char **argv) {
             flags_real(argc, argv, &i, "--sym-lr", &o->sym_lr, 1e-12, 1e3) ||
             flags_real(argc, argv, &i, "--sym-lr-final", &o->sym_lr_final, 1e-12, 1e3) ||
             flags_real(argc, argv, &i, "--sym-max-distance", &o->sym_max_distance, 0, 1e6) ||
+            flags_int(argc, argv, &i, "--sym-warmup", &o->sym_warmup, 0, 100000000) ||
             flags_real(argc, argv, &i, "--diag-shift", &t->diag_shift, 1e-14, 1e6) ||
             flags_real(argc, argv, &i, "--diag-shift-final", &t->diag_shift_final, 1e-14, 1e6) ||
             flags_str(argc, argv, &i, "--solver", &o->solver) ||
@@ -790,13 +792,13 @@ static void phase_options(gs *g) {
     if (o->mode == MODE_RECIPE) {   /* what psi_sym shares with the plain phase, and its own flags */
         ro->sym = t;
         ro->sym.n_samples = o->given_sym_samples ? o->sym_samples : 0;
-        ro->sym.lr = o->sym_lr; ro->sym.lr_final = o->sym_lr_final; ro->sym.warmup = 0;
+        ro->sym.lr = o->sym_lr; ro->sym.lr_final = o->sym_lr_final; ro->sym.warmup = o->sym_warmup;
         ro->sym.max_distance = isnan(o->sym_max_distance) ? 0 : o->sym_max_distance > 0 ? o->sym_max_distance : -1;
     }
     if (o->mode != MODE_SYM) ro->plain_steps = o->time_limit > 0 ? placeholder : o->steps > 0 ? o->steps : o->steps == 0 ? 1 : 0;
     if (o->mode == MODE_SYM) ro->sym_steps = o->time_limit > 0 ? placeholder : o->steps > 0 ? o->steps : o->steps == 0 ? 1 : 0;
     else if (o->sym_steps > 0) ro->sym_steps = o->sym_steps;
-    else if (o->time_limit > 0 || o->sym_minutes > 0) ro->sym_steps = placeholder;
+    else if (o->time_limit > 0 || o->sym_minutes > 0) ro->sym_steps = (o->sym_warmup > t.warmup ? o->sym_warmup : t.warmup) + 1;
     tqs_recipe_options_defaults(ro, o->cfg.Lx * o->cfg.Ly);
 }
 
@@ -834,8 +836,8 @@ static int set_up(gs *g) {
     if (!o->group) o->group = "auto";
     if (strcmp(o->group, "auto") && group_code(o->group) < 0) flags_die("--group: must be auto, point, full, translations or plain (got '%s')", o->group);
     if (o->sym_train && (group_code(o->sym_train) < 0 || group_code(o->sym_train) == TQS_RECIPE_PLAIN)) flags_die("--sym-train: must be full, point or translations (got '%s')", o->sym_train);
-    if (o->mode != MODE_RECIPE && (o->sym_steps > 0 || o->sym_lr > 0 || o->sym_lr_final > 0 || !isnan(o->sym_max_distance) || o->plain_share > 0 || o->sym_minutes > 0))
-        flags_die("--sym-steps, --sym-lr, --sym-lr-final, --sym-max-distance, --plain-share, --sym-time-limit: the recipe's psi_sym phase; "
+    if (o->mode != MODE_RECIPE && (o->sym_steps > 0 || o->sym_lr > 0 || o->sym_lr_final > 0 || !isnan(o->sym_max_distance) || o->sym_warmup > 0 || o->plain_share > 0 || o->sym_minutes > 0))
+        flags_die("--sym-steps, --sym-lr, --sym-lr-final, --sym-max-distance, --sym-warmup, --plain-share, --sym-time-limit: the recipe's psi_sym phase; "
                   "this run is a single %s phase", o->mode == MODE_PLAIN ? "plain" : "psi_sym");
     if (o->plain_share > 0 && o->time_limit <= 0) flags_die("--plain-share: a share of --time-limit");
     if (o->exact && N > TQS_ED_MAX_SITES) flags_die("--exact: needs N <= %d sites (got %dx%d)", TQS_ED_MAX_SITES, o->cfg.Lx, o->cfg.Ly);
@@ -873,6 +875,8 @@ static int set_up(gs *g) {
             flags_die("--eval-samples: %d is fewer than the psi_sym phase's %d chains (--chains, --sym-samples)", o->eval_samples, s->n_chains);
         if (o->train.warmup > 0 && o->train.warmup >= p->n_steps && o->time_limit <= 0)
             flags_die("--warmup: %d steps in a run of --steps %d", o->train.warmup, p->n_steps);
+        if (o->sym_warmup > 0 && o->sym_steps > 0 && o->sym_warmup >= o->sym_steps)
+            flags_die("--sym-warmup: %d steps in a psi_sym phase of --sym-steps %d", o->sym_warmup, o->sym_steps);
         if (o->symmetrize && !o->exact && (chains < 32 ? chains : 32) > o->sym_samples)
             flags_die("--sym-samples: %d is fewer than the %d chains of the symmetrised evaluation", o->sym_samples, chains < 32 ? chains : 32);
     }
@@ -990,6 +994,7 @@ static void print_phase(gs *g) {
                                         : "the plain model's samples show");
     if (p->exact) fprintf(stderr, ", exact enumeration");
     else fprintf(stderr, ", %d samples of |psi|^%g", p->n_samples, p->sample_power);
+    if (p->warmup > 0) fprintf(stderr, ", lr warm-up over %d steps", p->warmup);
     fprintf(stderr, ", lr %g -> %g", p->lr, p->lr_final);
     if (p->max_distance > 0) fprintf(stderr, ", max distance %g", p->max_distance);
     if (g->deadline > 0) fprintf(stderr, ", steps planned by the clock to %.0f s\n", g->deadline - g->t_begin);

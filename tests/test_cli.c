@@ -456,21 +456,27 @@ static double json_scalar(const char *text, const char *key) {
     if (!text || !(p = strstr(text, pat))) return NAN;
     return strtod(p + strlen(pat), NULL);
 }
-static long csv_energies(const char *path, double *x, long cap) {
+/* Column col (0: step, 1: E/N, ..., 6: lr) of a ground_state log's rows. */
+static long csv_column(const char *path, int col, double *x, long cap) {
     char *t = slurp(path, NULL), *p;
     long k = 0;
     if (!t) return -1;
     p = strchr(t, '\n');
     while (p && p[1] && k < cap) {
-        double e;
-        long step;
-        if (sscanf(p + 1, "%ld,%lf", &step, &e) != 2) break;
-        x[k++] = e;
+        const char *f = p + 1;
+        char *end;
+        int c;
+        for (c = 0; c < col && f; c++) { f = strchr(f, ','); if (f) f++; }
+        if (!f) break;
+        x[k] = strtod(f, &end);
+        if (end == f) break;
+        k++;
         p = strchr(p + 1, '\n');
     }
     free(t);
     return k;
 }
+static long csv_energies(const char *path, double *x, long cap) { return csv_column(path, 1, x, cap); }
 static void test_json_log(void) {
     const char *base = "./examples/ground_state --plain --quiet --d 8 --heads 2 --samples 128 --chains 8 --lr 0.05 --lr-final 0.05 --diag-shift 0.05 "
                        "--eval-samples 64 --seed 9";
@@ -1110,12 +1116,28 @@ static void test_recipe_command(void) {
     }
     CHECK_EQ(csv_energies(D "/nosec.csv", rows, 4096), 3);
     free(out); free(err);
+    /* --sym-warmup 2: psi_sym's lr rises as lr (t + 1) / 3 over its first two
+     * steps, then its schedule (constant here); the plain phase's is untouched.
+     * The log prints lr with %g, 6 digits: equal to 1e-5 relative */
+    snprintf(cmd, sizeof cmd, "./examples/ground_state --quiet --d 8 --heads 2 --samples 64 --chains 8 --sym-samples 64 --eval-samples 64 "
+             "--seed 4 --steps 3 --lr 0.04 --lr-final 0.04 --sym-steps 4 --sym-warmup 2 --sym-lr 0.09 --sym-lr-final 0.09 --log " D "/rcw.csv");
+    CHECK_EQ(run(cmd), 0);
+    {
+        double want[7] = {0.04, 0.04, 0.04, 0.03, 0.06, 0.09, 0.09};
+        int ok = csv_column(D "/rcw.csv", 6, rows, 64) == 7;
+        for (k = 0; ok && k < 7; k++) ok = fabs(rows[k] - want[k]) <= 1e-5 * want[k];
+        CHECK(ok);
+        if (!ok) for (k = 0; k < 7; k++) printf("  step %d: lr %g, want %g\n", k, rows[k], want[k]);
+    }
+    refused_plain("./examples/ground_state --sym-steps 3 --sym-warmup 3", "--sym-warmup: 3 steps in a psi_sym phase of --sym-steps 3", 2);
+    refused_plain("./examples/ground_state --plain --sym-warmup 2", "this run is a single plain phase", 2);
     refused_plain("./examples/ground_state --plain --sym-steps 3", "this run is a single plain phase", 2);
     refused_plain("./examples/ground_state --plain --sym-train point", "--plain", 2);
     refused_plain("./examples/ground_state --group nine", "--group: must be auto, point, full, translations or plain", 2);
     refused_plain("./examples/ground_state --plain-share 0.5", "--plain-share: a share of --time-limit", 2);
     refused_plain("./examples/ground_state --samples 64 --eval-samples 64", "fewer than the psi_sym phase's 512 chains", 2);
-    printf("  the recipe in one command: stopped in either phase and resumed, the same log; --init of psi_sym continues it\n");
+    printf("  the recipe in one command: stopped in either phase and resumed, the same log; --init of psi_sym continues it; "
+           "--sym-warmup ramps psi_sym's lr alone\n");
 }
 
 /* attention --plot: one curve per log through the steps whose input
