@@ -992,7 +992,7 @@ static void print_phase(gs *g) {
                  g->N <= TQS_ED_MAX_SITES ? "of the exact ground state"
                  : g->r.sector_marshall ? "of Marshall's sign rule, chi_x = chi_y = +1 (the plain model's samples showed none)"
                                         : "the plain model's samples show");
-    if (g->r.phase == 1) {   /* the sector's characters: the translations', then the point group's */
+    if (g->r.phase == 1 && !g->r.sector_marshall) {   /* the sector's characters: the translations', then the point group's */
         int q;
         fprintf(stderr, " (chi_x %+g, chi_y %+g", g->r.group.chi_x, g->r.group.chi_y);
         for (q = 0; q < g->r.group.n_point && !g->r.group.translations_only; q++) fprintf(stderr, q ? " %+g" : ", point %+g", g->r.group.chi_point[q]);
